@@ -1,0 +1,139 @@
+"""Collaborative inference: the weak model drafts, the strong model refines, y* = strong(x, weak(x))."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+from ..config import CollabConfig
+from ..models.base import Backend, Completion, Conversation, Sampling
+from ..tasks.base import Example, TaskType
+from .prompts import DRAFT_INSTRUCTIONS, SECTIONS, TEMPLATES
+
+
+@dataclass
+class Prompter:
+    """Renders every prompt of the method from the templates, for one task type and draft format."""
+
+    task_type: TaskType
+    draft_format: str = "cot"
+    overrides: Mapping[str, str] | None = None
+
+    def template(self, name: str) -> str:
+        """A template by name, recipe overrides first."""
+        if self.overrides and name in self.overrides:
+            return self.overrides[name]
+        if name.startswith("instruction_"):
+            return DRAFT_INSTRUCTIONS[name.removeprefix("instruction_")]
+        return TEMPLATES[name]
+
+    def render(self, name: str, example: Example, **extra: str) -> str:
+        """Fill one template for an example."""
+        fields = dict(
+            question=example.question,
+            options=self.task_type.format_options(example),
+            answer_hint=self.task_type.answer_hint,
+        )
+        fields.update(extra)
+        template = self.template(name)
+        if not fields["options"]:  # drop the options line for tasks without options
+            template = "\n".join(ln for ln in template.split("\n") if ln.strip() != "{options}")
+        return template.format(**fields)
+
+    def draft_prompt(self, example: Example) -> Conversation:
+        """The weak model's input; SFT, mining, DPO and inference all use this exact conversation."""
+        instruction = self.template(f"instruction_{self.draft_format}").format(answer_hint=self.task_type.answer_hint)
+        return [{"role": "user", "content": self.render("weak_draft", example, instruction=instruction)}]
+
+    def draft_target(self, example: Example) -> str:
+        """The SFT target: the gold answer in the draft format, with the dataset's explanation when it has one."""
+        meta = example.metadata
+        background = meta.get("background") or example.explanation or _templated_background(self.task_type, example)
+        reasoning = meta.get("reasoning") or (
+            f"The facts above point to {self.task_type.format_answer(example)}."
+        )
+        parts = {"Background": background, "Reasoning": reasoning, "Answer": self.task_type.format_answer(example)}
+        return "\n".join(f"{s}: {' '.join(str(parts[s]).split())}" for s in SECTIONS[self.draft_format])
+
+    def strong_alone(self, example: Example) -> Conversation:
+        """Strong model alone with chain of thought."""
+        return [{"role": "user", "content": self.render("strong_alone", example)}]
+
+    def strong_refine(self, example: Example, draft: str) -> Conversation:
+        """Strong model given the question and the weak model's draft."""
+        return [{"role": "user", "content": self.render("strong_refine", example, draft=draft.strip())}]
+
+    def judge(self, example: Example, response: str) -> Conversation:
+        """Judge prompt rating a response against the ground truth."""
+        gold = self.task_type.format_answer(example)
+        return [{"role": "user", "content": self.render("judge", example, gold=gold, response=response.strip())}]
+
+    def answer_only(self, conversation: Conversation, reply: str) -> Conversation:
+        """Follow-up turn asking for the answer alone."""
+        ask = self.template("answer_only").format(answer_hint=self.task_type.answer_hint)
+        return [*conversation, {"role": "assistant", "content": reply}, {"role": "user", "content": ask}]
+
+
+def _templated_background(task_type: TaskType, example: Example) -> str:
+    """Short rationale when the dataset has no explanation."""
+    return f"The relevant fact is that the answer to this question is {task_type.format_answer(example)}."
+
+
+def draft_answer_section(draft: str) -> str:
+    """The draft's last 'Answer:' line (weak-alone prediction text)."""
+    lines = [ln for ln in draft.splitlines() if ln.strip().lower().startswith("answer")]
+    return lines[-1] if lines else draft
+
+
+@dataclass
+class Answered:
+    """A strong-model answer: the full text (with any re-ask), the extracted answer and token usage."""
+
+    text: str
+    answer: str | None
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class Collaborator:
+    """Runs the method's model calls in batches: weak drafts, strong alone, strong refinement."""
+
+    def __init__(self, weak: Backend | None, strong: Backend, prompter: Prompter, cfg: CollabConfig):
+        self.weak, self.strong, self.prompter, self.cfg = weak, strong, prompter, cfg
+
+    def drafts(self, examples: Sequence[Example], n: int = 1, sampling: Sampling | None = None) -> list[list[Completion]]:
+        """n weak drafts per example (greedy by default)."""
+        if self.weak is None:
+            raise ValueError("no weak model configured")
+        sampling = sampling or Sampling(max_tokens=self.cfg.draft_max_tokens)
+        return self.weak.generate([self.prompter.draft_prompt(e) for e in examples], n=n, sampling=sampling)
+
+    def strong_alone(self, examples: Sequence[Example]) -> list[Answered]:
+        """The strong model answering alone with chain of thought."""
+        return self.ask_strong(examples, [self.prompter.strong_alone(e) for e in examples])
+
+    def refine(self, examples: Sequence[Example], drafts: Sequence[str]) -> list[Answered]:
+        """The strong model's final answer given each example's draft (same order)."""
+        convs = [self.prompter.strong_refine(e, d) for e, d in zip(examples, drafts, strict=True)]
+        return self.ask_strong(examples, convs)
+
+    def ask_strong(self, examples: Sequence[Example], convs: Sequence[Conversation]) -> list[Answered]:
+        """One strong call per conversation, plus a short re-ask where no answer could be read."""
+        tt = self.prompter.task_type
+        sampling = Sampling(max_tokens=self.cfg.strong_max_tokens)
+        first = [c[0] for c in self.strong.generate(convs, n=1, sampling=sampling)]
+        out = [
+            Answered(c.text, tt.extract(c.text, e), c.prompt_tokens, c.completion_tokens)
+            for c, e in zip(first, examples)
+        ]
+        retry = [i for i, a in enumerate(out) if a.answer is None]
+        if retry:
+            follow = [self.prompter.answer_only(convs[i], first[i].text) for i in retry]
+            short = Sampling(max_tokens=self.cfg.weak_answer_max_tokens)
+            for i, c in zip(retry, self.strong.generate(follow, n=1, sampling=short)):
+                a = out[i]
+                a.text = f"{a.text}\n{c[0].text}"
+                a.answer = tt.extract(c[0].text, examples[i])
+                a.prompt_tokens += c[0].prompt_tokens
+                a.completion_tokens += c[0].completion_tokens
+        return out

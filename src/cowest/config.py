@@ -1,0 +1,212 @@
+"""The recipe: one validated config object that flows from YAML to every stage."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelConfig(_Strict):
+    """One model endpoint: a local HF model, an OpenAI-compatible server, or a managed llama.cpp server."""
+
+    backend: Literal["hf", "openai", "llamacpp"]
+    model: str  # hf: path, hub id or asset name; openai: model name; llamacpp: GGUF path or asset name
+    adapter: str | None = None  # hf only: LoRA adapter directory
+    # openai
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"  # name of the env var holding the key, never the key itself
+    max_concurrency: int = 4
+    timeout_s: float = 120.0
+    max_retries: int = 5
+    # llamacpp
+    n_ctx: int = 4096
+    n_parallel: int = 2
+    n_threads: int | None = None
+    # hf
+    batch_size: int = 16
+    device: str = "auto"
+    dtype: str = "auto"
+    # cache (None: the run's cache; "off": no cache)
+    cache: str | None = None
+
+
+class TaskConfig(_Strict):
+    """Which data to load and how to split it."""
+
+    name: str  # registry key, e.g. "mmlu", "medmcqa", "ifqa", "prosocial", "jsonl", "formulary"
+    path: str | None = None  # local file (overrides the packaged / hub source)
+    test_path: str | None = None  # a separate test file, for sources with their own splits
+    hub: str | None = None  # Hugging Face dataset id (online users)
+    subjects: list[str] | None = None
+    fields: dict[str, str] = Field(default_factory=dict)  # generic loaders: our field -> file column
+    type: Literal["multiple_choice", "short_answer", "classification"] | None = None
+    n_train: int | None = None
+    n_test: int | None = None
+    test_fraction: float = 0.3
+    seed: int = 0
+    options: dict[str, Any] = Field(default_factory=dict)  # loader-specific knobs
+
+
+class CollabConfig(_Strict):
+    """Collaborative inference: draft format and prompt overrides."""
+
+    draft_format: Literal["direct", "knowledge", "cot"] = "cot"
+    prompts: dict[str, str] = Field(default_factory=dict)  # override templates by name
+    draft_max_tokens: int = 160
+    strong_max_tokens: int = 256
+    weak_answer_max_tokens: int = 64
+
+
+class MiningConfig(_Strict):
+    """Collaborative feedback (pair mining), DESIGN.md section 1 stage 2."""
+
+    k: int = 4
+    temperature: float = 0.8
+    top_p: float = 0.95
+    evaluator: Literal["rule", "judge"] = "rule"
+    mode: Literal["paper", "rank"] = "paper"
+    max_pairs_per_question: int = 2
+    n_questions: int | None = None  # None: the whole training split
+    judge_retries: int = 3
+
+
+class EvalConfig(_Strict):
+    """Which systems to evaluate and how to summarise them."""
+
+    systems: list[str] = Field(
+        default_factory=lambda: ["weak_sft", "weak_aligned", "strong", "refine", "cowest"]
+    )
+    split: str = "test"
+    limit: int | None = None
+    n_bootstrap: int = 1000
+    confidence: float = 0.95
+
+
+class Recipe(_Strict):
+    """A whole CoWest run."""
+
+    name: str = "run"
+    seed: int = 0
+    output_dir: str = "runs"
+    task: TaskConfig
+    weak: ModelConfig
+    strong: ModelConfig
+    judge: ModelConfig | None = None  # None: the strong model judges
+    collab: CollabConfig = Field(default_factory=CollabConfig)
+    mining: MiningConfig = Field(default_factory=MiningConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    rounds: int = 1
+    # passed through to TRL / PEFT with their own field names
+    sft: dict[str, Any] = Field(default_factory=dict)
+    dpo: dict[str, Any] = Field(default_factory=dict)
+    lora: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("rounds")
+    @classmethod
+    def _rounds_positive(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError("rounds must be >= 1")
+        return v
+
+    @property
+    def run_dir(self) -> Path:
+        """Where this run writes its artifacts."""
+        return Path(self.output_dir) / self.name
+
+    def digest(self, *parts: str) -> str:
+        """Short hash of the named top-level blocks (all when none given)."""
+        data = self.model_dump(mode="json")
+        if parts:
+            data = {p: data[p] for p in parts}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be used; the message names the file, line and field."""
+
+
+def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
+    """1-based line of the YAML node at a pydantic error location, or of its closest parent."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            nxt = next((v for k, v in node.value if k.value == str(part)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            nxt = node.value[part]
+        else:
+            nxt = None
+        if nxt is None:
+            break
+        node, line = nxt, nxt.start_mark.line + 1
+    return line
+
+
+def apply_override(data: dict, assignment: str) -> None:
+    """Apply one `a.b.c=value` override in place; the value is parsed as YAML."""
+    if "=" not in assignment:
+        raise RecipeError(f"--set {assignment!r}: expected KEY=VALUE, e.g. dpo.beta=0.2")
+    key, raw = assignment.split("=", 1)
+    parts = key.strip().split(".")
+    node = data
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise RecipeError(f"--set {assignment!r}: {p!r} is not a mapping")
+    node[parts[-1]] = yaml.safe_load(raw)
+
+
+def _check_passthrough(recipe: Recipe, source: str) -> None:
+    """Unknown keys in the sft/dpo/lora blocks are errors naming the key."""
+    from peft import LoraConfig
+    from trl import DPOConfig, SFTConfig
+
+    for block, cls in (("sft", SFTConfig), ("dpo", DPOConfig), ("lora", LoraConfig)):
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in getattr(recipe, block):
+            if key not in known:
+                raise RecipeError(f"{source}: {block}.{key}: not a field of {cls.__name__}")
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None, check_trainers: bool = True) -> Recipe:
+    """Read, override and validate a YAML recipe."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise RecipeError(f"{path}: cannot read recipe: {e.strerror}") from e
+    try:
+        data = yaml.safe_load(text) or {}
+        root = yaml.compose(text)
+    except yaml.YAMLError as e:
+        raise RecipeError(f"{path}: invalid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: a recipe must be a mapping")
+    for o in overrides or []:
+        apply_override(data, o)
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = tuple(err["loc"])
+        line = _line_of(root, loc)
+        where = f"{path}:{line}" if line else str(path)
+        field = ".".join(str(x) for x in loc)
+        raise RecipeError(f"{where}: field {field}: {err['msg']}") from e
+    if check_trainers:
+        _check_passthrough(recipe, str(path))
+    return recipe
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    """The recipe as YAML, as written into the run directory."""
+    return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,136 @@
+"""Evaluation: systems (rows) x metrics with bootstrap confidence intervals and strong-model cost."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from .collab.pipeline import Collaborator, draft_answer_section
+from .config import EvalConfig
+from .models.base import Backend
+from .tasks.base import Example
+from .tasks.metrics import bootstrap_ci, bootstrap_metric
+
+
+@dataclass(frozen=True)
+class System:
+    """One row of the results table: who answers, and with which weak model variant."""
+
+    name: str
+    label: str
+    kind: str  # "weak" | "strong" | "collab"
+    variant: str | None = None  # weak model variant: "base" | "sft" | "aligned"
+
+
+SYSTEMS: dict[str, System] = {
+    s.name: s
+    for s in [
+        System("weak_base", "weak base", "weak", "base"),
+        System("weak_sft", "weak SFT", "weak", "sft"),
+        System("weak_aligned", "weak aligned (DPO)", "weak", "aligned"),
+        System("strong", "strong alone (CoT)", "strong"),
+        System("collab_base", "collaboration (base draft -> strong)", "collab", "base"),
+        System("refine", "standard refinement (SFT draft -> strong)", "collab", "sft"),
+        System("cowest", "CoWest (aligned draft -> strong)", "collab", "aligned"),
+    ]
+}
+
+
+def get_systems(names: Sequence[str]) -> list[System]:
+    """Look up systems by name with a clear error."""
+    unknown = [n for n in names if n not in SYSTEMS]
+    if unknown:
+        raise ValueError(f"unknown eval systems {unknown}; known: {', '.join(SYSTEMS)}")
+    return [SYSTEMS[n] for n in names]
+
+
+def evaluate(
+    examples: Sequence[Example],
+    systems: Sequence[System],
+    weak_factory: Callable[[str], Backend],
+    collab: Collaborator,
+    cfg: EvalConfig,
+    seed: int = 0,
+) -> tuple[list[dict], dict]:
+    """Run every system on `examples`; return per-question prediction rows and the results summary."""
+    tt = collab.prompter.task_type
+    drafts: dict[str, list[str]] = {}
+    draft_time: dict[str, float] = {}
+    # Weak drafts first, one weak model in memory at a time.
+    for variant in dict.fromkeys(s.variant for s in systems if s.variant):
+        t0 = time.perf_counter()
+        weak = weak_factory(variant)
+        try:
+            collab.weak = weak
+            drafts[variant] = [c[0].text for c in collab.drafts(examples)]
+        finally:
+            collab.weak = None
+            weak.close()
+        draft_time[variant] = time.perf_counter() - t0
+
+    rows: list[dict] = []
+    results: dict = {"n": len(examples), "systems": {}}
+    for s in systems:
+        t0 = time.perf_counter()
+        if s.kind == "weak":
+            texts = drafts[s.variant]
+            answers = [tt.extract(draft_answer_section(t), e) for t, e in zip(texts, examples)]
+            ptok = ctok = [0] * len(examples)
+        else:
+            answered = collab.strong_alone(examples) if s.kind == "strong" else collab.refine(examples, drafts[s.variant])
+            texts = [a.text for a in answered]
+            answers = [a.answer for a in answered]
+            ptok = [a.prompt_tokens for a in answered]
+            ctok = [a.completion_tokens for a in answered]
+        wall = time.perf_counter() - t0 + (draft_time.get(s.variant, 0.0) if s.variant else 0.0)
+        scores = [tt.score(a, e) for a, e in zip(answers, examples)]
+        for i, e in enumerate(examples):
+            rows.append(
+                dict(
+                    system=s.name, question_id=e.id, question=e.question,
+                    draft=drafts[s.variant][i] if s.variant else None,
+                    text=texts[i], answer=answers[i], gold=e.gold, score=scores[i],
+                    prompt_tokens=ptok[i], completion_tokens=ctok[i],
+                )
+            )
+        results["systems"][s.name] = summarise(s, answers, scores, examples, ptok, ctok, wall, tt, cfg, seed)
+    return rows, results
+
+
+def summarise(system, answers, scores, examples, ptok, ctok, wall, tt, cfg: EvalConfig, seed: int) -> dict:
+    """Metrics with bootstrap CIs, strong-model tokens per question and wall time for one system."""
+    n = max(len(examples), 1)
+    metrics = tt.metrics(answers, examples)
+    out: dict = {"label": system.label, "metrics": {}, "wall_s": round(wall, 2)}
+    for name, value in metrics.items():
+        if name == "answered":
+            out["answered"] = value
+            continue
+        fn = lambda p, g, name=name: tt.metrics(p, g)[name]  # noqa: E731
+        _, lo, hi = bootstrap_metric(fn, answers, examples, n_boot=cfg.n_bootstrap, confidence=cfg.confidence, seed=seed)
+        out["metrics"][name] = {"value": value, "lo": lo, "hi": hi}
+    mean, lo, hi = bootstrap_ci(scores, n_boot=cfg.n_bootstrap, confidence=cfg.confidence, seed=seed)
+    out["score"] = {"value": mean, "lo": lo, "hi": hi}
+    out["strong_prompt_tokens_per_q"] = sum(ptok) / n
+    out["strong_completion_tokens_per_q"] = sum(ctok) / n
+    return out
+
+
+def results_table(results: dict) -> str:
+    """Markdown table: one row per system, each metric with its CI, plus strong tokens per question."""
+    systems = results["systems"]
+    if not systems:
+        return "(no systems)"
+    names = list(next(iter(systems.values()))["metrics"])
+    head = ["system", *names, "strong tok/q", "wall s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in systems.values():
+        cells = [r["label"]]
+        for m in names:
+            v = r["metrics"][m]
+            cells.append(f"{100 * v['value']:.1f} [{100 * v['lo']:.1f}, {100 * v['hi']:.1f}]")
+        tok = r["strong_prompt_tokens_per_q"] + r["strong_completion_tokens_per_q"]
+        cells += [f"{tok:.0f}", f"{r['wall_s']:.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,97 @@
+"""The one interface every model backend implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence, runtime_checkable
+
+Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": str}
+Conversation = list[Message]
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Decoding parameters; temperature 0 means greedy."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 256
+    seed: int = 0
+    stop: tuple[str, ...] = ()
+
+    def key(self) -> dict:
+        """Fields that change the output, for cache keys."""
+        return {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+            "stop": list(self.stop),
+        }
+
+
+@dataclass
+class Completion:
+    """One generated text with its token usage."""
+
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str | None = None
+    cached: bool = False
+
+
+@dataclass
+class Usage:
+    """Running totals for one backend."""
+
+    calls: int = 0
+    cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def add(self, c: Completion) -> None:
+        """Count one completion (cache hits count tokens but not calls)."""
+        if c.cached:
+            self.cache_hits += 1
+        else:
+            self.calls += 1
+        self.prompt_tokens += c.prompt_tokens
+        self.completion_tokens += c.completion_tokens
+
+    def as_dict(self) -> dict[str, int]:
+        """Plain dict for manifests."""
+        return dict(
+            calls=self.calls,
+            cache_hits=self.cache_hits,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+        )
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Generates `n` completions for each chat conversation in a batch."""
+
+    identity: str  # stable description of backend + model (+ adapter hash): part of every cache key
+    usage: Usage
+
+    def generate(
+        self, conversations: Sequence[Conversation], n: int = 1, sampling: Sampling = Sampling()
+    ) -> list[list[Completion]]:
+        """Return, for each conversation, a list of `n` completions."""
+        ...
+
+    def close(self) -> None:
+        """Release processes, sockets and memory."""
+        ...
+
+
+def truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """Cut `text` at the earliest stop string (OpenAI semantics: the stop string is dropped); say if one was found."""
+    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+class BackendError(RuntimeError):
+    """A backend failed for good (retries exhausted, server died, bad configuration)."""

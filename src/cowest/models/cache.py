@@ -1,0 +1,253 @@
+"""SQLite call cache: every model call is stored, so a re-run of a finished recipe makes zero model calls.
+
+Key (DESIGN.md section 2) = sha256 of canonical JSON of {identity, messages, sampling.key(), index}, where
+`identity` is the backend's identity (backend, model, weights/adapter hash) and `index` the sample number 0..n-1.
+
+Sample indices and seeds: a call for `n` samples with seed `s` stores the inner backend's j-th completion as index j.
+When only some indices are cached (say 0..m-1 from an earlier run with n=m), the inner backend is asked for the
+missing `n - m` samples with seed `s + m`, and its j-th completion is stored as index `m + j`. So index i is always
+the draw "seed s + i" on backends that draw sample i with seed + i (OpenAIBackend in its one-request-per-sample mode),
+and on every backend new samples are never replays of the cached ones (a fresh seed, not seed `s` again). A fresh
+run (nothing cached) calls the inner backend with exactly the caller's `n` and seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from cowest.models.base import Backend, BackendError, Completion, Conversation, Sampling, Usage
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS completions (
+    key TEXT PRIMARY KEY,
+    identity TEXT NOT NULL,
+    text TEXT NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    finish_reason TEXT,
+    created REAL NOT NULL
+) WITHOUT ROWID;
+"""
+_CHUNK = 500  # keys per SELECT: well under SQLite's bound-parameter limit
+
+
+class CacheError(RuntimeError):
+    """The cache file cannot be used (not SQLite, corrupt, locked, or from another schema version)."""
+
+
+def cache_key(identity: str, messages: Conversation, sampling: Sampling, index: int) -> str:
+    """sha256 hex of the canonical JSON of (backend identity, messages, sampling params, sample index)."""
+    payload = {"identity": identity, "messages": [dict(m) for m in messages], "sampling": sampling.key(),
+               "index": index}
+    text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class CallCache:
+    """A SQLite file of completions keyed by `cache_key`; safe for several processes writing at once (WAL).
+
+    One connection per instance, usable from several threads; open one instance per process (never share one
+    across fork).
+    """
+
+    def __init__(self, path: str | Path, timeout_s: float = 60.0) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        try:
+            with self._errors():
+                # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so writers queue on busy_timeout up front
+                self._conn = sqlite3.connect(
+                    self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False
+                )
+                self._conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                self._conn.execute("PRAGMA synchronous = NORMAL")  # with WAL: safe against process crashes
+                with self._transaction() as c:
+                    for statement in _SCHEMA.split(";"):  # not executescript: it would COMMIT our transaction
+                        if statement.strip():
+                            c.execute(statement)
+                    row = c.execute("SELECT version FROM schema_version").fetchone()
+                    if row is None:
+                        c.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+                    elif row[0] != SCHEMA_VERSION:
+                        raise CacheError(
+                            f"{self.path}: call cache schema version {row[0]}, this cowest uses {SCHEMA_VERSION}; "
+                            f"delete the file to start a fresh cache"
+                        )
+        except BaseException:
+            self.close()
+            raise
+
+    # -- plumbing ------------------------------------------------------------------------------------------------
+
+    def _errors(self) -> "_ErrorTranslator":
+        return _ErrorTranslator(self.path)
+
+    def _transaction(self) -> "_Transaction":
+        assert self._conn is not None, "cache is closed"
+        return _Transaction(self._conn)
+
+    # -- API -----------------------------------------------------------------------------------------------------
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Completion]:
+        """Cached completions for those of `keys` that are present (marked `cached=True`)."""
+        found: dict[str, Completion] = {}
+        unique = list(dict.fromkeys(keys))
+        with self._lock, self._errors():
+            assert self._conn is not None, "cache is closed"
+            for i in range(0, len(unique), _CHUNK):
+                chunk = unique[i : i + _CHUNK]
+                rows = self._conn.execute(
+                    "SELECT key, text, prompt_tokens, completion_tokens, finish_reason FROM completions "
+                    f"WHERE key IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                ).fetchall()
+                for key, text, pt, ct, fr in rows:
+                    found[key] = Completion(text, pt, ct, fr, cached=True)
+        return found
+
+    def put_many(self, rows: Iterable[tuple[str, str, Completion]]) -> None:
+        """Store (key, identity, completion) rows in one transaction; an existing key keeps its first value."""
+        now = time.time()
+        data = [(k, ident, c.text, c.prompt_tokens, c.completion_tokens, c.finish_reason, now) for k, ident, c in rows]
+        if not data:
+            return
+        with self._lock, self._errors(), self._transaction() as c:
+            c.executemany("INSERT OR IGNORE INTO completions VALUES (?, ?, ?, ?, ?, ?, ?)", data)
+
+    def __len__(self) -> int:
+        with self._lock, self._errors():
+            assert self._conn is not None, "cache is closed"
+            return self._conn.execute("SELECT COUNT(*) FROM completions").fetchone()[0]
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> "CallCache":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on error."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: Any, *_: object) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+class _ErrorTranslator:
+    """Turn sqlite3 errors into a CacheError that names the file and says what to do."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: object) -> None:
+        if not isinstance(exc, sqlite3.Error):
+            return
+        name = getattr(exc, "sqlite_errorname", "")
+        if name in ("SQLITE_NOTADB", "SQLITE_CORRUPT") or "not a database" in str(exc) or "malformed" in str(exc):
+            raise CacheError(
+                f"{self.path}: not a usable SQLite call cache ({exc}); delete this file to start a fresh cache "
+                f"(it only holds cached model outputs)"
+            ) from exc
+        if name.startswith("SQLITE_BUSY") or name.startswith("SQLITE_LOCKED"):
+            raise CacheError(f"{self.path}: call cache stayed locked by another process ({exc})") from exc
+        raise CacheError(f"{self.path}: call cache error: {exc}") from exc
+
+
+class CachedBackend:
+    """Any Backend behind a CallCache: only cache misses reach the inner backend (see the module doc for seeds).
+
+    Other attributes (e.g. HFBackend.logprobs_of_options) are forwarded to the inner backend, uncached.
+    """
+
+    def __init__(self, inner: Backend, cache: CallCache, chunk_size: int = 256) -> None:
+        self.inner = inner
+        self.cache = cache
+        # conversations per inner call: results are saved after each, so a killed run loses little
+        self.chunk_size = chunk_size
+        self.usage = Usage()
+
+    @property
+    def identity(self) -> str:
+        """The inner backend's identity (read live: a wrapper may set it after construction)."""
+        return self.inner.identity
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "inner":  # not yet set (e.g. during unpickling): avoid infinite recursion
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def generate(
+        self, conversations: Sequence[Conversation], n: int = 1, sampling: Sampling = Sampling()
+    ) -> list[list[Completion]]:
+        """Cached completions where present; one inner call per group of conversations missing the same indices."""
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        identity = self.identity
+        keys = [[cache_key(identity, conv, sampling, i) for i in range(n)] for conv in conversations]
+        found = self.cache.get_many([k for ks in keys for k in ks])
+        results: list[list[Completion | None]] = [[found.get(k) for k in ks] for ks in keys]
+
+        # group by the first missing index: each group needs samples first..n-1 drawn with seed + first
+        groups: dict[int, list[int]] = {}
+        for i, row in enumerate(results):
+            first = next((j for j, c in enumerate(row) if c is None), None)
+            if first is not None:
+                groups.setdefault(first, []).append(i)
+        for first, members in sorted(groups.items()):
+            shifted = replace(sampling, seed=sampling.seed + first)
+            for s in range(0, len(members), self.chunk_size):
+                chunk = members[s : s + self.chunk_size]
+                out = self.inner.generate([conversations[i] for i in chunk], n - first, shifted)
+                rows = []
+                for i, comps in zip(chunk, out):
+                    for j, c in enumerate(comps):
+                        if results[i][first + j] is None:  # a cached index (gap after a miss) keeps its value
+                            results[i][first + j] = replace(c, cached=False)
+                            rows.append((keys[i][first + j], identity, c))
+                self.cache.put_many(rows)
+
+        final: list[list[Completion]] = []
+        for row in results:
+            done = [c for c in row if c is not None]
+            if len(done) < n:
+                raise BackendError(f"{identity}: inner backend returned {len(done)} of {n} completions")
+            final.append(done)
+            for c in done:
+                self.usage.add(c)
+        return final
+
+    def close(self) -> None:
+        """Close the inner backend and the cache."""
+        try:
+            self.inner.close()
+        finally:
+            self.cache.close()

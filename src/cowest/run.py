@@ -1,0 +1,302 @@
+"""The run orchestrator: sft -> (mine -> dpo) x rounds -> eval, each stage resumable through its manifest."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
+from typing import Callable
+
+from .collab import Collaborator, JudgeEvaluator, Prompter, RuleEvaluator, mine
+from .config import ModelConfig, Recipe, dump_recipe
+from .io import hash_obj, hash_path, read_json, read_jsonl, write_json, write_jsonl, write_text
+from .models import build_backend
+from .models.base import Backend
+from .tasks import TaskData, load_task
+
+
+def log(msg: str) -> None:
+    """Progress line on stderr."""
+    print(f"[cowest {datetime.now():%H:%M:%S}] {msg}", file=sys.stderr, flush=True)
+
+
+class Run:
+    """One recipe's run directory, its models and its stages."""
+
+    def __init__(self, recipe: Recipe):
+        self.recipe = recipe
+        self.dir = recipe.run_dir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._strong: Backend | None = None
+        self._judge: Backend | None = None
+        self.usage: dict[str, dict] = {}
+        self.timings: dict[str, float] = {}
+
+    # ---- data and prompts
+    @cached_property
+    def task(self) -> TaskData:
+        """The loaded task (splits, corpus, extras)."""
+        return load_task(self.recipe.task)
+
+    @cached_property
+    def prompter(self) -> Prompter:
+        """Prompt renderer for this task and draft format."""
+        c = self.recipe.collab
+        return Prompter(self.task.type, c.draft_format, c.prompts)
+
+    # ---- models
+    @property
+    def cache_path(self) -> Path:
+        """The run's SQLite call cache."""
+        return self.dir / "cache.sqlite"
+
+    def _model_dir(self, round_: int) -> Path:
+        """Merged checkpoint that round `round_` (1-based) starts from: SFT for round 1."""
+        return self.dir / ("sft" if round_ == 1 else f"round_{round_ - 1}") / "merged"
+
+    def weak_config(self, variant: str) -> ModelConfig:
+        """The weak model variant: 'base', 'sft', 'aligned' (last round) or 'round_K'."""
+        base = self.recipe.weak
+        if variant == "base":
+            return base
+        if variant == "sft":
+            return base.model_copy(update={"adapter": str(self.dir / "sft" / "adapter")})
+        k = self.recipe.rounds if variant == "aligned" else int(variant.removeprefix("round_"))
+        return base.model_copy(
+            update={"model": str(self._model_dir(k)), "adapter": str(self.dir / f"round_{k}" / "adapter")}
+        )
+
+    def weak(self, variant: str) -> Backend:
+        """Load a weak model variant behind the call cache."""
+        return build_backend(self.weak_config(variant), cache_path=self.cache_path)
+
+    @property
+    def strong(self) -> Backend:
+        """The strong model, started on first use."""
+        if self._strong is None:
+            log(f"starting strong model ({self.recipe.strong.backend}: {self.recipe.strong.model})")
+            self._strong = build_backend(self.recipe.strong, cache_path=self.cache_path)
+        return self._strong
+
+    @property
+    def judge(self) -> Backend:
+        """The judge model (the strong model unless one is configured)."""
+        if self.recipe.judge is None:
+            return self.strong
+        if self._judge is None:
+            self._judge = build_backend(self.recipe.judge, cache_path=self.cache_path)
+        return self._judge
+
+    def release(self) -> None:
+        """Stop servers and free models (before training, which needs every core)."""
+        for b in (self._strong, self._judge):
+            if b is not None:
+                self.usage[b.identity] = b.usage.as_dict()
+                b.close()
+        self._strong = self._judge = None
+
+    def collaborator(self, weak: Backend | None) -> Collaborator:
+        """Collaborator over the given weak model and the strong model."""
+        return Collaborator(weak, self.strong, self.prompter, self.recipe.collab)
+
+    # ---- stage bookkeeping
+    def stage(self, name: str, sdir: Path, inputs: dict, fn: Callable[[Path], dict]) -> dict:
+        """Run `fn(sdir)` unless the stage's manifest matches `inputs`; the manifest is written last."""
+        mpath = self.manifest_path(name)
+        key = hash_obj(inputs)
+        if mpath.exists():
+            old = read_json(mpath)
+            if old.get("key") == key:
+                log(f"{name}: up to date, skipped")
+                self.timings[name] = 0.0
+                return old
+        log(f"{name}: running")
+        t0 = time.perf_counter()
+        before = self._usage_snapshot()
+        counts = fn(sdir)
+        wall = time.perf_counter() - t0
+        manifest = dict(
+            stage=name, key=key, inputs=inputs, counts=counts, wall_s=round(wall, 2),
+            usage=_usage_delta(before, self._usage_snapshot()),
+            finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
+        write_json(mpath, manifest)
+        self.timings[name] = wall
+        log(f"{name}: done in {wall:.1f}s")
+        return manifest
+
+    def manifest_path(self, name: str) -> Path:
+        """`sft` -> sft/manifest.json; `round_1/mine` -> round_1/mine.manifest.json."""
+        head, _, tail = name.partition("/")
+        return self.dir / head / (f"{tail}.manifest.json" if tail else "manifest.json")
+
+    def _usage_snapshot(self) -> dict[str, dict]:
+        snap = {}
+        for b in (self._strong, self._judge):
+            if b is not None:
+                snap[b.identity] = b.usage.as_dict()
+        return snap
+
+    # ---- stages
+    def sft(self) -> dict:
+        """Stage 1: LoRA SFT of the weak model on draft-format targets."""
+        from .train import merge_adapter, train_sft
+
+        r = self.recipe
+        inputs = dict(task=r.task.model_dump(), weak=r.weak.model_dump(), sft=r.sft, lora=r.lora, seed=r.seed,
+                      draft_format=r.collab.draft_format, prompts=r.collab.prompts)
+
+        def run(sdir: Path) -> dict:
+            rows = [
+                {"prompt": self.prompter.draft_prompt(e),
+                 "completion": [{"role": "assistant", "content": self.prompter.draft_target(e)}]}
+                for e in self.task.train
+            ]
+            write_jsonl(sdir / "train.jsonl", rows)
+            base = self.weak_config("base")
+            from .assets import resolve_model
+
+            base_path = resolve_model(base.model, "hf")
+            adapter = train_sft(base_path, rows, sdir, r.sft, r.lora, seed=r.seed, log_path=sdir / "train_log.jsonl")
+            merge_adapter(base_path, adapter, sdir / "merged")
+            return dict(examples=len(rows), adapter_hash=hash_path(adapter))
+
+        return self.stage("sft", self.dir / "sft", inputs, run)
+
+    def mine(self, round_: int) -> dict:
+        """Stage 2: collaborative feedback with the previous round's weak model."""
+        r = self.recipe
+        variant = "sft" if round_ == 1 else f"round_{round_ - 1}"
+        wcfg = self.weak_config(variant)
+        inputs = dict(
+            round=round_, task=r.task.model_dump(), mining=r.mining.model_dump(), collab=r.collab.model_dump(),
+            strong=r.strong.model_dump(), judge=r.judge.model_dump() if r.judge else None, seed=r.seed,
+            weak_adapter=hash_path(Path(wcfg.adapter)) if wcfg.adapter else wcfg.model,
+        )
+
+        def run(sdir: Path) -> dict:
+            examples = self.task.train
+            if r.mining.n_questions is not None:
+                examples = examples[: r.mining.n_questions]
+            weak = self.weak(variant)
+            try:
+                collab = self.collaborator(weak)
+                if r.mining.evaluator == "rule":
+                    evaluator = RuleEvaluator(self.prompter)
+                else:
+                    evaluator = JudgeEvaluator(self.judge, self.prompter, retries=r.mining.judge_retries)
+                res = mine(examples, collab, evaluator, r.mining, seed=r.seed, round_=round_)
+            finally:
+                weak.close()
+            for name in ("drafts", "refinements", "scores", "pairs"):
+                write_jsonl(sdir / f"{name}.jsonl", getattr(res, name))
+            write_json(sdir / "mining_stats.json", res.stats)
+            log(f"mining round {round_}: " + ", ".join(f"{k}={_fmt(v)}" for k, v in res.stats.items()))
+            return res.stats
+
+        return self.stage(f"round_{round_}/mine", self.dir / f"round_{round_}", inputs, run)
+
+    def dpo(self, round_: int) -> dict:
+        """Stage 3: DPO (or KTO/IPO per recipe) of the weak model on the mined pairs; reference = round start."""
+        from .train import merge_adapter, train_dpo
+
+        self.release()
+        r = self.recipe
+        rdir = self.dir / f"round_{round_}"
+        pairs = rdir / "pairs.jsonl"
+        start = self._model_dir(round_)
+        prev = self.manifest_path("sft" if round_ == 1 else f"round_{round_ - 1}/dpo")
+        inputs = dict(round=round_, dpo=r.dpo, lora=r.lora, seed=r.seed, pairs=hash_path(pairs),
+                      start=read_json(prev)["key"])
+
+        def run(sdir: Path) -> dict:
+            rows = read_jsonl(pairs)
+            if not rows:
+                raise RuntimeError(
+                    f"{pairs}: mining produced no preference pairs, so there is nothing to align on. "
+                    "Try more drafts (mining.k), a higher mining.temperature, more questions, or mining.mode: rank."
+                )
+            log_path = sdir / "train_log.jsonl"
+            adapter = train_dpo(str(start), pairs, sdir, r.dpo, r.lora, seed=r.seed, log_path=log_path)
+            # The next round starts from this round's merged model.
+            if round_ < r.rounds:
+                merge_adapter(str(start), adapter, sdir / "merged")
+            steps = read_jsonl(log_path) if log_path.exists() else []
+            margins = [s["rewards/margins"] for s in steps if "rewards/margins" in s]
+            return dict(pairs=len(rows), steps=len(margins),
+                        final_margin=margins[-1] if margins else None, adapter_hash=hash_path(adapter))
+
+        return self.stage(f"round_{round_}/dpo", self.dir / f"round_{round_}", inputs, run)
+
+    def evaluate(self, systems: list[str] | None = None, name: str = "eval") -> dict:
+        """Stage 4: every system on the test split, with CIs; writes predictions and results."""
+        from .evaluate import evaluate, get_systems, results_table
+
+        r = self.recipe
+        systems_ = get_systems(systems or r.eval.systems)
+        variants = sorted({s.variant for s in systems_ if s.variant})
+        inputs = dict(
+            eval=r.eval.model_dump(), systems=[s.name for s in systems_], task=r.task.model_dump(),
+            collab=r.collab.model_dump(), strong=r.strong.model_dump(), seed=r.seed,
+            weak={v: _weak_key(self.weak_config(v)) for v in variants},
+        )
+
+        def run(sdir: Path) -> dict:
+            examples = self.task.test if r.eval.split == "test" else self.task.extra[r.eval.split]
+            if r.eval.limit is not None:
+                examples = examples[: r.eval.limit]
+            collab = self.collaborator(None)
+            rows, results = evaluate(examples, systems_, self.weak, collab, r.eval, seed=r.seed)
+            results.update(task=r.task.name, recipe=r.name, date=datetime.now().isoformat(timespec="seconds"))
+            write_jsonl(sdir / "predictions.jsonl", rows)
+            write_json(sdir / "results.json", results)
+            table = results_table(results)
+            write_text(sdir / "results.md", f"# {r.name}: {r.task.name} ({len(examples)} questions)\n\n{table}\n")
+            _write_csv(sdir / "results.csv", results)
+            print(table)
+            return dict(questions=len(examples), systems=len(systems_))
+
+        return self.stage(name, self.dir / name, inputs, run)
+
+    def run_all(self) -> None:
+        """sft -> (mine -> dpo) x rounds -> eval, then a timing summary."""
+        write_text(self.dir / "config.yaml", dump_recipe(self.recipe))
+        try:
+            self.sft()
+            for k in range(1, self.recipe.rounds + 1):
+                self.mine(k)
+                self.dpo(k)
+            self.evaluate()
+        finally:
+            self.release()
+        log("stage wall times: " + ", ".join(f"{k} {v:.0f}s" for k, v in self.timings.items()))
+
+
+def _weak_key(cfg: ModelConfig) -> str:
+    """Cache-safe identity of a weak model variant (adapter content included)."""
+    return f"{cfg.model}|{hash_path(Path(cfg.adapter)) if cfg.adapter and Path(cfg.adapter).exists() else cfg.adapter}"
+
+
+def _usage_delta(before: dict, after: dict) -> dict:
+    return {m: {k: v - before.get(m, {}).get(k, 0) for k, v in u.items()} for m, u in after.items()}
+
+
+def _fmt(v: object) -> str:
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def _write_csv(path: Path, results: dict) -> None:
+    """Flat CSV: system, metric, value, lo, hi."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["system", "label", "metric", "value", "lo", "hi", "strong_tokens_per_q", "wall_s"])
+    for name, r in results["systems"].items():
+        tok = r["strong_prompt_tokens_per_q"] + r["strong_completion_tokens_per_q"]
+        for m, v in r["metrics"].items():
+            w.writerow([name, r["label"], m, v["value"], v["lo"], v["hi"], tok, r["wall_s"]])
+    write_text(path, buf.getvalue())

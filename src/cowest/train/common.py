@@ -1,0 +1,133 @@
+"""Pieces shared by the SFT and preference stages: trainer defaults, JSONL step logs, atomic saves."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from peft import LoraConfig
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+# Small Llama-like models: adapt every linear layer (PEFT's "all-linear" leaves the LM head out).
+LORA_DEFAULTS: dict[str, Any] = {
+    "r": 16,
+    "lora_alpha": 32,
+    "lora_dropout": 0.05,
+    "target_modules": "all-linear",
+    "bias": "none",
+    "task_type": "CAUSAL_LM",
+}
+
+
+def lora_config(lora_args: dict[str, Any] | None) -> LoraConfig:
+    """PEFT LoraConfig from our defaults overridden by the recipe's `lora:` block."""
+    return LoraConfig(**LORA_DEFAULTS | dict(lora_args or {}))
+
+
+def trainer_defaults(out_dir: Path, seed: int) -> dict[str, Any]:
+    """TrainingArguments fields every stage shares: right on a CPU-only box, still right on one GPU."""
+    cuda = torch.cuda.is_available()
+    return {
+        "output_dir": str(Path(out_dir) / "trainer"),
+        "seed": seed,
+        "use_cpu": not cuda,
+        # TRL turns bf16 on by default; on CPU that is slow emulated autocast, so only use it on a capable GPU
+        "bf16": cuda and torch.cuda.is_bf16_supported(),
+        "fp16": False,
+        # TRL turns checkpointing on; sub-1B models fit easily and recomputation costs ~20% of the step time
+        # (transformers 5.24 renamed gradient_checkpointing to activation_checkpointing)
+        "activation_checkpointing": False,
+        "save_strategy": "no",  # a stage is resumed by the run manifest, not by Trainer checkpoints
+        "report_to": "none",
+        "logging_steps": 1,
+        "dataloader_num_workers": 0,
+        "dataloader_pin_memory": cuda,
+    }
+
+
+def merge_args(*layers: dict[str, Any] | None) -> dict[str, Any]:
+    """Later layers win; a later `gradient_checkpointing*` (old name) also overrides an earlier `activation_*`."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in (layer or {}).items():
+            if key.startswith("gradient_checkpointing"):
+                # the new name wins inside TrainingArguments, so drop it for the old one to take effect
+                merged.pop(key.replace("gradient", "activation", 1), None)
+            merged[key] = value
+    return merged
+
+
+def disable_telemetry() -> None:
+    """Stop the usage pings TRL trainers and `datasets.load_dataset` send: our training is local, never online."""
+    os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+    os.environ["HF_UPDATE_DOWNLOAD_COUNTS"] = "0"
+    import datasets.config
+    import huggingface_hub.constants
+
+    # both libraries read the env vars once at import; these attributes are what they check at call time
+    huggingface_hub.constants.HF_HUB_DISABLE_TELEMETRY = True
+    datasets.config.HF_UPDATE_DOWNLOAD_COUNTS = False
+
+
+class JsonlLogCallback(TrainerCallback):
+    """Appends each Trainer log (loss, learning_rate, rewards/..., step) as a JSON line and keeps it in memory."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        self.records: list[dict[str, Any]] = []
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if not state.is_world_process_zero or not logs:
+            return
+        record = {"step": state.global_step, "epoch": state.epoch, "time": time.time()}
+        record |= {k: v for k, v in logs.items() if isinstance(v, (int, float, str, bool))}
+        self.records.append(record)
+        if self.path is not None:
+            with self.path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+def load_log(path: str | Path) -> list[dict[str, Any]]:
+    """Read a JSONL training log written by a stage."""
+    with Path(path).open() as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+@contextlib.contextmanager
+def atomic_dir(target: Path) -> Iterator[Path]:
+    """Yield a temporary sibling directory that replaces `target` only when the block succeeds."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary directory
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if target.exists():
+        # rename() cannot replace a non-empty directory: move the old one aside first
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+    os.replace(tmp, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

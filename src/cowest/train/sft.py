@@ -1,0 +1,79 @@
+"""Stage 1: LoRA SFT of the weak model on the draft format, and merging the adapter into a plain checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from datasets import Dataset
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from trl import SFTConfig, SFTTrainer
+
+from cowest.train.common import (
+    JsonlLogCallback,
+    atomic_dir,
+    disable_telemetry,
+    lora_config,
+    merge_args,
+    trainer_defaults,
+)
+
+SFT_DEFAULTS: dict[str, Any] = {
+    "completion_only_loss": True,  # learn the draft, not the question
+    "learning_rate": 2e-4,  # usual LoRA rate; TRL's 2e-5 default is meant for full fine-tuning
+    "num_train_epochs": 3,
+    "per_device_train_batch_size": 8,
+    "gradient_accumulation_steps": 1,
+    "lr_scheduler_type": "cosine",
+    "warmup_steps": 0.03,  # a float < 1 is a fraction of the total steps
+    "max_length": 384,  # question + options + a cot draft fit; longer only costs CPU time
+}
+
+
+def train_sft(
+    model_path: str,
+    train_rows: list[dict],
+    out_dir: Path,
+    sft_args: dict,
+    lora_args: dict,
+    seed: int = 0,
+    log_path: Path | None = None,
+) -> Path:
+    """Train a LoRA adapter with TRL's SFTTrainer on prompt-completion chat rows; return `out_dir/adapter`."""
+    if not train_rows:
+        raise ValueError("train_sft: no training rows (the task's training split is empty)")
+    disable_telemetry()
+    out_dir = Path(out_dir)
+    # keep only the columns TRL reads: metadata of mixed types would break Dataset.from_list
+    dataset = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in train_rows])
+    args = SFTConfig(**merge_args(trainer_defaults(out_dir, seed), SFT_DEFAULTS, sft_args))
+    log = JsonlLogCallback(log_path)
+    trainer = SFTTrainer(
+        model=model_path,  # a local path: TRL loads it in fp32 and the model keeps a real name (no Hub look-ups)
+        args=args,
+        train_dataset=dataset,
+        processing_class=AutoTokenizer.from_pretrained(model_path),
+        peft_config=lora_config(lora_args),
+        callbacks=[log],
+    )
+    trainer.train()
+    target = out_dir / "adapter"
+    with atomic_dir(target) as tmp:
+        trainer.save_model(str(tmp))  # adapter weights + config + tokenizer
+    return target
+
+
+def merge_adapter(base_path: str, adapter_dir: Path, out_dir: Path) -> Path:
+    """Merge a LoRA adapter into its base and save a plain checkpoint + tokenizer at `out_dir`."""
+    adapter_dir = Path(adapter_dir)
+    # merge in fp32: small LoRA deltas can round away when added to bf16 weights
+    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
+    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    tok_src = adapter_dir if (adapter_dir / "tokenizer_config.json").exists() else base_path
+    tokenizer = AutoTokenizer.from_pretrained(str(tok_src))
+    with atomic_dir(Path(out_dir)) as tmp:
+        merged.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return Path(out_dir)

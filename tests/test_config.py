@@ -1,0 +1,68 @@
+"""Recipe loading: validation errors name file, line and field; overrides; TRL/PEFT pass-through."""
+
+from pathlib import Path
+
+import pytest
+
+from cowest.config import RecipeError, load_recipe
+
+RECIPE = """\
+name: t
+task:
+  name: formulary
+weak:
+  backend: hf
+  model: smollm2-135m-instruct
+strong:
+  backend: llamacpp
+  model: qwen2.5-coder-1.5b-instruct
+dpo:
+  beta: 0.1
+lora:
+  r: 8
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "r.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_recipe_loads_with_defaults(tmp_path):
+    r = load_recipe(write(tmp_path, RECIPE))
+    assert r.mining.k == 4 and r.mining.temperature == 0.8 and r.collab.draft_format == "cot"
+    assert r.dpo == {"beta": 0.1} and r.rounds == 1
+
+
+def test_override_parses_yaml_values(tmp_path):
+    r = load_recipe(write(tmp_path, RECIPE), ["dpo.beta=0.2", "mining.k=2", "collab.draft_format=direct"])
+    assert r.dpo["beta"] == 0.2 and r.mining.k == 2 and r.collab.draft_format == "direct"
+
+
+def test_bad_field_names_file_line_and_field(tmp_path):
+    bad = RECIPE.replace("  name: formulary", "  name: formulary\n  n_test: many")
+    with pytest.raises(RecipeError) as e:
+        load_recipe(write(tmp_path, bad))
+    assert "r.yaml:4" in str(e.value) and "task.n_test" in str(e.value)
+
+
+def test_unknown_top_level_key(tmp_path):
+    with pytest.raises(RecipeError, match=r"r.yaml:\d+: field mystery"):
+        load_recipe(write(tmp_path, RECIPE + "mystery: 1\n"))
+
+
+@pytest.mark.parametrize("block,key", [("dpo", "betta"), ("lora", "rank"), ("sft", "epochs")])
+def test_unknown_passthrough_key_is_named(tmp_path, block, key):
+    with pytest.raises(RecipeError, match=rf"{block}\.{key}: not a field of"):
+        load_recipe(write(tmp_path, RECIPE), [f"{block}.{key}=1"])
+
+
+def test_bad_override_syntax(tmp_path):
+    with pytest.raises(RecipeError, match="KEY=VALUE"):
+        load_recipe(write(tmp_path, RECIPE), ["dpo.beta"])
+
+
+def test_shipped_recipes_validate():
+    for path in sorted(Path(__file__).parent.parent.joinpath("recipes").glob("*.yaml")):
+        load_recipe(path)

@@ -1,0 +1,105 @@
+"""Collaborative feedback on a hand-computed example."""
+
+import random
+
+import pytest
+
+from cowest.collab import Collaborator, JudgeEvaluator, Prompter, RuleEvaluator, mine, parse_judge_score, select_pairs
+from cowest.config import CollabConfig, MiningConfig
+from cowest.tasks.base import Example
+from cowest.tasks.types import MultipleChoice
+
+from fakes import ScriptedBackend
+
+OPTS = ["alpha", "beta", "gamma", "delta"]
+EXAMPLES = [
+    Example(id="q1", question="Which is first?", options=OPTS, gold="A"),
+    Example(id="q2", question="Which is also first?", options=OPTS, gold="A"),
+]
+
+
+def weak_script(conv, i, sampling):
+    # Sample i proposes letter A, B, C in turn.
+    return f"Background: letters.\nReasoning: guess.\nAnswer: {'ABC'[i]}"
+
+
+def strong_script(conv, i, sampling):
+    text = conv[-1]["content"]
+    if "--- Draft ---" in text:  # refinement copies the draft's letter
+        letter = text.split("--- Draft ---")[1].split("Answer: ")[1][0]
+        return f"The draft says {letter}.\nFinal answer: {letter}"
+    return "Final answer: B" if "also" not in text else "Final answer: A"
+
+
+def run_mining(mode="paper", cap=2):
+    prompter = Prompter(MultipleChoice(), "cot")
+    weak, strong = ScriptedBackend(weak_script, "weak"), ScriptedBackend(strong_script, "strong")
+    collab = Collaborator(weak, strong, prompter, CollabConfig())
+    cfg = MiningConfig(k=3, mode=mode, max_pairs_per_question=cap)
+    return mine(EXAMPLES, collab, RuleEvaluator(prompter), cfg, seed=0), strong
+
+
+def test_mining_statistics_match_hand_computation():
+    res, _ = run_mining()
+    # q1: strong alone says B (wrong, s0=0); drafts A/B/C refine to A/B/C -> deltas 1, 0, 0.
+    # q2: strong alone says A (right, s0=1); deltas 0, -1, -1 -> no chosen draft, no pair.
+    s = res.stats
+    assert s["questions"] == 2 and s["drafts"] == 6
+    assert s["pairs"] == 2 and s["questions_with_pair"] == 1 and s["share_with_pair"] == 0.5
+    assert s["mean_delta"] == pytest.approx(-1 / 6)
+    assert s["share_helped"] == pytest.approx(1 / 6)
+    assert s["share_hurt"] == pytest.approx(2 / 6)
+    assert s["strong_alone_score"] == 0.5
+    for p in res.pairs:
+        assert p["question_id"] == "q1"
+        assert p["chosen"][0]["content"].endswith("Answer: A")
+        assert p["chosen_delta"] > 0 >= p["rejected_delta"]
+        assert p["prompt"][0]["role"] == "user" and "Which is first?" in p["prompt"][0]["content"]
+    rejected = sorted(p["rejected"][0]["content"][-1] for p in res.pairs)
+    assert rejected == ["B", "C"]
+
+
+def test_refinements_of_one_question_are_adjacent():
+    _, strong = run_mining()
+    refine_qs = [c[-1]["content"].split("\n")[0] for c in strong.requests if "--- Draft ---" in c[-1]["content"]]
+    assert refine_qs == ["Question: Which is first?"] * 3 + ["Question: Which is also first?"] * 3
+
+
+def test_pair_cap_and_rank_mode():
+    res, _ = run_mining(cap=1)
+    assert res.stats["pairs"] == 1
+    res, _ = run_mining(mode="rank")
+    # rank: best vs worst by refined score whenever scores differ (q2 too).
+    assert res.stats["pairs"] == 2
+    assert {p["question_id"] for p in res.pairs} == {"q1", "q2"}
+
+
+def test_select_pairs_is_deterministic_given_seed():
+    deltas = [1, 1, 0, -1]
+    a = select_pairs(deltas, deltas, "paper", 2, random.Random("s"))
+    b = select_pairs(deltas, deltas, "paper", 2, random.Random("s"))
+    assert a == b and len(a) == 2
+    assert all(deltas[c] > 0 >= deltas[r] for c, r in a)
+    assert select_pairs([1, 1], [0, 0], "rank", 2, random.Random(0)) == []
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [("Score: 7", 7), ("score = 10/10", 10), ("**Score:** 3", 3), ("8", 8), ("I think\nScore: 2\n", 2),
+     ("no number", None), ("Score: 11", None), ("", None)],
+)
+def test_parse_judge_score(text, expected):
+    assert parse_judge_score(text) == expected
+
+
+def test_judge_retries_unparseable_then_scores():
+    calls = {"n": 0}
+
+    def judge_script(conv, i, sampling):
+        calls["n"] += 1
+        return "hmm" if sampling.seed == 0 else "Score: 10"
+
+    prompter = Prompter(MultipleChoice(), "cot")
+    ev = JudgeEvaluator(ScriptedBackend(judge_script), prompter, retries=2)
+    assert ev.score(["Final answer: A"], EXAMPLES[:1]) == [1.0]
+    assert calls["n"] == 2 and ev.unparsed == 0

@@ -1,0 +1,90 @@
+"""The managed llama.cpp server: error paths (no model needed) and a real run on the strong GGUF (integration)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from cowest import assets
+from cowest.config import ModelConfig
+from cowest.models.base import BackendError, Sampling
+from cowest.models.llamacpp import LlamaCppServer, gguf_identity, make_llamacpp_backend
+
+
+def _refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def test_missing_gguf_is_a_clear_error(tmp_path: Path) -> None:
+    srv = LlamaCppServer(tmp_path / "nope.gguf")
+    with pytest.raises(BackendError, match="GGUF file not found: .*nope.gguf"):
+        srv.start()
+    assert not srv.running
+    srv.stop()  # idempotent, even when never started
+
+
+def test_corrupt_gguf_names_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"not a gguf" * 1000)
+    with pytest.raises(BackendError, match="failed to start for .*bad.gguf"):
+        LlamaCppServer(bad).start()
+
+
+def test_unknown_asset_is_returned_as_a_path() -> None:
+    with pytest.raises(BackendError, match="GGUF file not found: no-such-model"):
+        make_llamacpp_backend(ModelConfig(backend="llamacpp", model="no-such-model"))
+
+
+@pytest.fixture(scope="module")
+def strong_gguf() -> Path:
+    return assets.install([assets.STRONG_DEFAULT], progress=False)[assets.STRONG_DEFAULT]
+
+
+@pytest.mark.integration
+def test_server_chat_usage_and_stop(strong_gguf: Path) -> None:
+    from openai import OpenAI
+
+    with LlamaCppServer(strong_gguf, n_ctx=1024, n_parallel=1) as srv:
+        port = srv.port
+        assert srv.base_url == f"http://127.0.0.1:{port}/v1"
+        assert srv.start_time_s is not None and srv.start_time_s < 30
+        with OpenAI(base_url=srv.base_url, api_key="sk-local") as client:
+            r = client.chat.completions.create(
+                model="anything",  # a single-model llama.cpp server ignores the name
+                messages=[{"role": "user", "content": "What is 2 + 2? Answer with the number only."}],
+                max_tokens=8,
+                temperature=0,
+            )
+        assert "4" in r.choices[0].message.content  # the embedded chat template is applied
+        assert r.usage.prompt_tokens > 0 and r.usage.completion_tokens > 0
+    assert not srv.running and _refused(port)
+    srv.stop()  # second stop is a no-op
+
+
+@pytest.mark.integration
+def test_make_llamacpp_backend(strong_gguf: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("cowest.models.openai_compat")
+    stopped: list[int] = []
+    real_stop = LlamaCppServer.stop
+
+    def stop(self: LlamaCppServer) -> None:
+        if self.running:
+            stopped.append(self.port or 0)
+        real_stop(self)
+
+    monkeypatch.setattr(LlamaCppServer, "stop", stop)
+    cfg = ModelConfig(backend="llamacpp", model=assets.STRONG_DEFAULT, n_ctx=1024, n_parallel=1)
+    backend = make_llamacpp_backend(cfg)
+    try:
+        assert backend.identity == gguf_identity(assets.STRONG_DEFAULT, strong_gguf)  # no port in the cache key
+        [[c]] = backend.generate([[{"role": "user", "content": "Say OK."}]], n=1, sampling=Sampling(max_tokens=4))
+        assert c.text and c.completion_tokens > 0
+    finally:
+        backend.close()
+    assert len(stopped) == 1 and _refused(stopped[0])

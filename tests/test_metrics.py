@@ -1,0 +1,116 @@
+"""Metrics and bootstrap confidence intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cowest.tasks.metrics import (
+    best_over,
+    bootstrap_ci,
+    bootstrap_metric,
+    exact_match,
+    macro_f1,
+    paired_bootstrap,
+    squad_normalize,
+    token_f1,
+)
+
+
+def test_macro_f1_by_hand():
+    golds = ["A", "A", "A", "B", "B", "C"]
+    preds = ["A", "A", "B", "B", None, "A"]
+    # A: tp 2, fp 1, fn 1 -> 4/6; B: tp 1, fp 1, fn 1 -> 2/4; C: tp 0 -> 0
+    assert macro_f1(preds, golds) == pytest.approx((4 / 6 + 1 / 2 + 0) / 3)
+    assert macro_f1(golds, golds) == 1.0
+    # A class that only appears in predictions is not averaged, it just makes those predictions wrong.
+    assert macro_f1(["D", "B"], ["A", "B"]) == pytest.approx((0 + 1) / 2)
+    with pytest.raises(ValueError):
+        macro_f1(["A"], ["A", "B"])
+
+
+def test_squad_normalize_and_em():
+    assert squad_normalize("The  Quick, brown FOX!") == "quick brown fox"
+    assert squad_normalize("an apple a day") == "apple day"
+    assert exact_match("The United Kingdom.", "united kingdom") == 1.0
+    assert exact_match("United Kingdom of GB", "United Kingdom") == 0.0
+    assert exact_match(None, "x") == 0.0
+
+
+def test_token_f1_examples():
+    assert token_f1("united kingdom", "the United Kingdom") == 1.0
+    # pred "the kingdom of britain" -> [kingdom, of, britain]; gold [united, kingdom]; common 1
+    p, r = 1 / 3, 1 / 2
+    assert token_f1("the kingdom of britain", "United Kingdom") == pytest.approx(2 * p * r / (p + r))
+    assert token_f1("paris", "london") == 0.0
+    assert token_f1("the", "a") == 1.0  # both normalise to nothing
+    assert token_f1("the", "paris") == 0.0
+    assert token_f1(None, "paris") == 0.0
+    assert best_over(exact_match, "UK", ["United Kingdom", "UK"]) == 1.0
+    assert best_over(token_f1, "x", []) == 0.0
+
+
+def test_bootstrap_ci_contains_mean_and_shrinks():
+    rng = np.random.default_rng(1)
+    small = rng.integers(0, 2, 50).astype(float)
+    large = rng.integers(0, 2, 2000).astype(float)
+    m1, lo1, hi1 = bootstrap_ci(small, n_boot=500, seed=0)
+    m2, lo2, hi2 = bootstrap_ci(large, n_boot=500, seed=0)
+    assert m1 == pytest.approx(small.mean()) and lo1 <= m1 <= hi1
+    assert lo2 <= m2 <= hi2
+    assert hi2 - lo2 < (hi1 - lo1) / 3  # width ~ 1/sqrt(n)
+    assert bootstrap_ci(small, n_boot=500, seed=0) == (m1, lo1, hi1)  # deterministic
+    assert bootstrap_ci([1.0, 1.0, 1.0]) == (1.0, 1.0, 1.0)
+    assert all(np.isnan(bootstrap_ci([])))
+    m, lo, hi = bootstrap_ci(small, n_boot=500, confidence=0.5)
+    assert hi - lo < hi1 - lo1
+    with pytest.raises(ValueError):
+        bootstrap_ci(small, confidence=1.5)
+
+
+def test_bootstrap_ci_chunking_is_invisible(monkeypatch):
+    import cowest.tasks.metrics as metrics
+
+    values = np.linspace(0, 1, 37)
+    whole = bootstrap_ci(values, n_boot=300, seed=3)
+    monkeypatch.setattr(metrics, "_CHUNK_ELEMS", 100)  # forces many small chunks
+    assert bootstrap_ci(values, n_boot=300, seed=3) == pytest.approx(whole)
+
+
+def test_bootstrap_metric_macro_f1_fast_path_matches_generic():
+    rng = np.random.default_rng(2)
+    golds = list(rng.choice(list("ABCD"), 120))
+    preds = [g if rng.random() < 0.6 else (None if rng.random() < 0.2 else str(rng.choice(list("ABCDE")))) for g in golds]
+    fast = bootstrap_metric(macro_f1, preds, golds, n_boot=200, seed=5)
+    slow = bootstrap_metric(lambda p, g: macro_f1(p, g), preds, golds, n_boot=200, seed=5)
+    assert fast == pytest.approx(slow)
+    value, lo, hi = fast
+    assert value == pytest.approx(macro_f1(preds, golds)) and lo <= value <= hi
+
+
+def test_bootstrap_metric_generic_objects():
+    # Any sequences work: here golds are dicts, as when a caller passes examples.
+    golds = [{"gold": i % 2} for i in range(40)]
+    preds = [i % 2 if i < 30 else 1 - i % 2 for i in range(40)]
+    acc = lambda p, g: float(np.mean([a == b["gold"] for a, b in zip(p, g)]))  # noqa: E731
+    value, lo, hi = bootstrap_metric(acc, preds, golds, n_boot=200)
+    assert value == 0.75 and lo <= 0.75 <= hi < 1.0
+    with pytest.raises(ValueError):
+        bootstrap_metric(acc, preds[:3], golds)
+
+
+def test_paired_bootstrap_p_values():
+    rng = np.random.default_rng(0)
+    b = rng.integers(0, 2, 400).astype(float)
+    better = np.where(rng.random(400) < 0.3, 1.0, b)  # a = b plus extra successes
+    res = paired_bootstrap(better, b, n_boot=1000, seed=0)
+    assert set(res) == {"diff", "lo", "hi", "p_value"}
+    assert res["diff"] == pytest.approx(better.mean() - b.mean())
+    assert res["lo"] <= res["diff"] <= res["hi"] and res["lo"] > 0
+    assert res["p_value"] < 0.01
+    # Reversed, "a beats b" has no support; identical systems give p = 1 (every diff is 0).
+    assert paired_bootstrap(b, better, n_boot=1000)["p_value"] > 0.99
+    assert paired_bootstrap(b, b, n_boot=200)["p_value"] == 1.0
+    assert paired_bootstrap(better, b, n_boot=1000, seed=0) == res
+    with pytest.raises(ValueError):
+        paired_bootstrap([1.0], [1.0, 0.0])
