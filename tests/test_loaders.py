@@ -321,7 +321,7 @@ def test_loader_split_is_stable_across_calls():
 
 
 def test_test_path_option(tmp_path):
-    data = load("ifqa", path=str(FIX / "ifqa.json"), options={"test_path": str(FIX / "ifqa.jsonl")})
+    data = load("ifqa", path=str(FIX / "ifqa.json"), test_path=str(FIX / "ifqa.jsonl"))
     assert len(data.test) == 6 and data.train == []  # every train question is also a test question
 
 

@@ -156,7 +156,8 @@ def test_pairs_jsonl_with_metadata_loads_and_trains(merged, tmp_path):
     path = tmp_path / "pairs.jsonl"
     with path.open("w") as f:
         for i, p in enumerate(PAIRS):
-            meta = {"id": f"q{i}", "deltas": [0.5, -0.25], "scores": {"s0": 0.0}, "source": "mining"}
+            note = i if i % 2 else f"text {i}"  # a column of mixed types must not break loading
+            meta = {"id": f"q{i}", "deltas": [0.5, -0.25], "scores": {"s0": 0.0}, "note": note, "judge": None}
             f.write(json.dumps(p | meta) + "\n")
     assert load_pairs(path).column_names == ["prompt", "chosen", "rejected"]
     # a single step logs the margin before its own update (policy == reference), hence the near-zero warning

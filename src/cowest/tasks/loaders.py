@@ -386,7 +386,7 @@ def _load(
     hub_test_split: str = "test",
     prepare: Callable[[list[Example]], None] | None = None,
 ) -> TaskData:
-    """cfg.path (plus options.test_path), else cfg.hub, else the packaged asset; then subjects, splits, corpus.
+    """cfg.path (plus cfg.test_path), else cfg.hub, else the packaged asset; then subjects, splits, corpus.
 
     `prepare` sees every parsed example (train and any given test) before filtering and splitting.
     """
@@ -394,7 +394,7 @@ def _load(
     if cfg.path:
         delim = cfg.options.get("delimiter")
         train = _parse_rows(iter_rows(cfg.path, delim), parse, cfg)
-        if test_path := cfg.options.get("test_path"):
+        if test_path := cfg.test_path:
             test = _parse_rows(iter_rows(test_path, delim), parse, cfg)
     elif cfg.hub:
         train_rows, test_rows = _hub_rows(cfg, hub_test_split)

@@ -36,7 +36,7 @@ def trainer_defaults(out_dir: Path, seed: int) -> dict[str, Any]:
     """TrainingArguments fields every stage shares: right on a CPU-only box, still right on one GPU."""
     cuda = torch.cuda.is_available()
     return {
-        "output_dir": str(Path(out_dir) / "trainer"),
+        "output_dir": str(out_dir),  # only used if a recipe turns checkpoints on: out_dir/checkpoint-N
         "seed": seed,
         "use_cpu": not cuda,
         # TRL turns bf16 on by default; on CPU that is slow emulated autocast, so only use it on a capable GPU
