@@ -77,6 +77,7 @@ class MiningConfig(_Strict):
     mode: Literal["paper", "rank"] = "paper"
     max_pairs_per_question: int = 2
     n_questions: int | None = None  # None: the whole training split
+    where: dict[str, Any] = Field(default_factory=dict)  # only questions whose metadata match, e.g. {kind: reasoning}
     judge_retries: int = 3
 
 

@@ -10,7 +10,7 @@ from .collab.pipeline import Collaborator, draft_answer_section
 from .config import EvalConfig
 from .models.base import Backend
 from .tasks.base import Example
-from .tasks.metrics import bootstrap_ci, bootstrap_metric
+from .tasks.metrics import bootstrap_ci, bootstrap_metric, paired_bootstrap
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,7 @@ def evaluate(
 
     rows: list[dict] = []
     results: dict = {"n": len(examples), "systems": {}}
+    per_example: dict[str, list[float]] = {}
     for s in systems:
         t0 = time.perf_counter()
         if s.kind == "weak":
@@ -95,7 +96,41 @@ def evaluate(
                 )
             )
         results["systems"][s.name] = summarise(s, answers, scores, examples, ptok, ctok, wall, tt, cfg, seed)
+        per_example[s.name] = scores
+    results["comparisons"] = compare(per_example, systems, cfg, seed)
     return rows, results
+
+
+def compare(per_example: dict[str, list[float]], systems: Sequence[System], cfg: EvalConfig, seed: int) -> dict:
+    """Paired bootstrap of each collaborative system against the best single model and against refinement."""
+    singles = [s.name for s in systems if s.kind != "collab"]
+    out: dict = {}
+    if not singles:
+        return out
+    best = max(singles, key=lambda n: sum(per_example[n]))
+    for s in systems:
+        if s.kind != "collab":
+            continue
+        for other in dict.fromkeys([best, "refine", "collab_base"]):
+            if other in per_example and other != s.name:
+                res = paired_bootstrap(per_example[s.name], per_example[other], n_boot=cfg.n_bootstrap, seed=seed,
+                                       confidence=cfg.confidence)
+                out[f"{s.name} - {other}"] = {**res, "best_single": other == best}
+    return out
+
+
+def comparisons_table(results: dict) -> str:
+    """Markdown table of the paired differences (score points) with CIs and one-sided p-values."""
+    comps = results.get("comparisons") or {}
+    if not comps:
+        return ""
+    lines = ["| difference | mean | 95% CI | p (one-sided) |", "|---|---|---|---|"]
+    for name, c in comps.items():
+        tag = " (best single model)" if c.get("best_single") else ""
+        lines.append(
+            f"| {name}{tag} | {100 * c['diff']:+.1f} | [{100 * c['lo']:+.1f}, {100 * c['hi']:+.1f}] | {c['p_value']:.3f} |"
+        )
+    return "\n".join(lines)
 
 
 def summarise(system, answers, scores, examples, ptok, ctok, wall, tt, cfg: EvalConfig, seed: int) -> dict:

@@ -89,3 +89,23 @@ def hash_path(path: Path) -> str:
 def hash_obj(obj: Any) -> str:
     """sha256 (16 hex) of a JSON-serialisable object."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def adapter_hash(adapter: Path) -> str:
+    """sha256 (16 hex) of a PEFT adapter's weights and its config in canonical form.
+
+    PEFT writes `target_modules` from a set, so its order changes from process to process; it is sorted here.
+    """
+    adapter = Path(adapter)
+    weights = [adapter / n for n in ("adapter_model.safetensors", "adapter_model.bin") if (adapter / n).is_file()]
+    if not weights:
+        raise FileNotFoundError(f"{adapter}: not a PEFT adapter directory (no adapter_model.safetensors or .bin)")
+    h = hashlib.sha256()
+    for f in weights:
+        h.update(f.name.encode() + b"\0" + hash_path(f).encode())
+    if (cfg_path := adapter / "adapter_config.json").is_file():
+        cfg = json.loads(cfg_path.read_text())
+        if isinstance(cfg.get("target_modules"), list):
+            cfg["target_modules"] = sorted(cfg["target_modules"])
+        h.update(json.dumps(cfg, sort_keys=True).encode())
+    return h.hexdigest()[:16]

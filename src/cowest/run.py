@@ -11,7 +11,7 @@ from typing import Callable
 
 from .collab import Collaborator, JudgeEvaluator, Prompter, RuleEvaluator, mine
 from .config import ModelConfig, Recipe, dump_recipe
-from .io import hash_obj, hash_path, read_json, read_jsonl, write_json, write_jsonl, write_text
+from .io import adapter_hash, hash_obj, hash_path, read_json, read_jsonl, write_json, write_jsonl, write_text
 from .models import build_backend
 from .models.base import Backend
 from .tasks import TaskData, load_task
@@ -31,7 +31,7 @@ class Run:
         self.dir.mkdir(parents=True, exist_ok=True)
         self._strong: Backend | None = None
         self._judge: Backend | None = None
-        self.usage: dict[str, dict] = {}
+        self._weak_seen: list[Backend] = []  # weak variants loaded so far, for usage accounting
         self.timings: dict[str, float] = {}
 
     # ---- data and prompts
@@ -70,7 +70,9 @@ class Run:
 
     def weak(self, variant: str) -> Backend:
         """Load a weak model variant behind the call cache."""
-        return build_backend(self.weak_config(variant), cache_path=self.cache_path)
+        backend = build_backend(self.weak_config(variant), cache_path=self.cache_path)
+        self._weak_seen.append(backend)
+        return backend
 
     @property
     def strong(self) -> Backend:
@@ -93,7 +95,6 @@ class Run:
         """Stop servers and free models (before training, which needs every core)."""
         for b in (self._strong, self._judge):
             if b is not None:
-                self.usage[b.identity] = b.usage.as_dict()
                 b.close()
         self._strong = self._judge = None
 
@@ -133,10 +134,12 @@ class Run:
         return self.dir / head / (f"{tail}.manifest.json" if tail else "manifest.json")
 
     def _usage_snapshot(self) -> dict[str, dict]:
-        snap = {}
-        for b in (self._strong, self._judge):
+        """Token usage per model identity over every backend opened so far."""
+        snap: dict[str, dict] = {}
+        for b in (*self._weak_seen, self._strong, self._judge):
             if b is not None:
-                snap[b.identity] = b.usage.as_dict()
+                prev = snap.get(b.identity, {})
+                snap[b.identity] = {k: v + prev.get(k, 0) for k, v in b.usage.as_dict().items()}
         return snap
 
     # ---- stages
@@ -161,7 +164,7 @@ class Run:
             base_path = resolve_model(base.model, "hf")
             adapter = train_sft(base_path, rows, sdir, r.sft, r.lora, seed=r.seed, log_path=sdir / "train_log.jsonl")
             merge_adapter(base_path, adapter, sdir / "merged")
-            return dict(examples=len(rows), adapter_hash=hash_path(adapter))
+            return dict(examples=len(rows), adapter_hash=adapter_hash(adapter))
 
         return self.stage("sft", self.dir / "sft", inputs, run)
 
@@ -173,11 +176,11 @@ class Run:
         inputs = dict(
             round=round_, task=r.task.model_dump(), mining=r.mining.model_dump(), collab=r.collab.model_dump(),
             strong=r.strong.model_dump(), judge=r.judge.model_dump() if r.judge else None, seed=r.seed,
-            weak_adapter=hash_path(Path(wcfg.adapter)) if wcfg.adapter else wcfg.model,
+            weak_adapter=adapter_hash(Path(wcfg.adapter)) if wcfg.adapter else wcfg.model,
         )
 
         def run(sdir: Path) -> dict:
-            examples = self.task.train
+            examples = [e for e in self.task.train if all(e.metadata.get(k) == v for k, v in r.mining.where.items())]
             if r.mining.n_questions is not None:
                 examples = examples[: r.mining.n_questions]
             weak = self.weak(variant)
@@ -226,42 +229,44 @@ class Run:
             steps = read_jsonl(log_path) if log_path.exists() else []
             margins = [s["rewards/margins"] for s in steps if "rewards/margins" in s]
             return dict(pairs=len(rows), steps=len(margins),
-                        final_margin=margins[-1] if margins else None, adapter_hash=hash_path(adapter))
+                        final_margin=margins[-1] if margins else None, adapter_hash=adapter_hash(adapter))
 
         return self.stage(f"round_{round_}/dpo", self.dir / f"round_{round_}", inputs, run)
 
-    def evaluate(self, systems: list[str] | None = None, name: str = "eval") -> dict:
-        """Stage 4: every system on the test split, with CIs; writes predictions and results."""
-        from .evaluate import evaluate, get_systems, results_table
+    def evaluate(self, systems: list[str] | None = None, name: str = "eval", split: str | None = None) -> dict:
+        """Stage 4: the systems on a split (default: the recipe's), with CIs; writes predictions and results."""
+        from .evaluate import comparisons_table, evaluate, get_systems, results_table
 
         r = self.recipe
+        split = split or r.eval.split
         systems_ = get_systems(systems or r.eval.systems)
         variants = sorted({s.variant for s in systems_ if s.variant})
         inputs = dict(
-            eval=r.eval.model_dump(), systems=[s.name for s in systems_], task=r.task.model_dump(),
+            eval=r.eval.model_dump(), split=split, systems=[s.name for s in systems_], task=r.task.model_dump(),
             collab=r.collab.model_dump(), strong=r.strong.model_dump(), seed=r.seed,
             weak={v: _weak_key(self.weak_config(v)) for v in variants},
         )
 
         def run(sdir: Path) -> dict:
-            examples = self.task.test if r.eval.split == "test" else self.task.extra[r.eval.split]
+            examples = self.task.test if split == "test" else self.task.extra[split]
             if r.eval.limit is not None:
                 examples = examples[: r.eval.limit]
-            collab = self.collaborator(None)
+            collab = self.collaborator(None) if any(s.kind != "weak" for s in systems_) else _WeakOnly(self.prompter, r.collab)
             rows, results = evaluate(examples, systems_, self.weak, collab, r.eval, seed=r.seed)
-            results.update(task=r.task.name, recipe=r.name, date=datetime.now().isoformat(timespec="seconds"))
+            results.update(task=r.task.name, split=split, recipe=r.name, date=datetime.now().isoformat(timespec="seconds"))
             write_jsonl(sdir / "predictions.jsonl", rows)
             write_json(sdir / "results.json", results)
-            table = results_table(results)
-            write_text(sdir / "results.md", f"# {r.name}: {r.task.name} ({len(examples)} questions)\n\n{table}\n")
+            tables = f"{results_table(results)}\n\n{comparisons_table(results)}".strip()
+            write_text(sdir / "results.md", f"# {r.name}: {r.task.name} / {split} ({len(examples)} questions)\n\n{tables}\n")
             _write_csv(sdir / "results.csv", results)
-            print(table)
             return dict(questions=len(examples), systems=len(systems_))
 
-        return self.stage(name, self.dir / name, inputs, run)
+        manifest = self.stage(name, self.dir / name, inputs, run)
+        print((self.dir / name / "results.md").read_text())
+        return manifest
 
     def run_all(self) -> None:
-        """sft -> (mine -> dpo) x rounds -> eval, then a timing summary."""
+        """sft -> (mine -> dpo) x rounds -> eval (+ the fact-recall probe when the task has one), then a summary."""
         write_text(self.dir / "config.yaml", dump_recipe(self.recipe))
         try:
             self.sft()
@@ -269,14 +274,55 @@ class Run:
                 self.mine(k)
                 self.dpo(k)
             self.evaluate()
+            if "recall" in self.task.extra:
+                weak_systems = [s for s in ("weak_base", "weak_sft", "weak_aligned") if s in self.recipe.eval.systems]
+                self.evaluate(weak_systems or ["weak_sft", "weak_aligned"], name="eval_recall", split="recall")
         finally:
             self.release()
-        log("stage wall times: " + ", ".join(f"{k} {v:.0f}s" for k, v in self.timings.items()))
+        summary = self.summary()
+        write_text(self.dir / "report.md", summary)
+        print(summary)
+
+    def summary(self) -> str:
+        """Markdown summary from the artifacts: results, recall, mining statistics, DPO margins, stage times."""
+        parts = [f"# cowest run `{self.recipe.name}`\n"]
+        for name in ("eval", "eval_recall"):
+            if (md := self.dir / name / "results.md").exists():
+                parts.append(md.read_text().replace("# ", "## ", 1))
+        for k in range(1, self.recipe.rounds + 1):
+            rdir = self.dir / f"round_{k}"
+            if (st := rdir / "mining_stats.json").exists():
+                stats = read_json(st)
+                parts.append(f"## Mining, round {k}\n\n" + "\n".join(f"- {a}: {_fmt(b)}" for a, b in stats.items()))
+            if (lg := rdir / "train_log.jsonl").exists():
+                steps = [s for s in read_jsonl(lg) if "rewards/margins" in s]
+                if steps:
+                    m = [s["rewards/margins"] for s in steps]
+                    acc = [s.get("rewards/accuracies", float("nan")) for s in steps]
+                    parts.append(
+                        f"## DPO, round {k}\n\n- steps: {len(m)}\n- reward margin: first {m[0]:.4f}, "
+                        f"last {m[-1]:.4f}, max {max(m):.4f}\n- reward accuracy, last: {acc[-1]:.2f}"
+                    )
+        names = ["sft", *[f"round_{k}/{s}" for k in range(1, self.recipe.rounds + 1) for s in ("mine", "dpo")],
+                 "eval", "eval_recall"]
+        times = [(n, read_json(mp)["wall_s"]) for n in names if (mp := self.manifest_path(n)).exists()]
+        if times:
+            rows = "\n".join(f"| {n} | {t:.0f} |" for n, t in times)
+            total = sum(t for _, t in times)
+            parts.append(f"## Stage wall times (s)\n\n| stage | wall s |\n|---|---|\n{rows}\n| total | {total:.0f} |")
+        return "\n\n".join(parts) + "\n"
+
+
+class _WeakOnly(Collaborator):
+    """A collaborator for weak-only evaluations: no strong model is started."""
+
+    def __init__(self, prompter: Prompter, cfg):
+        super().__init__(None, None, prompter, cfg)  # type: ignore[arg-type]
 
 
 def _weak_key(cfg: ModelConfig) -> str:
     """Cache-safe identity of a weak model variant (adapter content included)."""
-    return f"{cfg.model}|{hash_path(Path(cfg.adapter)) if cfg.adapter and Path(cfg.adapter).exists() else cfg.adapter}"
+    return f"{cfg.model}|{adapter_hash(Path(cfg.adapter)) if cfg.adapter and Path(cfg.adapter).exists() else cfg.adapter}"
 
 
 def _usage_delta(before: dict, after: dict) -> dict:

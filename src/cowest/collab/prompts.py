@@ -5,13 +5,10 @@ from __future__ import annotations
 # The weak model's instruction per draft format; SFT trains on exactly these prompts.
 DRAFT_INSTRUCTIONS: dict[str, str] = {
     "direct": 'Reply with one line: "Answer: <{answer_hint}>".',
-    "knowledge": (
-        'Write a short draft for an expert. First a line "Background: <the domain facts needed>", '
-        'then a line "Answer: <{answer_hint}>".'
-    ),
+    "knowledge": 'Reply with two lines: "Background: <key domain facts>" and "Answer: <{answer_hint}>".',
     "cot": (
-        'Write a short draft for an expert. First a line "Background: <the domain facts needed>", '
-        'then a line "Reasoning: <brief reasoning>", then a line "Answer: <{answer_hint}>".'
+        'Reply with three lines: "Background: <key domain facts>", "Reasoning: <brief steps>" '
+        'and "Answer: <{answer_hint}>".'
     ),
 }
 

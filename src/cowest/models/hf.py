@@ -12,6 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from cowest.config import ModelConfig
+from cowest.io import adapter_hash
 from cowest.models.base import BackendError, Completion, Conversation, Sampling, Usage, truncate_at_stop
 
 log = logging.getLogger(__name__)
@@ -68,15 +69,10 @@ def fingerprint(path: str | Path) -> str:
 
 def adapter_fingerprint(adapter: str | Path) -> str:
     """Hash of a PEFT adapter's weights and config, so a retrained adapter never hits old cache entries."""
-    adapter = Path(adapter)
-    weights = [adapter / n for n in ("adapter_model.safetensors", "adapter_model.bin") if (adapter / n).is_file()]
-    if not weights:
-        raise BackendError(f"{adapter}: not a PEFT adapter directory (no adapter_model.safetensors or .bin)")
-    h = hashlib.sha256()
-    for f in [*weights, adapter / "adapter_config.json"]:
-        if f.is_file():
-            h.update(f.name.encode() + b"\0" + _file_sha256(f).encode() + b"\0")
-    return h.hexdigest()[:16]
+    try:
+        return adapter_hash(Path(adapter))
+    except FileNotFoundError as e:
+        raise BackendError(str(e)) from None
 
 
 def _from_pretrained_args(source: str | Path) -> tuple[str, dict[str, Any]]:

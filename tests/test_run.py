@@ -1,0 +1,210 @@
+"""The run orchestrator on tiny random models: every stage, manifests, skipping, and SIGKILL resume."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cowest import run as run_mod
+from cowest.config import load_recipe
+from cowest.io import adapter_hash, read_json, read_jsonl
+from cowest.models import CachedBackend, CallCache
+from fakes import ScriptedBackend
+
+TASK = {"name": "formulary", "options": {"n_drugs": 4, "wordings_per_fact": 2, "n_mining": 6, "n_test": 4}}
+
+
+def recipe_dict(tiny_path: Path, out: Path, name: str = "tiny", strong_path: Path | None = None, **over) -> dict:
+    weak = {"backend": "hf", "model": str(tiny_path), "batch_size": 8}
+    d = {
+        "name": name, "output_dir": str(out), "seed": 0, "task": TASK,
+        "weak": weak, "strong": {**weak, "model": str(strong_path or tiny_path), "batch_size": 16},
+        "collab": {"draft_max_tokens": 16, "strong_max_tokens": 16, "weak_answer_max_tokens": 4},
+        "mining": {"k": 3, "where": {"kind": "reasoning"}},
+        "sft": {"max_steps": 3, "per_device_train_batch_size": 4, "max_length": 512},
+        "dpo": {"max_steps": 2, "per_device_train_batch_size": 2, "max_length": 512},
+        "lora": {"r": 4, "lora_alpha": 8},
+        "eval": {"systems": ["weak_sft", "weak_aligned", "strong", "refine", "cowest"], "n_bootstrap": 100},
+    }
+    d.update(over)
+    return d
+
+
+def write_recipe(tmp_path: Path, d: dict) -> Path:
+    p = tmp_path / f"{d['name']}.yaml"
+    p.write_text(yaml.safe_dump(d))
+    return p
+
+
+def strong_script(conv, i, sampling):
+    """Deterministic stand-in for the strong model: a draft of even length leads it to the right option."""
+    text = conv[-1]["content"]
+    if "--- Draft ---" in text:
+        draft = text.split("--- Draft ---")[1].split("--- End of draft ---")[0]
+        return "Final answer: GOLD" if len(draft.strip()) % 2 == 0 else "Final answer: WRONG"
+    return "Final answer: WRONG"
+
+
+@pytest.fixture
+def scripted_strong(monkeypatch):
+    """Replace the strong model of in-process runs by the script, behind the real SQLite cache."""
+    built = []
+    real = run_mod.build_backend
+
+    def fake_build(cfg, cache_path=None):
+        if cfg.batch_size == 16:  # the strong config in recipe_dict
+            golds = {}
+
+            def script(conv, i, sampling):
+                out = strong_script(conv, i, sampling)
+                q = conv[-1]["content"].split("\n")[0]
+                return out.replace("GOLD", golds.get(q, "A")).replace("WRONG", "Z")
+
+            b = CachedBackend(ScriptedBackend(script, "strong"), CallCache(cache_path))
+            b.golds = golds
+            built.append(b)
+            return b
+        return real(cfg, cache_path=cache_path)
+
+    monkeypatch.setattr(run_mod, "build_backend", fake_build)
+    return built
+
+
+def test_whole_run_on_tiny_models_then_skip(tmp_path, tiny_lm, scripted_strong, monkeypatch):
+    recipe = load_recipe(write_recipe(tmp_path, recipe_dict(tiny_lm.path, tmp_path / "runs")))
+    run = run_mod.Run(recipe)
+    # The script answers with each question's gold letter when the draft helps.
+    orig = run_mod.Run.strong.fget
+
+    def strong(self):
+        b = orig(self)
+        for e in self.task.train + self.task.test:
+            b.golds[f"Question: {e.question}"] = e.gold
+        return b
+
+    monkeypatch.setattr(run_mod.Run, "strong", property(strong))
+    run.run_all()
+    d = recipe.run_dir
+    for f in ["config.yaml", "sft/adapter/adapter_config.json", "sft/merged/config.json", "sft/train.jsonl",
+              "round_1/drafts.jsonl", "round_1/refinements.jsonl", "round_1/scores.jsonl", "round_1/pairs.jsonl",
+              "round_1/mining_stats.json", "round_1/adapter/adapter_config.json", "round_1/train_log.jsonl",
+              "eval/predictions.jsonl", "eval/results.json", "eval/results.md", "eval/results.csv",
+              "eval_recall/results.json", "report.md"]:
+        assert (d / f).exists(), f
+    stats = read_json(d / "round_1/mining_stats.json")
+    pairs = read_jsonl(d / "round_1/pairs.jsonl")
+    assert stats["questions"] == 6 and stats["drafts"] == 18 and stats["pairs"] == len(pairs) > 0
+    assert all(p["chosen_delta"] > 0 >= p["rejected_delta"] for p in pairs)
+    results = read_json(d / "eval/results.json")
+    assert set(results["systems"]) == {"weak_sft", "weak_aligned", "strong", "refine", "cowest"}
+    for r in results["systems"].values():
+        m = r["metrics"]["accuracy"]
+        assert m["lo"] <= m["value"] <= m["hi"]
+    assert results["systems"]["strong"]["metrics"]["accuracy"]["value"] == 0.0
+    assert "cowest - refine" in results["comparisons"]
+    manifest = read_json(d / "round_1/mine.manifest.json")
+    assert manifest["counts"]["pairs"] == len(pairs) and manifest["wall_s"] >= 0
+    assert "Stage wall times" in (d / "report.md").read_text()
+
+    # A second run skips every stage and makes no model calls.
+    before = {p: p.stat().st_mtime_ns for p in d.rglob("*.jsonl")}
+    run2 = run_mod.Run(recipe)
+    run2.run_all()
+    assert all(t == 0.0 for t in run2.timings.values())
+    assert {p: p.stat().st_mtime_ns for p in d.rglob("*.jsonl")} == before
+
+
+def test_changed_config_reruns_only_downstream(tmp_path, tiny_lm, scripted_strong):
+    d = recipe_dict(tiny_lm.path, tmp_path / "runs", eval={"systems": ["weak_sft"], "n_bootstrap": 50})
+    recipe = load_recipe(write_recipe(tmp_path, d))
+    run_mod.Run(recipe).sft()
+    sft_manifest = read_json(recipe.run_dir / "sft/manifest.json")
+    changed = load_recipe(write_recipe(tmp_path, d), ["mining.k=2"])
+    r = run_mod.Run(changed)
+    r.sft()
+    assert r.timings["sft"] == 0.0  # mining knobs do not touch SFT
+    assert read_json(recipe.run_dir / "sft/manifest.json") == sft_manifest
+
+
+# ---------------------------------------------------------------- SIGKILL and resume, in subprocesses
+
+
+def _cowest(*args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "cowest", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _finish(p: subprocess.Popen, timeout: float = 600) -> str:
+    out, _ = p.communicate(timeout=timeout)
+    assert p.returncode == 0, out[-3000:]
+    return out
+
+
+def _kill_when(p: subprocess.Popen, ready, timeout: float = 300) -> None:
+    t0 = time.time()
+    while not ready():
+        assert p.poll() is None, "finished before it could be killed: " + p.stdout.read()[-2000:]
+        assert time.time() - t0 < timeout, "never reached the kill point"
+        time.sleep(0.05)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+
+
+def _rows(cache: Path) -> int:
+    try:
+        with sqlite3.connect(cache) as c:
+            return c.execute("SELECT COUNT(*) FROM completions").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+@pytest.mark.integration
+def test_sigkill_during_sft_and_mining_resumes_to_the_same_artifacts(tmp_path, tiny_lm):
+    slow = {"sft": {"max_steps": 60, "per_device_train_batch_size": 4, "max_length": 512, "logging_steps": 1},
+            "mining": {"k": 4, "n_questions": 6},
+            "collab": {"draft_max_tokens": 48, "strong_max_tokens": 48, "weak_answer_max_tokens": 4},
+            "task": {**TASK, "options": {**TASK["options"], "n_mining": 24}}}
+    strong = tmp_path / "strong_lm"  # a second copy, so the two roles have their own identity and usage
+    shutil.copytree(tiny_lm.path, strong)
+    ref = write_recipe(tmp_path, recipe_dict(tiny_lm.path, tmp_path / "runs", name="ref", strong_path=strong, **slow))
+    killed = write_recipe(tmp_path, recipe_dict(tiny_lm.path, tmp_path / "runs", name="killed", strong_path=strong, **slow))
+    kdir = tmp_path / "runs" / "killed"
+
+    # Reference: uninterrupted.
+    _finish(_cowest("sft", str(ref)))
+    _finish(_cowest("mine", str(ref)))
+
+    # SIGKILL in the middle of SFT training, then resume.
+    p = _cowest("sft", str(killed))
+    log = kdir / "sft" / "train_log.jsonl"
+    _kill_when(p, lambda: log.exists() and len(log.read_text().splitlines()) >= 3)
+    assert not (kdir / "sft" / "manifest.json").exists() and not (kdir / "sft" / "adapter").exists()
+    _finish(_cowest("sft", str(killed)))
+    rdir = tmp_path / "runs" / "ref"
+    assert adapter_hash(kdir / "sft" / "adapter") == adapter_hash(rdir / "sft" / "adapter")
+
+    # SIGKILL in the middle of mining (after some model calls were cached), then resume.
+    p = _cowest("mine", str(killed))
+    _kill_when(p, lambda: _rows(kdir / "cache.sqlite") > 0)
+    assert not (kdir / "round_1" / "mine.manifest.json").exists()
+    cached_before = _rows(kdir / "cache.sqlite")
+    _finish(_cowest("mine", str(killed)))
+    for f in ("drafts", "refinements", "scores", "pairs"):
+        assert read_jsonl(kdir / "round_1" / f"{f}.jsonl") == read_jsonl(rdir / "round_1" / f"{f}.jsonl"), f
+    # The resumed run did not repeat the calls that finished before the kill.
+    usage = read_json(kdir / "round_1" / "mine.manifest.json")["usage"]
+    ref_usage = read_json(rdir / "round_1" / "mine.manifest.json")["usage"]
+    strong_usage = next(u for m, u in usage.items() if "strong_lm" in m)
+    ref_strong = next(u for m, u in ref_usage.items() if "strong_lm" in m)
+    assert cached_before > 0 and strong_usage["cache_hits"] > 0
+    assert strong_usage["calls"] < ref_strong["calls"]
