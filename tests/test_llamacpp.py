@@ -69,7 +69,6 @@ def test_server_chat_usage_and_stop(strong_gguf: Path) -> None:
 
 @pytest.mark.integration
 def test_make_llamacpp_backend(strong_gguf: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("cowest.models.openai_compat")
     stopped: list[int] = []
     real_stop = LlamaCppServer.stop
 

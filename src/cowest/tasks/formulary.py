@@ -91,8 +91,9 @@ REASONING_TEMPLATES = {
     ],
 }
 BACKGROUND = {
-    "dose": "{drug} ({article} {manufacturer} {cls}) has a maximum daily dose of {dose} mg/kg.",
-    "contraindication": "{drug} ({article} {manufacturer} {cls}) is contraindicated in patients with {contra}.",
+    # Only the fact itself: the weak model has few examples to learn it from (class and maker are in HANDBOOK).
+    "dose": "{drug} has a maximum daily dose of {dose} mg/kg.",
+    "contraindication": "{drug} is contraindicated in patients with {contra}.",
 }
 FACT_REASONING = {
     "dose": "So the per-kilogram daily limit for {drug} is {dose} mg/kg.",
