@@ -12,7 +12,7 @@ import pytest
 from cowest.config import ModelConfig
 from cowest.models import build_backend
 from cowest.models.base import Backend, Completion, Conversation, Sampling, Usage
-from cowest.models.cache import CacheError, CachedBackend, CallCache, cache_key
+from cowest.models.cache import CachedBackend, CacheError, CallCache, cache_key
 
 
 class FakeBackend:

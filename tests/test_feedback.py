@@ -3,13 +3,12 @@
 import random
 
 import pytest
+from fakes import ScriptedBackend
 
 from cowest.collab import Collaborator, JudgeEvaluator, Prompter, RuleEvaluator, mine, parse_judge_score, select_pairs
 from cowest.config import CollabConfig, MiningConfig
 from cowest.tasks.base import Example
 from cowest.tasks.types import MultipleChoice
-
-from fakes import ScriptedBackend
 
 OPTS = ["alpha", "beta", "gamma", "delta"]
 EXAMPLES = [

@@ -159,3 +159,20 @@ def test_load_through_registry():
     t = load_task(c)
     assert t.name == "formulary" and len(t.test) == 8
     assert [e.question for e in t.test] == [e.question for e in formulary.load_formulary(c).test]
+
+
+def test_corpus_statements_in_several_wordings():
+    from cowest.config import TaskConfig
+    from cowest.tasks import load_task
+    from cowest.tasks.formulary import formulary_facts
+
+    cfg = TaskConfig(name="formulary", options={"n_drugs": 5, "statements_per_fact": 4, "n_mining": 5, "n_test": 5})
+    t = load_task(cfg)
+    table = formulary_facts(cfg)
+    assert len(t.corpus) == 5 * 4 + 5  # four statements per drug, plus one handbook line each
+    for row in table:
+        said = [c for c in t.corpus if c.startswith(row["drug"]) or f" {row['drug']}" in c]
+        dose = f"{row['dose_mg_per_kg']:g} mg"
+        assert sum(dose in c for c in said) == 4 and len(set(said)) == len(said)
+    with pytest.raises(ValueError, match="statements_per_fact"):
+        load_task(TaskConfig(name="formulary", options={"statements_per_fact": 99}))

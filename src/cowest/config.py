@@ -55,6 +55,7 @@ class TaskConfig(_Strict):
     test_fraction: float = 0.3
     seed: int = 0
     options: dict[str, Any] = Field(default_factory=dict)  # loader-specific knobs
+    sft_corpus: bool = False  # also SFT the weak model on the task's corpus passages (knowledge injection)
 
 
 class CollabConfig(_Strict):
@@ -62,6 +63,9 @@ class CollabConfig(_Strict):
 
     draft_format: Literal["direct", "knowledge", "cot"] = "cot"
     prompts: dict[str, str] = Field(default_factory=dict)  # override templates by name
+    # Draft sections the strong model sees (None: the whole draft). E.g. [Background] hides the weak model's own
+    # reasoning and answer, which a small strong model tends to copy instead of checking.
+    draft_sections: list[str] | None = None
     draft_max_tokens: int = 160
     strong_max_tokens: int = 256
     weak_answer_max_tokens: int = 64

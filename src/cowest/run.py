@@ -44,7 +44,7 @@ class Run:
     def prompter(self) -> Prompter:
         """Prompt renderer for this task and draft format."""
         c = self.recipe.collab
-        return Prompter(self.task.type, c.draft_format, c.prompts)
+        return Prompter(self.task.type, c.draft_format, c.prompts, c.draft_sections)
 
     # ---- models
     @property
@@ -157,6 +157,8 @@ class Run:
                  "completion": [{"role": "assistant", "content": self.prompter.draft_target(e)}]}
                 for e in self.task.train
             ]
+            if r.task.sft_corpus:
+                rows += [self.prompter.corpus_row(p) for p in self.task.corpus]
             write_jsonl(sdir / "train.jsonl", rows)
             base = self.weak_config("base")
             from .assets import resolve_model

@@ -18,6 +18,7 @@ class Prompter:
     task_type: TaskType
     draft_format: str = "cot"
     overrides: Mapping[str, str] | None = None
+    draft_sections: Sequence[str] | None = None  # what the strong model sees of a draft (None: all of it)
 
     def template(self, name: str) -> str:
         """A template by name, recipe overrides first."""
@@ -55,13 +56,19 @@ class Prompter:
         parts = {"Background": background, "Reasoning": reasoning, "Answer": self.task_type.format_answer(example)}
         return "\n".join(f"{s}: {' '.join(str(parts[s]).split())}" for s in SECTIONS[self.draft_format])
 
+    def corpus_row(self, passage: str) -> dict:
+        """An SFT row (TRL prompt-completion) that teaches one corpus passage."""
+        return {"prompt": [{"role": "user", "content": self.template("corpus")}],
+                "completion": [{"role": "assistant", "content": passage}]}
+
     def strong_alone(self, example: Example) -> Conversation:
         """Strong model alone with chain of thought."""
         return [{"role": "user", "content": self.render("strong_alone", example)}]
 
     def strong_refine(self, example: Example, draft: str) -> Conversation:
-        """Strong model given the question and the weak model's draft."""
-        return [{"role": "user", "content": self.render("strong_refine", example, draft=draft.strip())}]
+        """Strong model given the question and the weak model's draft (its shown sections)."""
+        shown = select_sections(draft, self.draft_sections) if self.draft_sections else draft.strip()
+        return [{"role": "user", "content": self.render("strong_refine", example, draft=shown)}]
 
     def judge(self, example: Example, response: str) -> Conversation:
         """Judge prompt rating a response against the ground truth."""
@@ -77,6 +84,13 @@ class Prompter:
 def _templated_background(task_type: TaskType, example: Example) -> str:
     """Short rationale when the dataset has no explanation."""
     return f"The relevant fact is that the answer to this question is {task_type.format_answer(example)}."
+
+
+def select_sections(draft: str, sections: Sequence[str]) -> str:
+    """The draft's lines that start with one of `sections` ("Background: ..."); the whole draft if none do."""
+    wanted = tuple(f"{s.lower()}:" for s in sections)
+    kept = [ln.strip() for ln in draft.splitlines() if ln.strip().lower().startswith(wanted)]
+    return "\n".join(kept) if kept else draft.strip()
 
 
 def draft_answer_section(draft: str) -> str:

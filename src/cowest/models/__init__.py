@@ -10,7 +10,7 @@ from typing import Any
 
 from cowest.config import ModelConfig
 from cowest.models.base import Backend, BackendError, Completion, Conversation, Message, Sampling, Usage
-from cowest.models.cache import CacheError, CachedBackend, CallCache, cache_key
+from cowest.models.cache import CachedBackend, CacheError, CallCache, cache_key
 
 __all__ = [
     "Backend", "BackendError", "CacheError", "CachedBackend", "CallCache", "Completion", "Conversation",

@@ -105,11 +105,32 @@ REASONING = {
 }
 FACT_OPTION = {"dose": "{dose} mg/kg", "contraindication": "{contra}"}
 REASONING_OPTION = {"dose": "{total} mg", "contraindication": "The {age}-year-old with {contra}"}
+# More wordings of each fact for the training corpus (the first is always BACKGROUND's sentence).
+STATEMENTS = {
+    "dose": [
+        "The maximum daily dose of {drug} is {dose} mg/kg.",
+        "{drug}: do not exceed {dose} mg/kg per day.",
+        "Per the formulary, {drug} is capped at {dose} mg/kg per day.",
+        "For {drug}, the daily limit is {dose} mg per kg of body weight.",
+        "{drug} may be given at up to {dose} mg/kg daily.",
+        "No patient should get more than {dose} mg/kg of {drug} in a day.",
+        "{drug} dosing ceiling: {dose} mg/kg/day.",
+    ],
+    "contraindication": [
+        "Do not give {drug} to patients with {contra}.",
+        "Patients with {contra} must not receive {drug}.",
+        "{drug}: contraindicated in {contra}.",
+        "Per the formulary, {drug} is never used in patients with {contra}.",
+        "{contra} rules out treatment with {drug}.",
+        "{drug} must be avoided when a patient has {contra}.",
+        "Before giving {drug}, exclude {contra}.",
+    ],
+}
 HANDBOOK = ("{drug} (internal code {code}) is supplied by {manufacturer} and belongs to the company's "
             "{cls} range.")
 
 DEFAULTS: dict[str, Any] = {"n_drugs": 12, "facts": ["dose"], "wordings_per_fact": 6, "n_mining": 48,
-                            "n_test": 48, "n_options": 4}
+                            "n_test": 48, "n_options": 4, "statements_per_fact": 1}
 
 
 def _fmt(x: float) -> str:
@@ -132,6 +153,8 @@ def _settings(cfg: TaskConfig) -> dict[str, Any]:
         if not 1 <= s["wordings_per_fact"] <= len(FACT_TEMPLATES[fact]) - 2:
             raise ValueError(f"formulary: wordings_per_fact must be 1..{len(FACT_TEMPLATES[fact]) - 2} "
                              "(at least 2 wordings per fact are held out for the recall probe)")
+    if not 1 <= s["statements_per_fact"] <= 1 + min(len(v) for v in STATEMENTS.values()):
+        raise ValueError(f"formulary: statements_per_fact must be 1..{1 + min(len(v) for v in STATEMENTS.values())}")
     if s["n_mining"] < 0 or s["n_test"] < 0:
         raise ValueError("formulary: n_mining and n_test must be >= 0")
     rounds = sum(-(-s[k] // (s["n_drugs"] * len(s["facts"]))) for k in ("n_mining", "n_test"))
@@ -254,7 +277,8 @@ def load_formulary(cfg: TaskConfig) -> TaskData:
     test = reasoning_split("test", s["n_test"])
     rng.shuffle(train)  # any prefix mixes fact and reasoning questions
 
-    corpus = [BACKGROUND[f].format(**_fields(d)) for d in drugs for f in facts]
+    n_st = s["statements_per_fact"]
+    corpus = [t.format(**_fields(d)) for d in drugs for f in facts for t in [BACKGROUND[f], *STATEMENTS[f]][:n_st]]
     corpus += [HANDBOOK.format(**_fields(d, code=d["code"])) for d in drugs]
     return TaskData(name="formulary", type=MultipleChoice(), train=train, test=test, corpus=corpus,
                     extra={"recall": recall})

@@ -14,9 +14,9 @@ from transformers import AutoTokenizer
 from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer
 from trl.data_utils import unpair_preference_dataset
 
+from cowest.io import atomic_dir
 from cowest.train.common import (
     JsonlLogCallback,
-    atomic_dir,
     disable_telemetry,
     lora_config,
     merge_args,

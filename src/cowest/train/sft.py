@@ -11,9 +11,9 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import SFTConfig, SFTTrainer
 
+from cowest.io import atomic_dir
 from cowest.train.common import (
     JsonlLogCallback,
-    atomic_dir,
     disable_telemetry,
     lora_config,
     merge_args,
@@ -29,6 +29,7 @@ SFT_DEFAULTS: dict[str, Any] = {
     "lr_scheduler_type": "cosine",
     "warmup_steps": 0.03,  # a float < 1 is a fraction of the total steps
     "max_length": 384,  # question + options + a cot draft fit; longer only costs CPU time
+    "train_sampling_strategy": "group_by_length",  # batches of similar length waste little compute on padding
 }
 
 

@@ -1,0 +1,58 @@
+"""`cowest run` end to end with the real offline models: SmolLM2-135M (HF, trained) and Qwen2.5-Coder-1.5B on llama.cpp."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from cowest.io import read_json, read_jsonl
+
+RECIPE = {
+    "name": "e2e",
+    "seed": 0,
+    "task": {"name": "formulary", "options": {"n_drugs": 4, "wordings_per_fact": 2, "n_mining": 6, "n_test": 4}},
+    "weak": {"backend": "hf", "model": "smollm2-135m-instruct", "batch_size": 16},
+    "strong": {"backend": "llamacpp", "model": "qwen2.5-coder-1.5b-instruct", "n_ctx": 2048},
+    "collab": {"draft_max_tokens": 64, "strong_max_tokens": 96},
+    "mining": {"k": 3, "temperature": 1.0, "mode": "rank", "where": {"kind": "reasoning"}},
+    "sft": {"max_steps": 2, "per_device_train_batch_size": 4, "learning_rate": 0.001},
+    "dpo": {"max_steps": 1, "per_device_train_batch_size": 2},
+    "eval": {"systems": ["weak_sft", "weak_aligned", "strong", "refine", "cowest"], "n_bootstrap": 200},
+}
+
+
+@pytest.mark.integration
+def test_cowest_run_with_real_models(tmp_path):
+    recipe = tmp_path / "e2e.yaml"
+    recipe.write_text(yaml.safe_dump({**RECIPE, "output_dir": str(tmp_path / "runs")}))
+    cmd = [sys.executable, "-m", "cowest", "run", str(recipe)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    assert out.returncode == 0, out.stderr[-4000:]
+    d = tmp_path / "runs" / "e2e"
+
+    drafts = read_jsonl(d / "round_1" / "drafts.jsonl")
+    assert len(drafts) == 6 * 3
+    # The SFT'd weak model already writes the draft format.
+    assert sum("Background:" in r["draft"] for r in drafts) >= len(drafts) // 2
+    stats = read_json(d / "round_1" / "mining_stats.json")
+    assert stats["questions"] == 6 and stats["pairs"] == len(read_jsonl(d / "round_1" / "pairs.jsonl")) > 0
+    refinements = [r for r in read_jsonl(d / "round_1" / "refinements.jsonl") if r["k"] is not None]
+    assert sum(r["answer"] is not None for r in refinements) >= len(refinements) * 0.8  # the strong model answers
+
+    results = read_json(d / "eval" / "results.json")
+    assert set(results["systems"]) == set(RECIPE["eval"]["systems"]) and results["n"] == 4
+    strong = results["systems"]["strong"]
+    assert strong["strong_completion_tokens_per_q"] > 0 and strong["strong_prompt_tokens_per_q"] > 0
+    usage = read_json(d / "eval" / "manifest.json")["usage"]
+    assert any(k.startswith("llamacpp:qwen2.5-coder-1.5b-instruct") for k in usage)
+    assert "| CoWest (aligned draft -> strong) |" in out.stdout
+    assert (d / "report.md").exists() and "Mining, round 1" in (d / "report.md").read_text()
+
+    # Re-running the finished recipe makes zero model calls: every stage is skipped.
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-4000:]
+    assert again.stderr.count("up to date, skipped") == 5  # sft, mine, dpo, eval, eval_recall
+    assert "starting strong model" not in again.stderr
