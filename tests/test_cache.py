@@ -179,3 +179,18 @@ def test_build_backend_wraps_in_cache_unless_off(tmp_path, monkeypatch):
     plain = build_backend(ModelConfig(**cfg))  # no cache configured anywhere
     assert not isinstance(plain, CachedBackend)
     plain.close()
+
+
+def test_identical_requests_in_one_batch_are_generated_once(tmp_path):
+    from cowest.models import CachedBackend, CallCache
+    from cowest.models.base import Sampling
+
+    from fakes import ScriptedBackend
+
+    counter = iter(range(100))
+    inner = ScriptedBackend(lambda conv, i, s: f"answer {next(counter)}")
+    backend = CachedBackend(inner, CallCache(tmp_path / "c.sqlite"))
+    a, b = [{"role": "user", "content": "same"}], [{"role": "user", "content": "other"}]
+    out = backend.generate([a, b, a], n=2, sampling=Sampling(temperature=0.7))
+    assert [c.text for c in out[0]] == [c.text for c in out[2]]
+    assert len(inner.requests) == 2 and backend.usage.calls == 4 and backend.usage.cache_hits == 2

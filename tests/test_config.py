@@ -66,3 +66,10 @@ def test_bad_override_syntax(tmp_path):
 def test_shipped_recipes_validate():
     for path in sorted(Path(__file__).parent.parent.joinpath("recipes").glob("*.yaml")):
         load_recipe(path)
+
+
+def test_kto_alignment_validates_against_kto_config(tmp_path):
+    r = load_recipe(write(tmp_path, RECIPE), ["alignment=kto", "dpo.desirable_weight=1.5"])
+    assert r.alignment == "kto" and r.dpo["desirable_weight"] == 1.5
+    with pytest.raises(RecipeError, match="dpo.desirable_weight: not a field of DPOConfig"):
+        load_recipe(write(tmp_path, RECIPE), ["dpo.desirable_weight=1.5"])

@@ -102,3 +102,17 @@ def test_judge_retries_unparseable_then_scores():
     ev = JudgeEvaluator(ScriptedBackend(judge_script), prompter, retries=2)
     assert ev.score(["Final answer: A"], EXAMPLES[:1]) == [1.0]
     assert calls["n"] == 2 and ev.unparsed == 0
+
+
+def test_no_pair_between_drafts_the_strong_model_saw_identically():
+    # The strong model only sees the Background line; drafts differ only in their hidden Answer line.
+    prompter = Prompter(MultipleChoice(), "knowledge", draft_sections=["Background"])
+    weak = ScriptedBackend(lambda conv, i, s: f"Background: same facts.\nAnswer: {'ABC'[i]}", "weak")
+    calls = iter(range(1000))
+    # A server that is not deterministic across identical prompts: alone wrong, then right / wrong alternately.
+    strong = ScriptedBackend(lambda conv, i, s: "Final answer: A" if next(calls) % 2 else "Final answer: B", "strong")
+    collab = Collaborator(weak, strong, prompter, CollabConfig())
+    res = mine(EXAMPLES[:1], collab, RuleEvaluator(prompter), MiningConfig(k=3), seed=0)
+    assert "Answer:" not in strong.requests[-1][-1]["content"]
+    assert [s["delta"] for s in res.scores if s["k"] is not None] == [1.0, 0.0, 1.0]  # pairs would form...
+    assert res.pairs == []  # ...but the drafts looked the same to the strong model

@@ -111,6 +111,7 @@ class Recipe(_Strict):
     mining: MiningConfig = Field(default_factory=MiningConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     rounds: int = 1
+    alignment: Literal["dpo", "kto"] = "dpo"  # kto: unpaired helpful / unhelpful drafts (the `dpo:` block configures it)
     # passed through to TRL / PEFT with their own field names
     sft: dict[str, Any] = Field(default_factory=dict)
     dpo: dict[str, Any] = Field(default_factory=dict)
@@ -173,9 +174,10 @@ def apply_override(data: dict, assignment: str) -> None:
 def _check_passthrough(recipe: Recipe, source: str) -> None:
     """Unknown keys in the sft/dpo/lora blocks are errors naming the key."""
     from peft import LoraConfig
-    from trl import DPOConfig, SFTConfig
+    from trl import DPOConfig, KTOConfig, SFTConfig
 
-    for block, cls in (("sft", SFTConfig), ("dpo", DPOConfig), ("lora", LoraConfig)):
+    align_cls = KTOConfig if recipe.alignment == "kto" else DPOConfig
+    for block, cls in (("sft", SFTConfig), ("dpo", align_cls), ("lora", LoraConfig)):
         known = {f.name for f in dataclasses.fields(cls)}
         for key in getattr(recipe, block):
             if key not in known:

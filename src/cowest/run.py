@@ -204,7 +204,7 @@ class Run:
         return self.stage(f"round_{round_}/mine", self.dir / f"round_{round_}", inputs, run)
 
     def dpo(self, round_: int) -> dict:
-        """Stage 3: DPO (or KTO/IPO per recipe) of the weak model on the mined pairs; reference = round start."""
+        """Stage 3: DPO (IPO, +SFT term, or KTO per recipe) on the mined pairs; reference = the round's start model."""
         from .train import merge_adapter, train_dpo
 
         self.release()
@@ -213,7 +213,7 @@ class Run:
         pairs = rdir / "pairs.jsonl"
         start = self._model_dir(round_)
         prev = self.manifest_path("sft" if round_ == 1 else f"round_{round_ - 1}/dpo")
-        inputs = dict(round=round_, dpo=r.dpo, lora=r.lora, seed=r.seed, pairs=hash_path(pairs),
+        inputs = dict(round=round_, alignment=r.alignment, dpo=r.dpo, lora=r.lora, seed=r.seed, pairs=hash_path(pairs),
                       start=read_json(prev)["key"])
 
         def run(sdir: Path) -> dict:
@@ -224,7 +224,8 @@ class Run:
                     "Try more drafts (mining.k), a higher mining.temperature, more questions, or mining.mode: rank."
                 )
             log_path = sdir / "train_log.jsonl"
-            adapter = train_dpo(str(start), pairs, sdir, r.dpo, r.lora, seed=r.seed, log_path=log_path)
+            adapter = train_dpo(str(start), pairs, sdir, r.dpo, r.lora, seed=r.seed, log_path=log_path,
+                                method=r.alignment)
             # The next round starts from this round's merged model.
             if round_ < r.rounds:
                 merge_adapter(str(start), adapter, sdir / "merged")

@@ -102,8 +102,9 @@ def mine(
         rng = random.Random(f"{seed}:{round_}:{ex.id}")
         prompt = collab.prompter.draft_prompt(ex)
         for c, r in select_pairs(scores, deltas, cfg.mode, cfg.max_pairs_per_question, rng):
-            if drafts[qi][c].strip() == drafts[qi][r].strip():
-                continue
+            shown = collab.prompter.shown_draft
+            if shown(drafts[qi][c]) == shown(drafts[qi][r]):
+                continue  # the strong model saw the same thing: the score gap is noise, not the draft's doing
             res.pairs.append(
                 dict(
                     prompt=prompt,

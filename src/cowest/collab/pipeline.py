@@ -65,10 +65,13 @@ class Prompter:
         """Strong model alone with chain of thought."""
         return [{"role": "user", "content": self.render("strong_alone", example)}]
 
+    def shown_draft(self, draft: str) -> str:
+        """What the strong model sees of a draft."""
+        return select_sections(draft, self.draft_sections) if self.draft_sections else draft.strip()
+
     def strong_refine(self, example: Example, draft: str) -> Conversation:
         """Strong model given the question and the weak model's draft (its shown sections)."""
-        shown = select_sections(draft, self.draft_sections) if self.draft_sections else draft.strip()
-        return [{"role": "user", "content": self.render("strong_refine", example, draft=shown)}]
+        return [{"role": "user", "content": self.render("strong_refine", example, draft=self.shown_draft(draft))}]
 
     def judge(self, example: Example, response: str) -> Conversation:
         """Judge prompt rating a response against the ground truth."""

@@ -223,9 +223,14 @@ class CachedBackend:
             if first is not None:
                 groups.setdefault(first, []).append(i)
         for first, members in sorted(groups.items()):
+            # Identical requests in one batch are generated once: same key, same answer (and servers that batch
+            # requests are not bit-for-bit deterministic, which would otherwise give two answers to one key).
+            reps: dict[str, int] = {}
+            dups = [(i, reps.setdefault(keys[i][first], i)) for i in members]
+            unique = list(reps.values())
             shifted = replace(sampling, seed=sampling.seed + first)
-            for s in range(0, len(members), self.chunk_size):
-                chunk = members[s : s + self.chunk_size]
+            for s in range(0, len(unique), self.chunk_size):
+                chunk = unique[s : s + self.chunk_size]
                 out = self.inner.generate([conversations[i] for i in chunk], n - first, shifted)
                 rows = []
                 for i, comps in zip(chunk, out):
@@ -234,6 +239,11 @@ class CachedBackend:
                             results[i][first + j] = replace(c, cached=False)
                             rows.append((keys[i][first + j], identity, c))
                 self.cache.put_many(rows)
+            for i, rep in dups:
+                if i != rep:
+                    for j in range(first, n):
+                        if results[i][j] is None:
+                            results[i][j] = replace(results[rep][j], cached=True)
 
         final: list[list[Completion]] = []
         for row in results:
