@@ -182,10 +182,10 @@ def test_build_backend_wraps_in_cache_unless_off(tmp_path, monkeypatch):
 
 
 def test_identical_requests_in_one_batch_are_generated_once(tmp_path):
+    from fakes import ScriptedBackend
+
     from cowest.models import CachedBackend, CallCache
     from cowest.models.base import Sampling
-
-    from fakes import ScriptedBackend
 
     counter = iter(range(100))
     inner = ScriptedBackend(lambda conv, i, s: f"answer {next(counter)}")

@@ -207,6 +207,8 @@ def test_sigkill_during_sft_and_mining_resumes_to_the_same_artifacts(tmp_path, t
     _finish(_cowest("sft", str(killed)))
     rdir = tmp_path / "runs" / "ref"
     assert adapter_hash(kdir / "sft" / "adapter") == adapter_hash(rdir / "sft" / "adapter")
+    # The resumed run's log holds its own 60 steps, not the killed run's too.
+    assert len([r for r in read_jsonl(kdir / "sft" / "train_log.jsonl") if "loss" in r]) == 60
 
     # SIGKILL in the middle of mining (after some model calls were cached), then resume.
     p = _cowest("mine", str(killed))

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from statistics import fmean
 from typing import Callable, Sequence
 
 from .collab.pipeline import Collaborator, draft_answer_section
 from .config import EvalConfig
 from .models.base import Backend
-from .tasks.base import Example
-from .tasks.metrics import bootstrap_ci, bootstrap_metric, paired_bootstrap
+from .tasks.base import LETTERS, Example
+from .tasks.metrics import bootstrap_ci, bootstrap_metric, paired_bootstrap, squad_normalize
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,11 @@ def evaluate(
                 )
             )
         results["systems"][s.name] = summarise(s, answers, scores, examples, ptok, ctok, wall, tt, cfg, seed)
+        if s.variant:
+            # Knowledge recall of the draft itself, whatever answer was read from it.
+            results["systems"][s.name]["draft_states_gold"] = fmean(
+                states_gold(d, e) for d, e in zip(drafts[s.variant], examples)
+            )
         per_example[s.name] = scores
     results["comparisons"] = compare(per_example, systems, cfg, seed)
     return rows, results
@@ -133,6 +139,16 @@ def comparisons_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def states_gold(draft: str, example: Example) -> bool:
+    """Whether a draft states the gold answer's text (the option text, label or an accepted answer)."""
+    if example.options and example.gold in LETTERS[: len(example.options)]:  # multiple choice: the option text
+        golds = [example.options[LETTERS.index(example.gold)]]
+    else:
+        golds = example.answers or [example.gold]
+    text = squad_normalize(draft)
+    return any(squad_normalize(g) and f" {squad_normalize(g)} " in f" {text} " for g in golds)
+
+
 def summarise(system, answers, scores, examples, ptok, ctok, wall, tt, cfg: EvalConfig, seed: int) -> dict:
     """Metrics with bootstrap CIs, strong-model tokens per question and wall time for one system."""
     n = max(len(examples), 1)
@@ -158,7 +174,7 @@ def results_table(results: dict) -> str:
     if not systems:
         return "(no systems)"
     names = list(next(iter(systems.values()))["metrics"])
-    head = ["system", *names, "strong tok/q", "wall s"]
+    head = ["system", *names, "draft states gold", "strong tok/q", "wall s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in systems.values():
         cells = [r["label"]]
@@ -166,6 +182,7 @@ def results_table(results: dict) -> str:
             v = r["metrics"][m]
             cells.append(f"{100 * v['value']:.1f} [{100 * v['lo']:.1f}, {100 * v['hi']:.1f}]")
         tok = r["strong_prompt_tokens_per_q"] + r["strong_completion_tokens_per_q"]
-        cells += [f"{tok:.0f}", f"{r['wall_s']:.0f}"]
+        states = f"{100 * r['draft_states_gold']:.1f}" if "draft_states_gold" in r else ""
+        cells += [states, f"{tok:.0f}", f"{r['wall_s']:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

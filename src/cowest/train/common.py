@@ -82,13 +82,17 @@ def disable_telemetry() -> None:
 
 
 class JsonlLogCallback(TrainerCallback):
-    """Appends each Trainer log (loss, learning_rate, rewards/..., step) as a JSON line and keeps it in memory."""
+    """Writes each Trainer log (loss, learning_rate, rewards/..., step) as a JSON line and keeps it in memory.
+
+    The file starts empty: a re-run or a run resumed after a kill logs only its own steps.
+    """
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = Path(path) if path is not None else None
         self.records: list[dict[str, Any]] = []
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text("")
 
     def on_log(
         self,

@@ -1,0 +1,40 @@
+"""Evaluation helpers: draft knowledge recall, tables and paired comparisons."""
+
+from fakes import ScriptedBackend
+
+from cowest.collab import Collaborator, Prompter
+from cowest.config import CollabConfig, EvalConfig
+from cowest.evaluate import evaluate, get_systems, results_table, states_gold
+from cowest.tasks.base import Example
+from cowest.tasks.types import MultipleChoice
+
+MC = Example(id="1", question="Dose of X?", options=["9.5 mg/kg", "5 mg/kg"], gold="A")
+
+
+def test_states_gold():
+    assert states_gold("Background: X has a maximum daily dose of 9.5 mg/kg.\nAnswer: B", MC)
+    assert not states_gold("Background: X has a maximum daily dose of 19.5 mg/kg.", MC)
+    short = Example(id="2", question="Who?", gold="Alan Turing", answers=["Alan Turing", "Turing"])
+    assert states_gold("I think it was Turing.", short) and not states_gold("Turingery", short)
+    label = Example(id="3", question="Safe?", options=["casual", "needs caution"], gold="needs caution")
+    assert states_gold("This needs caution.", label)
+
+
+def test_evaluate_rows_results_and_comparisons():
+    examples = [Example(id=str(i), question=f"Q{i}?", options=["yes", "no"], gold="A") for i in range(20)]
+    prompter = Prompter(MultipleChoice(), "knowledge")
+    # The weak model states the right fact but picks B; the strong model answers A only with a draft.
+    weak = ScriptedBackend(lambda c, i, s: "Background: the answer is yes.\nAnswer: B")
+    strong = ScriptedBackend(lambda c, i, s: "Final answer: A" if "Draft" in c[-1]["content"] else "Final answer: B")
+    collab = Collaborator(None, strong, prompter, CollabConfig())
+    systems = get_systems(["weak_sft", "strong", "refine"])
+    rows, res = evaluate(examples, systems, lambda v: weak, collab, EvalConfig(n_bootstrap=200))
+    assert len(rows) == 60 and {r["system"] for r in rows} == {"weak_sft", "strong", "refine"}
+    acc = {k: v["metrics"]["accuracy"]["value"] for k, v in res["systems"].items()}
+    assert acc == {"weak_sft": 0.0, "strong": 0.0, "refine": 1.0}
+    assert res["systems"]["weak_sft"]["draft_states_gold"] == 1.0
+    assert res["systems"]["refine"]["strong_prompt_tokens_per_q"] == 10
+    comp = res["comparisons"]["refine - weak_sft"]
+    assert comp["diff"] == 1.0 and comp["lo"] == 1.0 and comp["p_value"] == 0.0
+    table = results_table(res)
+    assert "| standard refinement (SFT draft -> strong) | 100.0 [100.0, 100.0]" in table
