@@ -17,7 +17,8 @@ RECIPE = {
     "weak": {"backend": "hf", "model": "smollm2-135m-instruct", "batch_size": 16},
     "strong": {"backend": "llamacpp", "model": "qwen2.5-coder-1.5b-instruct", "n_ctx": 2048},
     "collab": {"draft_max_tokens": 64, "strong_max_tokens": 96},
-    "mining": {"k": 3, "temperature": 1.0, "mode": "rank", "where": {"kind": "reasoning"}},
+    # The strong model also judges (1-10): graded scores rarely tie, so rank mode finds pairs on six questions.
+    "mining": {"k": 3, "temperature": 1.0, "mode": "rank", "evaluator": "judge", "where": {"kind": "reasoning"}},
     "sft": {"max_steps": 4, "per_device_train_batch_size": 4, "learning_rate": 0.001},
     "dpo": {"max_steps": 1, "per_device_train_batch_size": 2},
     "eval": {"systems": ["weak_sft", "weak_aligned", "strong", "refine", "cowest"], "n_bootstrap": 200},
@@ -37,6 +38,8 @@ def test_cowest_run_with_real_models(tmp_path):
     assert len(drafts) == 6 * 3
     # Four SFT steps already teach the draft format (drafts are sampled at temperature 1).
     assert sum("Background:" in r["draft"] for r in drafts) >= len(drafts) // 3
+    scores = [r["score"] for r in read_jsonl(d / "round_1" / "scores.jsonl")]
+    assert all(0.0 <= x <= 1.0 for x in scores) and len(set(scores)) > 2  # judge ratings, mapped from 1-10
     stats = read_json(d / "round_1" / "mining_stats.json")
     assert stats["questions"] == 6 and stats["pairs"] == len(read_jsonl(d / "round_1" / "pairs.jsonl")) > 0
     refinements = [r for r in read_jsonl(d / "round_1" / "refinements.jsonl") if r["k"] is not None]
