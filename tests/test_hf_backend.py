@@ -141,6 +141,22 @@ def test_logprobs_of_options_match_unbatched_forward(tiny_lm):
             assert score == pytest.approx(want, abs=1e-4)
 
 
+def test_logprobs_of_options_after_a_reply_prefix(tiny_lm):
+    backend = _backend(tiny_lm, batch_size=2)
+    prefixes = ["Background: the dose.\nAnswer:", "Answer:", ""]
+    got = backend.logprobs_of_options(CONVS[:3], [" A", " B"], prefixes)
+    tok = tiny_lm.tokenizer
+    for conv, pre, row in zip(CONVS[:3], prefixes, got):
+        prompt = backend.encode_prompt(conv) + tok(pre, add_special_tokens=False)["input_ids"]
+        for opt, score in zip([" A", " B"], row):
+            o = tok(opt, add_special_tokens=False)["input_ids"]
+            with torch.inference_mode():
+                logp = torch.log_softmax(tiny_lm.model(torch.tensor([prompt + o])).logits[0].float(), -1)
+            assert score == pytest.approx(sum(logp[len(prompt) - 1 + k, t].item() for k, t in enumerate(o)), abs=1e-4)
+    with pytest.raises(ValueError):
+        backend.logprobs_of_options(CONVS[:3], [" A"], prefixes[:2])
+
+
 def test_loads_by_path_through_assets(tiny_lm, monkeypatch):
     fake = types.ModuleType("cowest.assets")
     fake.resolve_model = lambda name, kind: name  # the real module maps asset names to files

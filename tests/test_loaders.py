@@ -231,6 +231,29 @@ def test_mmlu_fixture_subjects_and_header_rows():
         assert sum(e in d.test for e in same) in (0, 2)
 
 
+def test_mix_pools_sources_and_never_splits_one_question():
+    path = str(FIX / "mmlu_small.jsonl")
+    sources = [{"name": "mmlu", "path": path, "subjects": ["nutrition"]},
+               {"name": "medmcqa", "path": str(FIX / "medmcqa_hub.jsonl")},
+               {"name": "mmlu", "path": path}]  # repeats the nutrition rows: dropped as exact repeats
+    single = {"nutrition": 2, "mmlu": 6, "medmcqa": len(all_examples(load("medmcqa", path=sources[1]["path"])))}
+    for seed in range(4):
+        d = load("mix", seed=seed, test_fraction=0.4, options={"sources": sources})
+        got = all_examples(d)
+        assert len(got) == single["mmlu"] + single["medmcqa"]
+        assert questions(d.train).isdisjoint(questions(d.test))
+        assert {e.metadata["source_task"] for e in got} == {"mmlu", "medmcqa"}
+        assert len(d.corpus) == len(d.train) and isinstance(d.type, MultipleChoice)
+    assert len(load("mix", n_train=3, n_test=2, options={"sources": sources}).train) == 3
+    with pytest.raises(TaskDataError, match=r"task.options.sources\[0\].bogus"):
+        load("mix", options={"sources": [{"name": "mmlu", "bogus": 1}]})
+    with pytest.raises(TaskDataError, match="different task types"):
+        load("mix", options={"sources": [{"name": "mmlu", "path": path},
+                                         {"name": "ifqa", "path": str(FIX / "ifqa.jsonl")}]})
+    with pytest.raises(TaskDataError, match="must be a list"):
+        load("mix")
+
+
 # ---------------------------------------------------------------- generic JSONL / CSV
 
 

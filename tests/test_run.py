@@ -69,7 +69,7 @@ def scripted_strong(monkeypatch):
                 q = conv[-1]["content"].split("\n")[0]
                 return out.replace("GOLD", golds.get(q, "A")).replace("WRONG", "Z")
 
-            b = CachedBackend(ScriptedBackend(script, "strong"), CallCache(cache_path))
+            b = CachedBackend(ScriptedBackend(script, f"strong:{Path(cfg.model).name}"), CallCache(cache_path))
             b.golds = golds
             built.append(b)
             return b
@@ -79,11 +79,9 @@ def scripted_strong(monkeypatch):
     return built
 
 
-def test_whole_run_on_tiny_models_then_skip(tmp_path, tiny_lm, scripted_strong, monkeypatch):
-    d = recipe_dict(tiny_lm.path, tmp_path / "runs", task={**TASK, "sft_corpus": True})
-    recipe = load_recipe(write_recipe(tmp_path, d))
-    run = run_mod.Run(recipe)
-    # The script answers with each question's gold letter when the draft helps.
+@pytest.fixture
+def strong_knows_golds(scripted_strong, monkeypatch):
+    """The script answers with each question's gold letter when the draft helps."""
     orig = run_mod.Run.strong.fget
 
     def strong(self):
@@ -93,6 +91,13 @@ def test_whole_run_on_tiny_models_then_skip(tmp_path, tiny_lm, scripted_strong, 
         return b
 
     monkeypatch.setattr(run_mod.Run, "strong", property(strong))
+    return scripted_strong
+
+
+def test_whole_run_on_tiny_models_then_skip(tmp_path, tiny_lm, strong_knows_golds):
+    d = recipe_dict(tiny_lm.path, tmp_path / "runs", task={**TASK, "sft_corpus": True})
+    recipe = load_recipe(write_recipe(tmp_path, d))
+    run = run_mod.Run(recipe)
     run.run_all()
     d = recipe.run_dir
     for f in ["config.yaml", "sft/adapter/adapter_config.json", "sft/merged/config.json", "sft/train.jsonl",
@@ -136,6 +141,51 @@ def test_whole_run_on_tiny_models_then_skip(tmp_path, tiny_lm, scripted_strong, 
     run2.run_all()
     assert all(t == 0.0 for t in run2.timings.values())
     assert {p: p.stat().st_mtime_ns for p in d.rglob("*.jsonl")} == before
+
+
+def test_ablations_formats_pair_subsets_and_strong_swap(tmp_path, tiny_lm, strong_knows_golds):
+    alt = tmp_path / "alt_strong"
+    shutil.copytree(tiny_lm.path, alt)
+    abl = {"formats": ["direct", "cot"], "pair_fractions": [0.5, 1.0],
+           "strong": {"backend": "hf", "model": str(alt), "batch_size": 16}}
+    d = recipe_dict(tiny_lm.path, tmp_path / "runs", ablations=abl,
+                    eval={"systems": ["strong", "refine", "cowest"], "n_bootstrap": 50})
+    recipe = load_recipe(write_recipe(tmp_path, d))
+    run = run_mod.Run(recipe)
+    run.run_all()
+    a = read_json(run.dir / "ablations/results.json")
+    main = read_json(run.dir / "eval/results.json")["systems"]
+
+    def acc(system):
+        return main[system]["metrics"]["accuracy"]
+
+    # Formats: the recipe's own format (cot) reuses the main evaluation; another format is a whole sub-run.
+    assert [f["format"] for f in a["formats"]] == ["direct", "cot"]
+    assert a["formats"][1] == {"format": "cot", "unaligned": acc("refine"), "aligned": acc("cowest")}
+    sub = run.dir / "ablations/format-direct"
+    assert all(r["completion"][0]["content"].startswith("Answer:") for r in read_jsonl(sub / "sft/train.jsonl"))
+    assert {"refine", "cowest"} == set(read_json(sub / "eval/results.json")["systems"])
+    assert not (run.dir / "ablations/format-cot").exists()
+    # Pair subsets: 0 pairs is refinement, all pairs is CoWest, a half is its own DPO run on a nested subset.
+    pairs = read_jsonl(run.dir / "round_1/pairs.jsonl")
+    curve = a["pairs"]
+    assert [c["n_pairs"] for c in curve] == [0, max(1, round(len(pairs) / 2)), len(pairs)]
+    assert curve[0]["value"] == acc("refine")["value"] and curve[-1]["value"] == acc("cowest")["value"]
+    half = read_jsonl(run.dir / "ablations/pairs-0.5/round_1/pairs.jsonl")
+    assert all(p in pairs for p in half) and len(half) == curve[1]["n_pairs"]
+    assert (run.dir / "ablations/pairs-0.5/round_1/adapter/adapter_config.json").exists()
+    assert (run.dir / "ablations/pairs-0.5/sft").resolve() == (run.dir / "sft").resolve()
+    # Strong swap: the same weak adapters, the other strong model.
+    swap = a["strong_swap"]
+    assert swap["strong_model"] == str(alt) and set(swap["systems"]) == {"strong", "refine", "cowest"}
+    usage = read_json(run.dir / "ablations/strong-swap/eval/manifest.json")["usage"]
+    assert any("alt_strong" in m for m in usage) and not any(m.endswith(":strong:" + tiny_lm.path.name) for m in usage)
+    # Re-running finds every sub-stage up to date.
+    before = {p: p.stat().st_mtime_ns for p in (run.dir / "ablations").rglob("*.json")}
+    run_mod.Run(recipe).ablate()
+    after = {p: p.stat().st_mtime_ns for p in (run.dir / "ablations").rglob("*.json")}
+    assert {p: t for p, t in after.items() if p.name != "results.json"} == {
+        p: t for p, t in before.items() if p.name != "results.json"}
 
 
 def test_changed_config_reruns_only_downstream(tmp_path, tiny_lm, scripted_strong):

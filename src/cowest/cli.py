@@ -66,6 +66,21 @@ def eval_(recipe: Path = RecipeArg, set_: list[str] = SetOpt) -> None:
 
 
 @app.command()
+def ablate(recipe: Path = RecipeArg, set_: list[str] = SetOpt) -> None:
+    """The recipe's ablations (after `run`): draft formats, pair subsets, a second strong model."""
+    import json
+
+    r = _run(recipe, set_)
+    if not r.recipe.ablations.any:
+        typer.secho("error: the recipe has no ablations: block (formats, pair_fractions or strong)", fg="red", err=True)
+        raise typer.Exit(2)
+    try:
+        typer.echo(json.dumps(r.ablate(), indent=2))
+    finally:
+        r.release()
+
+
+@app.command()
 def infer(
     recipe: Path = RecipeArg,
     split: str = typer.Option("test", help="test, or an extra split of the task (e.g. recall)."),

@@ -85,6 +85,14 @@ class MiningConfig(_Strict):
     judge_retries: int = 3
 
 
+class PriceConfig(_Strict):
+    """The strong model's price, for cost per 1,000 questions."""
+
+    prompt_per_million: float  # per 1M prompt tokens
+    completion_per_million: float  # per 1M completion tokens
+    currency: str = "USD"
+
+
 class EvalConfig(_Strict):
     """Which systems to evaluate and how to summarise them."""
 
@@ -95,6 +103,28 @@ class EvalConfig(_Strict):
     limit: int | None = None
     n_bootstrap: int = 1000
     confidence: float = 0.95
+    retrieval_k: int = 3  # BM25 passages shown to the strong model by the `retrieval` system
+    price: PriceConfig | None = None
+
+
+class AblationConfig(_Strict):
+    """The paper's ablations, run after the main evaluation; each empty list / None is skipped."""
+
+    formats: list[Literal["direct", "knowledge", "cot"]] = Field(default_factory=list)  # x (unaligned, aligned)
+    pair_fractions: list[float] = Field(default_factory=list)  # DPO on seeded subsets of round 1's pairs
+    strong: ModelConfig | None = None  # a second strong endpoint: strong alone, refinement and CoWest with it
+
+    @field_validator("pair_fractions")
+    @classmethod
+    def _fractions(cls, v: list[float]) -> list[float]:
+        if any(not 0.0 < f <= 1.0 for f in v):
+            raise ValueError("pair fractions must be in (0, 1]")
+        return v
+
+    @property
+    def any(self) -> bool:
+        """Whether any ablation is configured."""
+        return bool(self.formats or self.pair_fractions or self.strong)
 
 
 class Recipe(_Strict):
@@ -110,6 +140,7 @@ class Recipe(_Strict):
     collab: CollabConfig = Field(default_factory=CollabConfig)
     mining: MiningConfig = Field(default_factory=MiningConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    ablations: AblationConfig = Field(default_factory=AblationConfig)
     rounds: int = 1
     alignment: Literal["dpo", "kto"] = "dpo"  # kto: unpaired helpful / unhelpful drafts (the `dpo:` block configures it)
     # passed through to TRL / PEFT with their own field names

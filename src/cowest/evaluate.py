@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from statistics import fmean
 from typing import Callable, Sequence
 
+from .collab.baselines import BM25Retriever, weak_predictions
 from .collab.pipeline import Collaborator, draft_answer_section
 from .config import EvalConfig
 from .models.base import Backend
@@ -20,8 +22,8 @@ class System:
 
     name: str
     label: str
-    kind: str  # "weak" | "strong" | "collab"
-    variant: str | None = None  # weak model variant: "base" | "sft" | "aligned"
+    kind: str  # "weak" | "strong" | "collab" | "supericl" | "retrieval"
+    variant: str | None = None  # weak model variant: "base" | "sft" | "aligned" | "round_K"
 
 
 SYSTEMS: dict[str, System] = {
@@ -31,19 +33,29 @@ SYSTEMS: dict[str, System] = {
         System("weak_sft", "weak SFT", "weak", "sft"),
         System("weak_aligned", "weak aligned (DPO)", "weak", "aligned"),
         System("strong", "strong alone (CoT)", "strong"),
+        System("supericl", "SuperICL-style (SFT weak answer + confidence -> strong)", "supericl", "sft"),
+        System("retrieval", "retrieval (BM25 passages -> strong)", "retrieval"),
         System("collab_base", "collaboration (base draft -> strong)", "collab", "base"),
         System("refine", "standard refinement (SFT draft -> strong)", "collab", "sft"),
         System("cowest", "CoWest (aligned draft -> strong)", "collab", "aligned"),
     ]
 }
+_ROUND = re.compile(r"^(weak|cowest)_round_([1-9][0-9]*)$")
 
 
 def get_systems(names: Sequence[str]) -> list[System]:
-    """Look up systems by name with a clear error."""
-    unknown = [n for n in names if n not in SYSTEMS]
-    if unknown:
-        raise ValueError(f"unknown eval systems {unknown}; known: {', '.join(SYSTEMS)}")
-    return [SYSTEMS[n] for n in names]
+    """Look up systems by name (plus `weak_round_K` / `cowest_round_K`) with a clear error."""
+    out = []
+    for n in names:
+        if n in SYSTEMS:
+            out.append(SYSTEMS[n])
+        elif m := _ROUND.match(n):
+            who, k = m.groups()
+            label = f"weak aligned, round {k}" if who == "weak" else f"CoWest, round {k} draft -> strong"
+            out.append(System(n, label, "weak" if who == "weak" else "collab", f"round_{k}"))
+        else:
+            raise ValueError(f"unknown eval system {n!r}; known: {', '.join(SYSTEMS)}, weak_round_K, cowest_round_K")
+    return out
 
 
 def evaluate(
@@ -53,11 +65,13 @@ def evaluate(
     collab: Collaborator,
     cfg: EvalConfig,
     seed: int = 0,
+    corpus: Sequence[str] = (),
 ) -> tuple[list[dict], dict]:
     """Run every system on `examples`; return per-question prediction rows and the results summary."""
     tt = collab.prompter.task_type
     drafts: dict[str, list[str]] = {}
     draft_time: dict[str, float] = {}
+    predicted: dict[str, list[tuple[str, float]]] = {}  # SuperICL: weak answer and confidence per variant
     # Weak drafts first, one weak model in memory at a time.
     for variant in dict.fromkeys(s.variant for s in systems if s.variant):
         t0 = time.perf_counter()
@@ -65,6 +79,8 @@ def evaluate(
         try:
             collab.weak = weak
             drafts[variant] = [c[0].text for c in collab.drafts(examples)]
+            if any(s.kind == "supericl" and s.variant == variant for s in systems):
+                predicted[variant] = weak_predictions(weak, collab.prompter, examples, drafts[variant])
         finally:
             collab.weak = None
             weak.close()
@@ -72,15 +88,29 @@ def evaluate(
 
     rows: list[dict] = []
     results: dict = {"n": len(examples), "systems": {}}
+    if cfg.price:
+        results["price"] = cfg.price.model_dump()
     per_example: dict[str, list[float]] = {}
     for s in systems:
         t0 = time.perf_counter()
+        context: list[str | None] = [drafts[s.variant][i] if s.variant else None for i in range(len(examples))]
         if s.kind == "weak":
             texts = drafts[s.variant]
             answers = [tt.extract(draft_answer_section(t), e) for t, e in zip(texts, examples)]
             ptok = ctok = [0] * len(examples)
         else:
-            answered = collab.strong_alone(examples) if s.kind == "strong" else collab.refine(examples, drafts[s.variant])
+            if s.kind == "strong":
+                convs = [collab.prompter.strong_alone(e) for e in examples]
+            elif s.kind == "collab":
+                convs = [collab.prompter.strong_refine(e, d) for e, d in zip(examples, drafts[s.variant])]
+            elif s.kind == "supericl":
+                convs = [collab.prompter.supericl(e, a, p) for e, (a, p) in zip(examples, predicted[s.variant])]
+                context = [f"{a} (confidence {p:.2f})" for a, p in predicted[s.variant]]
+            else:  # retrieval
+                hits = BM25Retriever(corpus).top_k([_query(tt, e) for e in examples], cfg.retrieval_k)
+                convs = [collab.prompter.retrieval(e, h) for e, h in zip(examples, hits)]
+                context = ["\n\n".join(h) for h in hits]
+            answered = collab.ask_strong(examples, convs)
             texts = [a.text for a in answered]
             answers = [a.answer for a in answered]
             ptok = [a.prompt_tokens for a in answered]
@@ -91,13 +121,12 @@ def evaluate(
             rows.append(
                 dict(
                     system=s.name, question_id=e.id, question=e.question,
-                    draft=drafts[s.variant][i] if s.variant else None,
-                    text=texts[i], answer=answers[i], gold=e.gold, score=scores[i],
+                    draft=context[i], text=texts[i], answer=answers[i], gold=e.gold, score=scores[i],
                     prompt_tokens=ptok[i], completion_tokens=ctok[i],
                 )
             )
         results["systems"][s.name] = summarise(s, answers, scores, examples, ptok, ctok, wall, tt, cfg, seed)
-        if s.variant:
+        if s.variant and s.kind in ("weak", "collab"):
             # Knowledge recall of the draft itself, whatever answer was read from it.
             results["systems"][s.name]["draft_states_gold"] = fmean(
                 states_gold(d, e) for d, e in zip(drafts[s.variant], examples)
@@ -107,9 +136,14 @@ def evaluate(
     return rows, results
 
 
+def _query(tt, example: Example) -> str:
+    """The BM25 query: the question and its options."""
+    return f"{example.question}\n{tt.format_options(example)}"
+
+
 def compare(per_example: dict[str, list[float]], systems: Sequence[System], cfg: EvalConfig, seed: int) -> dict:
-    """Paired bootstrap of each collaborative system against the best single model and against refinement."""
-    singles = [s.name for s in systems if s.kind != "collab"]
+    """Paired bootstrap of each collaborative system against the best single model, refinement and the baselines."""
+    singles = [s.name for s in systems if s.kind in ("weak", "strong")]
     out: dict = {}
     if not singles:
         return out
@@ -117,7 +151,7 @@ def compare(per_example: dict[str, list[float]], systems: Sequence[System], cfg:
     for s in systems:
         if s.kind != "collab":
             continue
-        for other in dict.fromkeys([best, "refine", "collab_base"]):
+        for other in dict.fromkeys([best, "refine", "collab_base", "supericl", "retrieval"]):
             if other in per_example and other != s.name:
                 res = paired_bootstrap(per_example[s.name], per_example[other], n_boot=cfg.n_bootstrap, seed=seed,
                                        confidence=cfg.confidence)
@@ -165,6 +199,10 @@ def summarise(system, answers, scores, examples, ptok, ctok, wall, tt, cfg: Eval
     out["score"] = {"value": mean, "lo": lo, "hi": hi}
     out["strong_prompt_tokens_per_q"] = sum(ptok) / n
     out["strong_completion_tokens_per_q"] = sum(ctok) / n
+    if cfg.price:
+        per_q = (out["strong_prompt_tokens_per_q"] * cfg.price.prompt_per_million
+                 + out["strong_completion_tokens_per_q"] * cfg.price.completion_per_million) / 1e6
+        out["cost_per_1k"] = 1000 * per_q
     return out
 
 
@@ -174,7 +212,9 @@ def results_table(results: dict) -> str:
     if not systems:
         return "(no systems)"
     names = list(next(iter(systems.values()))["metrics"])
-    head = ["system", *names, "draft states gold", "strong tok/q", "wall s"]
+    price = results.get("price")
+    cost = [f"cost / 1k q ({price['currency']})"] if price else []
+    head = ["system", *names, "draft states gold", "strong tok/q", *cost, "wall s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in systems.values():
         cells = [r["label"]]
@@ -183,6 +223,6 @@ def results_table(results: dict) -> str:
             cells.append(f"{100 * v['value']:.1f} [{100 * v['lo']:.1f}, {100 * v['hi']:.1f}]")
         tok = r["strong_prompt_tokens_per_q"] + r["strong_completion_tokens_per_q"]
         states = f"{100 * r['draft_states_gold']:.1f}" if "draft_states_gold" in r else ""
-        cells += [states, f"{tok:.0f}", f"{r['wall_s']:.0f}"]
+        cells += [states, f"{tok:.0f}", *([f"{r.get('cost_per_1k', 0.0):.2f}"] if price else []), f"{r['wall_s']:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

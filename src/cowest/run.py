@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import random
 import sys
 import time
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from .collab import Collaborator, JudgeEvaluator, Prompter, RuleEvaluator, mine
-from .config import ModelConfig, Recipe, dump_recipe
+from .config import AblationConfig, EvalConfig, ModelConfig, Recipe, dump_recipe
 from .io import adapter_hash, hash_obj, hash_path, read_json, read_jsonl, write_json, write_jsonl, write_text
 from .models import build_backend
 from .models.base import Backend
@@ -242,7 +243,7 @@ class Run:
 
         r = self.recipe
         split = split or r.eval.split
-        systems_ = get_systems(systems or r.eval.systems)
+        systems_ = get_systems(systems or self.default_systems())
         variants = sorted({s.variant for s in systems_ if s.variant})
         inputs = dict(
             eval=r.eval.model_dump(), split=split, systems=[s.name for s in systems_], task=r.task.model_dump(),
@@ -255,7 +256,7 @@ class Run:
             if r.eval.limit is not None:
                 examples = examples[: r.eval.limit]
             collab = self.collaborator(None) if any(s.kind != "weak" for s in systems_) else _WeakOnly(self.prompter, r.collab)
-            rows, results = evaluate(examples, systems_, self.weak, collab, r.eval, seed=r.seed)
+            rows, results = evaluate(examples, systems_, self.weak, collab, r.eval, seed=r.seed, corpus=self.task.corpus)
             results.update(task=r.task.name, split=split, recipe=r.name, date=datetime.now().isoformat(timespec="seconds"))
             write_jsonl(sdir / "predictions.jsonl", rows)
             write_json(sdir / "results.json", results)
@@ -267,6 +268,96 @@ class Run:
         manifest = self.stage(name, self.dir / name, inputs, run)
         print((self.dir / name / "results.md").read_text())
         return manifest
+
+    def default_systems(self) -> list[str]:
+        """The recipe's eval systems, plus CoWest after each earlier round when there are several."""
+        names = list(self.recipe.eval.systems)
+        if self.recipe.rounds > 1 and "cowest" in names:
+            names += [f"cowest_round_{k}" for k in range(1, self.recipe.rounds) if f"cowest_round_{k}" not in names]
+        return names
+
+    # ---- ablations
+    def ablate(self) -> dict:
+        """The recipe's ablations (draft formats, pair subsets, strong swap); writes ablations/results.json."""
+        a = self.recipe.ablations
+        self.release()
+        out: dict = {}
+        if a.formats:
+            out["formats"] = [self._ablate_format(f) for f in a.formats]
+        if a.pair_fractions:
+            out["pairs"] = self._ablate_pairs(a.pair_fractions)
+        if a.strong is not None:
+            out["strong_swap"] = self._ablate_strong(a.strong)
+        write_json(self.dir / "ablations" / "results.json", out)
+        return out
+
+    def _child(self, tag: str, share: Sequence[str] = (), **update: object) -> "Run":
+        """A sub-run in ablations/<tag> with recipe fields replaced; `share` links this run's stage directories."""
+        update = dict(name=f"{self.recipe.name}/ablations/{tag}", ablations=AblationConfig(), **update)
+        child = Run(self.recipe.model_copy(update=update))
+        write_text(child.dir / "config.yaml", dump_recipe(child.recipe))
+        for d in share:
+            link = child.dir / d
+            if not link.exists() and not link.is_symlink():
+                link.symlink_to(Path("..", "..", d), target_is_directory=True)
+        return child
+
+    def _eval_systems(self, systems: list[str]) -> EvalConfig:
+        return self.recipe.eval.model_copy(update={"systems": systems})
+
+    def _ablate_format(self, fmt: str) -> dict:
+        """SFT, mining, DPO and evaluation with another draft format: refinement (unaligned) vs CoWest (aligned)."""
+        res = _read_results(self.dir / "eval")
+        if not (fmt == self.recipe.collab.draft_format and res and {"refine", "cowest"} <= res["systems"].keys()):
+            child = self._child(f"format-{fmt}", collab=self.recipe.collab.model_copy(update={"draft_format": fmt}),
+                                eval=self._eval_systems(["refine", "cowest"]))
+            try:
+                child.sft()
+                for k in range(1, child.recipe.rounds + 1):
+                    child.mine(k)
+                    child.dpo(k)
+                child.evaluate()
+            finally:
+                child.release()
+            res = _read_results(child.dir / "eval")
+        return {"format": fmt, "unaligned": _primary(res, "refine"), "aligned": _primary(res, "cowest")}
+
+    def _ablate_pairs(self, fractions: list[float]) -> list[dict]:
+        """A learning curve: DPO from the SFT model on nested seeded subsets of round 1's pairs, then CoWest."""
+        pairs = read_jsonl(self.dir / "round_1" / "pairs.jsonl")
+        order = list(range(len(pairs)))
+        random.Random(self.recipe.seed).shuffle(order)
+        base = _read_results(self.dir / "eval")
+        out = []
+        if base and "refine" in base["systems"]:
+            out.append({"fraction": 0.0, "n_pairs": 0, **_primary(base, "refine")})
+        for f in sorted(fractions):
+            n = max(1, round(f * len(pairs)))
+            if n == len(pairs) and self.recipe.rounds == 1 and base and "cowest" in base["systems"]:
+                out.append({"fraction": f, "n_pairs": n, **_primary(base, "cowest")})
+                continue
+            child = self._child(f"pairs-{f:g}", share=["sft"], rounds=1, eval=self._eval_systems(["cowest"]))
+            write_jsonl(child.dir / "round_1" / "pairs.jsonl", [pairs[i] for i in sorted(order[:n])])
+            try:
+                child.dpo(1)
+                child.evaluate()
+            finally:
+                child.release()
+            out.append({"fraction": f, "n_pairs": n, **_primary(_read_results(child.dir / "eval"), "cowest")})
+        return out
+
+    def _ablate_strong(self, strong: ModelConfig) -> dict:
+        """Strong alone, refinement and CoWest with a second strong model and the same weak models."""
+        rounds = [f"round_{k}" for k in range(1, self.recipe.rounds + 1)]
+        child = self._child("strong-swap", share=["sft", *rounds], strong=strong,
+                            eval=self._eval_systems(["strong", "refine", "cowest"]))
+        try:
+            child.evaluate()
+        finally:
+            child.release()
+        res = _read_results(child.dir / "eval")
+        return {"strong_model": strong.model,
+                "systems": {n: {"label": v["label"], **_primary(res, n)} for n, v in res["systems"].items()}}
 
     def run_all(self) -> None:
         """sft -> (mine -> dpo) x rounds -> eval (+ the fact-recall probe when the task has one), then a summary."""
@@ -280,6 +371,8 @@ class Run:
             if "recall" in self.task.extra:
                 weak_systems = [s for s in ("weak_base", "weak_sft", "weak_aligned") if s in self.recipe.eval.systems]
                 self.evaluate(weak_systems or ["weak_sft", "weak_aligned"], name="eval_recall", split="recall")
+            if self.recipe.ablations.any:
+                self.ablate()
         finally:
             self.release()
         summary = self.summary()
@@ -328,6 +421,20 @@ def _weak_key(cfg: ModelConfig) -> str:
     return f"{cfg.model}|{adapter_hash(Path(cfg.adapter)) if cfg.adapter and Path(cfg.adapter).exists() else cfg.adapter}"
 
 
+def _read_results(eval_dir: Path) -> dict | None:
+    """An evaluation's results.json, None when it has not run."""
+    path = eval_dir / "results.json"
+    return read_json(path) if path.exists() else None
+
+
+def _primary(results: dict | None, system: str) -> dict:
+    """{value, lo, hi} of a system's primary (first) metric."""
+    metrics = results["systems"][system]["metrics"] if results else {}
+    if not metrics:
+        raise RuntimeError(f"no evaluation of {system!r} to read for the ablation")
+    return dict(next(iter(metrics.values())))
+
+
 def _usage_delta(before: dict, after: dict) -> dict:
     return {m: {k: v - before.get(m, {}).get(k, 0) for k, v in u.items()} for m, u in after.items()}
 
@@ -343,9 +450,10 @@ def _write_csv(path: Path, results: dict) -> None:
 
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["system", "label", "metric", "value", "lo", "hi", "strong_tokens_per_q", "wall_s"])
+    w.writerow(["system", "label", "metric", "value", "lo", "hi", "strong_prompt_tokens_per_q",
+                "strong_completion_tokens_per_q", "cost_per_1k", "wall_s"])
     for name, r in results["systems"].items():
-        tok = r["strong_prompt_tokens_per_q"] + r["strong_completion_tokens_per_q"]
         for m, v in r["metrics"].items():
-            w.writerow([name, r["label"], m, v["value"], v["lo"], v["hi"], tok, r["wall_s"]])
+            w.writerow([name, r["label"], m, v["value"], v["lo"], v["hi"], r["strong_prompt_tokens_per_q"],
+                        r["strong_completion_tokens_per_q"], r.get("cost_per_1k", ""), r["wall_s"]])
     write_text(path, buf.getvalue())

@@ -73,6 +73,16 @@ class Prompter:
         """Strong model given the question and the weak model's draft (its shown sections)."""
         return [{"role": "user", "content": self.render("strong_refine", example, draft=self.shown_draft(draft))}]
 
+    def supericl(self, example: Example, prediction: str, confidence: float) -> Conversation:
+        """Strong model given the weak model's predicted answer and its probability (SuperICL-style)."""
+        text = self.render("supericl", example, prediction=prediction, confidence=f"{confidence:.2f}")
+        return [{"role": "user", "content": text}]
+
+    def retrieval(self, example: Example, passages: Sequence[str]) -> Conversation:
+        """Strong model given the top retrieved corpus passages."""
+        shown = "\n".join(f"[{i + 1}] {' '.join(p.split())}" for i, p in enumerate(passages))
+        return [{"role": "user", "content": self.render("retrieval", example, passages=shown)}]
+
     def judge(self, example: Example, response: str) -> Conversation:
         """Judge prompt rating a response against the ground truth."""
         gold = self.task_type.format_answer(example)

@@ -1,4 +1,5 @@
-"""Prompt templates as data. Placeholders: {question}, {options}, {answer_hint}, {draft}, {gold}, {response}."""
+"""Prompt templates as data. Placeholders: {question}, {options}, {answer_hint}, {draft}, {gold}, {response},
+{prediction}, {confidence}, {passages}."""
 
 from __future__ import annotations
 
@@ -24,6 +25,19 @@ TEMPLATES: dict[str, str] = {
         "but may also contain errors.\n--- Draft ---\n{draft}\n--- End of draft ---\n"
         "Check the draft critically, correct it with your own reasoning in at most 3 short sentences, "
         "and end with \"Final answer: <{answer_hint}>\"."
+    ),
+    # SuperICL-style baseline: the strong model sees the weak model's prediction and its confidence.
+    "supericl": (
+        "Question: {question}\n{options}\n"
+        "A small domain-specialised model predicted: {prediction} (confidence {confidence}).\n"
+        "Its prediction may be wrong. Think step by step in at most 3 short sentences, then end with "
+        "\"Final answer: <{answer_hint}>\"."
+    ),
+    # Retrieval baseline: the strong model with the top BM25 passages of the domain corpus.
+    "retrieval": (
+        "Question: {question}\n{options}\n"
+        "Passages from the domain's reference material (they may not all be relevant):\n{passages}\n"
+        "Think step by step in at most 3 short sentences, then end with \"Final answer: <{answer_hint}>\"."
     ),
     # SFT rows that teach the weak model the domain corpus itself (task.sft_corpus).
     "corpus": "Recite an entry from the domain knowledge base.",

@@ -224,12 +224,19 @@ class HFBackend:
 
     # -- scoring -------------------------------------------------------------------------------------------------
 
-    def logprobs_of_options(self, conversations: Sequence[Conversation], options: list[str]) -> list[list[float]]:
-        """Log-probability of each option text (e.g. "A", " A") as the start of the assistant's reply."""
+    def logprobs_of_options(
+        self, conversations: Sequence[Conversation], options: list[str], prefixes: Sequence[str] | None = None
+    ) -> list[list[float]]:
+        """Log-probability of each option text (e.g. " A") after the assistant's reply so far (`prefixes`, default empty)."""
         option_ids = [self.tokenizer(o, add_special_tokens=False)["input_ids"] for o in options]
         if any(not o for o in option_ids):
             raise ValueError("every option must encode to at least one token")
         prompts = [self.encode_prompt(c) for c in conversations]
+        if prefixes is not None:
+            prompts = [
+                p + (self.tokenizer(x, add_special_tokens=False)["input_ids"] if x else [])
+                for p, x in zip(prompts, prefixes, strict=True)
+            ]
         items = [(c, o) for c in range(len(prompts)) for o in range(len(options))]
         seqs = [prompts[c] + option_ids[o] for c, o in items]
         scores = [0.0] * len(items)
