@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -21,7 +22,8 @@ RECIPE = {
     "mining": {"k": 3, "temperature": 1.0, "mode": "rank", "evaluator": "judge", "where": {"kind": "reasoning"}},
     "sft": {"max_steps": 4, "per_device_train_batch_size": 4, "learning_rate": 0.001},
     "dpo": {"max_steps": 1, "per_device_train_batch_size": 2},
-    "eval": {"systems": ["weak_sft", "weak_aligned", "strong", "refine", "cowest"], "n_bootstrap": 200},
+    "eval": {"systems": ["weak_sft", "weak_aligned", "strong", "supericl", "retrieval", "refine", "cowest"],
+             "n_bootstrap": 200, "retrieval_k": 2},
 }
 
 
@@ -49,6 +51,10 @@ def test_cowest_run_with_real_models(tmp_path):
     assert set(results["systems"]) == set(RECIPE["eval"]["systems"]) and results["n"] == 4
     strong = results["systems"]["strong"]
     assert strong["strong_completion_tokens_per_q"] > 0 and strong["strong_prompt_tokens_per_q"] > 0
+    preds = read_jsonl(d / "eval" / "predictions.jsonl")
+    # SuperICL shows the SFT model's answer-token confidence; retrieval shows two corpus passages.
+    assert all(re.fullmatch(r"[A-D]\) .+ \(confidence [01]\.\d\d\)", r["draft"]) for r in preds if r["system"] == "supericl")
+    assert all(r["draft"].count("\n\n") == 1 for r in preds if r["system"] == "retrieval")
     usage = read_json(d / "eval" / "manifest.json")["usage"]
     assert any(k.startswith("llamacpp:qwen2.5-coder-1.5b-instruct") for k in usage)
     assert "| CoWest (aligned draft -> strong) |" in out.stdout

@@ -124,6 +124,9 @@ def test_whole_run_on_tiny_models_then_skip(tmp_path, tiny_lm, strong_knows_gold
     manifest = read_json(d / "round_1/mine.manifest.json")
     assert manifest["counts"]["pairs"] == len(pairs) and manifest["wall_s"] >= 0
     assert "Stage wall times" in (d / "report.md").read_text()
+    html = (d / "report.html").read_text()
+    assert 'id="results-table"' in html and "drill-data" in html
+    assert all((d / "plots" / f"{p}.png").stat().st_size > 1000 for p in ("accuracy", "deltas", "cost_accuracy"))
 
     # `cowest report` rebuilds the report from the artifacts alone.
     from typer.testing import CliRunner
@@ -134,6 +137,7 @@ def test_whole_run_on_tiny_models_then_skip(tmp_path, tiny_lm, strong_knows_gold
     res = CliRunner().invoke(app, ["report", str(d)])
     assert res.exit_code == 0, res.output
     assert "Mining, round 1" in (d / "report.md").read_text() and "CoWest" in res.output
+    assert (d / "report.html").exists()
 
     # A second run skips every stage and makes no model calls.
     before = {p: p.stat().st_mtime_ns for p in d.rglob("*.jsonl")}
@@ -180,6 +184,9 @@ def test_ablations_formats_pair_subsets_and_strong_swap(tmp_path, tiny_lm, stron
     assert swap["strong_model"] == str(alt) and set(swap["systems"]) == {"strong", "refine", "cowest"}
     usage = read_json(run.dir / "ablations/strong-swap/eval/manifest.json")["usage"]
     assert any("alt_strong" in m for m in usage) and not any(m.endswith(":strong:" + tiny_lm.path.name) for m in usage)
+    report = (run.dir / "report.md").read_text()
+    assert "### Draft formats" in report and "### Number of preference pairs" in report and str(alt) in report
+    assert (run.dir / "plots/pairs_curve.png").exists()
     # Re-running finds every sub-stage up to date.
     before = {p: p.stat().st_mtime_ns for p in (run.dir / "ablations").rglob("*.json")}
     run_mod.Run(recipe).ablate()

@@ -98,16 +98,12 @@ def infer(
 
 @app.command()
 def report(run_dir: Path = typer.Argument(..., exists=True, file_okay=False, help="A run directory.")) -> None:
-    """Rebuild report.md of a run from its artifacts alone (no model is loaded)."""
-    from .config import load_recipe
-    from .io import write_text
-    from .run import Run
+    """Rebuild report.md, report.html and the plots of a run from its artifacts alone (no model is loaded)."""
+    from .report import build_report
 
-    overrides = [f"output_dir={run_dir.resolve().parent}", f"name={run_dir.name}"]
-    run = Run(load_recipe(run_dir / "config.yaml", overrides, check_trainers=False))
-    summary = run.summary()
-    write_text(run_dir / "report.md", summary)
-    typer.echo(summary)
+    paths = build_report(run_dir)
+    typer.echo(paths["report.md"].read_text())
+    typer.echo(f"HTML report: {paths['report.html']}", err=True)
 
 
 @app.command()

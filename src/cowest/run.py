@@ -15,6 +15,7 @@ from .config import AblationConfig, EvalConfig, ModelConfig, Recipe, dump_recipe
 from .io import adapter_hash, hash_obj, hash_path, read_json, read_jsonl, write_json, write_jsonl, write_text
 from .models import build_backend
 from .models.base import Backend
+from .report import build_report
 from .tasks import TaskData, load_task
 
 
@@ -375,38 +376,9 @@ class Run:
                 self.ablate()
         finally:
             self.release()
-        summary = self.summary()
-        write_text(self.dir / "report.md", summary)
-        print(summary)
-
-    def summary(self) -> str:
-        """Markdown summary from the artifacts: results, recall, mining statistics, DPO margins, stage times."""
-        parts = [f"# cowest run `{self.recipe.name}`\n"]
-        for name in ("eval", "eval_recall"):
-            if (md := self.dir / name / "results.md").exists():
-                parts.append(md.read_text().replace("# ", "## ", 1))
-        for k in range(1, self.recipe.rounds + 1):
-            rdir = self.dir / f"round_{k}"
-            if (st := rdir / "mining_stats.json").exists():
-                stats = read_json(st)
-                parts.append(f"## Mining, round {k}\n\n" + "\n".join(f"- {a}: {_fmt(b)}" for a, b in stats.items()))
-            if (lg := rdir / "train_log.jsonl").exists():
-                steps = [s for s in read_jsonl(lg) if "rewards/margins" in s]
-                if steps:
-                    m = [s["rewards/margins"] for s in steps]
-                    acc = [s.get("rewards/accuracies", float("nan")) for s in steps]
-                    parts.append(
-                        f"## DPO, round {k}\n\n- steps: {len(m)}\n- reward margin: first {m[0]:.4f}, "
-                        f"last {m[-1]:.4f}, max {max(m):.4f}\n- reward accuracy, last: {acc[-1]:.2f}"
-                    )
-        names = ["sft", *[f"round_{k}/{s}" for k in range(1, self.recipe.rounds + 1) for s in ("mine", "dpo")],
-                 "eval", "eval_recall"]
-        times = [(n, read_json(mp)["wall_s"]) for n in names if (mp := self.manifest_path(n)).exists()]
-        if times:
-            rows = "\n".join(f"| {n} | {t:.0f} |" for n, t in times)
-            total = sum(t for _, t in times)
-            parts.append(f"## Stage wall times (s)\n\n| stage | wall s |\n|---|---|\n{rows}\n| total | {total:.0f} |")
-        return "\n\n".join(parts) + "\n"
+        paths = build_report(self.dir)
+        print(paths["report.md"].read_text())
+        log(f"report: {paths['report.html']}")
 
 
 class _WeakOnly(Collaborator):
