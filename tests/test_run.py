@@ -182,6 +182,7 @@ def test_ablations_formats_pair_subsets_and_strong_swap(tmp_path, tiny_lm, stron
     # Strong swap: the same weak adapters, the other strong model.
     swap = a["strong_swap"]
     assert swap["strong_model"] == str(alt) and set(swap["systems"]) == {"strong", "refine", "cowest"}
+    assert not list((run.dir / "ablations").rglob("cache.sqlite"))  # sub-runs share the run's call cache
     usage = read_json(run.dir / "ablations/strong-swap/eval/manifest.json")["usage"]
     assert any("alt_strong" in m for m in usage) and not any(m.endswith(":strong:" + tiny_lm.path.name) for m in usage)
     report = (run.dir / "report.md").read_text()

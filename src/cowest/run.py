@@ -35,6 +35,7 @@ class Run:
         self._judge: Backend | None = None
         self._weak_seen: list[Backend] = []  # weak variants loaded so far, for usage accounting
         self.timings: dict[str, float] = {}
+        self._cache_path: Path | None = None  # ablation sub-runs share their parent's call cache
 
     # ---- data and prompts
     @cached_property
@@ -52,7 +53,7 @@ class Run:
     @property
     def cache_path(self) -> Path:
         """The run's SQLite call cache."""
-        return self.dir / "cache.sqlite"
+        return self._cache_path or self.dir / "cache.sqlite"
 
     def _model_dir(self, round_: int) -> Path:
         """Merged checkpoint that round `round_` (1-based) starts from: SFT for round 1."""
@@ -296,6 +297,7 @@ class Run:
         """A sub-run in ablations/<tag> with recipe fields replaced; `share` links this run's stage directories."""
         update = dict(name=f"{self.recipe.name}/ablations/{tag}", ablations=AblationConfig(), **update)
         child = Run(self.recipe.model_copy(update=update))
+        child._cache_path = self.cache_path
         write_text(child.dir / "config.yaml", dump_recipe(child.recipe))
         for d in share:
             link = child.dir / d
@@ -361,7 +363,7 @@ class Run:
                 "systems": {n: {"label": v["label"], **_primary(res, n)} for n, v in res["systems"].items()}}
 
     def run_all(self) -> None:
-        """sft -> (mine -> dpo) x rounds -> eval (+ the fact-recall probe when the task has one), then a summary."""
+        """sft -> (mine -> dpo) x rounds -> eval (+ the fact-recall probe when the task has one), ablations, report."""
         write_text(self.dir / "config.yaml", dump_recipe(self.recipe))
         try:
             self.sft()
