@@ -96,6 +96,7 @@ def strong_knows_golds(scripted_strong, monkeypatch):
 
 def test_whole_run_on_tiny_models_then_skip(tmp_path, tiny_lm, strong_knows_golds):
     d = recipe_dict(tiny_lm.path, tmp_path / "runs", task={**TASK, "sft_corpus": True})
+    d["eval"]["limit"] = 3  # the recipe's split only: the recall probe stays whole
     recipe = load_recipe(write_recipe(tmp_path, d))
     run = run_mod.Run(recipe)
     run.run_all()
@@ -120,6 +121,7 @@ def test_whole_run_on_tiny_models_then_skip(tmp_path, tiny_lm, strong_knows_gold
         m = r["metrics"]["accuracy"]
         assert m["lo"] <= m["value"] <= m["hi"]
     assert results["systems"]["strong"]["metrics"]["accuracy"]["value"] == 0.0
+    assert results["n"] == 3 and read_json(d / "eval_recall/results.json")["n"] == len(run.task.extra["recall"]) > 3
     assert "cowest - refine" in results["comparisons"]
     manifest = read_json(d / "round_1/mine.manifest.json")
     assert manifest["counts"]["pairs"] == len(pairs) and manifest["wall_s"] >= 0

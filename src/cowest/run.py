@@ -247,16 +247,17 @@ class Run:
         split = split or r.eval.split
         systems_ = get_systems(systems or self.default_systems())
         variants = sorted({s.variant for s in systems_ if s.variant})
+        examples = self.task.test if split == "test" else self.task.extra[split]
+        if r.eval.limit is not None and split == r.eval.split:  # the limit is the recipe's split's; probes stay whole
+            examples = examples[: r.eval.limit]
         inputs = dict(
+            questions=hash_obj([e.id for e in examples]),
             eval=r.eval.model_dump(), split=split, systems=[s.name for s in systems_], task=r.task.model_dump(),
             collab=r.collab.model_dump(), strong=r.strong.model_dump(), seed=r.seed,
             weak={v: _weak_key(self.weak_config(v)) for v in variants},
         )
 
         def run(sdir: Path) -> dict:
-            examples = self.task.test if split == "test" else self.task.extra[split]
-            if r.eval.limit is not None:
-                examples = examples[: r.eval.limit]
             collab = self.collaborator(None) if any(s.kind != "weak" for s in systems_) else _WeakOnly(self.prompter, r.collab)
             rows, results = evaluate(examples, systems_, self.weak, collab, r.eval, seed=r.seed, corpus=self.task.corpus)
             results.update(task=r.task.name, split=split, recipe=r.name, date=datetime.now().isoformat(timespec="seconds"))
