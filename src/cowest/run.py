@@ -316,11 +316,7 @@ class Run:
             child = self._child(f"format-{fmt}", collab=self.recipe.collab.model_copy(update={"draft_format": fmt}),
                                 eval=self._eval_systems(["refine", "cowest"]))
             try:
-                child.sft()
-                for k in range(1, child.recipe.rounds + 1):
-                    child.mine(k)
-                    child.dpo(k)
-                child.evaluate()
+                child.train_and_evaluate()
             finally:
                 child.release()
             res = _read_results(child.dir / "eval")
@@ -363,15 +359,19 @@ class Run:
         return {"strong_model": strong.model,
                 "systems": {n: {"label": v["label"], **_primary(res, n)} for n, v in res["systems"].items()}}
 
+    def train_and_evaluate(self) -> None:
+        """The method's stages: sft -> (mine -> dpo) x rounds -> eval."""
+        self.sft()
+        for k in range(1, self.recipe.rounds + 1):
+            self.mine(k)
+            self.dpo(k)
+        self.evaluate()
+
     def run_all(self) -> None:
         """sft -> (mine -> dpo) x rounds -> eval (+ the fact-recall probe when the task has one), ablations, report."""
         write_text(self.dir / "config.yaml", dump_recipe(self.recipe))
         try:
-            self.sft()
-            for k in range(1, self.recipe.rounds + 1):
-                self.mine(k)
-                self.dpo(k)
-            self.evaluate()
+            self.train_and_evaluate()
             if "recall" in self.task.extra:
                 weak_systems = [s for s in ("weak_base", "weak_sft", "weak_aligned") if s in self.recipe.eval.systems]
                 self.evaluate(weak_systems or ["weak_sft", "weak_aligned"], name="eval_recall", split="recall")
