@@ -87,3 +87,21 @@ def test_make_llamacpp_backend(strong_gguf: Path, monkeypatch: pytest.MonkeyPatc
     finally:
         backend.close()
     assert len(stopped) == 1 and _refused(stopped[0])
+
+
+@pytest.mark.integration
+def test_one_slot_server_is_deterministic_across_fresh_starts(strong_gguf: Path) -> None:
+    """Two fresh servers given the same requests in the same order answer identically (greedy, one slot): a fresh
+    re-run of a recipe reproduces the strong model's answers, not only a re-run from the call cache."""
+    cfg = ModelConfig(backend="llamacpp", model=assets.STRONG_DEFAULT, n_ctx=1024, n_parallel=1, max_concurrency=4)
+    convs = [[{"role": "user", "content": f"A {w} kg patient may get at most {d} mg/kg per day. Think in one "
+                                          "sentence, then give the total daily dose in mg."}]
+             for w, d in [(62, 3.5), (48, 7.5), (90, 0.5), (74, 2.5)]]
+    answers = []
+    for _ in range(2):
+        backend = make_llamacpp_backend(cfg)
+        try:
+            answers.append([c[0].text for c in backend.generate(convs, n=1, sampling=Sampling(max_tokens=48))])
+        finally:
+            backend.close()
+    assert answers[0] == answers[1] and all(answers[0])

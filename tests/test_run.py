@@ -285,3 +285,50 @@ def test_sigkill_during_sft_and_mining_resumes_to_the_same_artifacts(tmp_path, t
     ref_strong = next(u for m, u in ref_usage.items() if "strong_lm" in m)
     assert cached_before > 0 and strong_usage["cache_hits"] > 0
     assert strong_usage["calls"] < ref_strong["calls"]
+
+
+def test_validation_slices_heldout_pairs_and_draft_diagnostics(tmp_path, tiny_lm, strong_knows_golds):
+    """SFT keeps its best epoch on held-out fact wordings; DPO never trains on the held-out mined questions, logs
+    held-out reward figures per epoch, and `eval_valid` refines SFT vs aligned drafts on exactly those questions."""
+    task = {**TASK, "options": {**TASK["options"], "validation_wordings": 1, "n_mining": 8}}
+    d = recipe_dict(tiny_lm.path, tmp_path / "runs", task=task,
+                    mining={"k": 3, "where": {"kind": "reasoning"}, "heldout_fraction": 0.25, "mode": "rank"},
+                    sft={"num_train_epochs": 2, "per_device_train_batch_size": 8, "max_length": 512},
+                    dpo={"num_train_epochs": 2, "per_device_train_batch_size": 2, "max_length": 512})
+    run = run_mod.Run(load_recipe(write_recipe(tmp_path, d)))
+    run.train_and_evaluate()
+    out = run.dir
+    sft_log = read_jsonl(out / "sft/train_log.jsonl")
+    assert [r["epoch"] for r in sft_log if "eval_loss" in r] == [1.0, 2.0]
+    assert not list((out / "sft").glob("checkpoint-*"))
+    valid_ids = {e.id for e in run.task.extra["sft_valid"]}
+    assert valid_ids and not valid_ids & {e.id for e in run.task.train + run.task.extra["recall"]}
+    assert read_json(out / "eval_sft_valid/results.json")["n"] == len(valid_ids)
+
+    held = set(read_json(out / "round_1/heldout.json"))
+    stats = read_json(out / "round_1/mining_stats.json")
+    assert len(held) == stats["heldout_questions"] == 2  # a quarter of 8 mined questions
+    train_pairs = read_jsonl(out / "round_1/pairs.jsonl")
+    held_pairs = read_jsonl(out / "round_1/pairs_heldout.jsonl")
+    assert not {p["question_id"] for p in train_pairs} & held
+    assert {p["question_id"] for p in held_pairs} <= held
+    assert stats["train_pairs"] == len(train_pairs) and stats["heldout_pairs"] == len(held_pairs)
+    assert held_pairs  # the scripted strong model makes draft length decide, so every question has a pair
+    dpo = read_json(out / "round_1/dpo.manifest.json")["counts"]
+    assert [h["epoch"] for h in dpo["heldout"]] == [1.0, 2.0]
+    assert all("rewards/accuracies" in h and "rewards/margins" in h for h in dpo["heldout"])
+    valid = read_json(out / "eval_valid/results.json")
+    assert valid["n"] == len(held) and valid["split"] == "valid"
+    assert {r["question_id"] for r in read_jsonl(out / "eval_valid/predictions.jsonl")} == held
+
+    res = read_json(out / "eval/results.json")
+    for name in ("strong", "refine", "cowest"):
+        assert 0.0 <= res["systems"][name]["truncated_share"] <= 1.0
+    diag = res["drafts"]
+    assert set(diag) == {"sft", "aligned"} and "changed_vs_sft" in diag["aligned"]
+    preds = {(r["system"], r["question_id"]): r for r in read_jsonl(out / "eval/predictions.jsonl")}
+    test = run.task.test
+    helped = sum(preds["cowest", e.id]["score"] > preds["strong", e.id]["score"] for e in test) / len(test)
+    assert diag["aligned"]["helped"] == helped
+    assert diag["sft"]["states_fact"] == sum(
+        e.metadata["fact_value"] in preds["refine", e.id]["draft"] for e in test) / len(test)

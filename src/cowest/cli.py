@@ -27,10 +27,58 @@ def _run(recipe: Path, overrides: list[str]):
         raise typer.Exit(2) from None
 
 
+def _fail(msg: str, code: int = 1) -> typer.Exit:
+    """Print one red error line; the caller raises the returned Exit."""
+    typer.secho(f"error: {msg}", fg="red", err=True)
+    return typer.Exit(code)
+
+
+def _parse_seeds(text: str) -> list[int]:
+    """`0,1,2` -> [0, 1, 2]; anything else is an error line."""
+    try:
+        seeds = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise _fail(f"--seeds {text!r}: expected distinct comma-separated integers, e.g. 0,1,2", 2)
+    return seeds
+
+
 @app.command()
-def run(recipe: Path = RecipeArg, set_: list[str] = SetOpt) -> None:
+def run(
+    recipe: Path = RecipeArg,
+    set_: list[str] = SetOpt,
+    seeds: Optional[str] = typer.Option(
+        None, "--seeds", help="Run once per seed (e.g. 0,1,2) as <name>-seedN, then compare them in <name>-seeds/."
+    ),
+) -> None:
     """Run the whole method: sft -> mine -> dpo (x rounds) -> eval. Finished stages are skipped."""
-    _run(recipe, set_).run_all()
+    if seeds is None:
+        _run(recipe, set_).run_all()
+        return
+    import json
+
+    from .compare import write_comparison
+    from .config import RecipeError, load_recipe
+
+    seed_list = _parse_seeds(seeds)
+    try:
+        base = load_recipe(recipe, set_)
+    except RecipeError as e:
+        raise _fail(str(e), 2) from None
+    dirs = []
+    for n in seed_list:
+        extra = [f"seed={n}", f"task.seed={n}", f"name={json.dumps(f'{base.name}-seed{n}')}"]
+        r = _run(recipe, [*set_, *extra])
+        r.run_all()
+        dirs.append(r.dir)
+    out = Path(base.output_dir) / f"{base.name}-seeds"
+    try:
+        write_comparison(dirs, out)
+    except (ValueError, KeyError) as e:
+        raise _fail(f"comparing the seeds: {e}") from None
+    typer.echo((out / "compare.md").read_text())
+    typer.echo(f"comparison: {out}", err=True)
 
 
 @app.command()
@@ -104,6 +152,71 @@ def report(run_dir: Path = typer.Argument(..., exists=True, file_okay=False, hel
     paths = build_report(run_dir)
     typer.echo(paths["report.md"].read_text())
     typer.echo(f"HTML report: {paths['report.html']}", err=True)
+
+
+@app.command()
+def compare(
+    run_dirs: list[Path] = typer.Argument(..., exists=True, file_okay=False, help="Run directories (one per seed)."),
+    out: Optional[Path] = typer.Option(None, help="Output folder (default: runs/compare-<first run's folder name>)."),
+    eval_name: str = typer.Option("eval", "--eval", help="Which evaluation folder of each run to compare."),
+    n_boot: int = typer.Option(2000, help="Bootstrap resamples."),
+    confidence: Optional[float] = typer.Option(None, help="CI level (default: the first run's eval.confidence)."),
+) -> None:
+    """Several runs as one result: per-seed table, pooled scores and pooled paired differences (compare.md/.json)."""
+    from .compare import write_comparison
+
+    out = out or Path("runs") / f"compare-{run_dirs[0].resolve().name}"
+    try:
+        write_comparison(run_dirs, out, eval_name, n_boot=n_boot, confidence=confidence)
+    except KeyError as e:
+        raise _fail(f"malformed results: missing key {e}") from None
+    except ValueError as e:  # CompareError, or a bad JSON / JSONL line
+        raise _fail(str(e)) from None
+    typer.echo((out / "compare.md").read_text())
+    typer.echo(f"written: {out / 'compare.md'}, {out / 'compare.json'}", err=True)
+
+
+@app.command()
+def publish(
+    run_dir: Path = typer.Argument(..., exists=True, file_okay=False, help="A run or comparison directory."),
+    dest: Path = typer.Argument(..., help="Where to publish (replaced as a whole), e.g. results/formulary."),
+) -> None:
+    """Copy a run's small result files (config, manifests, results, predictions, logs) to DEST; never weights."""
+    from .publish import PublishError
+    from .publish import publish as publish_
+
+    try:
+        files = publish_(run_dir, dest)
+    except PublishError as e:
+        raise _fail(str(e)) from None
+    typer.echo(f"published {len(files)} files to {dest}")
+
+
+@app.command()
+def readme(
+    check: bool = typer.Option(False, "--check", help="Only check: exit 1 listing the blocks that are out of date."),
+    readme_path: Path = typer.Option(Path("README.md"), "--readme", help="The README holding cowest:table blocks."),
+) -> None:
+    """Regenerate the README's `<!-- cowest:table DIR KIND -->` blocks from published results."""
+    from .io import write_text
+    from .publish import PublishError, check_readme, render_readme
+
+    if not readme_path.is_file():
+        raise _fail(f"{readme_path}: no such file")
+    try:
+        if check:
+            stale = check_readme(readme_path)
+            if stale:
+                raise _fail(f"{readme_path}: stale tables: {', '.join(stale)} (run `cowest readme`)")
+            typer.echo(f"{readme_path}: tables in sync")
+            return
+        text = readme_path.read_text(encoding="utf-8")
+        new = render_readme(text, readme_path.parent)
+    except PublishError as e:
+        raise _fail(str(e)) from None
+    if new != text:
+        write_text(readme_path, new)
+    typer.echo(f"{readme_path}: {'regenerated' if new != text else 'already in sync'}")
 
 
 @app.command()

@@ -83,6 +83,9 @@ class MiningConfig(_Strict):
     n_questions: int | None = None  # None: the whole training split
     where: dict[str, Any] = Field(default_factory=dict)  # only questions whose metadata match, e.g. {kind: reasoning}
     judge_retries: int = 3
+    # Share of the mined questions whose pairs DPO never trains on: they give held-out reward accuracy / margin per
+    # epoch and the `eval_valid` evaluation (SFT vs aligned drafts refined), from which settings are chosen.
+    heldout_fraction: float = Field(0.0, ge=0.0, lt=1.0)
 
 
 class PriceConfig(_Strict):

@@ -70,6 +70,7 @@ def evaluate(
     """Run every system on `examples`; return per-question prediction rows and the results summary."""
     tt = collab.prompter.task_type
     drafts: dict[str, list[str]] = {}
+    draft_cut: dict[str, list[bool]] = {}  # drafts that hit draft_max_tokens
     draft_time: dict[str, float] = {}
     predicted: dict[str, list[tuple[str, float]]] = {}  # SuperICL: weak answer and confidence per variant
     # Weak drafts first, one weak model in memory at a time.
@@ -78,7 +79,9 @@ def evaluate(
         weak = weak_factory(variant)
         try:
             collab.weak = weak
-            drafts[variant] = [c[0].text for c in collab.drafts(examples)]
+            completions = [c[0] for c in collab.drafts(examples)]
+            drafts[variant] = [c.text for c in completions]
+            draft_cut[variant] = [c.finish_reason == "length" for c in completions]
             if any(s.kind == "supericl" and s.variant == variant for s in systems):
                 predicted[variant] = weak_predictions(weak, collab.prompter, examples, drafts[variant])
         finally:
@@ -98,6 +101,7 @@ def evaluate(
             texts = drafts[s.variant]
             answers = [tt.extract(draft_answer_section(t), e) for t, e in zip(texts, examples)]
             ptok = ctok = [0] * len(examples)
+            cut = draft_cut[s.variant]
         else:
             if s.kind == "strong":
                 convs = [collab.prompter.strong_alone(e) for e in examples]
@@ -115,6 +119,7 @@ def evaluate(
             answers = [a.answer for a in answered]
             ptok = [a.prompt_tokens for a in answered]
             ctok = [a.completion_tokens for a in answered]
+            cut = [a.truncated for a in answered]
         wall = time.perf_counter() - t0 + (draft_time.get(s.variant, 0.0) if s.variant else 0.0)
         scores = [tt.score(a, e) for a, e in zip(answers, examples)]
         for i, e in enumerate(examples):
@@ -122,10 +127,11 @@ def evaluate(
                 dict(
                     system=s.name, question_id=e.id, question=e.question,
                     draft=context[i], text=texts[i], answer=answers[i], gold=e.gold, score=scores[i],
-                    prompt_tokens=ptok[i], completion_tokens=ctok[i],
+                    prompt_tokens=ptok[i], completion_tokens=ctok[i], truncated=cut[i],
                 )
             )
         results["systems"][s.name] = summarise(s, answers, scores, examples, ptok, ctok, wall, tt, cfg, seed)
+        results["systems"][s.name]["truncated_share"] = fmean(cut) if cut else 0.0
         if s.variant and s.kind in ("weak", "collab"):
             # Knowledge recall of the draft itself, whatever answer was read from it.
             results["systems"][s.name]["draft_states_gold"] = fmean(
@@ -133,7 +139,39 @@ def evaluate(
             )
         per_example[s.name] = scores
     results["comparisons"] = compare(per_example, systems, cfg, seed)
+    results["drafts"] = draft_diagnostics(drafts, draft_cut, per_example, systems, examples)
     return rows, results
+
+
+def draft_diagnostics(
+    drafts: dict[str, list[str]],
+    cut: dict[str, list[bool]],
+    per_example: dict[str, list[float]],
+    systems: Sequence[System],
+    examples: Sequence[Example],
+) -> dict[str, dict]:
+    """Per weak variant: how often its drafts state the fact and the gold, length, cut-off share, change vs the SFT
+    drafts, and how often refining them helped or hurt against the strong model alone."""
+    out: dict[str, dict] = {}
+    facts = [e.metadata.get("fact_value") for e in examples]
+    for variant, texts in drafts.items():
+        d: dict = {
+            "n": len(texts),
+            "states_gold": fmean(states_gold(t, e) for t, e in zip(texts, examples)) if texts else 0.0,
+            "mean_chars": fmean(len(t) for t in texts) if texts else 0.0,
+            "truncated_share": fmean(cut[variant]) if texts else 0.0,
+        }
+        if texts and all(facts):
+            d["states_fact"] = fmean(mentions(t, [f]) for t, f in zip(texts, facts))
+        if variant != "sft" and "sft" in drafts:
+            d["changed_vs_sft"] = fmean(a.strip() != b.strip() for a, b in zip(texts, drafts["sft"]))
+        collab = next((s.name for s in systems if s.kind == "collab" and s.variant == variant), None)
+        if collab and "strong" in per_example:
+            pairs = list(zip(per_example[collab], per_example["strong"]))
+            d["helped"] = fmean(c > a for c, a in pairs) if pairs else 0.0
+            d["hurt"] = fmean(c < a for c, a in pairs) if pairs else 0.0
+        out[variant] = d
+    return out
 
 
 def _query(tt, example: Example) -> str:
@@ -179,8 +217,13 @@ def states_gold(draft: str, example: Example) -> bool:
         golds = [example.options[LETTERS.index(example.gold)]]
     else:
         golds = example.answers or [example.gold]
-    text = squad_normalize(draft)
-    return any(squad_normalize(g) and f" {squad_normalize(g)} " in f" {text} " for g in golds)
+    return mentions(draft, golds)
+
+
+def mentions(text: str, phrases: Sequence[str]) -> bool:
+    """Whether `text` contains one of `phrases` as whole words after SQuAD normalisation."""
+    norm = f" {squad_normalize(text)} "
+    return any(squad_normalize(p) and f" {squad_normalize(p)} " in norm for p in phrases)
 
 
 def summarise(system, answers, scores, examples, ptok, ctok, wall, tt, cfg: EvalConfig, seed: int) -> dict:
@@ -214,7 +257,7 @@ def results_table(results: dict) -> str:
     names = list(next(iter(systems.values()))["metrics"])
     price = results.get("price")
     cost = [f"cost / 1k q ({price['currency']})"] if price else []
-    head = ["system", *names, "draft states gold", "strong tok/q", *cost, "wall s"]
+    head = ["system", *names, "draft states gold", "cut at token cap", "strong tok/q", *cost, "wall s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in systems.values():
         cells = [r["label"]]
@@ -223,6 +266,7 @@ def results_table(results: dict) -> str:
             cells.append(f"{100 * v['value']:.1f} [{100 * v['lo']:.1f}, {100 * v['hi']:.1f}]")
         tok = r["strong_prompt_tokens_per_q"] + r["strong_completion_tokens_per_q"]
         states = f"{100 * r['draft_states_gold']:.1f}" if "draft_states_gold" in r else ""
-        cells += [states, f"{tok:.0f}", *([f"{r.get('cost_per_1k', 0.0):.2f}"] if price else []), f"{r['wall_s']:.0f}"]
+        cut = f"{100 * r['truncated_share']:.1f}" if "truncated_share" in r else ""
+        cells += [states, cut, f"{tok:.0f}", *([f"{r.get('cost_per_1k', 0.0):.2f}"] if price else []), f"{r['wall_s']:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

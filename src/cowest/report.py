@@ -194,6 +194,7 @@ def results_rows(results: dict) -> tuple[list[str], list[list[Cell]], list[str]]
     headers = ["system", *metrics]
     headers += ["answered %"] if has("answered") else []
     headers += ["draft states gold %"] if has("draft_states_gold") else []
+    headers += ["cut at token cap %"] if has("truncated_share") else []
     headers += ["strong tok/q"]
     headers += [f"cost / 1k q {currency}".strip()] if has("cost_per_1k") else []
     headers += ["wall s"]
@@ -210,6 +211,8 @@ def results_rows(results: dict) -> tuple[list[str], list[list[Cell]], list[str]]
             cells.append(_pct(r.get("answered")))
         if has("draft_states_gold"):
             cells.append(_pct(r.get("draft_states_gold")))
+        if has("truncated_share"):
+            cells.append(_pct(r.get("truncated_share")))
         cells.append(f"{_strong_tokens(r):.0f}")
         if has("cost_per_1k"):
             cells.append("" if r.get("cost_per_1k") is None else f"{r['cost_per_1k']:.2f}")
@@ -232,6 +235,32 @@ def comparison_rows(results: dict) -> tuple[list[str], list[list[Cell]]]:
         rows.append([f"{name}{tag}", f"{100 * c['diff']:+.1f}", f"[{100 * c['lo']:+.1f}, {100 * c['hi']:+.1f}]",
                      (f"{p:.3f}", "sig") if p < 0.05 else f"{p:.3f}"])
     return ["difference", "mean (points)", "95% CI", "p (one-sided)"], rows
+
+
+DRAFT_COLUMNS = {"states_fact": "states the fact %", "states_gold": "states the gold %",
+                 "helped": "refined: helped vs strong alone %", "hurt": "refined: hurt vs strong alone %",
+                 "changed_vs_sft": "differs from SFT draft %", "truncated_share": "cut at token cap %",
+                 "mean_chars": "mean length (chars)"}
+
+
+def draft_rows(results: dict) -> tuple[list[str], list[list[Cell]]]:
+    """Draft diagnostics per weak variant (SFT vs aligned): fact stated, helped/hurt, changed, length."""
+    drafts = results.get("drafts") or {}
+    cols = [c for c in DRAFT_COLUMNS if any(c in d for d in drafts.values())]
+    rows: list[list[Cell]] = []
+    for variant, d in drafts.items():
+        rows.append([variant, *[(f"{d[c]:.0f}" if c == "mean_chars" else _pct(d[c])) if c in d else "" for c in cols]])
+    return ["weak drafts", *[DRAFT_COLUMNS[c] for c in cols]], rows
+
+
+def dpo_heldout_rows(a: Artifacts) -> tuple[list[str], list[list[Cell]]]:
+    """Reward accuracy and margin on the pairs of held-out mined questions, per round and epoch."""
+    rows: list[list[Cell]] = []
+    for name, m in a.manifests.items():
+        for h in (m.get("counts") or {}).get("heldout") or []:
+            rows.append([name.split("/")[0].replace("_", " "), _fmt(h.get("epoch")),
+                         _fmt(h.get("rewards/accuracies")), _fmt(h.get("rewards/margins")), _fmt(h.get("loss"))])
+    return ["round", "epoch", "held-out reward accuracy", "held-out reward margin", "held-out loss"], rows
 
 
 def headline(results: dict) -> str | None:
@@ -360,6 +389,8 @@ def _markdown(a: Artifacts) -> str:
             parts.append(f"**{h}**")
     for name, r in a.evals.items():
         tables = f"{results_table(r)}\n\n{comparisons_table(r)}".strip()
+        if (dr := draft_rows(r))[1]:
+            tables += f"\n\nDraft diagnostics:\n\n{_md_table(*dr)}"
         parts.append(f"## {_eval_title(name, r)}\n\n{tables}")
     for k, st in sorted(a.mining.items()):
         parts.append(f"## Mining, round {k}\n\n" + "\n".join(f"- {s}: {_fmt(v)}" for s, v in st.items()))
@@ -371,6 +402,8 @@ def _markdown(a: Artifacts) -> str:
                 f"## DPO, round {k}\n\n- steps: {s['steps']}\n- reward margin: first {s['first']:.4f}, "
                 f"last {s['last']:.4f}, max {s['max']:.4f}\n- reward accuracy, last: {s['acc']:.2f}"
             )
+    if (hr := dpo_heldout_rows(a))[1]:
+        parts.append(f"## DPO on held-out mined questions, per epoch\n\n{_md_table(*hr)}")
     if tables := ablation_tables(a.ablations):
         parts.append("## Ablations\n\n" + "\n\n".join(f"### {t}\n\n{_md_table(h, r)}" for t, h, r in tables))
     headers, rows = stage_rows(a)
@@ -738,6 +771,9 @@ def _html_results(a: Artifacts) -> list[tuple[str, str, str]]:
         ch, crows = comparison_rows(r)
         if crows:
             body += f"<h3>Paired comparisons</h3>{_html_table(ch, crows, f'{table_id}-comparisons')}"
+        dh, drows = draft_rows(r)
+        if drows:
+            body += f"<h3>Draft diagnostics</h3>{_html_table(dh, drows, f'{table_id}-drafts')}"
         out.append((f"sec-{name}", _eval_title(name, r), body))
     return out
 
@@ -781,6 +817,8 @@ def _html(a: Artifacts, plots: dict[str, bytes]) -> str:
         training += "<h3>SFT</h3><ul>" + "".join(f"<li>{esc(s)}</li>" for s in sft) + "</ul>"
     if (dr := dpo_rows(a))[1]:
         training += "<h3>DPO</h3>" + _html_table(*dr)
+    if (hr := dpo_heldout_rows(a))[1]:
+        training += "<h3>DPO on held-out mined questions, per epoch</h3>" + _html_table(*hr)
     if training:
         sections.append(("sec-training", "Training", training))
     if tables := ablation_tables(a.ablations):

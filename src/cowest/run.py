@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .collab import Collaborator, JudgeEvaluator, Prompter, RuleEvaluator, mine
+from .collab import Collaborator, JudgeEvaluator, Prompter, RuleEvaluator, heldout_questions, mine
 from .config import AblationConfig, EvalConfig, ModelConfig, Recipe, dump_recipe
 from .io import adapter_hash, hash_obj, hash_path, read_json, read_jsonl, write_json, write_jsonl, write_text
 from .models import build_backend
@@ -155,11 +155,7 @@ class Run:
                       draft_format=r.collab.draft_format, prompts=r.collab.prompts)
 
         def run(sdir: Path) -> dict:
-            rows = [
-                {"prompt": self.prompter.draft_prompt(e),
-                 "completion": [{"role": "assistant", "content": self.prompter.draft_target(e)}]}
-                for e in self.task.train
-            ]
+            rows = [self.prompter.sft_row(e) for e in self.task.train]
             if r.task.sft_corpus:
                 rows += [self.prompter.corpus_row(p) for p in self.task.corpus]
             write_jsonl(sdir / "train.jsonl", rows)
@@ -167,7 +163,9 @@ class Run:
             from .assets import resolve_model
 
             base_path = resolve_model(base.model, "hf")
-            adapter = train_sft(base_path, rows, sdir, r.sft, r.lora, seed=r.seed, log_path=sdir / "train_log.jsonl")
+            valid = [self.prompter.sft_row(e) for e in self.task.extra.get("sft_valid", [])]
+            adapter = train_sft(base_path, rows, sdir, r.sft, r.lora, seed=r.seed, log_path=sdir / "train_log.jsonl",
+                                eval_rows=valid or None)
             merge_adapter(base_path, adapter, sdir / "merged")
             return dict(examples=len(rows), adapter_hash=adapter_hash(adapter))
 
@@ -198,8 +196,14 @@ class Run:
                 res = mine(examples, collab, evaluator, r.mining, seed=r.seed, round_=round_)
             finally:
                 weak.close()
-            for name in ("drafts", "refinements", "scores", "pairs"):
+            held = set(heldout_questions([e.id for e in examples], r.mining.heldout_fraction, r.seed))
+            for name in ("drafts", "refinements", "scores"):
                 write_jsonl(sdir / f"{name}.jsonl", getattr(res, name))
+            write_jsonl(sdir / "pairs.jsonl", [p for p in res.pairs if p["question_id"] not in held])
+            write_jsonl(sdir / "pairs_heldout.jsonl", [p for p in res.pairs if p["question_id"] in held])
+            res.stats.update(heldout_questions=len(held), heldout_pairs=sum(p["question_id"] in held for p in res.pairs))
+            res.stats["train_pairs"] = res.stats["pairs"] - res.stats["heldout_pairs"]
+            write_json(sdir / "heldout.json", sorted(held))
             write_json(sdir / "mining_stats.json", res.stats)
             log(f"mining round {round_}: " + ", ".join(f"{k}={_fmt(v)}" for k, v in res.stats.items()))
             return res.stats
@@ -213,11 +217,11 @@ class Run:
         self.release()
         r = self.recipe
         rdir = self.dir / f"round_{round_}"
-        pairs = rdir / "pairs.jsonl"
+        pairs, heldout = rdir / "pairs.jsonl", rdir / "pairs_heldout.jsonl"
         start = self._model_dir(round_)
         prev = self.manifest_path("sft" if round_ == 1 else f"round_{round_ - 1}/dpo")
         inputs = dict(round=round_, alignment=r.alignment, dpo=r.dpo, lora=r.lora, seed=r.seed, pairs=hash_path(pairs),
-                      start=read_json(prev)["key"])
+                      heldout=hash_path(heldout) if heldout.exists() else None, start=read_json(prev)["key"])
 
         def run(sdir: Path) -> dict:
             rows = read_jsonl(pairs)
@@ -227,15 +231,19 @@ class Run:
                     "Try more drafts (mining.k), a higher mining.temperature, more questions, or mining.mode: rank."
                 )
             log_path = sdir / "train_log.jsonl"
+            held = heldout if heldout.exists() and read_jsonl(heldout) else None
             adapter = train_dpo(str(start), pairs, sdir, r.dpo, r.lora, seed=r.seed, log_path=log_path,
-                                method=r.alignment)
+                                method=r.alignment, eval_pairs=held)
             # The next round starts from this round's merged model.
             if round_ < r.rounds:
                 merge_adapter(str(start), adapter, sdir / "merged")
             steps = read_jsonl(log_path) if log_path.exists() else []
             margins = [s["rewards/margins"] for s in steps if "rewards/margins" in s]
-            return dict(pairs=len(rows), steps=len(margins),
-                        final_margin=margins[-1] if margins else None, adapter_hash=adapter_hash(adapter))
+            held_epochs = [{k.removeprefix("eval_"): s[k] for k in ("epoch", "eval_rewards/accuracies",
+                                                                     "eval_rewards/margins", "eval_loss") if k in s}
+                           for s in steps if "eval_rewards/margins" in s]
+            return dict(pairs=len(rows), steps=len(margins), final_margin=margins[-1] if margins else None,
+                        heldout=held_epochs, adapter_hash=adapter_hash(adapter))
 
         return self.stage(f"round_{round_}/dpo", self.dir / f"round_{round_}", inputs, run)
 
@@ -247,7 +255,7 @@ class Run:
         split = split or r.eval.split
         systems_ = get_systems(systems or self.default_systems())
         variants = sorted({s.variant for s in systems_ if s.variant})
-        examples = self.task.test if split == "test" else self.task.extra[split]
+        examples = self.task.test if split == "test" else self.valid_examples() if split == "valid" else self.task.extra[split]
         if r.eval.limit is not None and split == r.eval.split:  # the limit is the recipe's split's; probes stay whole
             examples = examples[: r.eval.limit]
         inputs = dict(
@@ -271,6 +279,21 @@ class Run:
         manifest = self.stage(name, self.dir / name, inputs, run)
         print((self.dir / name / "results.md").read_text())
         return manifest
+
+    def valid_examples(self) -> list:
+        """The mined questions held out of DPO in round 1 (validation: settings are chosen here, never on the test)."""
+        path = self.dir / "round_1" / "heldout.json"
+        held = set(read_json(path)) if path.exists() else set()
+        return [e for e in self.task.train if e.id in held]
+
+    def evaluate_valid(self) -> dict | None:
+        """The recipe's single-model and collaboration systems on the held-out mined questions (`eval_valid/`)."""
+        from .evaluate import get_systems
+
+        if not self.valid_examples():
+            return None
+        names = [s.name for s in get_systems(self.default_systems()) if s.kind in ("weak", "strong", "collab")]
+        return self.evaluate(names, name="eval_valid", split="valid")
 
     def default_systems(self) -> list[str]:
         """The recipe's eval systems, plus CoWest after each earlier round when there are several."""
@@ -362,9 +385,12 @@ class Run:
     def train_and_evaluate(self) -> None:
         """The method's stages: sft -> (mine -> dpo) x rounds -> eval."""
         self.sft()
+        if "sft_valid" in self.task.extra:  # fact recall on the SFT validation slice, before any test question
+            self.evaluate(["weak_sft"], name="eval_sft_valid", split="sft_valid")
         for k in range(1, self.recipe.rounds + 1):
             self.mine(k)
             self.dpo(k)
+        self.evaluate_valid()
         self.evaluate()
 
     def run_all(self) -> None:

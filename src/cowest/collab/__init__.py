@@ -1,10 +1,10 @@
 """The CoWest method: prompts, collaborative inference, collaborative feedback and evaluators."""
 
 from .evaluators import JudgeEvaluator, RuleEvaluator, parse_judge_score
-from .feedback import MiningResult, mine, mining_stats, select_pairs
+from .feedback import MiningResult, heldout_questions, mine, mining_stats, select_pairs
 from .pipeline import Answered, Collaborator, Prompter
 
 __all__ = [
     "Answered", "Collaborator", "JudgeEvaluator", "MiningResult", "Prompter", "RuleEvaluator",
-    "mine", "mining_stats", "parse_judge_score", "select_pairs",
+    "heldout_questions", "mine", "mining_stats", "parse_judge_score", "select_pairs",
 ]

@@ -86,14 +86,15 @@ def mine(
         res.scores.append(dict(question_id=ex.id, k=None, score=s0[qi], delta=0.0, label="strong_alone"))
         res.refinements.append(
             dict(question_id=ex.id, k=None, text=alone[qi].text, answer=alone[qi].answer,
-                 prompt_tokens=alone[qi].prompt_tokens, completion_tokens=alone[qi].completion_tokens)
+                 prompt_tokens=alone[qi].prompt_tokens, completion_tokens=alone[qi].completion_tokens,
+                 truncated=alone[qi].truncated)
         )
         for j in range(k):
             r = refined[qi * k + j]
             res.drafts.append(dict(question_id=ex.id, k=j, draft=drafts[qi][j]))
             res.refinements.append(
                 dict(question_id=ex.id, k=j, text=r.text, answer=r.answer,
-                     prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens)
+                     prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens, truncated=r.truncated)
             )
             res.scores.append(
                 dict(question_id=ex.id, k=j, score=scores[j], delta=deltas[j],
@@ -120,12 +121,23 @@ def mine(
     return res
 
 
+def heldout_questions(question_ids: Sequence[str], fraction: float, seed: int) -> list[str]:
+    """A seeded share of the mined questions kept out of DPO (for held-out figures), in their original order."""
+    n = round(fraction * len(question_ids))
+    if fraction > 0 and len(question_ids) > 1:
+        n = min(max(n, 1), len(question_ids) - 1)  # keep at least one question on each side
+    picked = set(random.Random(f"heldout:{seed}").sample(list(question_ids), n))
+    return [q for q in question_ids if q in picked]
+
+
 def mining_stats(res: MiningResult, n_questions: int, k: int) -> dict:
     """Questions mined, share with a pair, pairs, mean delta, share of drafts that helped or hurt."""
     draft_scores = [s for s in res.scores if s["k"] is not None]
     deltas = [s["delta"] for s in draft_scores]
     with_pair = {p["question_id"] for p in res.pairs}
     baseline = [s["score"] for s in res.scores if s["k"] is None]
+    alone = [r for r in res.refinements if r["k"] is None]
+    refined = [r for r in res.refinements if r["k"] is not None]
     return dict(
         questions=n_questions,
         drafts=len(draft_scores),
@@ -139,4 +151,6 @@ def mining_stats(res: MiningResult, n_questions: int, k: int) -> dict:
         share_hurt=sum(d < 0 for d in deltas) / len(deltas) if deltas else 0.0,
         strong_alone_score=fmean(baseline) if baseline else 0.0,
         refined_score=fmean(s["score"] for s in draft_scores) if draft_scores else 0.0,
+        strong_alone_truncated=fmean(r.get("truncated", False) for r in alone) if alone else 0.0,
+        refined_truncated=fmean(r.get("truncated", False) for r in refined) if refined else 0.0,
     )

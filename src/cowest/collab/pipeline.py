@@ -56,6 +56,11 @@ class Prompter:
         parts = {"Background": background, "Reasoning": reasoning, "Answer": self.task_type.format_answer(example)}
         return "\n".join(f"{s}: {' '.join(str(parts[s]).split())}" for s in SECTIONS[self.draft_format])
 
+    def sft_row(self, example: Example) -> dict:
+        """An SFT row (TRL prompt-completion): the draft prompt and the gold draft."""
+        return {"prompt": self.draft_prompt(example),
+                "completion": [{"role": "assistant", "content": self.draft_target(example)}]}
+
     def corpus_row(self, passage: str) -> dict:
         """An SFT row (TRL prompt-completion) that teaches one corpus passage."""
         return {"prompt": [{"role": "user", "content": self.template("corpus")}],
@@ -120,6 +125,7 @@ class Answered:
     answer: str | None
     prompt_tokens: int
     completion_tokens: int
+    truncated: bool = False  # the first reply hit the token cap (its reasoning may be cut short)
 
 
 class Collaborator:
@@ -150,7 +156,7 @@ class Collaborator:
         sampling = Sampling(max_tokens=self.cfg.strong_max_tokens)
         first = [c[0] for c in self.strong.generate(convs, n=1, sampling=sampling)]
         out = [
-            Answered(c.text, tt.extract(c.text, e), c.prompt_tokens, c.completion_tokens)
+            Answered(c.text, tt.extract(c.text, e), c.prompt_tokens, c.completion_tokens, c.finish_reason == "length")
             for c, e in zip(first, examples)
         ]
         retry = [i for i, a in enumerate(out) if a.answer is None]

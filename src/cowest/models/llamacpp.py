@@ -175,8 +175,11 @@ def make_llamacpp_backend(cfg: ModelConfig) -> Backend:
     gguf = assets.resolve_model(cfg.model, "gguf")
     server = LlamaCppServer(gguf, n_ctx=cfg.n_ctx, n_parallel=cfg.n_parallel, n_threads=cfg.n_threads, alias=cfg.model)
     server.start()
+    # No more requests in flight than slots: queued requests would reach the slots in whatever order the client's
+    # tasks happen to run, and a slot's reused prompt prefix (so its arithmetic) would then vary from run to run.
+    client_cfg = cfg.model_copy(update={"max_concurrency": min(cfg.max_concurrency, cfg.n_parallel)})
     try:
-        backend = OpenAIBackend(cfg, base_url=server.base_url, api_key="sk-local", on_close=server.stop)
+        backend = OpenAIBackend(client_cfg, base_url=server.base_url, api_key="sk-local", on_close=server.stop)
     except BaseException:
         server.stop()
         raise

@@ -8,12 +8,16 @@ the reasoning on top ("a 62 kg patient ... 62 kg x 3.5 mg/kg = 217 mg").
 Splits (multiple choice, gold = letter):
 - train: fact questions (every drug x fact x training wording) + `n_mining` reasoning questions, shuffled;
 - test: `n_test` reasoning questions on the same drugs with (drug, weight) pairs / age sets never used in train;
-- extra["recall"]: fact questions in held-out wordings (never used in train).
-Every example carries metadata kind ("fact" | "reasoning"), fact, drug, background and reasoning (one sentence
-each, for the SFT draft targets); `explanation` = background + " " + reasoning.
+- extra["sft_valid"]: fact questions in the `validation_wordings` wordings after the training ones: SFT keeps the
+  epoch with the lowest loss on them (a validation slice, not the recall probe);
+- extra["recall"]: fact questions in held-out wordings (never used in train or validation).
+Every example carries metadata kind ("fact" | "reasoning"), fact, drug, fact_value (e.g. "3.5 mg/kg": what a
+helpful draft states), background and reasoning (one sentence each, for the SFT draft targets); `explanation` =
+background + " " + reasoning.
 
 Knobs (`TaskConfig.options`): n_drugs (12), facts (["dose"]; "dose", "contraindication"), wordings_per_fact (6),
-n_mining (48), n_test (48; `TaskConfig.n_test` also works), n_options (4). The seed is `TaskConfig.seed`.
+n_mining (48), n_test (48; `TaskConfig.n_test` also works), n_options (4), statements_per_fact (1),
+validation_wordings (0). The seed is `TaskConfig.seed`.
 """
 
 from __future__ import annotations
@@ -130,7 +134,7 @@ HANDBOOK = ("{drug} (internal code {code}) is supplied by {manufacturer} and bel
             "{cls} range.")
 
 DEFAULTS: dict[str, Any] = {"n_drugs": 12, "facts": ["dose"], "wordings_per_fact": 6, "n_mining": 48,
-                            "n_test": 48, "n_options": 4, "statements_per_fact": 1}
+                            "n_test": 48, "n_options": 4, "statements_per_fact": 1, "validation_wordings": 0}
 
 
 def _fmt(x: float) -> str:
@@ -150,9 +154,11 @@ def _settings(cfg: TaskConfig) -> dict[str, Any]:
     if not 2 <= s["n_options"] <= s["n_drugs"] <= max_drugs:
         raise ValueError(f"formulary: need 2 <= n_options <= n_drugs <= {max_drugs}")
     for fact in s["facts"]:
-        if not 1 <= s["wordings_per_fact"] <= len(FACT_TEMPLATES[fact]) - 2:
-            raise ValueError(f"formulary: wordings_per_fact must be 1..{len(FACT_TEMPLATES[fact]) - 2} "
-                             "(at least 2 wordings per fact are held out for the recall probe)")
+        most = len(FACT_TEMPLATES[fact]) - 2 - s["validation_wordings"]
+        if s["validation_wordings"] < 0 or not 1 <= s["wordings_per_fact"] <= most:
+            raise ValueError(f"formulary: wordings_per_fact + validation_wordings must be at most "
+                             f"{len(FACT_TEMPLATES[fact]) - 2} (at least 2 wordings per fact are held out for the "
+                             "recall probe), with wordings_per_fact >= 1")
     if not 1 <= s["statements_per_fact"] <= 1 + min(len(v) for v in STATEMENTS.values()):
         raise ValueError(f"formulary: statements_per_fact must be 1..{1 + min(len(v) for v in STATEMENTS.values())}")
     if s["n_mining"] < 0 or s["n_test"] < 0:
@@ -208,7 +214,8 @@ class _Builder:
         return Example(id=ex_id, question=question, options=options, gold=LETTERS[gold],
                        explanation=f"{background} {reasoning}",
                        metadata={"kind": kind, "fact": fact, "drug": drug["drug"], "background": background,
-                                 "reasoning": reasoning, **extra})
+                                 "reasoning": reasoning, "fact_value": FACT_OPTION[fact].format(**_fields(drug)),
+                                 **extra})
 
     def fact_question(self, ex_id: str, fact: str, drug: dict, template: str, wording: int) -> Example:
         chosen, gold = self._choices(drug)
@@ -252,8 +259,11 @@ def load_formulary(cfg: TaskConfig) -> TaskData:
 
     train = [b.fact_question(f"formulary-fact-{f}-{d['drug']}-w{j}", f, d, t, j)
              for f in facts for d in drugs for j, t in enumerate(FACT_TEMPLATES[f][:k])]
+    v = k + s["validation_wordings"]
+    sft_valid = [b.fact_question(f"formulary-valid-{f}-{d['drug']}-w{j}", f, d, t, j)
+                 for f in facts for d in drugs for j, t in enumerate(FACT_TEMPLATES[f]) if k <= j < v]
     recall = [b.fact_question(f"formulary-recall-{f}-{d['drug']}-w{j}", f, d, t, j)
-              for f in facts for d in drugs for j, t in enumerate(FACT_TEMPLATES[f]) if j >= k]
+              for f in facts for d in drugs for j, t in enumerate(FACT_TEMPLATES[f]) if j >= v]
 
     # One shuffled weight list per drug: popping from it keeps (drug, weight) pairs unique across splits.
     weights = {d["drug"]: rng.sample(WEIGHTS, len(WEIGHTS)) for d in drugs}
@@ -281,4 +291,4 @@ def load_formulary(cfg: TaskConfig) -> TaskData:
     corpus = [t.format(**_fields(d)) for d in drugs for f in facts for t in [BACKGROUND[f], *STATEMENTS[f]][:n_st]]
     corpus += [HANDBOOK.format(**_fields(d, code=d["code"])) for d in drugs]
     return TaskData(name="formulary", type=MultipleChoice(), train=train, test=test, corpus=corpus,
-                    extra={"recall": recall})
+                    extra={"recall": recall, **({"sft_valid": sft_valid} if sft_valid else {})})

@@ -125,8 +125,13 @@ def train_dpo(
     seed: int = 0,
     log_path: Path | None = None,
     method: Literal["dpo", "kto"] = "dpo",
+    eval_pairs: list[dict] | Path | None = None,
 ) -> Path:
-    """Train a fresh LoRA on the merged SFT model with DPO (or KTO); the reference is the base with adapters off."""
+    """Train a fresh LoRA on the merged SFT model with DPO (or KTO); the reference is the base with adapters off.
+
+    With `eval_pairs` (pairs of held-out questions) the trainer also logs held-out loss, reward accuracy and margin
+    after every epoch, unless the recipe sets its own `eval_strategy`.
+    """
     if method not in ("dpo", "kto"):
         raise ValueError(f"train_dpo: method must be 'dpo' or 'kto', got {method!r}")
     dataset = load_pairs(pairs)
@@ -140,8 +145,14 @@ def train_dpo(
     out_dir = Path(out_dir)
     dpo_args = dict(dpo_args or {})
     base = trainer_defaults(out_dir, seed)
+    eval_set = load_pairs(eval_pairs) if eval_pairs is not None else None
+    if eval_set is not None and len(eval_set):
+        base |= {"eval_strategy": "epoch", "per_device_eval_batch_size": 8}
+    else:
+        eval_set = None
     if method == "kto":
         dataset = to_unpaired(dataset, seed)
+        eval_set = to_unpaired(eval_set, seed) if eval_set is not None else None
         config, trainer_cls = KTOConfig(**merge_args(base, KTO_DEFAULTS, _kto_args(dpo_args, dataset))), KTOTrainer
     else:
         config, trainer_cls = DPOConfig(**merge_args(base, DPO_DEFAULTS, dpo_args)), DPOTrainer
@@ -150,6 +161,7 @@ def train_dpo(
         model=model_path,  # a local path keeps a real model name, so TRL never looks for a reference on the Hub
         args=config,
         train_dataset=dataset,
+        eval_dataset=eval_set,
         processing_class=AutoTokenizer.from_pretrained(model_path),
         peft_config=lora_config(lora_args),  # with no ref_model, TRL disables this adapter to get the reference
         callbacks=[log],

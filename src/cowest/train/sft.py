@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,16 @@ SFT_DEFAULTS: dict[str, Any] = {
     "train_sampling_strategy": "group_by_length",  # batches of similar length waste little compute on padding
 }
 
+# With a validation slice: measure it every epoch and keep the epoch with the lowest validation loss.
+VALIDATION_DEFAULTS: dict[str, Any] = {
+    "eval_strategy": "epoch",
+    "save_strategy": "epoch",
+    "load_best_model_at_end": True,
+    "metric_for_best_model": "eval_loss",
+    "save_total_limit": 2,
+    "per_device_eval_batch_size": 16,
+}
+
 
 def train_sft(
     model_path: str,
@@ -41,29 +52,43 @@ def train_sft(
     lora_args: dict,
     seed: int = 0,
     log_path: Path | None = None,
+    eval_rows: list[dict] | None = None,
 ) -> Path:
-    """Train a LoRA adapter with TRL's SFTTrainer on prompt-completion chat rows; return `out_dir/adapter`."""
+    """Train a LoRA adapter with TRL's SFTTrainer on prompt-completion chat rows; return `out_dir/adapter`.
+
+    With `eval_rows` (a validation slice of the training data) the loss on them is measured after every epoch and
+    the adapter of the epoch with the lowest one is kept, unless the recipe sets its own `eval_strategy`.
+    """
     if not train_rows:
         raise ValueError("train_sft: no training rows (the task's training split is empty)")
     disable_telemetry()
     out_dir = Path(out_dir)
-    # keep only the columns TRL reads: metadata of mixed types would break Dataset.from_list
-    dataset = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in train_rows])
-    args = SFTConfig(**merge_args(trainer_defaults(out_dir, seed), SFT_DEFAULTS, sft_args))
+    dataset = _dataset(train_rows)
+    eval_set = _dataset(eval_rows) if eval_rows else None
+    select = VALIDATION_DEFAULTS if eval_set is not None else {}
+    args = SFTConfig(**merge_args(trainer_defaults(out_dir, seed), SFT_DEFAULTS, select, sft_args))
     log = JsonlLogCallback(log_path)
     trainer = SFTTrainer(
         model=model_path,  # a local path: TRL loads it in fp32 and the model keeps a real name (no Hub look-ups)
         args=args,
         train_dataset=dataset,
+        eval_dataset=eval_set,
         processing_class=AutoTokenizer.from_pretrained(model_path),
         peft_config=lora_config(lora_args),
         callbacks=[log],
     )
     trainer.train()
+    for ckpt in out_dir.glob("checkpoint-*"):  # the best epoch is loaded; its checkpoints are not needed again
+        shutil.rmtree(ckpt, ignore_errors=True)
     target = out_dir / "adapter"
     with atomic_dir(target) as tmp:
         trainer.save_model(str(tmp))  # adapter weights + config + tokenizer
     return target
+
+
+def _dataset(rows: list[dict]) -> Dataset:
+    """Prompt-completion rows as a Dataset; only the columns TRL reads (mixed-type metadata would break from_list)."""
+    return Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
 
 
 def merge_adapter(base_path: str, adapter_dir: Path, out_dir: Path) -> Path:

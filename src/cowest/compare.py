@@ -1,0 +1,234 @@
+"""Several seeds of one recipe as one result: per-seed tables, pooled scores and pooled paired differences."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .io import read_json, read_jsonl, write_json, write_text
+from .tasks.metrics import bootstrap_ci, paired_bootstrap
+
+# (a, b) pairs compared by paired bootstrap; "best_single" is resolved per run before the test is read.
+COMPARISONS: list[tuple[str, str]] = [
+    ("cowest", "refine"), ("cowest", "best_single"), ("refine", "best_single"),
+    ("cowest", "supericl"), ("cowest", "retrieval"), ("cowest", "collab_base"),
+]
+VALID_EVAL = "eval_valid"
+
+
+class CompareError(ValueError):
+    """Run artifacts that cannot be compared; the message names the file."""
+
+
+def is_single(system: str) -> bool:
+    """Whether a system is a single model (weak alone or strong alone)."""
+    return system == "strong" or system.startswith("weak_")
+
+
+def _need(path: Path) -> Path:
+    """The path, or a CompareError naming it."""
+    if not path.is_file():
+        raise CompareError(f"{path}: missing (is this a finished run directory?)")
+    return path
+
+
+def _config(run_dir: Path) -> dict:
+    """The run's config.yaml as a dict ({} when absent)."""
+    path = run_dir / "config.yaml"
+    return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.is_file() else {}
+
+
+def _scores(path: Path) -> dict[str, dict[str, float]]:
+    """{system: {question_id: score}} from a predictions.jsonl; a repeated question is an error."""
+    out: dict[str, dict[str, float]] = {}
+    for row in read_jsonl(path):
+        per = out.setdefault(row["system"], {})
+        qid = str(row["question_id"])
+        if qid in per:
+            raise CompareError(f"{path}: question {qid!r} appears twice for system {row['system']!r}")
+        per[qid] = float(row["score"])
+    return out
+
+
+def _mean_score(entry: dict) -> float:
+    """A system's mean score in a results.json (its primary metric when there is no score)."""
+    return float((entry.get("score") or next(iter(entry["metrics"].values())))["value"])
+
+
+def best_single(run_dir: Path, test_systems: list[str]) -> dict[str, Any]:
+    """The single model to beat, fixed from the run's validation evaluation, never from the test."""
+    singles = [s for s in test_systems if is_single(s)]
+    path = run_dir / VALID_EVAL / "results.json"
+    valid = read_json(path) if path.is_file() else {"systems": {}}
+    candidates = {s: _mean_score(valid["systems"][s]) for s in singles if s in valid["systems"]}
+    if candidates:
+        best = max(candidates, key=lambda s: candidates[s])  # ties: the first in the test's order
+        n_valid = valid.get("n")
+        return {"system": best, "rule": "validation", "valid_scores": candidates, "n_valid": n_valid,
+                "detail": f"highest mean score on the {n_valid} validation questions of {VALID_EVAL}"}
+    why = f"no {VALID_EVAL} results" if not path.is_file() else f"{VALID_EVAL} has none of the single models"
+    if "strong" in singles:
+        return {"system": "strong", "rule": "a priori", "detail": f"strong alone, fixed in advance; {why}"}
+    return {"system": None, "rule": "none", "detail": f"{why} and no strong-alone system"}
+
+
+def _load_run(run_dir: Path, eval_name: str) -> dict[str, Any]:
+    """One run's config, test results, per-question scores and fixed best single model."""
+    cfg = _config(run_dir)
+    results = read_json(_need(run_dir / eval_name / "results.json"))
+    scores = _scores(_need(run_dir / eval_name / "predictions.jsonl"))
+    systems = list(results["systems"])
+    return {"dir": run_dir, "name": str(cfg.get("name") or run_dir.name), "seed": cfg.get("seed"), "cfg": cfg,
+            "results": results, "scores": scores, "best": best_single(run_dir, systems)}
+
+
+def _system_row(entry: dict) -> dict[str, Any]:
+    """A system's primary metric with its CI, its mean score and the truncated share when recorded."""
+    metric, m = next(iter(entry["metrics"].items()))
+    row = {"label": entry.get("label", ""), "metric": metric, "value": m["value"], "lo": m["lo"], "hi": m["hi"]}
+    if "score" in entry:
+        row["score"] = entry["score"]
+    if "truncated_share" in entry:
+        row["truncated_share"] = entry["truncated_share"]
+    return row
+
+
+def _paired(run: dict, a: str, b: str) -> tuple[list[float], list[float]] | None:
+    """Scores of a and b on the questions both answered in one run, matched by question_id."""
+    sa, sb = run["scores"].get(a), run["scores"].get(b)
+    if sa is None or sb is None or a == b:
+        return None
+    qids = [q for q in sa if q in sb]
+    return [sa[q] for q in qids], [sb[q] for q in qids]
+
+
+def _default(runs: list[dict], block: str, key: str, fallback: float) -> float:
+    """A setting from the first run's config (eval block), else the fallback."""
+    value = (runs[0]["cfg"].get(block) or {}).get(key) if runs else None
+    return float(value) if value is not None else fallback
+
+
+def compare_runs(
+    run_dirs: list[Path], eval_name: str = "eval", n_boot: int = 2000, confidence: float | None = None, seed: int = 0
+) -> dict[str, Any]:
+    """Per-run rows and pooled scores / paired differences over all questions of all runs (JSON-ready)."""
+    if not run_dirs:
+        raise CompareError("no run directories to compare")
+    runs = [_load_run(Path(d), eval_name) for d in run_dirs]
+    conf = confidence if confidence is not None else _default(runs, "eval", "confidence", 0.95)
+    boot = dict(n_boot=n_boot, confidence=conf, seed=seed)
+    order = list(dict.fromkeys(s for r in runs for s in r["results"]["systems"]))
+    out: dict[str, Any] = {"eval": eval_name, "confidence": conf, "n_boot": n_boot, "seed": seed, "runs": []}
+    for r in runs:
+        diffs = {}
+        for a, b in COMPARISONS:
+            other = r["best"]["system"] if b == "best_single" else b
+            pair = _paired(r, a, other) if other else None
+            if pair and pair[0]:
+                diffs[f"{a} - {b}"] = {**paired_bootstrap(pair[0], pair[1], **boot), "n": len(pair[0]), "b": other}
+        ge = diffs.get("cowest - refine")
+        out["runs"].append({
+            "run": r["name"], "dir": str(r["dir"]), "seed": r["seed"], "n": r["results"].get("n"),
+            "systems": {s: _system_row(e) for s, e in r["results"]["systems"].items()},
+            "best_single": r["best"], "diffs": diffs,
+            "cowest_ge_refine": None if ge is None else bool(ge["diff"] >= 0),
+        })
+    out["systems"] = {}
+    for s in order:
+        pooled = [v for r in runs for v in r["scores"].get(s, {}).values()]
+        if pooled:
+            mean, lo, hi = bootstrap_ci(pooled, n_boot=n_boot, confidence=conf, seed=seed)
+            label = next(r["results"]["systems"][s].get("label", s) for r in runs if s in r["results"]["systems"])
+            out["systems"][s] = {"label": label, "value": mean, "lo": lo, "hi": hi, "n": len(pooled),
+                                 "runs": sum(s in r["scores"] for r in runs)}
+    out["diffs"] = {}
+    for a, b in COMPARISONS:
+        name, xs, ys, used = f"{a} - {b}", [], [], 0
+        for r in runs:
+            other = r["best"]["system"] if b == "best_single" else b
+            pair = _paired(r, a, other) if other else None
+            if pair and pair[0]:
+                xs += pair[0]
+                ys += pair[1]
+                used += 1
+        if xs:
+            out["diffs"][name] = {**paired_bootstrap(xs, ys, **boot), "n": len(xs), "runs": used}
+    flags = [r["cowest_ge_refine"] for r in out["runs"] if r["cowest_ge_refine"] is not None]
+    out["cowest_ge_refine"] = {"count": sum(flags), "of": len(flags)}
+    return out
+
+
+def _pct(v: float, signed: bool = False) -> str:
+    """A fraction as percentage points, one decimal."""
+    return f"{100 * v:+.1f}" if signed else f"{100 * v:.1f}"
+
+
+def _cell(v: dict, signed: bool = False, key: str = "value") -> str:
+    """`76.7 [60.0, 90.0]` (or signed `+6.7 [+1.1, +12.2]`)."""
+    return f"{_pct(v[key], signed)} [{_pct(v['lo'], signed)}, {_pct(v['hi'], signed)}]"
+
+
+def _headers(runs: list[dict]) -> list[str]:
+    """One column name per run: `seed N`, or the run name when seeds repeat or are unknown."""
+    seeds = [r["seed"] for r in runs]
+    if None not in seeds and len(set(seeds)) == len(seeds):
+        return [f"seed {s}" for s in seeds]
+    return [r["run"] for r in runs]
+
+
+def compare_markdown(data: dict) -> str:
+    """Markdown: per-seed table, pooled paired differences, and how the best single model was fixed."""
+    runs, heads = data["runs"], _headers(data["runs"])
+    conf = f"{100 * data['confidence']:g}%"
+    n_total = sum(int(r["n"] or 0) for r in runs)
+    lines = [
+        f"{len(runs)} runs of `{data['eval']}` ({', '.join(r['run'] for r in runs)}), {n_total} questions in all; "
+        f"intervals are {conf} bootstrap confidence intervals ({data['n_boot']} resamples over questions).",
+        "",
+        "| system | " + " | ".join(heads) + " | pooled |",
+        "|---|" + "---|" * (len(heads) + 1),
+    ]
+    metrics = sorted({row["metric"] for r in runs for row in r["systems"].values()})
+    for s, pooled in data["systems"].items():
+        cells = [_cell(r["systems"][s]) if s in r["systems"] else "—" for r in runs]
+        lines.append(f"| {pooled['label'] or s} | " + " | ".join(cells) + f" | {_cell(pooled)} |")
+    lines += ["", f"Per-seed cells: {', '.join(metrics)} with the run's own CI. Pooled: mean per-question score over "
+                  "every question of every run that has the system."]
+    cut = {s: [r["systems"].get(s, {}).get("truncated_share") for r in runs] for s in data["systems"]}
+    cut = {s: v for s, v in cut.items() if any(x for x in v)}
+    if cut:
+        lines += ["", "Share of answers cut by the token cap, per run: " + "; ".join(
+            f"{s} " + " / ".join("—" if x is None else _pct(x) for x in v) for s, v in cut.items()) + "."]
+    lines += ["", "Best single model, fixed before reading the test: " + "; ".join(
+        f"{h}: {r['best_single']['system'] or 'none'} ({r['best_single']['rule']}: {r['best_single']['detail']})"
+        for h, r in zip(heads, runs)) + "."]
+    if data["diffs"]:
+        head = f"| difference (points) | pooled, {conf} CI | p (one-sided) | n pooled | {' | '.join(heads)} |"
+        lines += ["", head, "|---|" + "---|" * (len(heads) + 3)]
+        for name, d in data["diffs"].items():
+            per = [_cell(r["diffs"][name], True, "diff") if name in r["diffs"] else "—" for r in runs]
+            used = f"{d['n']} ({d['runs']} run{'s' * (d['runs'] != 1)})"
+            lines.append(f"| {name} | {_cell(d, True, 'diff')} | {d['p_value']:.3f} | {used} | {' | '.join(per)} |")
+        lines += ["", "Pooled differences concatenate the per-question score differences of every run (matched by "
+                      "question within a run) and run one paired bootstrap; p is the share of resamples with a "
+                      "difference <= 0. `best_single` is each run's fixed best single model."]
+    ge = data["cowest_ge_refine"]
+    if ge["of"]:
+        flags = " ".join(f"{h}: {'yes' if r['cowest_ge_refine'] else 'no'};" for h, r in zip(heads, runs)
+                         if r["cowest_ge_refine"] is not None).rstrip(";")
+        lines += ["", f"CoWest >= refinement (mean score) in {ge['count']} of {ge['of']} runs ({flags})."]
+    return "\n".join(lines) + "\n"
+
+
+def write_comparison(
+    run_dirs: list[Path], out_dir: Path, eval_name: str = "eval", n_boot: int = 2000,
+    confidence: float | None = None, seed: int = 0,
+) -> dict[str, Any]:
+    """Compare the runs and write compare.json and compare.md (atomically) into out_dir."""
+    data = compare_runs(run_dirs, eval_name, n_boot=n_boot, confidence=confidence, seed=seed)
+    out_dir = Path(out_dir)
+    write_json(out_dir / "compare.json", data)
+    write_text(out_dir / "compare.md", compare_markdown(data))
+    return data

@@ -1,0 +1,146 @@
+"""Publishing a run's small result files, and README tables generated from the published files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from _runs import make_run
+from typer.testing import CliRunner
+
+from cowest.cli import app
+from cowest.compare import compare_markdown, write_comparison
+from cowest.io import read_json, write_json
+from cowest.publish import PublishError, check_readme, eval_markdown, publish, render_readme
+
+SCORES = {"strong": [1, 0, 0, 0], "refine": [1, 0, 1, 0], "cowest": [1, 1, 1, 0]}
+SMALL = [
+    "config.yaml", "report.md", "sft/manifest.json", "sft/train_log.jsonl",
+    "round_1/mine.manifest.json", "round_1/dpo.manifest.json", "round_1/mining_stats.json", "round_1/pairs.jsonl",
+    "round_1/train_log.jsonl", "eval/manifest.json", "eval/results.json", "eval/results.csv", "eval/results.md",
+    "eval/predictions.jsonl", "eval_valid/results.json", "eval_valid/predictions.jsonl",
+]
+BIG = [
+    "cache.sqlite", "sft/train.jsonl", "sft/adapter/adapter_model.safetensors", "sft/adapter/adapter_config.json",
+    "sft/merged/model.safetensors", "sft/merged/config.json", "round_1/adapter/manifest.json",
+    "round_1/merged/tokenizer.json", "plots/accuracy.png", "report.html", "ablations/direct/eval/results.json",
+]
+
+
+def full_run(root: Path, name: str = "demo") -> Path:
+    """A run directory with every kind of artifact, small and big."""
+    d = make_run(root, name, 0, SCORES, valid={"strong": 0.5, "refine": 0.6})
+    for rel in SMALL + BIG:
+        p = d / rel
+        if not p.exists():
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(f"{rel}\n")
+    return d
+
+
+def files(d: Path) -> set[str]:
+    return {str(p.relative_to(d)) for p in d.rglob("*") if p.is_file()}
+
+
+def test_publish_copies_only_the_small_result_files(tmp_path: Path) -> None:
+    run = full_run(tmp_path / "runs")
+    dest = tmp_path / "results" / "demo"
+    out = publish(run, dest)
+    assert files(dest) == set(SMALL) and {str(p.relative_to(dest)) for p in out} == set(SMALL)
+    assert (dest / "eval/results.json").read_bytes() == (run / "eval/results.json").read_bytes()
+
+    # a second publish replaces the first as a whole, leaving no temporary siblings
+    (run / "eval_valid/predictions.jsonl").unlink()
+    (dest / "stray.txt").write_text("old")
+    publish(run, dest)
+    assert files(dest) == set(SMALL) - {"eval_valid/predictions.jsonl"}
+    assert [p.name for p in dest.parent.iterdir()] == ["demo"]
+
+
+def test_publish_compare_dir_and_refusals(tmp_path: Path) -> None:
+    run = full_run(tmp_path / "runs")
+    write_comparison([run], tmp_path / "runs" / "cmp", n_boot=50)
+    (tmp_path / "runs" / "cmp" / "junk.bin").write_text("x")
+    publish(tmp_path / "runs" / "cmp", tmp_path / "pub")
+    assert files(tmp_path / "pub") == {"compare.json", "compare.md"}
+    with pytest.raises(PublishError, match="would replace"):
+        publish(run, tmp_path / "runs")  # the parent of the run: it would be deleted
+    with pytest.raises(PublishError, match="would replace"):
+        publish(run, run)
+    with pytest.raises(PublishError, match="neither a run"):
+        publish(tmp_path / "pub" / "..", tmp_path / "elsewhere")
+    assert (run / "cache.sqlite").exists()
+
+
+README = """# Project
+
+Intro.
+
+<!-- cowest:table results/demo eval -->
+old table
+<!-- /cowest:table -->
+
+Between.
+
+<!-- cowest:table results/cmp compare -->
+<!-- /cowest:table -->
+
+End.
+"""
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A repo with a published run, a published comparison and a README whose two tables are stale."""
+    run = full_run(tmp_path / "runs")
+    write_comparison([run], tmp_path / "runs" / "cmp", n_boot=50)
+    publish(run, tmp_path / "results" / "demo")
+    publish(tmp_path / "runs" / "cmp", tmp_path / "results" / "cmp")
+    (tmp_path / "README.md").write_text(README)
+    return tmp_path
+
+
+def test_render_and_check_readme(repo: Path) -> None:
+    readme = repo / "README.md"
+    assert check_readme(readme) == ["results/demo eval", "results/cmp compare"]
+    text = render_readme(readme.read_text(), repo)
+    assert "old table" not in text and text.startswith("# Project\n\nIntro.\n") and text.endswith("\nEnd.\n")
+    assert "| CoWest | 75.0 [0.0, 100.0] | 75.0 [0.0, 100.0] | 120 |" in text  # accuracy, f1, strong tok/q
+    assert "90% bootstrap CIs" in text  # the published run's eval.confidence
+    assert compare_markdown(read_json(repo / "results/cmp/compare.json")) in text
+    readme.write_text(text)
+    assert check_readme(readme) == []
+    assert render_readme(text, repo) == text
+
+    # a changed published number makes its block stale, and only that one
+    res = read_json(repo / "results/demo/eval/results.json")
+    res["systems"]["cowest"]["metrics"]["accuracy"]["value"] = 0.5
+    write_json(repo / "results/demo/eval/results.json", res)
+    assert check_readme(readme) == ["results/demo eval"]
+
+
+def test_eval_table_shows_truncation_and_errors(tmp_path: Path) -> None:
+    run = make_run(tmp_path, "r", 0, SCORES, extra={"cowest": {"truncated_share": 0.125}})
+    md = eval_markdown(run)
+    assert "| system | accuracy | f1 | cut by token cap | strong tok/q |" in md and "| 12.5 | 120 |" in md
+    with pytest.raises(PublishError, match="unknown kind"):
+        render_readme("<!-- cowest:table r table -->\n<!-- /cowest:table -->\n", tmp_path)
+    with pytest.raises(PublishError, match="outside"):
+        render_readme("<!-- cowest:table ../x eval -->\n<!-- /cowest:table -->\n", run)
+
+
+def test_cli_publish_and_readme(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(repo)
+    runner = CliRunner()
+    res = runner.invoke(app, ["publish", "runs/demo", "results/demo2"])
+    assert res.exit_code == 0, res.output
+    assert files(repo / "results/demo2") == set(SMALL)
+    res = runner.invoke(app, ["publish", "results", "results/x"])
+    assert res.exit_code == 1 and res.stderr.startswith("error: ") and "Traceback" not in res.output
+
+    res = runner.invoke(app, ["readme", "--check"])
+    assert res.exit_code == 1 and "results/demo eval" in res.stderr and "results/cmp compare" in res.stderr
+    res = runner.invoke(app, ["readme"])
+    assert res.exit_code == 0, res.output
+    assert runner.invoke(app, ["readme", "--check", "--readme", "README.md"]).exit_code == 0
+    assert runner.invoke(app, ["readme", "--check", "--readme", "nope.md"]).exit_code == 1
