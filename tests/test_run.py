@@ -16,7 +16,7 @@ import yaml
 from fakes import ScriptedBackend
 
 from cowest import run as run_mod
-from cowest.config import load_recipe
+from cowest.config import AblationConfig, load_recipe
 from cowest.io import adapter_hash, read_json, read_jsonl
 from cowest.models import CachedBackend, CallCache
 
@@ -332,3 +332,18 @@ def test_validation_slices_heldout_pairs_and_draft_diagnostics(tmp_path, tiny_lm
     assert diag["aligned"]["helped"] == helped
     assert diag["sft"]["states_fact"] == sum(
         e.metadata["fact_value"] in preds["refine", e.id]["draft"] for e in test) / len(test)
+
+    # Alignment settings are compared on the held-out mined questions only.
+    settings = [{"learning_rate": 1e-3}, {"alignment": "kto", "learning_rate": 1e-3}]
+    run.recipe = run.recipe.model_copy(update={"ablations": AblationConfig(dpo_settings=settings)})
+    search = run.ablate()["dpo_search"]
+    assert [s["setting"]["alignment"] for s in search] == ["dpo", "kto"]
+    for i, s in enumerate(search):
+        sub = out / f"ablations/dpo-{i}"
+        assert read_json(sub / "round_1/dpo.manifest.json")["inputs"]["dpo"]["learning_rate"] == 1e-3
+        assert {r["question_id"] for r in read_jsonl(sub / "eval_valid/predictions.jsonl")} == held
+        assert s["valid_n"] == len(held) and not (sub / "eval").exists()  # the test split is never touched
+        assert s["refine"] == valid["systems"]["refine"]["metrics"]["accuracy"]  # same SFT drafts, same calls
+    from cowest.report import build_report
+
+    assert "Alignment settings on held-out mined questions" in build_report(out)["report.md"].read_text()

@@ -116,6 +116,9 @@ class AblationConfig(_Strict):
     formats: list[Literal["direct", "knowledge", "cot"]] = Field(default_factory=list)  # x (unaligned, aligned)
     pair_fractions: list[float] = Field(default_factory=list)  # DPO on seeded subsets of round 1's pairs
     strong: ModelConfig | None = None  # a second strong endpoint: strong alone, refinement and CoWest with it
+    # Alignment settings to compare on held-out mined questions only (never the test): each entry overrides the
+    # `dpo:` block (an `alignment: kto` key switches the method); DPO from the SFT model on round 1's pairs.
+    dpo_settings: list[dict[str, Any]] = Field(default_factory=list)
 
     @field_validator("pair_fractions")
     @classmethod
@@ -127,7 +130,7 @@ class AblationConfig(_Strict):
     @property
     def any(self) -> bool:
         """Whether any ablation is configured."""
-        return bool(self.formats or self.pair_fractions or self.strong)
+        return bool(self.formats or self.pair_fractions or self.strong or self.dpo_settings)
 
 
 class Recipe(_Strict):

@@ -15,7 +15,8 @@ from .io import atomic_dir, read_json
 RUN_PATTERNS: tuple[str, ...] = (
     "config.yaml", "report.md", "*manifest.json", "*/*manifest.json",
     "eval*/results.json", "eval*/results.csv", "eval*/results.md", "eval*/predictions.jsonl",
-    "round_*/mining_stats.json", "round_*/pairs.jsonl", "round_*/train_log.jsonl", "sft/train_log.jsonl",
+    "round_*/mining_stats.json", "round_*/pairs.jsonl", "round_*/pairs_heldout.jsonl", "round_*/heldout.json",
+    "round_*/train_log.jsonl", "sft/train_log.jsonl",
 )
 COMPARE_FILES: tuple[str, ...] = ("compare.json", "compare.md")
 NEVER = {"adapter", "merged", "cache.sqlite"}  # path parts that are never published, whatever matched

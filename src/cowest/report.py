@@ -367,6 +367,17 @@ def ablation_tables(ab: dict) -> list[tuple[str, list[str], list[list[Cell]]]]:
     if sw := ab.get("strong_swap"):
         rows = [[f"{s.get('label', n)} ({n})", _ci(s)] for n, s in (sw.get("systems") or {}).items()]
         out.append((f"Strong model swapped to {sw.get('strong_model', '?')} (%)", ["system", "value [95% CI]"], rows))
+    if ab.get("dpo_search"):
+        rows = []
+        for d in ab["dpo_search"]:
+            last = (d.get("heldout") or [{}])[-1]
+            rows.append([", ".join(f"{k}={v}" for k, v in d["setting"].items()), _fmt(d.get("valid_n")),
+                         _ci(d.get("refine")), _ci(d.get("cowest")), _pct(d.get("helped")), _pct(d.get("hurt")),
+                         _pct(d.get("changed_vs_sft")), _fmt(last.get("rewards/accuracies")),
+                         _fmt(last.get("rewards/margins"))])
+        out.append(("Alignment settings on held-out mined questions (validation, never the test)",
+                    ["setting", "questions", "refinement %", "CoWest %", "aligned drafts helped %", "hurt %",
+                     "changed vs SFT %", "held-out reward acc (last epoch)", "held-out margin (last epoch)"], rows))
     return out
 
 

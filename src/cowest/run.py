@@ -314,6 +314,8 @@ class Run:
             out["pairs"] = self._ablate_pairs(a.pair_fractions)
         if a.strong is not None:
             out["strong_swap"] = self._ablate_strong(a.strong)
+        if a.dpo_settings:
+            out["dpo_search"] = self._search_dpo(a.dpo_settings)
         write_json(self.dir / "ablations" / "results.json", out)
         return out
 
@@ -367,6 +369,35 @@ class Run:
             finally:
                 child.release()
             out.append({"fraction": f, "n_pairs": n, **_primary(_read_results(child.dir / "eval"), "cowest")})
+        return out
+
+    def _search_dpo(self, settings: list[dict]) -> list[dict]:
+        """Each alignment setting trained on round 1's training pairs and judged on the held-out mined questions
+        only: held-out reward accuracy / margin per epoch, and SFT vs aligned drafts refined by the strong model."""
+        src = self.dir / "round_1"
+        if not (src / "heldout.json").exists() or not read_json(src / "heldout.json"):
+            raise RuntimeError("dpo_settings needs held-out mined questions: set mining.heldout_fraction > 0 and run")
+        out = []
+        for i, setting in enumerate(settings):
+            setting = dict(setting)
+            alignment = setting.pop("alignment", self.recipe.alignment)
+            child = self._child(f"dpo-{i}", share=["sft"], rounds=1, alignment=alignment,
+                                dpo={**self.recipe.dpo, **setting},
+                                eval=self._eval_systems(["weak_sft", "strong", "refine", "cowest"]))
+            for name in ("pairs.jsonl", "pairs_heldout.jsonl", "heldout.json"):
+                write_text(child.dir / "round_1" / name, (src / name).read_text())
+            try:
+                counts = child.dpo(1)["counts"]
+                valid = child.evaluate_valid()
+            finally:
+                child.release()
+            res = _read_results(child.dir / "eval_valid")
+            drafts = (res or {}).get("drafts", {}).get("aligned", {})
+            out.append({"setting": {"alignment": alignment, **setting}, "heldout": counts.get("heldout", []),
+                        "valid_n": res["n"] if res else 0, "cowest": _primary(res, "cowest"),
+                        "refine": _primary(res, "refine"),
+                        **{k: drafts[k] for k in ("helped", "hurt", "changed_vs_sft", "states_fact") if k in drafts},
+                        "valid_stage": valid["key"] if valid else None})
         return out
 
     def _ablate_strong(self, strong: ModelConfig) -> dict:
