@@ -105,8 +105,8 @@ def test_render_and_check_readme(repo: Path) -> None:
     assert check_readme(readme) == ["results/demo eval", "results/cmp compare"]
     text = render_readme(readme.read_text(), repo)
     assert "old table" not in text and text.startswith("# Project\n\nIntro.\n") and text.endswith("\nEnd.\n")
-    assert "| CoWest | 75.0 [0.0, 100.0] | 75.0 [0.0, 100.0] | 120 |" in text  # accuracy, f1, strong tok/q
-    assert "90% bootstrap CIs" in text  # the published run's eval.confidence
+    assert "| CoWest (cowest) | 75.0 [0.0, 100.0] | 75.0 [0.0, 100.0] | 120 |" in text  # accuracy, f1, tok/q
+    assert "90% bootstrap confidence intervals" in text  # the published run's eval.confidence
     assert compare_markdown(read_json(repo / "results/cmp/compare.json")) in text
     readme.write_text(text)
     assert check_readme(readme) == []
@@ -122,7 +122,7 @@ def test_render_and_check_readme(repo: Path) -> None:
 def test_eval_table_shows_truncation_and_errors(tmp_path: Path) -> None:
     run = make_run(tmp_path, "r", 0, SCORES, extra={"cowest": {"truncated_share": 0.125}})
     md = eval_markdown(run)
-    assert "| system | accuracy | f1 | cut by token cap | strong tok/q |" in md and "| 12.5 | 120 |" in md
+    assert "| system | accuracy | f1 | cut at token cap % | strong tok/q | wall s |" in md and "| 12.5 | 120 |" in md
     with pytest.raises(PublishError, match="unknown kind"):
         render_readme("<!-- cowest:table r table -->\n<!-- /cowest:table -->\n", tmp_path)
     with pytest.raises(PublishError, match="outside"):

@@ -16,7 +16,7 @@ import yaml
 from fakes import ScriptedBackend
 
 from cowest import run as run_mod
-from cowest.config import AblationConfig, load_recipe
+from cowest.config import AblationConfig, dump_recipe, load_recipe
 from cowest.io import adapter_hash, read_json, read_jsonl
 from cowest.models import CachedBackend, CallCache
 
@@ -347,3 +347,15 @@ def test_validation_slices_heldout_pairs_and_draft_diagnostics(tmp_path, tiny_lm
     from cowest.report import build_report
 
     assert "Alignment settings on held-out mined questions" in build_report(out)["report.md"].read_text()
+
+    # The published files alone carry the training evidence and the settings search into the README.
+    from cowest.publish import ablations_markdown, diagnostics_markdown, publish
+
+    pub = tmp_path / "results" / "tiny"
+    (out / "config.yaml").write_text(dump_recipe(run.recipe))  # run_all writes it; this test ran the stages alone
+    publish(out, pub)
+    assert not list(pub.rglob("adapter")) and not list(pub.rglob("cache.sqlite"))
+    diag_md = diagnostics_markdown(pub)
+    assert "SFT validation wordings, sft drafts" in diag_md and "held-out reward accuracy" in diag_md
+    assert f"| train_pairs | {len(train_pairs)} |" in diag_md and "Held-out mined questions (2)" in diag_md
+    assert "Alignment settings on held-out mined questions" in ablations_markdown(pub)

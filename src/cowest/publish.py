@@ -16,7 +16,7 @@ RUN_PATTERNS: tuple[str, ...] = (
     "config.yaml", "report.md", "*manifest.json", "*/*manifest.json",
     "eval*/results.json", "eval*/results.csv", "eval*/results.md", "eval*/predictions.jsonl",
     "round_*/mining_stats.json", "round_*/pairs.jsonl", "round_*/pairs_heldout.jsonl", "round_*/heldout.json",
-    "round_*/train_log.jsonl", "sft/train_log.jsonl",
+    "round_*/train_log.jsonl", "sft/train_log.jsonl", "ablations/results.json",
 )
 COMPARE_FILES: tuple[str, ...] = ("compare.json", "compare.md")
 NEVER = {"adapter", "merged", "cache.sqlite"}  # path parts that are never published, whatever matched
@@ -55,43 +55,76 @@ def publish(src: Path, dest: Path) -> list[Path]:
     return [dest / rel for rel in files]
 
 
-def _pct(v: float) -> str:
-    return f"{100 * v:.1f}"
-
-
 def eval_markdown(run_dir: Path, eval_name: str = "eval") -> str:
-    """Results table of a published run's evaluation: primary and secondary metric, truncation, strong tokens."""
+    """A published run's evaluation as the report shows it: results, paired comparisons and draft diagnostics."""
+    from .report import comparison_rows, draft_rows, md_table, results_rows
+
     path = Path(run_dir) / eval_name / "results.json"
     if not path.is_file():
         raise PublishError(f"{path}: missing")
     res = read_json(path)
-    systems = res["systems"]
-    if not systems:
-        return "(no systems)\n"
-    metrics = list(next(iter(systems.values()))["metrics"])[:2]
-    cut = any("truncated_share" in r for r in systems.values())
-    head = ["system", *metrics, *(["cut by token cap"] if cut else []), "strong tok/q"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in systems.values():
-        cells = [r["label"]]
-        for m in metrics:
-            v = r["metrics"].get(m)
-            cells.append(f"{_pct(v['value'])} [{_pct(v['lo'])}, {_pct(v['hi'])}]" if v else "—")
-        if cut:
-            cells.append(_pct(r["truncated_share"]) if "truncated_share" in r else "—")
-        cells.append(f"{r['strong_prompt_tokens_per_q'] + r['strong_completion_tokens_per_q']:.0f}")
-        lines.append("| " + " | ".join(cells) + " |")
-    cfg_path = Path(run_dir) / "config.yaml"
+    headers, rows, _ = results_rows(res)
+    parts = [md_table(headers, rows)]
+    if (comp := comparison_rows(res))[1]:
+        parts.append(md_table(*comp))
+    if (drafts := draft_rows(res))[1]:
+        parts.append(md_table(*drafts))
+    conf = _confidence(Path(run_dir))
+    parts.append(f"{res.get('recipe', Path(run_dir).name)}, {res.get('split', eval_name)} split, {res.get('n')} "
+                 f"questions; brackets: {conf} bootstrap confidence intervals.")
+    return "\n\n".join(parts) + "\n"
+
+
+def diagnostics_markdown(run_dir: Path) -> str:
+    """One published run's training evidence: SFT validation and recall, mining, held-out DPO per epoch."""
+    from .report import dpo_heldout_rows, draft_rows, load, md_table
+
+    a = load(Path(run_dir))
+    rows = []
+    for name, what in (("eval_sft_valid", "SFT validation wordings"), ("eval_recall", "recall probe (held out)")):
+        for variant, d in ((a.evals.get(name) or {}).get("drafts") or {}).items():
+            rows.append([f"{what}, {variant} drafts", f"{100 * d.get('states_fact', d['states_gold']):.1f}",
+                         str(d["n"])])
+    parts = [md_table(["fact recall", "drafts stating the fact %", "questions"], rows)] if rows else []
+    for k, st in sorted(a.mining.items()):
+        keys = ("questions", "pairs", "train_pairs", "heldout_pairs", "questions_with_pair", "share_helped",
+                "share_hurt", "strong_alone_score", "refined_score", "strong_alone_truncated")
+        parts.append(md_table([f"mining, round {k}", "value"],
+                              [[key, f"{st[key]:.3f}" if isinstance(st[key], float) else str(st[key])]
+                               for key in keys if key in st]))
+    if (held := dpo_heldout_rows(a))[1]:
+        parts.append(md_table(*held))
+    if (valid := a.evals.get("eval_valid")) and (drafts := draft_rows(valid))[1]:
+        parts.append(f"Held-out mined questions ({valid.get('n')}), SFT vs aligned drafts refined:\n\n"
+                     + md_table(*drafts))
+    if not parts:
+        raise PublishError(f"{run_dir}: no SFT, mining or DPO artifacts to report")
+    return "\n\n".join(parts) + "\n"
+
+
+def ablations_markdown(run_dir: Path) -> str:
+    """A published run's ablations (including the alignment settings search) as tables."""
+    from .report import ablation_tables, md_table
+
+    path = Path(run_dir) / "ablations" / "results.json"
+    if not path.is_file():
+        raise PublishError(f"{path}: missing")
+    tables = ablation_tables(read_json(path))
+    return "\n\n".join(f"{title}:\n\n{md_table(h, r)}" for title, h, r in tables) + "\n"
+
+
+def _confidence(run_dir: Path) -> str:
+    """The run's configured confidence level as text, e.g. '95%'."""
+    cfg_path = run_dir / "config.yaml"
     cfg = (yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}) if cfg_path.is_file() else {}
-    conf = (cfg.get("eval") or {}).get("confidence")
-    ci = f"{100 * float(conf):g}% bootstrap CIs" if conf is not None else "bootstrap CIs"
-    split = res.get("split", eval_name)
-    lines += ["", f"{res.get('recipe', Path(run_dir).name)}, {split} split, {res.get('n')} questions; brackets: {ci}."]
-    return "\n".join(lines) + "\n"
+    return f"{100 * float((cfg.get('eval') or {}).get('confidence', 0.95)):g}%"
+
+
+KINDS = {"eval": eval_markdown, "diagnostics": diagnostics_markdown, "ablations": ablations_markdown}
 
 
 def render_block(target: str, kind: str, root: Path) -> str:
-    """The generated body of one README block: `compare` or `eval` of a published directory under root."""
+    """The generated body of one README block: `compare`, `eval`, `diagnostics` or `ablations` of a published dir."""
     root = Path(root).resolve()
     folder = (root / target).resolve()
     if root != folder and root not in folder.parents:
@@ -101,9 +134,9 @@ def render_block(target: str, kind: str, root: Path) -> str:
         if not path.is_file():
             raise PublishError(f"cowest:table {target} {kind}: {path} missing")
         return compare_markdown(read_json(path))
-    if kind == "eval":
-        return eval_markdown(folder)
-    raise PublishError(f"cowest:table {target} {kind}: unknown kind {kind!r} (compare or eval)")
+    if kind in KINDS:
+        return KINDS[kind](folder)
+    raise PublishError(f"cowest:table {target} {kind}: unknown kind {kind!r} (compare, {', '.join(KINDS)})")
 
 
 def _blocks(text: str) -> list[re.Match]:

@@ -145,7 +145,7 @@ def _fmt(v: object) -> str:
     return "" if v is None else str(v)
 
 
-def _md_table(headers: Sequence[str], rows: Sequence[Sequence[Cell]]) -> str:
+def md_table(headers: Sequence[str], rows: Sequence[Sequence[Cell]]) -> str:
     def text(c: Cell) -> str:
         return (c[0] if isinstance(c, tuple) else c).replace("|", "\\|")
 
@@ -401,7 +401,7 @@ def _markdown(a: Artifacts) -> str:
     for name, r in a.evals.items():
         tables = f"{results_table(r)}\n\n{comparisons_table(r)}".strip()
         if (dr := draft_rows(r))[1]:
-            tables += f"\n\nDraft diagnostics:\n\n{_md_table(*dr)}"
+            tables += f"\n\nDraft diagnostics:\n\n{md_table(*dr)}"
         parts.append(f"## {_eval_title(name, r)}\n\n{tables}")
     for k, st in sorted(a.mining.items()):
         parts.append(f"## Mining, round {k}\n\n" + "\n".join(f"- {s}: {_fmt(v)}" for s, v in st.items()))
@@ -414,17 +414,17 @@ def _markdown(a: Artifacts) -> str:
                 f"last {s['last']:.4f}, max {s['max']:.4f}\n- reward accuracy, last: {s['acc']:.2f}"
             )
     if (hr := dpo_heldout_rows(a))[1]:
-        parts.append(f"## DPO on held-out mined questions, per epoch\n\n{_md_table(*hr)}")
+        parts.append(f"## DPO on held-out mined questions, per epoch\n\n{md_table(*hr)}")
     if tables := ablation_tables(a.ablations):
-        parts.append("## Ablations\n\n" + "\n\n".join(f"### {t}\n\n{_md_table(h, r)}" for t, h, r in tables))
+        parts.append("## Ablations\n\n" + "\n\n".join(f"### {t}\n\n{md_table(h, r)}" for t, h, r in tables))
     headers, rows = stage_rows(a)
     if rows:
-        parts.append(f"## Stage wall times (s)\n\n{_md_table(headers, rows)}")
+        parts.append(f"## Stage wall times (s)\n\n{md_table(headers, rows)}")
     items, (uh, ur) = model_rows(a)
     if items or ur:
         text = "\n".join(f"- {w}: `{v}`" for w, v in items)
         if ur:
-            text += f"\n\nToken usage by model identity (all stages):\n\n{_md_table(uh, ur)}"
+            text += f"\n\nToken usage by model identity (all stages):\n\n{md_table(uh, ur)}"
         parts.append(f"## Models and hashes\n\n{text.strip()}")
     plots = [p for p in PLOTS if (a.dir / "plots" / f"{p}.png").is_file()]
     if plots:
