@@ -73,7 +73,8 @@ def test_configured_sizes_and_n_test_from_config():
 
 
 @pytest.mark.parametrize("bad", [{"facts": ["colour"]}, {"wordings_per_fact": 9}, {"n_options": 13},
-                                 {"n_drgs": 3}, {"n_mining": 10_000}])
+                                 {"n_drgs": 3}, {"n_mining": 10_000}, {"rationale_mix": 1.5},
+                                 {"wordings_per_fact": 7, "validation_wordings": 2}, {"n_sft_reasoning": -1}])
 def test_bad_options_raise(bad):
     with pytest.raises(ValueError):
         load_formulary(cfg(**bad))
@@ -176,3 +177,27 @@ def test_corpus_statements_in_several_wordings():
         assert sum(dose in c for c in said) == 4 and len(set(said)) == len(said)
     with pytest.raises(ValueError, match="statements_per_fact"):
         load_task(TaskConfig(name="formulary", options={"statements_per_fact": 99}))
+
+
+def test_validation_wordings_sit_between_training_and_recall():
+    t = load_formulary(cfg(n_drugs=4, wordings_per_fact=3, validation_wordings=1))
+    wording = lambda split: {e.metadata["wording"] for e in split}  # noqa: E731
+    assert wording([e for e in t.train if e.metadata["kind"] == "fact"]) == {0, 1, 2}
+    assert wording(t.extra["sft_valid"]) == {3} and min(wording(t.extra["recall"])) == 4
+    assert len(t.extra["sft_valid"]) == 4 and "sft_valid" not in load_formulary(cfg(n_drugs=4)).extra
+
+
+def test_separate_sft_reasoning_and_mixed_rationales():
+    """Mined questions are unseen by SFT; half of SFT's reasoning rationales name another handbook fact."""
+    t = load_formulary(cfg(n_drugs=4, n_mining=16, n_sft_reasoning=40, rationale_mix=0.5))
+    taught = [e for e in t.train if e.metadata["kind"] == "reasoning_sft"]
+    mined = [e for e in t.train if e.metadata["kind"] == "reasoning"]
+    assert len(taught) == 40 and len(mined) == 16
+    assert all(e.metadata["sft"] is False for e in mined) and all("sft" not in e.metadata for e in taught)
+    other = [e for e in taught if "mg/kg" not in e.metadata["background"]]
+    assert 10 <= len(other) <= 30 and all("is supplied by" in e.metadata["background"] for e in other)
+    assert all(e.metadata["fact_value"] in e.metadata["background"] for e in mined)  # mined rationales untouched
+    pairs = lambda split: {(e.metadata["drug"], e.metadata["weight_kg"]) for e in split}  # noqa: E731
+    assert not pairs(taught) & pairs(mined) and not (pairs(taught) | pairs(mined)) & pairs(t.test)
+    same = load_formulary(cfg(n_drugs=4, n_mining=16))  # without the knobs, SFT learns from the mined questions
+    assert all(e.metadata["fact_value"] in e.metadata["background"] for e in same.train)

@@ -62,15 +62,16 @@ def scripted_strong(monkeypatch):
 
     def fake_build(cfg, cache_path=None):
         if cfg.batch_size == 16:  # the strong config in recipe_dict
-            golds = {}
+            golds, caps = {}, []
 
             def script(conv, i, sampling):
+                caps.append((conv[-1]["content"].startswith("Question:"), sampling.max_tokens))
                 out = strong_script(conv, i, sampling)
                 q = conv[-1]["content"].split("\n")[0]
                 return out.replace("GOLD", golds.get(q, "A")).replace("WRONG", "Z")
 
             b = CachedBackend(ScriptedBackend(script, f"strong:{Path(cfg.model).name}"), CallCache(cache_path))
-            b.golds = golds
+            b.golds, b.caps = golds, caps
             built.append(b)
             return b
         return real(cfg, cache_path=cache_path)
@@ -290,17 +291,26 @@ def test_sigkill_during_sft_and_mining_resumes_to_the_same_artifacts(tmp_path, t
 def test_validation_slices_heldout_pairs_and_draft_diagnostics(tmp_path, tiny_lm, strong_knows_golds):
     """SFT keeps its best epoch on held-out fact wordings; DPO never trains on the held-out mined questions, logs
     held-out reward figures per epoch, and `eval_valid` refines SFT vs aligned drafts on exactly those questions."""
-    task = {**TASK, "options": {**TASK["options"], "validation_wordings": 1, "n_mining": 8}}
-    d = recipe_dict(tiny_lm.path, tmp_path / "runs", task=task,
+    task = {**TASK, "options": {**TASK["options"], "validation_wordings": 1, "n_mining": 8, "n_sft_reasoning": 4}}
+    ev = {"systems": ["weak_sft", "weak_aligned", "strong", "refine", "cowest"], "n_bootstrap": 100,
+          "strong_max_tokens": 24}
+    d = recipe_dict(tiny_lm.path, tmp_path / "runs", task=task, eval=ev,
                     mining={"k": 3, "where": {"kind": "reasoning"}, "heldout_fraction": 0.25, "mode": "rank"},
                     sft={"num_train_epochs": 2, "per_device_train_batch_size": 8, "max_length": 512},
                     dpo={"num_train_epochs": 2, "per_device_train_batch_size": 2, "max_length": 512})
     run = run_mod.Run(load_recipe(write_recipe(tmp_path, d)))
     run.train_and_evaluate()
     out = run.dir
+    # Mining keeps collab.strong_max_tokens (16); every evaluation call gets eval.strong_max_tokens (24).
+    # strong backends are rebuilt after training; re-asks have their own cap
+    firsts = [cap for b in strong_knows_golds for first, cap in b.caps if first]
+    mined = 8 * (1 + 3)  # strong alone + k=3 refinements per mined question, before any evaluation
+    assert set(firsts[:mined]) == {16} and set(firsts[mined:]) == {24} and len(firsts) > mined
     sft_log = read_jsonl(out / "sft/train_log.jsonl")
     assert [r["epoch"] for r in sft_log if "eval_loss" in r] == [1.0, 2.0]
     assert not list((out / "sft").glob("checkpoint-*"))
+    taught = [e for e in run.task.train if e.metadata["kind"] != "reasoning"]  # the mined questions stay unseen
+    assert len(read_jsonl(out / "sft/train.jsonl")) == len(taught) == len(run.task.train) - 8
     valid_ids = {e.id for e in run.task.extra["sft_valid"]}
     assert valid_ids and not valid_ids & {e.id for e in run.task.train + run.task.extra["recall"]}
     assert read_json(out / "eval_sft_valid/results.json")["n"] == len(valid_ids)

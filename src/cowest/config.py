@@ -107,6 +107,9 @@ class EvalConfig(_Strict):
     n_bootstrap: int = 1000
     confidence: float = 0.95
     retrieval_k: int = 3  # BM25 passages shown to the strong model by the `retrieval` system
+    # Token cap of every strong-model answer in evaluation (None: collab.strong_max_tokens), the same for all
+    # systems, so that no baseline's chain of thought is cut where a collaborative answer is not.
+    strong_max_tokens: int | None = None
     price: PriceConfig | None = None
 
 

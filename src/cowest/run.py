@@ -101,9 +101,12 @@ class Run:
                 b.close()
         self._strong = self._judge = None
 
-    def collaborator(self, weak: Backend | None) -> Collaborator:
-        """Collaborator over the given weak model and the strong model."""
-        return Collaborator(weak, self.strong, self.prompter, self.recipe.collab)
+    def collaborator(self, weak: Backend | None, strong_max_tokens: int | None = None) -> Collaborator:
+        """Collaborator over the given weak model and the strong model (optionally another strong token cap)."""
+        cfg = self.recipe.collab
+        if strong_max_tokens is not None:
+            cfg = cfg.model_copy(update={"strong_max_tokens": strong_max_tokens})
+        return Collaborator(weak, self.strong, self.prompter, cfg)
 
     # ---- stage bookkeeping
     def stage(self, name: str, sdir: Path, inputs: dict, fn: Callable[[Path], dict]) -> dict:
@@ -155,7 +158,7 @@ class Run:
                       draft_format=r.collab.draft_format, prompts=r.collab.prompts)
 
         def run(sdir: Path) -> dict:
-            rows = [self.prompter.sft_row(e) for e in self.task.train]
+            rows = [self.prompter.sft_row(e) for e in self.task.train if e.metadata.get("sft", True)]
             if r.task.sft_corpus:
                 rows += [self.prompter.corpus_row(p) for p in self.task.corpus]
             write_jsonl(sdir / "train.jsonl", rows)
@@ -266,7 +269,10 @@ class Run:
         )
 
         def run(sdir: Path) -> dict:
-            collab = self.collaborator(None) if any(s.kind != "weak" for s in systems_) else _WeakOnly(self.prompter, r.collab)
+            if any(s.kind != "weak" for s in systems_):
+                collab = self.collaborator(None, r.eval.strong_max_tokens)
+            else:
+                collab = _WeakOnly(self.prompter, r.collab)
             rows, results = evaluate(examples, systems_, self.weak, collab, r.eval, seed=r.seed, corpus=self.task.corpus)
             results.update(task=r.task.name, split=split, recipe=r.name, date=datetime.now().isoformat(timespec="seconds"))
             write_jsonl(sdir / "predictions.jsonl", rows)

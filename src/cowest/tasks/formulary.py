@@ -17,7 +17,9 @@ background + " " + reasoning.
 
 Knobs (`TaskConfig.options`): n_drugs (12), facts (["dose"]; "dose", "contraindication"), wordings_per_fact (6),
 n_mining (48), n_test (48; `TaskConfig.n_test` also works), n_options (4), statements_per_fact (1),
-validation_wordings (0). The seed is `TaskConfig.seed`.
+validation_wordings (0), rationale_mix (0.0: the share of the mining questions' SFT rationales that state another
+handbook fact of the drug instead of its dose), n_sft_reasoning (0: SFT learns from the mined reasoning questions;
+N > 0: from N other reasoning questions, and the mined ones carry `sft: false`). The seed is `TaskConfig.seed`.
 """
 
 from __future__ import annotations
@@ -107,6 +109,9 @@ REASONING = {
     "dose": "{w} kg x {dose} mg/kg = {total} mg.",
     "contraindication": "The {age}-year-old has {contra}, so they must not receive {drug}.",
 }
+# The reasoning line of a rationale that does not state the dose (no draft format shows it to the strong model
+# unless the recipe asks for `cot`).
+REASONING_UNKNOWN = "The dose limit has to be checked in the formulary."
 FACT_OPTION = {"dose": "{dose} mg/kg", "contraindication": "{contra}"}
 REASONING_OPTION = {"dose": "{total} mg", "contraindication": "The {age}-year-old with {contra}"}
 # More wordings of each fact for the training corpus (the first is always BACKGROUND's sentence).
@@ -134,7 +139,7 @@ HANDBOOK = ("{drug} (internal code {code}) is supplied by {manufacturer} and bel
             "{cls} range.")
 
 DEFAULTS: dict[str, Any] = {"n_drugs": 12, "facts": ["dose"], "wordings_per_fact": 6, "n_mining": 48,
-                            "n_test": 48, "n_options": 4, "statements_per_fact": 1, "validation_wordings": 0}
+                            "n_test": 48, "n_options": 4, "statements_per_fact": 1, "validation_wordings": 0, "rationale_mix": 0.0, "n_sft_reasoning": 0}
 
 
 def _fmt(x: float) -> str:
@@ -161,9 +166,11 @@ def _settings(cfg: TaskConfig) -> dict[str, Any]:
                              "recall probe), with wordings_per_fact >= 1")
     if not 1 <= s["statements_per_fact"] <= 1 + min(len(v) for v in STATEMENTS.values()):
         raise ValueError(f"formulary: statements_per_fact must be 1..{1 + min(len(v) for v in STATEMENTS.values())}")
-    if s["n_mining"] < 0 or s["n_test"] < 0:
-        raise ValueError("formulary: n_mining and n_test must be >= 0")
-    rounds = sum(-(-s[k] // (s["n_drugs"] * len(s["facts"]))) for k in ("n_mining", "n_test"))
+    if not 0.0 <= s["rationale_mix"] <= 1.0:
+        raise ValueError("formulary: rationale_mix must be in [0, 1]")
+    if min(s["n_mining"], s["n_test"], s["n_sft_reasoning"]) < 0:
+        raise ValueError("formulary: n_mining, n_test and n_sft_reasoning must be >= 0")
+    rounds = sum(-(-s[k] // (s["n_drugs"] * len(s["facts"]))) for k in ("n_mining", "n_test", "n_sft_reasoning"))
     if rounds > len(WEIGHTS):  # each split asks about every (fact, drug) once per round; a weight once per drug
         raise ValueError("formulary: n_mining + n_test exceeds the distinct (drug, weight) questions available")
     return s
@@ -248,6 +255,22 @@ class _Builder:
                              {"ages": ages, "patient_age": slots[gold]})
 
 
+def _mix_rationales(examples: list[Example], drugs: list[dict], mix: float, seed: int) -> None:
+    """Give a seeded share `mix` of the reasoning questions' SFT rationales another handbook fact of the same drug
+    (its class, maker and code) instead of the dose, as explanations written for people rather than for the strong
+    model often do: SFT then teaches the weak model the facts but not which one helps, which the feedback can."""
+    if mix <= 0:
+        return
+    rng = random.Random(f"formulary-rationales-{seed}")
+    by_name = {d["drug"]: d for d in drugs}
+    for e in examples:
+        if rng.random() < mix:
+            d = by_name[e.metadata["drug"]]
+            e.metadata["background"] = HANDBOOK.format(**_fields(d, code=d["code"]))
+            e.metadata["reasoning"] = REASONING_UNKNOWN
+            e.explanation = f"{e.metadata['background']} {REASONING_UNKNOWN}"
+
+
 @register("formulary")
 def load_formulary(cfg: TaskConfig) -> TaskData:
     """Build the formulary task for `cfg` (see the module docstring for knobs and splits)."""
@@ -283,7 +306,17 @@ def load_formulary(cfg: TaskConfig) -> TaskData:
                 out.append(b.contraindication_question(ex_id, d))
         return out
 
-    train += reasoning_split("mining", s["n_mining"])
+    # Reasoning questions SFT learns from: the mined ones, or (n_sft_reasoning > 0) a separate set, so that mining
+    # sees questions the weak model has not memorised, as at test time.
+    taught = reasoning_split("sft", s["n_sft_reasoning"]) if s["n_sft_reasoning"] else []
+    for e in taught:
+        e.metadata["kind"] = "reasoning_sft"
+    mining = reasoning_split("mining", s["n_mining"])
+    if taught:
+        for e in mining:
+            e.metadata["sft"] = False
+    _mix_rationales(taught or mining, drugs, s["rationale_mix"], cfg.seed)
+    train += taught + mining
     test = reasoning_split("test", s["n_test"])
     rng.shuffle(train)  # any prefix mixes fact and reasoning questions
 
