@@ -120,7 +120,8 @@ def _confidence(run_dir: Path) -> str:
     return f"{100 * float((cfg.get('eval') or {}).get('confidence', 0.95)):g}%"
 
 
-KINDS = {"eval": eval_markdown, "diagnostics": diagnostics_markdown, "ablations": ablations_markdown}
+KINDS = {"eval": eval_markdown, "valid": lambda d: eval_markdown(d, "eval_valid"), "diagnostics": diagnostics_markdown,
+         "ablations": ablations_markdown}
 
 
 def render_block(target: str, kind: str, root: Path) -> str:
