@@ -267,6 +267,7 @@ def results_table(results: dict) -> str:
         tok = r["strong_prompt_tokens_per_q"] + r["strong_completion_tokens_per_q"]
         states = f"{100 * r['draft_states_gold']:.1f}" if "draft_states_gold" in r else ""
         cut = f"{100 * r['truncated_share']:.1f}" if "truncated_share" in r else ""
-        cells += [states, cut, f"{tok:.0f}", *([f"{r.get('cost_per_1k', 0.0):.2f}"] if price else []), f"{r['wall_s']:.0f}"]
+        cost_cell = [f"{r.get('cost_per_1k', 0.0):.2f}"] if price else []
+        cells += [states, cut, f"{tok:.0f}", *cost_cell, f"{r['wall_s']:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -258,7 +258,10 @@ class Run:
         split = split or r.eval.split
         systems_ = get_systems(systems or self.default_systems())
         variants = sorted({s.variant for s in systems_ if s.variant})
-        examples = self.task.test if split == "test" else self.valid_examples() if split == "valid" else self.task.extra[split]
+        if split in ("test", "valid"):
+            examples = self.task.test if split == "test" else self.valid_examples()
+        else:
+            examples = self.task.extra[split]
         if r.eval.limit is not None and split == r.eval.split:  # the limit is the recipe's split's; probes stay whole
             examples = examples[: r.eval.limit]
         inputs = dict(
@@ -420,7 +423,7 @@ class Run:
                 "systems": {n: {"label": v["label"], **_primary(res, n)} for n, v in res["systems"].items()}}
 
     def train_and_evaluate(self) -> None:
-        """The method's stages: sft -> (mine -> dpo) x rounds -> eval."""
+        """The method's stages: sft -> (mine -> dpo) x rounds -> eval_valid (held-out mined questions) -> eval."""
         self.sft()
         if "sft_valid" in self.task.extra:  # fact recall on the SFT validation slice, before any test question
             self.evaluate(["weak_sft"], name="eval_sft_valid", split="sft_valid")
