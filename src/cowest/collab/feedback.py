@@ -1,6 +1,6 @@
 """Collaborative feedback: mine preference pairs over weak drafts by how much they help the strong model.
 
-For each training question x with gold g (DESIGN.md section 1, stage 2):
+For each training question x with gold g (docs/method.md, stage 2):
   z = strong(x);                 s0 = E(z, x, g)
   y_1..y_K ~ weak(x)             (temperature T)
   r_k = strong(x, y_k);          s_k = E(r_k, x, g);    delta_k = s_k - s0

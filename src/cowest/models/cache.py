@@ -1,6 +1,6 @@
 """SQLite call cache: every model call is stored, so a re-run of a finished recipe makes zero model calls.
 
-Key (DESIGN.md section 2) = sha256 of canonical JSON of {identity, messages, sampling.key(), index}, where
+Key = sha256 of canonical JSON of {identity, messages, sampling.key(), index}, where
 `identity` is the backend's identity (backend, model, weights/adapter hash) and `index` the sample number 0..n-1.
 
 Sample indices and seeds: a call for `n` samples with seed `s` stores the inner backend's j-th completion as index j.
