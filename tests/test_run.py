@@ -332,6 +332,11 @@ def test_validation_slices_heldout_pairs_and_draft_diagnostics(tmp_path, tiny_lm
     assert {r["question_id"] for r in read_jsonl(out / "eval_valid/predictions.jsonl")} == held
 
     res = read_json(out / "eval/results.json")
+    # The best single model of the test's comparisons is the one that did best on the held-out mined questions.
+    singles = ("weak_sft", "weak_aligned", "strong")
+    chosen = max(singles, key=lambda n: valid["systems"][n]["score"]["value"])
+    assert res["best_single"]["system"] == chosen and res["best_single"]["rule"] == "validation"
+    assert [k for k, c in res["comparisons"].items() if c["best_single"]] == [f"cowest - {chosen}"]
     for name in ("strong", "refine", "cowest"):
         assert 0.0 <= res["systems"][name]["truncated_share"] <= 1.0
     diag = res["drafts"]

@@ -66,6 +66,7 @@ def evaluate(
     cfg: EvalConfig,
     seed: int = 0,
     corpus: Sequence[str] = (),
+    best_single: str | None = None,
 ) -> tuple[list[dict], dict]:
     """Run every system on `examples`; return per-question prediction rows and the results summary."""
     tt = collab.prompter.task_type
@@ -138,7 +139,7 @@ def evaluate(
                 states_gold(d, e) for d, e in zip(drafts[s.variant], examples)
             )
         per_example[s.name] = scores
-    results["comparisons"] = compare(per_example, systems, cfg, seed)
+    results["comparisons"] = compare(per_example, systems, cfg, seed, best_single)
     results["drafts"] = draft_diagnostics(drafts, draft_cut, per_example, systems, examples)
     return rows, results
 
@@ -179,13 +180,18 @@ def _query(tt, example: Example) -> str:
     return f"{example.question}\n{tt.format_options(example)}"
 
 
-def compare(per_example: dict[str, list[float]], systems: Sequence[System], cfg: EvalConfig, seed: int) -> dict:
-    """Paired bootstrap of each collaborative system against the best single model, refinement and the baselines."""
+def compare(per_example: dict[str, list[float]], systems: Sequence[System], cfg: EvalConfig, seed: int,
+            best_single: str | None = None) -> dict:
+    """Paired bootstrap of each collaborative system against the best single model, refinement and the baselines.
+
+    `best_single` is the single model fixed before the evaluation (on validation data); without one, the best
+    single model on the evaluated questions themselves, which is only right for a split that is not the test.
+    """
     singles = [s.name for s in systems if s.kind in ("weak", "strong")]
     out: dict = {}
     if not singles:
         return out
-    best = max(singles, key=lambda n: sum(per_example[n]))
+    best = best_single if best_single in singles else max(singles, key=lambda n: sum(per_example[n]))
     for s in systems:
         if s.kind != "collab":
             continue

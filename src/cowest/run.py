@@ -264,7 +264,13 @@ class Run:
             examples = self.task.extra[split]
         if r.eval.limit is not None and split == r.eval.split:  # the limit is the recipe's split's; probes stay whole
             examples = examples[: r.eval.limit]
+        best = None
+        if split == "test":  # the best single model is fixed on validation data (or a priori), never on the test
+            from .compare import best_single
+
+            best = best_single(self.dir, [s.name for s in systems_])
         inputs = dict(
+            best_single=best["system"] if best else None,
             questions=hash_obj([e.id for e in examples]),
             eval=r.eval.model_dump(), split=split, systems=[s.name for s in systems_], task=r.task.model_dump(),
             collab=r.collab.model_dump(), strong=r.strong.model_dump(), seed=r.seed,
@@ -276,8 +282,11 @@ class Run:
                 collab = self.collaborator(None, r.eval.strong_max_tokens)
             else:
                 collab = _WeakOnly(self.prompter, r.collab)
-            rows, results = evaluate(examples, systems_, self.weak, collab, r.eval, seed=r.seed, corpus=self.task.corpus)
+            rows, results = evaluate(examples, systems_, self.weak, collab, r.eval, seed=r.seed, corpus=self.task.corpus,
+                                     best_single=best["system"] if best else None)
             results.update(task=r.task.name, split=split, recipe=r.name, date=datetime.now().isoformat(timespec="seconds"))
+            if best:
+                results["best_single"] = {k: best[k] for k in ("system", "rule", "detail")}
             write_jsonl(sdir / "predictions.jsonl", rows)
             write_json(sdir / "results.json", results)
             tables = f"{results_table(results)}\n\n{comparisons_table(results)}".strip()
