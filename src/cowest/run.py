@@ -234,9 +234,8 @@ class Run:
                     "Try more drafts (mining.k), a higher mining.temperature, more questions, or mining.mode: rank."
                 )
             log_path = sdir / "train_log.jsonl"
-            held = heldout if heldout.exists() and read_jsonl(heldout) else None
             adapter = train_dpo(str(start), pairs, sdir, r.dpo, r.lora, seed=r.seed, log_path=log_path,
-                                method=r.alignment, eval_pairs=held)
+                                method=r.alignment, eval_pairs=heldout if heldout.exists() else None)
             # The next round starts from this round's merged model.
             if round_ < r.rounds:
                 merge_adapter(str(start), adapter, sdir / "merged")
