@@ -349,11 +349,15 @@ def test_validation_slices_heldout_pairs_and_draft_diagnostics(tmp_path, tiny_lm
         e.metadata["fact_value"] in preds["refine", e.id]["draft"] for e in test) / len(test)
 
     # Alignment settings are compared on the held-out mined questions only.
-    settings = [{"learning_rate": 1e-3}, {"alignment": "kto", "learning_rate": 1e-3}]
+    settings = [{"learning_rate": 1e-3}, {"alignment": "kto", "learning_rate": 1e-3}, {}]
     run.recipe = run.recipe.model_copy(update={"ablations": AblationConfig(dpo_settings=settings)})
     search = run.ablate()["dpo_search"]
-    assert [s["setting"]["alignment"] for s in search] == ["dpo", "kto"]
-    for i, s in enumerate(search):
+    assert [s["setting"]["alignment"] for s in search] == ["dpo", "kto", "dpo"]
+    # The recipe's own setting is the run itself, not retrained.
+    assert not (out / "ablations/dpo-2").exists()
+    assert search[2]["valid_stage"] == read_json(out / "eval_valid/manifest.json")["key"]
+    assert search[2]["cowest"] == valid["systems"]["cowest"]["metrics"]["accuracy"]
+    for i, s in enumerate(search[:2]):
         sub = out / f"ablations/dpo-{i}"
         assert read_json(sub / "round_1/dpo.manifest.json")["inputs"]["dpo"]["learning_rate"] == 1e-3
         assert {r["question_id"] for r in read_jsonl(sub / "eval_valid/predictions.jsonl")} == held

@@ -398,11 +398,14 @@ class Run:
         for i, setting in enumerate(settings):
             setting = dict(setting)
             alignment = setting.pop("alignment", self.recipe.alignment)
-            child = self._child(f"dpo-{i}", share=["sft"], rounds=1, alignment=alignment,
-                                dpo={**self.recipe.dpo, **setting},
-                                eval=self._eval_systems(["weak_sft", "strong", "refine", "cowest"]))
-            for name in ("pairs.jsonl", "pairs_heldout.jsonl", "heldout.json"):
-                write_text(child.dir / "round_1" / name, (src / name).read_text())
+            if not setting and alignment == self.recipe.alignment and self.recipe.rounds == 1:
+                child = self  # the recipe's own setting is the run itself: its stages are reused when up to date
+            else:
+                child = self._child(f"dpo-{i}", share=["sft"], rounds=1, alignment=alignment,
+                                    dpo={**self.recipe.dpo, **setting},
+                                    eval=self._eval_systems(["weak_sft", "strong", "refine", "cowest"]))
+                for name in ("pairs.jsonl", "pairs_heldout.jsonl", "heldout.json"):
+                    write_text(child.dir / "round_1" / name, (src / name).read_text())
             try:
                 counts = child.dpo(1)["counts"]
                 valid = child.evaluate_valid()
