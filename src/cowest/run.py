@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-import random
-import sys
-import time
-from datetime import datetime, timezone
+import logging
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Sequence
 
 from .collab import Collaborator, JudgeEvaluator, Prompter, RuleEvaluator, heldout_questions, mine
-from .config import AblationConfig, EvalConfig, ModelConfig, Recipe, dump_recipe
-from .io import adapter_hash, hash_obj, hash_path, read_json, read_jsonl, write_json, write_jsonl, write_text
+from .config import ModelConfig, Recipe, dump_recipe
+from .errors import NoPairsError
+from .io import adapter_hash, hash_obj, read_json, read_jsonl, write_json, write_jsonl, write_text
 from .models import build_backend
 from .models.base import Backend
 from .report import build_report
+from .stages import Ledger, StageDecl, declared_inputs, eval_decl, file_hashes, round_decls
 from .tasks import TaskData, load_task
 
-
-def log(msg: str) -> None:
-    """Progress line on stderr."""
-    print(f"[cowest {datetime.now():%H:%M:%S}] {msg}", file=sys.stderr, flush=True)
+log = logging.getLogger(__name__)
 
 
 class Run:
@@ -34,7 +30,7 @@ class Run:
         self._strong: Backend | None = None
         self._judge: Backend | None = None
         self._weak_seen: list[Backend] = []  # weak variants loaded so far, for usage accounting
-        self.timings: dict[str, float] = {}
+        self.ledger = Ledger(self.dir, self._usage)
         self._cache_path: Path | None = None  # ablation sub-runs share their parent's call cache
 
     # ---- data and prompts
@@ -81,7 +77,7 @@ class Run:
     def strong(self) -> Backend:
         """The strong model, started on first use."""
         if self._strong is None:
-            log(f"starting strong model ({self.recipe.strong.backend}: {self.recipe.strong.model})")
+            log.info("starting strong model (%s: %s)", self.recipe.strong.backend, self.recipe.strong.model)
             self._strong = build_backend(self.recipe.strong, cache_path=self.cache_path)
         return self._strong
 
@@ -109,37 +105,22 @@ class Run:
         return Collaborator(weak, self.strong, self.prompter, cfg)
 
     # ---- stage bookkeeping
-    def stage(self, name: str, sdir: Path, inputs: dict, fn: Callable[[Path], dict]) -> dict:
-        """Run `fn(sdir)` unless the stage's manifest matches `inputs`; the manifest is written last."""
-        mpath = self.manifest_path(name)
-        key = hash_obj(inputs)
-        if mpath.exists():
-            old = read_json(mpath)
-            if old.get("key") == key:
-                log(f"{name}: up to date, skipped")
-                self.timings[name] = 0.0
-                return old
-        log(f"{name}: running")
-        t0 = time.perf_counter()
-        before = self._usage_snapshot()
-        counts = fn(sdir)
-        wall = time.perf_counter() - t0
-        manifest = dict(
-            stage=name, key=key, inputs=inputs, counts=counts, wall_s=round(wall, 2),
-            usage=_usage_delta(before, self._usage_snapshot()),
-            finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        )
-        write_json(mpath, manifest)
-        self.timings[name] = wall
-        log(f"{name}: done in {wall:.1f}s")
-        return manifest
+    @property
+    def timings(self) -> dict[str, float]:
+        """Wall seconds per stage run by this object (0.0: skipped as up to date)."""
+        return self.ledger.timings
 
     def manifest_path(self, name: str) -> Path:
-        """`sft` -> sft/manifest.json; `round_1/mine` -> round_1/mine.manifest.json."""
-        head, _, tail = name.partition("/")
-        return self.dir / head / (f"{tail}.manifest.json" if tail else "manifest.json")
+        """Where a stage's manifest lives."""
+        return self.ledger.manifest_path(name)
 
-    def _usage_snapshot(self) -> dict[str, dict]:
+    def inputs(self, decl: StageDecl, **extra: object) -> dict:
+        """A stage's declared inputs: the recipe fields it reads, its upstream stages' keys, and call-time extras."""
+        return dict(declared_inputs(self.recipe, decl.kind), after={a: self.ledger.key(a) for a in decl.after},
+                    task_files=file_hashes([self.recipe.task.path, self.recipe.task.test_path]), **dict(decl.extra),
+                    **extra)
+
+    def _usage(self) -> dict[str, dict]:
         """Token usage per model identity over every backend opened so far."""
         snap: dict[str, dict] = {}
         for b in (*self._weak_seen, self._strong, self._judge):
@@ -154,8 +135,7 @@ class Run:
         from .train import merge_adapter, train_sft
 
         r = self.recipe
-        inputs = dict(task=r.task.model_dump(), weak=r.weak.model_dump(), sft=r.sft, lora=r.lora, seed=r.seed,
-                      draft_format=r.collab.draft_format, prompts=r.collab.prompts)
+        inputs = self.inputs(StageDecl("sft", "sft"))
 
         def run(sdir: Path) -> dict:
             rows = [self.prompter.sft_row(e) for e in self.task.train if e.metadata.get("sft", True)]
@@ -172,18 +152,15 @@ class Run:
             merge_adapter(base_path, adapter, sdir / "merged")
             return dict(examples=len(rows), adapter_hash=adapter_hash(adapter))
 
-        return self.stage("sft", self.dir / "sft", inputs, run)
+        return self.ledger.run("sft", self.dir / "sft", inputs, run)
 
     def mine(self, round_: int) -> dict:
         """Stage 2: collaborative feedback with the previous round's weak model."""
         r = self.recipe
         variant = "sft" if round_ == 1 else f"round_{round_ - 1}"
         wcfg = self.weak_config(variant)
-        inputs = dict(
-            round=round_, task=r.task.model_dump(), mining=r.mining.model_dump(), collab=r.collab.model_dump(),
-            strong=r.strong.model_dump(), judge=r.judge.model_dump() if r.judge else None, seed=r.seed,
-            weak_adapter=adapter_hash(Path(wcfg.adapter)) if wcfg.adapter else wcfg.model,
-        )
+        decl = round_decls(round_, r.rounds)[0]
+        inputs = self.inputs(decl, weak_model=_weak_key(wcfg))
 
         def run(sdir: Path) -> dict:
             examples = [e for e in self.task.train if all(e.metadata.get(k) == v for k, v in r.mining.where.items())]
@@ -208,10 +185,10 @@ class Run:
             res.stats["train_pairs"] = res.stats["pairs"] - res.stats["heldout_pairs"]
             write_json(sdir / "heldout.json", sorted(held))
             write_json(sdir / "mining_stats.json", res.stats)
-            log(f"mining round {round_}: " + ", ".join(f"{k}={_fmt(v)}" for k, v in res.stats.items()))
+            log.info("mining round %d: %s", round_, ", ".join(f"{k}={_fmt(v)}" for k, v in res.stats.items()))
             return res.stats
 
-        return self.stage(f"round_{round_}/mine", self.dir / f"round_{round_}", inputs, run)
+        return self.ledger.run(decl.name, self.dir / f"round_{round_}", inputs, run)
 
     def dpo(self, round_: int) -> dict:
         """Stage 3: DPO (IPO, +SFT term, or KTO per recipe) on the mined pairs; reference = the round's start model."""
@@ -222,14 +199,13 @@ class Run:
         rdir = self.dir / f"round_{round_}"
         pairs, heldout = rdir / "pairs.jsonl", rdir / "pairs_heldout.jsonl"
         start = self._model_dir(round_)
-        prev = self.manifest_path("sft" if round_ == 1 else f"round_{round_ - 1}/dpo")
-        inputs = dict(round=round_, alignment=r.alignment, dpo=r.dpo, lora=r.lora, seed=r.seed, pairs=hash_path(pairs),
-                      heldout=hash_path(heldout) if heldout.exists() else None, start=read_json(prev)["key"])
+        decl = round_decls(round_, r.rounds)[1]
+        inputs = self.inputs(decl, pairs=file_hashes([pairs, heldout]))
 
         def run(sdir: Path) -> dict:
             rows = read_jsonl(pairs)
             if not rows:
-                raise RuntimeError(
+                raise NoPairsError(
                     f"{pairs}: mining produced no preference pairs, so there is nothing to align on. "
                     "Try more drafts (mining.k), a higher mining.temperature, more questions, or mining.mode: rank."
                 )
@@ -247,7 +223,7 @@ class Run:
             return dict(pairs=len(rows), steps=len(margins), final_margin=margins[-1] if margins else None,
                         heldout=held_epochs, adapter_hash=adapter_hash(adapter))
 
-        return self.stage(f"round_{round_}/dpo", self.dir / f"round_{round_}", inputs, run)
+        return self.ledger.run(decl.name, self.dir / f"round_{round_}", inputs, run)
 
     def evaluate(self, systems: list[str] | None = None, name: str = "eval", split: str | None = None) -> dict:
         """Stage 4: the systems on a split (default: the recipe's), with CIs; writes predictions and results."""
@@ -268,13 +244,10 @@ class Run:
             from .compare import best_single
 
             best = best_single(self.dir, [s.name for s in systems_])
-        inputs = dict(
-            best_single=best["system"] if best else None,
-            questions=hash_obj([e.id for e in examples]),
-            eval=r.eval.model_dump(), split=split, systems=[s.name for s in systems_], task=r.task.model_dump(),
-            collab=r.collab.model_dump(), strong=r.strong.model_dump(), seed=r.seed,
-            weak={v: _weak_key(self.weak_config(v)) for v in variants},
-        )
+        decl = eval_decl(name, split, [s.name for s in systems_], r.rounds)
+        inputs = self.inputs(decl, split=split, systems=[s.name for s in systems_], questions=hash_obj([e.id for e in examples]),
+                             best_single=best["system"] if best else None,
+                             weak_models={v: _weak_key(self.weak_config(v)) for v in variants})
 
         def run(sdir: Path) -> dict:
             if any(s.kind != "weak" for s in systems_):
@@ -293,7 +266,7 @@ class Run:
             _write_csv(sdir / "results.csv", results)
             return dict(questions=len(examples), systems=len(systems_))
 
-        manifest = self.stage(name, self.dir / name, inputs, run)
+        manifest = self.ledger.run(name, self.dir / name, inputs, run)
         print((self.dir / name / "results.md").read_text())
         return manifest
 
@@ -319,119 +292,11 @@ class Run:
             names += [f"cowest_round_{k}" for k in range(1, self.recipe.rounds) if f"cowest_round_{k}" not in names]
         return names
 
-    # ---- ablations
     def ablate(self) -> dict:
-        """The recipe's ablations (draft formats, pair subsets, strong swap); writes ablations/results.json."""
-        a = self.recipe.ablations
-        self.release()
-        out: dict = {}
-        if a.formats:
-            out["formats"] = [self._ablate_format(f) for f in a.formats]
-        if a.pair_fractions:
-            out["pairs"] = self._ablate_pairs(a.pair_fractions)
-        if a.strong is not None:
-            out["strong_swap"] = self._ablate_strong(a.strong)
-        if a.dpo_settings:
-            out["dpo_search"] = self._search_dpo(a.dpo_settings)
-        write_json(self.dir / "ablations" / "results.json", out)
-        return out
+        """The recipe's ablations (draft formats, pair subsets, strong swap, alignment settings)."""
+        from .ablations import ablate
 
-    def _child(self, tag: str, share: Sequence[str] = (), **update: object) -> "Run":
-        """A sub-run in ablations/<tag> with recipe fields replaced; `share` links this run's stage directories."""
-        update = dict(name=f"{self.recipe.name}/ablations/{tag}", ablations=AblationConfig(), **update)
-        child = Run(self.recipe.model_copy(update=update))
-        child._cache_path = self.cache_path
-        write_text(child.dir / "config.yaml", dump_recipe(child.recipe))
-        for d in share:
-            link = child.dir / d
-            if not link.exists() and not link.is_symlink():
-                link.symlink_to(Path("..", "..", d), target_is_directory=True)
-        return child
-
-    def _eval_systems(self, systems: list[str]) -> EvalConfig:
-        return self.recipe.eval.model_copy(update={"systems": systems})
-
-    def _ablate_format(self, fmt: str) -> dict:
-        """SFT, mining, DPO and evaluation with another draft format: refinement (unaligned) vs CoWest (aligned)."""
-        res = _read_results(self.dir / "eval")
-        if not (fmt == self.recipe.collab.draft_format and res and {"refine", "cowest"} <= res["systems"].keys()):
-            child = self._child(f"format-{fmt}", collab=self.recipe.collab.model_copy(update={"draft_format": fmt}),
-                                eval=self._eval_systems(["refine", "cowest"]))
-            try:
-                child.train_and_evaluate()
-            finally:
-                child.release()
-            res = _read_results(child.dir / "eval")
-        return {"format": fmt, "unaligned": _primary(res, "refine"), "aligned": _primary(res, "cowest")}
-
-    def _ablate_pairs(self, fractions: list[float]) -> list[dict]:
-        """A learning curve: DPO from the SFT model on nested seeded subsets of round 1's pairs, then CoWest."""
-        pairs = read_jsonl(self.dir / "round_1" / "pairs.jsonl")
-        order = list(range(len(pairs)))
-        random.Random(self.recipe.seed).shuffle(order)
-        base = _read_results(self.dir / "eval")
-        out = []
-        if base and "refine" in base["systems"]:
-            out.append({"fraction": 0.0, "n_pairs": 0, **_primary(base, "refine")})
-        for f in sorted(fractions):
-            n = max(1, round(f * len(pairs)))
-            if n == len(pairs) and self.recipe.rounds == 1 and base and "cowest" in base["systems"]:
-                out.append({"fraction": f, "n_pairs": n, **_primary(base, "cowest")})
-                continue
-            child = self._child(f"pairs-{f:g}", share=["sft"], rounds=1, eval=self._eval_systems(["cowest"]))
-            write_jsonl(child.dir / "round_1" / "pairs.jsonl", [pairs[i] for i in sorted(order[:n])])
-            try:
-                child.dpo(1)
-                child.evaluate()
-            finally:
-                child.release()
-            out.append({"fraction": f, "n_pairs": n, **_primary(_read_results(child.dir / "eval"), "cowest")})
-        return out
-
-    def _search_dpo(self, settings: list[dict]) -> list[dict]:
-        """Each alignment setting trained on round 1's training pairs and judged on the held-out mined questions
-        only: held-out reward accuracy / margin per epoch, and SFT vs aligned drafts refined by the strong model."""
-        src = self.dir / "round_1"
-        if not (src / "heldout.json").exists() or not read_json(src / "heldout.json"):
-            raise RuntimeError("dpo_settings needs held-out mined questions: set mining.heldout_fraction > 0 and run")
-        out = []
-        for i, setting in enumerate(settings):
-            setting = dict(setting)
-            alignment = setting.pop("alignment", self.recipe.alignment)
-            if not setting and alignment == self.recipe.alignment and self.recipe.rounds == 1:
-                child = self  # the recipe's own setting is the run itself: its stages are reused when up to date
-            else:
-                child = self._child(f"dpo-{i}", share=["sft"], rounds=1, alignment=alignment,
-                                    dpo={**self.recipe.dpo, **setting},
-                                    eval=self._eval_systems(["weak_sft", "strong", "refine", "cowest"]))
-                for name in ("pairs.jsonl", "pairs_heldout.jsonl", "heldout.json"):
-                    write_text(child.dir / "round_1" / name, (src / name).read_text())
-            try:
-                counts = child.dpo(1)["counts"]
-                valid = child.evaluate_valid()
-            finally:
-                child.release()
-            res = _read_results(child.dir / "eval_valid")
-            drafts = (res or {}).get("drafts", {}).get("aligned", {})
-            out.append({"setting": {"alignment": alignment, **setting}, "heldout": counts.get("heldout", []),
-                        "valid_n": res["n"] if res else 0, "cowest": _primary(res, "cowest"),
-                        "refine": _primary(res, "refine"),
-                        **{k: drafts[k] for k in ("helped", "hurt", "changed_vs_sft", "states_fact") if k in drafts},
-                        "valid_stage": valid["key"] if valid else None})
-        return out
-
-    def _ablate_strong(self, strong: ModelConfig) -> dict:
-        """Strong alone, refinement and CoWest with a second strong model and the same weak models."""
-        rounds = [f"round_{k}" for k in range(1, self.recipe.rounds + 1)]
-        child = self._child("strong-swap", share=["sft", *rounds], strong=strong,
-                            eval=self._eval_systems(["strong", "refine", "cowest"]))
-        try:
-            child.evaluate()
-        finally:
-            child.release()
-        res = _read_results(child.dir / "eval")
-        return {"strong_model": strong.model,
-                "systems": {n: {"label": v["label"], **_primary(res, n)} for n, v in res["systems"].items()}}
+        return ablate(self)
 
     def train_and_evaluate(self) -> None:
         """The method's stages: sft -> (mine -> dpo) x rounds -> eval_valid (held-out mined questions) -> eval."""
@@ -458,7 +323,7 @@ class Run:
             self.release()
         paths = build_report(self.dir)
         print(paths["report.md"].read_text())
-        log(f"report: {paths['report.html']}")
+        log.info("report: %s", paths["report.html"])
 
 
 class _WeakOnly(Collaborator):
@@ -471,20 +336,6 @@ class _WeakOnly(Collaborator):
 def _weak_key(cfg: ModelConfig) -> str:
     """Cache-safe identity of a weak model variant (adapter content included)."""
     return f"{cfg.model}|{adapter_hash(Path(cfg.adapter)) if cfg.adapter and Path(cfg.adapter).exists() else cfg.adapter}"
-
-
-def _read_results(eval_dir: Path) -> dict | None:
-    """An evaluation's results.json, None when it has not run."""
-    path = eval_dir / "results.json"
-    return read_json(path) if path.exists() else None
-
-
-def _primary(results: dict | None, system: str) -> dict:
-    """{value, lo, hi} of a system's primary (first) metric."""
-    metrics = results["systems"][system]["metrics"] if results else {}
-    if not metrics:
-        raise RuntimeError(f"no evaluation of {system!r} to read for the ablation")
-    return dict(next(iter(metrics.values())))
 
 
 def _usage_delta(before: dict, after: dict) -> dict:

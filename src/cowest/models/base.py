@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, Sequence, runtime_checkable
 
+from ..errors import CowestError
+
 Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": str}
 Conversation = list[Message]
 
@@ -93,5 +95,5 @@ def truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     return (text[:cut], True) if cut >= 0 else (text, False)
 
 
-class BackendError(RuntimeError):
+class BackendError(CowestError, RuntimeError):
     """A backend failed for good (retries exhausted, server died, bad configuration)."""

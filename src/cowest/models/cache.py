@@ -24,6 +24,8 @@ from typing import Any, Iterable, Sequence
 
 from cowest.models.base import Backend, BackendError, Completion, Conversation, Sampling, Usage
 
+from ..errors import CowestError
+
 SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -40,7 +42,7 @@ CREATE TABLE IF NOT EXISTS completions (
 _CHUNK = 500  # keys per SELECT: well under SQLite's bound-parameter limit
 
 
-class CacheError(RuntimeError):
+class CacheError(CowestError, RuntimeError):
     """The cache file cannot be used (not SQLite, corrupt, locked, or from another schema version)."""
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from ..config import TaskConfig
+from ..errors import CowestError
 from . import formulary  # noqa: F401  # registers the synthetic "formulary" task
 from .base import LETTERS, Example, TaskData, TaskType
 from .registry import register
@@ -25,7 +26,7 @@ from .types import TYPES
 log = logging.getLogger(__name__)
 
 
-class TaskDataError(ValueError):
+class TaskDataError(CowestError, ValueError):
     """A data file or row that cannot be used; the message names the file, the line and the field."""
 
 

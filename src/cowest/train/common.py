@@ -12,6 +12,8 @@ import torch
 from peft import LoraConfig
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
+from cowest.io import atomic_dir, write_json
+
 # Small Llama-like models: adapt every linear layer (PEFT's "all-linear" leaves the LM head out).
 LORA_DEFAULTS: dict[str, Any] = {
     "r": 16,
@@ -116,3 +118,15 @@ def load_log(path: str | Path) -> list[dict[str, Any]]:
     """Read a JSONL training log written by a stage."""
     with Path(path).open() as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def save_adapter(trainer: Any, out_dir: Path) -> Path:
+    """Write the trained adapter atomically, and beside it the effective trainer and PEFT configs it trained with."""
+    target = out_dir / "adapter"
+    with atomic_dir(target) as tmp:
+        trainer.save_model(str(tmp))  # adapter weights + config + tokenizer
+    peft = trainer.model.peft_config["default"].to_dict() if hasattr(trainer.model, "peft_config") else {}
+    peft = {k: sorted(v) if isinstance(v, set) else v for k, v in peft.items()}  # target_modules is a set
+    # Defaults included and readable without torch (the Trainer's training_args.bin is a pickle).
+    write_json(out_dir / "trainer_config.json", {"trainer": json.loads(trainer.args.to_json_string()), "peft": peft})
+    return target

@@ -14,12 +14,12 @@ from transformers import AutoTokenizer
 from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer
 from trl.data_utils import unpair_preference_dataset
 
-from cowest.io import atomic_dir
 from cowest.train.common import (
     JsonlLogCallback,
     disable_telemetry,
     lora_config,
     merge_args,
+    save_adapter,
     trainer_defaults,
 )
 
@@ -168,7 +168,4 @@ def train_dpo(
     )
     trainer.train()
     _warn_if_flat(log.records, method)
-    target = out_dir / "adapter"
-    with atomic_dir(target) as tmp:
-        trainer.save_model(str(tmp))
-    return target
+    return save_adapter(trainer, out_dir)

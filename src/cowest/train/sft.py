@@ -18,6 +18,7 @@ from cowest.train.common import (
     disable_telemetry,
     lora_config,
     merge_args,
+    save_adapter,
     trainer_defaults,
 )
 
@@ -80,10 +81,7 @@ def train_sft(
     trainer.train()
     for ckpt in out_dir.glob("checkpoint-*"):  # the best epoch is loaded; its checkpoints are not needed again
         shutil.rmtree(ckpt, ignore_errors=True)
-    target = out_dir / "adapter"
-    with atomic_dir(target) as tmp:
-        trainer.save_model(str(tmp))  # adapter weights + config + tokenizer
-    return target
+    return save_adapter(trainer, out_dir)
 
 
 def _dataset(rows: list[dict]) -> Dataset:

@@ -1,0 +1,149 @@
+"""The paper's ablations as sub-runs of a finished run: draft formats, pair subsets, a second strong model, and the
+alignment settings searched on held-out mined questions. Each sub-run lives in ablations/<tag>/ and shares the
+parent's call cache (and, where the setting allows, its SFT stage)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+from .config import AblationConfig, EvalConfig, ModelConfig, dump_recipe
+from .io import read_json, read_jsonl, write_json, write_jsonl, write_text
+
+if TYPE_CHECKING:
+    from .run import Run
+
+
+def ablate(run: "Run") -> dict:
+    """The recipe's ablations (draft formats, pair subsets, strong swap, alignment settings) -> ablations/results.json."""
+    a = run.recipe.ablations
+    run.release()
+    out: dict = {}
+    if a.formats:
+        out["formats"] = [_ablate_format(run, f) for f in a.formats]
+    if a.pair_fractions:
+        out["pairs"] = _ablate_pairs(run, a.pair_fractions)
+    if a.strong is not None:
+        out["strong_swap"] = _ablate_strong(run, a.strong)
+    if a.dpo_settings:
+        out["dpo_search"] = _search_dpo(run, a.dpo_settings)
+    write_json(run.dir / "ablations" / "results.json", out)
+    return out
+
+
+def _child(run: "Run", tag: str, share: Sequence[str] = (), **update: object) -> "Run":
+    """A sub-run in ablations/<tag> with recipe fields replaced; `share` links this run's stage directories."""
+    update = dict(name=f"{run.recipe.name}/ablations/{tag}", ablations=AblationConfig(), **update)
+    child = type(run)(run.recipe.model_copy(update=update))
+    child._cache_path = run.cache_path
+    write_text(child.dir / "config.yaml", dump_recipe(child.recipe))
+    for d in share:
+        link = child.dir / d
+        if not link.exists() and not link.is_symlink():
+            link.symlink_to(Path("..", "..", d), target_is_directory=True)
+    return child
+
+
+def _eval_systems(run: "Run", systems: list[str]) -> EvalConfig:
+    return run.recipe.eval.model_copy(update={"systems": systems})
+
+
+def _ablate_format(run: "Run", fmt: str) -> dict:
+    """SFT, mining, DPO and evaluation with another draft format: refinement (unaligned) vs CoWest (aligned)."""
+    res = _read_results(run.dir / "eval")
+    if not (fmt == run.recipe.collab.draft_format and res and {"refine", "cowest"} <= res["systems"].keys()):
+        child = _child(run, f"format-{fmt}", collab=run.recipe.collab.model_copy(update={"draft_format": fmt}),
+                       eval=_eval_systems(run, ["refine", "cowest"]))
+        try:
+            child.train_and_evaluate()
+        finally:
+            child.release()
+        res = _read_results(child.dir / "eval")
+    return {"format": fmt, "unaligned": _primary(res, "refine"), "aligned": _primary(res, "cowest")}
+
+
+def _ablate_pairs(run: "Run", fractions: list[float]) -> list[dict]:
+    """A learning curve: DPO from the SFT model on nested seeded subsets of round 1's pairs, then CoWest."""
+    pairs = read_jsonl(run.dir / "round_1" / "pairs.jsonl")
+    order = list(range(len(pairs)))
+    random.Random(run.recipe.seed).shuffle(order)
+    base = _read_results(run.dir / "eval")
+    out = []
+    if base and "refine" in base["systems"]:
+        out.append({"fraction": 0.0, "n_pairs": 0, **_primary(base, "refine")})
+    for f in sorted(fractions):
+        n = max(1, round(f * len(pairs)))
+        if n == len(pairs) and run.recipe.rounds == 1 and base and "cowest" in base["systems"]:
+            out.append({"fraction": f, "n_pairs": n, **_primary(base, "cowest")})
+            continue
+        child = _child(run, f"pairs-{f:g}", share=["sft"], rounds=1, eval=_eval_systems(run, ["cowest"]))
+        write_jsonl(child.dir / "round_1" / "pairs.jsonl", [pairs[i] for i in sorted(order[:n])])
+        try:
+            child.dpo(1)
+            child.evaluate()
+        finally:
+            child.release()
+        out.append({"fraction": f, "n_pairs": n, **_primary(_read_results(child.dir / "eval"), "cowest")})
+    return out
+
+
+def _search_dpo(run: "Run", settings: list[dict]) -> list[dict]:
+    """Each alignment setting trained on round 1's training pairs and judged on the held-out mined questions
+    only: held-out reward accuracy / margin per epoch, and SFT vs aligned drafts refined by the strong model."""
+    src = run.dir / "round_1"
+    if not (src / "heldout.json").exists() or not read_json(src / "heldout.json"):
+        raise RuntimeError("dpo_settings needs held-out mined questions: set mining.heldout_fraction > 0 and run")
+    out = []
+    for i, setting in enumerate(settings):
+        setting = dict(setting)
+        alignment = setting.pop("alignment", run.recipe.alignment)
+        if not setting and alignment == run.recipe.alignment and run.recipe.rounds == 1:
+            child = run  # the recipe's own setting is the run itself: its stages are reused when up to date
+        else:
+            child = _child(run, f"dpo-{i}", share=["sft"], rounds=1, alignment=alignment,
+                           dpo={**run.recipe.dpo, **setting},
+                           eval=_eval_systems(run, ["weak_sft", "strong", "refine", "cowest"]))
+            for name in ("pairs.jsonl", "pairs_heldout.jsonl", "heldout.json"):
+                write_text(child.dir / "round_1" / name, (src / name).read_text())
+        try:
+            counts = child.dpo(1)["counts"]
+            valid = child.evaluate_valid()
+        finally:
+            child.release()
+        res = _read_results(child.dir / "eval_valid")
+        drafts = (res or {}).get("drafts", {}).get("aligned", {})
+        out.append({"setting": {"alignment": alignment, **setting}, "heldout": counts.get("heldout", []),
+                    "valid_n": res["n"] if res else 0, "cowest": _primary(res, "cowest"),
+                    "refine": _primary(res, "refine"),
+                    **{k: drafts[k] for k in ("helped", "hurt", "changed_vs_sft", "states_fact") if k in drafts},
+                    "valid_stage": valid["key"] if valid else None})
+    return out
+
+
+def _ablate_strong(run: "Run", strong: ModelConfig) -> dict:
+    """Strong alone, refinement and CoWest with a second strong model and the same weak models."""
+    rounds = [f"round_{k}" for k in range(1, run.recipe.rounds + 1)]
+    child = _child(run, "strong-swap", share=["sft", *rounds], strong=strong,
+                        eval=_eval_systems(run, ["strong", "refine", "cowest"]))
+    try:
+        child.evaluate()
+    finally:
+        child.release()
+    res = _read_results(child.dir / "eval")
+    return {"strong_model": strong.model,
+            "systems": {n: {"label": v["label"], **_primary(res, n)} for n, v in res["systems"].items()}}
+
+
+def _read_results(eval_dir: Path) -> dict | None:
+    """An evaluation's results.json, None when it has not run."""
+    path = eval_dir / "results.json"
+    return read_json(path) if path.exists() else None
+
+
+def _primary(results: dict | None, system: str) -> dict:
+    """{value, lo, hi} of a system's primary (first) metric."""
+    metrics = results["systems"][system]["metrics"] if results else {}
+    if not metrics:
+        raise RuntimeError(f"no evaluation of {system!r} to read for the ablation")
+    return dict(next(iter(metrics.values())))

@@ -1,0 +1,12 @@
+"""Errors a user can fix (a recipe, a data file, an asset, a backend, a results folder): the CLI prints the
+message as one line and exits non-zero instead of showing a traceback."""
+
+from __future__ import annotations
+
+
+class CowestError(Exception):
+    """Base of every error whose message alone tells the user what to change."""
+
+
+class NoPairsError(CowestError, RuntimeError):
+    """Mining found no preference pairs, so alignment has nothing to learn from."""

@@ -1,0 +1,151 @@
+"""Stage bookkeeping: what each stage reads, the skip key derived from it, and the manifest written when it ends.
+
+A stage re-runs when anything it declares changes: the recipe fields it reads (`READS`), the stages it runs after
+(their keys chain into its own), the content of the files it reads, and call-time extras (round, split, systems).
+A recipe field that no stage reads must be listed in `NOT_READ`; `tests/test_stages.py` changes every field in turn.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from .config import Recipe
+from .io import hash_obj, hash_path, read_json, write_json
+
+log = logging.getLogger(__name__)
+
+# Recipe fields (dotted paths; a section stands for all its fields) each kind of stage reads.
+READS: dict[str, tuple[str, ...]] = {
+    "sft": ("seed", "task", "weak.model", "sft", "lora", "collab.draft_format", "collab.prompts"),
+    "mine": ("seed", "task", "weak", "strong", "judge", "collab", "mining"),
+    "dpo": ("seed", "alignment", "dpo", "lora"),
+    "eval": ("seed", "task", "weak", "strong", "collab", "eval"),
+    "eval_weak": ("seed", "task", "weak", "collab", "eval"),  # weak systems only: the strong model is not called
+}
+# Fields no stage's output depends on: where the run is written and its name; ablations are sub-runs of their own.
+NOT_READ = ("name", "output_dir", "ablations")
+
+
+@dataclass(frozen=True)
+class StageDecl:
+    """One stage of a run: its kind (a key of READS) and the stages whose outputs it reads."""
+
+    name: str
+    kind: str
+    after: tuple[str, ...] = ()
+    extra: tuple[tuple[str, Any], ...] = ()  # what else the plan fixes, e.g. whether a round merges its model
+
+
+def field_value(data: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted path of a dumped recipe."""
+    for part in path.split("."):
+        data = data[part] if data is not None else None
+    return data
+
+
+def declared_inputs(recipe: Recipe, kind: str) -> dict[str, Any]:
+    """{field path: value} of the recipe fields a stage kind reads."""
+    data = recipe.model_dump(mode="json")
+    return {p: field_value(data, p) for p in READS[kind]}
+
+
+def variant_stage(variant: str | None, rounds: int) -> str | None:
+    """The stage that trains a weak model variant (None for the base model or no weak model)."""
+    if variant in (None, "base"):
+        return None
+    if variant == "sft":
+        return "sft"
+    k = rounds if variant == "aligned" else int(variant.removeprefix("round_"))
+    return f"round_{k}/dpo"
+
+
+def eval_decl(name: str, split: str, systems: Sequence[str], rounds: int) -> StageDecl:
+    """An evaluation stage: after the stages that trained its weak variants (and mining, for the held-out split)."""
+    from .evaluate import get_systems
+
+    systems_ = get_systems(systems)
+    after = {variant_stage(s.variant, rounds) for s in systems_} - {None}
+    if split == "valid":  # the held-out mined questions
+        after.add("round_1/mine")
+    kind = "eval_weak" if all(s.kind == "weak" for s in systems_) else "eval"
+    return StageDecl(name, kind, tuple(sorted(after)))
+
+
+def round_decls(k: int, rounds: int) -> tuple[StageDecl, StageDecl]:
+    """Round k's mining and DPO: both start from the SFT model (round 1) or the previous round's."""
+    start = "sft" if k == 1 else f"round_{k - 1}/dpo"
+    return (StageDecl(f"round_{k}/mine", "mine", (start,), (("round", k),)),
+            StageDecl(f"round_{k}/dpo", "dpo", (start, f"round_{k}/mine"), (("round", k), ("merge", k < rounds))))
+
+
+def plan(recipe: Recipe, evals: Mapping[str, tuple[str, Sequence[str]]]) -> dict[str, StageDecl]:
+    """The run's stages in order; `evals` maps an evaluation's name to (split, systems)."""
+    stages = [StageDecl("sft", "sft")]
+    for k in range(1, recipe.rounds + 1):
+        stages += round_decls(k, recipe.rounds)
+    stages += [eval_decl(name, split, systems, recipe.rounds) for name, (split, systems) in evals.items()]
+    return {s.name: s for s in stages}
+
+
+def field_keys(recipe: Recipe, stages: Mapping[str, StageDecl]) -> dict[str, str]:
+    """Each stage's key from the recipe fields it reads and its upstream stages' keys (no files, no extras)."""
+    keys: dict[str, str] = {}
+    for s in stages.values():  # in order: upstream stages come first
+        keys[s.name] = hash_obj(dict(reads=declared_inputs(recipe, s.kind), after={a: keys[a] for a in s.after},
+                                     extra=dict(s.extra)))
+    return keys
+
+
+def file_hashes(paths: Sequence[Path | str | None]) -> dict[str, str | None]:
+    """Content hash of each input file by name (None when it does not exist); where the run lives does not count."""
+    return {Path(p).name: hash_path(Path(p)) if Path(p).exists() else None for p in paths if p}
+
+
+class Ledger:
+    """A run directory's stage manifests: skip a stage whose key matches, else run it and record what it did."""
+
+    def __init__(self, root: Path, usage: Callable[[], dict[str, dict]]):
+        self.root = root
+        self.usage = usage  # token usage per model so far, for each stage's share
+        self.timings: dict[str, float] = {}
+
+    def manifest_path(self, name: str) -> Path:
+        """`sft` -> sft/manifest.json; `round_1/mine` -> round_1/mine.manifest.json."""
+        head, _, tail = name.partition("/")
+        return self.root / head / (f"{tail}.manifest.json" if tail else "manifest.json")
+
+    def key(self, name: str) -> str | None:
+        """The key a finished stage ran with (None when it has not run)."""
+        path = self.manifest_path(name)
+        return read_json(path)["key"] if path.exists() else None
+
+    def run(self, name: str, sdir: Path, inputs: dict, fn: Callable[[Path], dict]) -> dict:
+        """Run `fn(sdir)` unless the stage's manifest matches `inputs`; the manifest is written last."""
+        mpath = self.manifest_path(name)
+        key = hash_obj(inputs)
+        if mpath.exists():
+            old = read_json(mpath)
+            if old.get("key") == key:
+                log.info("%s: up to date, skipped", name)
+                self.timings[name] = 0.0
+                return old
+        log.info("%s: running", name)
+        t0 = time.perf_counter()
+        before = self.usage()
+        counts = fn(sdir)
+        wall = time.perf_counter() - t0
+        after = self.usage()
+        manifest = dict(
+            stage=name, key=key, inputs=inputs, counts=counts, wall_s=round(wall, 2),
+            usage={m: {k: v - before.get(m, {}).get(k, 0) for k, v in u.items()} for m, u in after.items()},
+            finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
+        write_json(mpath, manifest)
+        self.timings[name] = wall
+        log.info("%s: done in %.1fs", name, wall)
+        return manifest

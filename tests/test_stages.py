@@ -1,0 +1,107 @@
+"""Stages re-run exactly when something they read changes: every recipe field is changed in turn."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from cowest.config import Recipe
+from cowest.stages import NOT_READ, READS, field_keys, plan
+
+SYSTEMS = ["weak_sft", "weak_aligned", "strong", "refine", "cowest"]
+EVALS = {"eval_sft_valid": ("sft_valid", ["weak_sft"]), "eval_valid": ("valid", SYSTEMS), "eval": ("test", SYSTEMS),
+         "eval_recall": ("recall", ["weak_sft", "weak_aligned"])}
+MODEL = {"backend": "hf", "model": "m"}
+BASE = Recipe.model_validate({
+    "task": {"name": "formulary"}, "weak": MODEL, "strong": {"backend": "llamacpp", "model": "s"},
+    "judge": {"backend": "openai", "model": "j"}, "ablations": {"strong": MODEL},
+    "eval": {"systems": SYSTEMS, "price": {"prompt_per_million": 1.0, "completion_per_million": 2.0}},
+    "sft": {"learning_rate": 1e-3}, "dpo": {"beta": 0.1}, "lora": {"r": 8},
+})
+# A changed value for fields whose generic change would not validate.
+CHANGED: dict[str, Any] = {
+    "task.type": "short_answer", "task.subjects": ["x"], "weak.backend": "openai", "strong.backend": "openai",
+    "judge.backend": "hf", "ablations.strong.backend": "openai", "collab.draft_format": "knowledge",
+    "collab.draft_sections": ["Background"], "mining.evaluator": "judge", "mining.mode": "rank",
+    "eval.systems": SYSTEMS[:-1], "alignment": "kto", "ablations.formats": ["direct"], "ablations.pair_fractions": [0.5],
+    "ablations.dpo_settings": [{"beta": 0.2}],
+}
+
+ALL = set(plan(BASE, EVALS))
+EVALS_ = set(EVALS)
+ALIGNED = {"round_1/dpo", "eval", "eval_valid", "eval_recall"}  # DPO and whatever uses the aligned model
+# What each field re-runs (the longest matching prefix wins).
+EXPECTED: dict[str, set[str]] = {
+    **{f: set() for f in NOT_READ},
+    **{f: ALL for f in ("seed", "task", "sft", "lora", "weak.model", "collab.draft_format", "collab.prompts")},
+    "weak": ALL - {"sft"},  # generation settings: every stage that runs the weak model
+    "collab": ALL - {"sft"},
+    **{f: ALL - {"sft", "eval_sft_valid"} for f in ("strong", "judge", "mining")},  # the SFT-only probe never sees them
+    "alignment": ALIGNED, "dpo": ALIGNED,
+    "rounds": ALIGNED | {"round_2/mine", "round_2/dpo"},  # round 1 now merges; round 2 is new
+    "eval": EVALS_,
+}
+
+
+def _leaves(model: BaseModel, prefix: str = "") -> list[str]:
+    """Dotted paths of every field, descending into nested configs."""
+    out = []
+    for name in type(model).model_fields:
+        value, path = getattr(model, name), f"{prefix}{name}"
+        out += _leaves(value, path + ".") if isinstance(value, BaseModel) else [path]
+    return out
+
+
+def _change(value: Any) -> Any:
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value / 2 if value else 0.5
+    if isinstance(value, str):
+        return value + "-changed"
+    if isinstance(value, list):
+        return value + value[:1] if value else ["x"]
+    if isinstance(value, dict):
+        return {**value, "changed": "x"}
+    return 3  # an unset optional number / path
+
+
+def _with(recipe: Recipe, path: str) -> Recipe:
+    data = recipe.model_dump(mode="json")
+    *parents, last = path.split(".")
+    node = data
+    for p in parents:
+        node = node[p]
+    node[last] = CHANGED[path] if path in CHANGED else _change(node[last])
+    if path in ("task.path", "task.test_path", "task.hub", "weak.adapter", "weak.base_url", "weak.cache",
+                "strong.adapter", "strong.base_url", "strong.cache", "judge.adapter", "judge.base_url", "judge.cache",
+                "ablations.strong.adapter", "ablations.strong.base_url", "ablations.strong.cache"):
+        node[last] = "changed"
+    return Recipe.model_validate(data)
+
+
+def _expected(path: str) -> set[str]:
+    for n in range(path.count(".") + 1, 0, -1):
+        prefix = ".".join(path.split(".")[:n])
+        if prefix in EXPECTED:
+            return EXPECTED[prefix]
+    raise AssertionError(f"recipe field {path!r}: declare which stages read it (stages.READS or NOT_READ)")
+
+
+@pytest.mark.parametrize("path", _leaves(BASE))
+def test_changing_a_field_reruns_exactly_the_stages_that_read_it(path):
+    changed = _with(BASE, path)
+    assert changed.model_dump() != BASE.model_dump(), path
+    before = field_keys(BASE, plan(BASE, EVALS))
+    after = field_keys(changed, plan(changed, EVALS))
+    rerun = {s for s in after if after[s] != before.get(s)}
+    assert rerun == _expected(path), path
+
+
+def test_every_top_level_field_is_declared():
+    read = {p.split(".")[0] for paths in READS.values() for p in paths} | {"rounds"}  # rounds shapes the plan itself
+    assert set(Recipe.model_fields) == read | set(NOT_READ)
