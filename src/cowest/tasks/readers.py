@@ -94,26 +94,30 @@ def _iter_json(path: Path) -> Iterator[tuple[Loc, Row]]:
 def _iter_csv(path: Path, delimiter: str) -> Iterator[tuple[Loc, Row]]:
     """CSV rows as dicts; the line is where the record starts (records may span lines)."""
     reader = csv.reader((line for _, line in _lines(path)), delimiter=delimiter)
-    try:
-        header = next(reader)
-    except StopIteration:
+    header = _next_record(reader, f"{path}:1: invalid CSV header")
+    if header is None:
         return
-    except csv.Error as e:
-        raise TaskDataError(f"{path}:1: invalid CSV header: {e}") from None
     header = [h.strip() for h in header]
     while True:
         start = reader.line_num + 1
-        try:
-            rec = next(reader)
-        except StopIteration:
+        rec = _next_record(reader, f"{path}:{start}: invalid CSV")
+        if rec is None:
             return
-        except csv.Error as e:
-            raise TaskDataError(f"{path}:{start}: invalid CSV: {e}") from None
         if not rec or not any(c.strip() for c in rec):
             continue
         if len(rec) != len(header):
             raise TaskDataError(f"{path}:{start}: expected {len(header)} columns, got {len(rec)}")
         yield Loc(str(path), start), dict(zip(header, rec))
+
+
+def _next_record(reader: Iterator[list[str]], error: str) -> list[str] | None:
+    """The reader's next record, None at the end; a CSV error is raised as `error: <reason>`."""
+    try:
+        return next(reader)
+    except StopIteration:
+        return None
+    except csv.Error as e:
+        raise TaskDataError(f"{error}: {e}") from None
 
 
 def _iter_parquet(path: Path) -> Iterator[tuple[Loc, Row]]:

@@ -99,6 +99,6 @@ def evals_row(prefix: str) -> RowParser:
 
 
 def load_evals_mcq(cfg: TaskConfig) -> TaskData:
-    """An OpenAI-evals samples file of lettered MCQs (us_tort_law, medmcqa, quartz, logiqa): task.path or options.asset."""
+    """An OpenAI-evals samples file of lettered MCQs: task.path, or the packaged options.asset."""
     prefix = cfg.options.get("asset") or (Path(cfg.path).parent.name if cfg.path else "evals")
     return load_source(cfg, TYPES["multiple_choice"], evals_row(prefix), default_asset=cfg.options.get("asset"))
