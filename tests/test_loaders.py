@@ -33,6 +33,25 @@ def test_builtins_registered():
     assert {"mmlu", "medmcqa", "ifqa", "prosocial", "evals_mcq", "jsonl", "csv"} <= set(available())
 
 
+def test_every_builtin_name_resolves_to_its_loader():
+    from cowest.tasks.registry import BUILTIN, get_loader
+
+    for name, target in BUILTIN.items():
+        assert get_loader(name).__name__ == target.split(":")[1]
+    with pytest.raises(ValueError, match="unknown task 'nope'; known: csv, evals_mcq"):
+        get_loader("nope")
+
+
+def test_importing_the_package_imports_no_loader():
+    import subprocess
+    import sys
+
+    code = "import sys, cowest.tasks; print(*sorted(m for m in sys.modules if m.startswith('cowest.tasks.')))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert "cowest.tasks.registry" in loaded
+    assert not [m for m in loaded if ".families" in m or m.endswith((".loaders", ".formulary"))]
+
+
 # ---------------------------------------------------------------- MedMCQA
 
 

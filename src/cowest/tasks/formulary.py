@@ -29,7 +29,6 @@ from typing import Any
 
 from ..config import TaskConfig
 from .base import LETTERS, Example, TaskData
-from .registry import register
 from .types import MultipleChoice
 
 # ------------------------------------------------------------------ entity material (all invented)
@@ -271,7 +270,6 @@ def _mix_rationales(examples: list[Example], drugs: list[dict], mix: float, seed
             e.explanation = f"{e.metadata['background']} {REASONING_UNKNOWN}"
 
 
-@register("formulary")
 def load_formulary(cfg: TaskConfig) -> TaskData:
     """Build the formulary task for `cfg` (see the module docstring for knobs and splits)."""
     s = _settings(cfg)

@@ -1,0 +1,101 @@
+"""Generic JSONL / JSON / CSV / TSV files (tasks `jsonl` and `csv`): `task.fields` maps our fields to columns.
+
+Documented for users in the README, "Bring your own data".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...config import TaskConfig
+from ..base import LETTERS, Example, TaskData
+from ..fields import field_error, field_list, field_text, mc_gold, norm, row_id, short
+from ..flow import RowParser, load_source
+from ..readers import Loc, Row, TaskDataError
+from ..types import TYPES
+
+FIELDS = ("id", "question", "options", "gold", "answers", "explanation")
+
+
+def _generic_row(cfg: TaskConfig, prefix: str, labels: list[str] | None) -> RowParser:
+    if cfg.type is None:
+        raise TaskDataError(f"task {cfg.name!r}: task.type is required (multiple_choice, short_answer, classification)")
+    col = {k: cfg.fields.get(k, k) for k in FIELDS}
+    unknown = set(cfg.fields) - set(col)
+    if unknown:
+        raise TaskDataError(f"task.fields: unknown field(s) {', '.join(sorted(unknown))}; known: {', '.join(col)}")
+    opt_cols = [c.strip() for c in col["options"].split(",")] if "," in col["options"] else None
+    sep = cfg.options.get("options_sep", "|")
+    answers_sep = cfg.options.get("answers_sep", "|")
+    index_base = int(cfg.options.get("index_base", 0))
+    kind = cfg.type
+
+    def parse(loc: Loc, row: Row) -> Example:
+        question = field_text(row, col["question"], loc)
+        if opt_cols:
+            options: list[str] | None = [field_text(row, c, loc) for c in opt_cols]
+        else:
+            options = field_list(row, col["options"], loc, sep=sep, required=kind == "multiple_choice") or None
+        answers = field_list(row, col["answers"], loc, sep=answers_sep, required=False)
+        gold_value = row.get(col["gold"])
+        if kind == "short_answer":
+            gold = field_text(row, col["gold"], loc, required=not answers) or answers[0]
+            answers = answers or [gold]
+        elif kind == "multiple_choice":
+            assert options is not None
+            if len(options) > len(LETTERS):
+                raise field_error(loc, col["options"], f"at most {len(LETTERS)} options, got {len(options)}")
+            if gold_value is None or gold_value == "":
+                raise field_error(loc, col["gold"], "missing" if col["gold"] not in row else "empty")
+            gold = mc_gold(gold_value, options, loc, col["gold"], index_base)
+        else:
+            label_set = options or labels
+            raw = field_text(row, col["gold"], loc)
+            if label_set:
+                match = [lb for lb in label_set if norm(lb) == norm(raw)]
+                if not match:
+                    raise field_error(loc, col["gold"], f"{short(raw)} is not one of the labels {label_set}")
+                raw = match[0]
+            gold, options = raw, label_set
+        return Example(
+            id=row_id(row, loc, prefix, key=col["id"]),
+            question=question,
+            options=options,
+            gold=gold,
+            answers=answers if kind == "short_answer" else [],
+            explanation=field_text(row, col["explanation"], loc, required=False),
+            metadata={"source": str(loc)},
+        )
+
+    return parse
+
+
+def _load_generic(cfg: TaskConfig) -> TaskData:
+    if not cfg.path:
+        raise TaskDataError(f"task {cfg.name!r}: task.path is required")
+    labels = cfg.options.get("labels")
+    parse = _generic_row(cfg, Path(cfg.path).stem, labels)
+
+    def fill_labels(examples: list[Example]) -> None:
+        # No label set given: every gold label in the file (first spelling of each, sorted) becomes the
+        # options of rows without any, and golds take that spelling.
+        canon: dict[str, str] = {}
+        for e in examples:
+            canon.setdefault(norm(e.gold), e.gold)
+        found = sorted(canon.values(), key=norm)
+        for e in examples:
+            if not e.options:
+                e.options, e.gold = found, canon[norm(e.gold)]
+
+    prepare = fill_labels if cfg.type == "classification" and not labels else None
+    return load_source(cfg, TYPES[cfg.type], parse, prepare=prepare)  # type: ignore[index]  # type checked above
+
+
+def load_jsonl(cfg: TaskConfig) -> TaskData:
+    """A generic JSONL (or JSON array) file; task.fields maps id/question/options/gold/answers/explanation."""
+    return _load_generic(cfg)
+
+
+def load_csv(cfg: TaskConfig) -> TaskData:
+    """A generic CSV/TSV file; options may be one delimited column or several ('opa,opb,opc,opd')."""
+    return _load_generic(cfg)
