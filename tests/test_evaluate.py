@@ -38,3 +38,12 @@ def test_evaluate_rows_results_and_comparisons():
     assert comp["diff"] == 1.0 and comp["lo"] == 1.0 and comp["p_value"] == 0.0
     table = results_table(res)
     assert "| standard refinement (SFT draft -> strong) | 100.0 [100.0, 100.0]" in table
+
+
+def test_results_store_their_confidence_level():
+    examples = [Example(id=str(i), question=f"Q{i}?", options=["yes", "no"], gold="A") for i in range(4)]
+    strong = ScriptedBackend(lambda c, i, s: "Final answer: A")
+    collab = Collaborator(None, strong, Prompter(MultipleChoice(), "knowledge"), CollabConfig())
+    _, res = evaluate(examples, get_systems(["strong"]), lambda v: strong, collab,
+                      EvalConfig(n_bootstrap=50, confidence=0.9))
+    assert res["confidence"] == 0.9

@@ -407,3 +407,81 @@ def test_screenshot_is_not_blank(built, tmp_path):
         lo, hi = gray.getextrema()
         assert hi - lo > 100, "screenshot is blank"
         assert sum(c > 0 for c in gray.histogram()) > 20, "screenshot has too few shades to be a rendered report"
+
+
+# ---------------------------------------------------------------- one renderer, one confidence level
+
+
+class TableCells(HTMLParser):
+    """The header and body cell texts of one table (by id) in an HTML page."""
+
+    def __init__(self, table_id: str):
+        super().__init__()
+        self.table_id, self.inside, self.rows, self.cell = table_id, False, [], None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.inside = dict(attrs).get("id") == self.table_id
+        elif self.inside and tag == "tr":
+            self.rows.append([])
+        elif self.inside and tag in ("td", "th"):
+            self.cell = ""
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self.inside = False
+        elif self.inside and tag in ("td", "th"):
+            self.rows[-1].append(self.cell)
+            self.cell = None
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell += data
+
+
+def test_html_csv_and_markdown_results_tables_agree_cell_for_cell(built):
+    import csv
+    import io
+
+    from cowest.report import md_table, results_csv, results_rows
+
+    run, _ = built
+    results = json.loads((run / "eval" / "results.json").read_text())
+    parser = TableCells("results-table")
+    parser.feed((run / "report.html").read_text())
+    from_csv = list(csv.reader(io.StringIO(results_csv(results))))
+    headers, rows, _ = results_rows(results)
+    md_lines = md_table(headers, rows).splitlines()
+    from_md = [[c.strip() for c in line.strip("|").split(" | ")] for line in md_lines[:1] + md_lines[2:]]
+    assert parser.rows == from_csv == from_md
+    assert from_csv[0][:3] == ["system", "accuracy", "macro_f1"]
+    assert ["CoWest (aligned draft -> strong) (cowest)", "66.7 [46.7, 86.7]"] == from_csv[4][:2]
+
+
+def test_confidence_labels_follow_the_stored_level(tmp_path):
+    from cowest.report import comparison_rows, headline
+
+    run = make_run(tmp_path / "run")
+    results = json.loads((run / "eval" / "results.json").read_text())
+    assert comparison_rows({**results, "confidence": 0.9})[0][2] == "90% CI"
+    assert "(90% CI [" in headline({**results, "confidence": 0.9})
+    assert comparison_rows(results)[0][2] == "95% CI"  # an older file without a level
+    _json(run / "eval" / "results.json", {**results, "confidence": 0.9})
+    build_report(run)
+    md, page = (run / "report.md").read_text(), (run / "report.html").read_text()
+    assert "| difference | mean (points) | 90% CI | p (one-sided) |" in md and "(90% CI [" in md
+    assert "<th>90% CI</th>" in page and "95% CI" not in page.split('id="sec-eval_recall"')[0]
+    # A file without its level is read with the run's eval.confidence, which the ablations share.
+    _json(run / "eval" / "results.json", results)
+    (run / "config.yaml").write_text(yaml.safe_dump({**CONFIG, "eval": {**CONFIG["eval"], "confidence": 0.8}}))
+    md = summary_markdown(run)
+    assert "| difference | mean (points) | 80% CI |" in md and "| fraction | pairs | value [80% CI] |" in md
+
+
+def test_html_escapes_labels_through_the_template(tmp_path):
+    run = make_run(tmp_path / "run")
+    results = json.loads((run / "eval" / "results.json").read_text())
+    results["systems"]["strong"]["label"] = "<i>strong</i> & co"
+    _json(run / "eval" / "results.json", results)
+    page = build_report(run)["report.html"].read_text()
+    assert "&lt;i&gt;strong&lt;/i&gt; &amp; co (strong)" in page and "<i>strong</i>" not in page

@@ -12,6 +12,9 @@ from .collab.baselines import BM25Retriever, weak_predictions
 from .collab.pipeline import Collaborator, draft_answer_section
 from .config import EvalConfig
 from .models.base import Backend
+# results.md is the report's results and comparisons tables, from the one renderer of results.json
+from .report.tables import comparisons_markdown as comparisons_table  # noqa: F401
+from .report.tables import results_markdown as results_table  # noqa: F401
 from .tasks.base import LETTERS, Example
 from .tasks.metrics import bootstrap_ci, bootstrap_metric, paired_bootstrap, squad_normalize
 
@@ -91,7 +94,7 @@ def evaluate(
         draft_time[variant] = time.perf_counter() - t0
 
     rows: list[dict] = []
-    results: dict = {"n": len(examples), "systems": {}}
+    results: dict = {"n": len(examples), "confidence": cfg.confidence, "systems": {}}
     if cfg.price:
         results["price"] = cfg.price.model_dump()
     per_example: dict[str, list[float]] = {}
@@ -203,20 +206,6 @@ def compare(per_example: dict[str, list[float]], systems: Sequence[System], cfg:
     return out
 
 
-def comparisons_table(results: dict) -> str:
-    """Markdown table of the paired differences (score points) with CIs and one-sided p-values."""
-    comps = results.get("comparisons") or {}
-    if not comps:
-        return ""
-    lines = ["| difference | mean | 95% CI | p (one-sided) |", "|---|---|---|---|"]
-    for name, c in comps.items():
-        tag = " (best single model)" if c.get("best_single") else ""
-        lines.append(
-            f"| {name}{tag} | {100 * c['diff']:+.1f} | [{100 * c['lo']:+.1f}, {100 * c['hi']:+.1f}] | {c['p_value']:.3f} |"
-        )
-    return "\n".join(lines)
-
-
 def states_gold(draft: str, example: Example) -> bool:
     """Whether a draft states the gold answer's text (the option text, label or an accepted answer)."""
     if example.options and example.gold in LETTERS[: len(example.options)]:  # multiple choice: the option text
@@ -253,27 +242,3 @@ def summarise(system, answers, scores, examples, ptok, ctok, wall, tt, cfg: Eval
                  + out["strong_completion_tokens_per_q"] * cfg.price.completion_per_million) / 1e6
         out["cost_per_1k"] = 1000 * per_q
     return out
-
-
-def results_table(results: dict) -> str:
-    """Markdown table: one row per system, each metric with its CI, plus strong tokens per question."""
-    systems = results["systems"]
-    if not systems:
-        return "(no systems)"
-    names = list(next(iter(systems.values()))["metrics"])
-    price = results.get("price")
-    cost = [f"cost / 1k q ({price['currency']})"] if price else []
-    head = ["system", *names, "draft states gold", "cut at token cap", "strong tok/q", *cost, "wall s"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in systems.values():
-        cells = [r["label"]]
-        for m in names:
-            v = r["metrics"][m]
-            cells.append(f"{100 * v['value']:.1f} [{100 * v['lo']:.1f}, {100 * v['hi']:.1f}]")
-        tok = r["strong_prompt_tokens_per_q"] + r["strong_completion_tokens_per_q"]
-        states = f"{100 * r['draft_states_gold']:.1f}" if "draft_states_gold" in r else ""
-        cut = f"{100 * r['truncated_share']:.1f}" if "truncated_share" in r else ""
-        cost_cell = [f"{r.get('cost_per_1k', 0.0):.2f}"] if price else []
-        cells += [states, cut, f"{tok:.0f}", *cost_cell, f"{r['wall_s']:.0f}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)

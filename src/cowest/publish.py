@@ -6,11 +6,12 @@ import re
 import shutil
 from pathlib import Path
 
-import yaml
-
 from .compare import compare_markdown
 from .errors import CowestError
 from .io import atomic_dir, read_json
+from .report.artifacts import Artifacts, load
+from .report.tables import (ablation_tables, comparisons_markdown, confidence, dpo_heldout_rows, draft_rows,
+                            fact_recall_rows, level_label, md_table, mining_round_rows, results_markdown)
 
 # Small result files of a run, relative to the run directory (weights, caches and training data never match).
 RUN_PATTERNS: tuple[str, ...] = (
@@ -56,43 +57,35 @@ def publish(src: Path, dest: Path) -> list[Path]:
     return [dest / rel for rel in files]
 
 
-def eval_markdown(run_dir: Path, eval_name: str = "eval") -> str:
-    """A published run's evaluation as the report shows it: results, paired comparisons and draft diagnostics."""
-    from .report import comparison_rows, draft_rows, md_table, results_rows
-
-    path = Path(run_dir) / eval_name / "results.json"
+def _loaded(run_dir: Path, rel: str) -> Artifacts:
+    """The run's artifacts, or a PublishError when `rel` is missing or unreadable."""
+    a = load(Path(run_dir))
+    path = Path(run_dir) / rel
     if not path.is_file():
         raise PublishError(f"{path}: missing")
-    res = read_json(path)
-    headers, rows, _ = results_rows(res)
-    parts = [md_table(headers, rows)]
-    if (comp := comparison_rows(res))[1]:
-        parts.append(md_table(*comp))
+    if bad := [w for w in a.warnings if w.startswith(rel)]:
+        raise PublishError(f"{run_dir}/{bad[0]}")
+    return a
+
+
+def eval_markdown(run_dir: Path, eval_name: str = "eval") -> str:
+    """A published run's evaluation as the report shows it: results, paired comparisons and draft diagnostics."""
+    res = _loaded(run_dir, f"{eval_name}/results.json").evals[eval_name]
+    parts = [results_markdown(res, keys=True)]
+    if (comp := comparisons_markdown(res)):
+        parts.append(comp)
     if (drafts := draft_rows(res))[1]:
         parts.append(md_table(*drafts))
-    conf = _confidence(Path(run_dir))
     parts.append(f"{res.get('recipe', Path(run_dir).name)}, {res.get('split', eval_name)} split, {res.get('n')} "
-                 f"questions; brackets: {conf} bootstrap confidence intervals.")
+                 f"questions; brackets: {level_label(confidence(res))} bootstrap confidence intervals.")
     return "\n\n".join(parts) + "\n"
 
 
 def diagnostics_markdown(run_dir: Path) -> str:
     """One published run's training evidence: SFT validation and recall, mining, held-out DPO per epoch."""
-    from .report import dpo_heldout_rows, draft_rows, load, md_table
-
     a = load(Path(run_dir))
-    rows = []
-    for name, what in (("eval_sft_valid", "SFT validation wordings"), ("eval_recall", "recall probe (held out)")):
-        for variant, d in ((a.evals.get(name) or {}).get("drafts") or {}).items():
-            rows.append([f"{what}, {variant} drafts", f"{100 * d.get('states_fact', d['states_gold']):.1f}",
-                         str(d["n"])])
-    parts = [md_table(["fact recall", "drafts stating the fact %", "questions"], rows)] if rows else []
-    for k, st in sorted(a.mining.items()):
-        keys = ("questions", "pairs", "train_pairs", "heldout_pairs", "questions_with_pair", "share_helped",
-                "share_hurt", "strong_alone_score", "refined_score", "strong_alone_truncated")
-        parts.append(md_table([f"mining, round {k}", "value"],
-                              [[key, f"{st[key]:.3f}" if isinstance(st[key], float) else str(st[key])]
-                               for key in keys if key in st]))
+    parts = [md_table(*recall)] if (recall := fact_recall_rows(a))[1] else []
+    parts += [md_table(*mining_round_rows(k, st)) for k, st in sorted(a.mining.items())]
     if (held := dpo_heldout_rows(a))[1]:
         parts.append(md_table(*held))
     if (valid := a.evals.get("eval_valid")) and (drafts := draft_rows(valid))[1]:
@@ -105,20 +98,9 @@ def diagnostics_markdown(run_dir: Path) -> str:
 
 def ablations_markdown(run_dir: Path) -> str:
     """A published run's ablations (including the alignment settings search) as tables."""
-    from .report import ablation_tables, md_table
-
-    path = Path(run_dir) / "ablations" / "results.json"
-    if not path.is_file():
-        raise PublishError(f"{path}: missing")
-    tables = ablation_tables(read_json(path))
+    a = _loaded(run_dir, "ablations/results.json")
+    tables = ablation_tables(a.ablations, a.confidence)
     return "\n\n".join(f"{title}:\n\n{md_table(h, r)}" for title, h, r in tables) + "\n"
-
-
-def _confidence(run_dir: Path) -> str:
-    """The run's configured confidence level as text, e.g. '95%'."""
-    cfg_path = run_dir / "config.yaml"
-    cfg = (yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}) if cfg_path.is_file() else {}
-    return f"{100 * float((cfg.get('eval') or {}).get('confidence', 0.95)):g}%"
 
 
 KINDS = {"eval": eval_markdown, "valid": lambda d: eval_markdown(d, "eval_valid"), "diagnostics": diagnostics_markdown,

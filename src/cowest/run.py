@@ -347,16 +347,7 @@ def _fmt(v: object) -> str:
 
 
 def _write_csv(path: Path, results: dict) -> None:
-    """Flat CSV: system, metric, value, lo, hi."""
-    import csv
-    import io
+    """The results table as CSV, from the report's one renderer."""
+    from .report import results_csv
 
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["system", "label", "metric", "value", "lo", "hi", "strong_prompt_tokens_per_q",
-                "strong_completion_tokens_per_q", "cost_per_1k", "wall_s"])
-    for name, r in results["systems"].items():
-        for m, v in r["metrics"].items():
-            w.writerow([name, r["label"], m, v["value"], v["lo"], v["hi"], r["strong_prompt_tokens_per_q"],
-                        r["strong_completion_tokens_per_q"], r.get("cost_per_1k", ""), r["wall_s"]])
-    write_text(path, buf.getvalue())
+    write_text(path, results_csv(results))

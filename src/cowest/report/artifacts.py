@@ -1,0 +1,109 @@
+"""Loading a run directory's artifacts for the report; any of them may be missing, a corrupt one is a warning."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from ..io import read_json, read_jsonl
+from .tables import DEFAULT_CONFIDENCE
+
+
+@dataclass
+class Artifacts:
+    """Everything the report reads from a run directory; absent artifacts are empty."""
+
+    dir: Path
+    config_text: str | None = None
+    config: dict = field(default_factory=dict)
+    manifests: dict[str, dict] = field(default_factory=dict)  # stage name -> manifest, in report order
+    evals: dict[str, dict] = field(default_factory=dict)  # eval dir name -> results.json, "eval" first
+    predictions: list[dict] = field(default_factory=list)  # eval/predictions.jsonl
+    rounds: list[int] = field(default_factory=list)
+    mining: dict[int, dict] = field(default_factory=dict)
+    scores: dict[int, list[dict]] = field(default_factory=dict)
+    dpo_logs: dict[int, list[dict]] = field(default_factory=dict)
+    sft_log: list[dict] = field(default_factory=list)
+    ablations: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # unreadable artifacts, shown in the report
+
+    @property
+    def name(self) -> str:
+        """The recipe name (config, else results, else the folder name)."""
+        ev = self.evals.get("eval", {})
+        return str(self.config.get("name") or ev.get("recipe") or self.dir.name)
+
+    @property
+    def confidence(self) -> float:
+        """The run's configured CI level (eval.confidence), which its ablations share."""
+        return float((self.config.get("eval") or {}).get("confidence", DEFAULT_CONFIDENCE))
+
+
+def load(run_dir: Path) -> Artifacts:
+    """Read every artifact the report uses; a missing file is skipped, an unreadable one becomes a warning."""
+    d = Path(run_dir)
+    a = Artifacts(dir=d)
+    if (p := d / "config.yaml").is_file():
+        a.config_text = p.read_text(encoding="utf-8")
+        try:
+            cfg = yaml.safe_load(a.config_text)
+            a.config = cfg if isinstance(cfg, dict) else {}
+        except yaml.YAMLError as e:
+            a.warnings.append(f"config.yaml: not valid YAML ({e})")
+    for name, p in _manifest_paths(d):
+        if (m := _opt(read_json, p, a)) is not None:
+            a.manifests[name] = m
+    for name in _eval_dirs(d):
+        if (r := _opt(read_json, d / name / "results.json", a)) is not None:
+            r.setdefault("confidence", a.confidence)  # results written before the level was stored
+            a.evals[name] = r
+    a.predictions = _opt(read_jsonl, d / "eval" / "predictions.jsonl", a) or []
+    a.rounds = sorted({int(m[1]) for p in d.glob("round_*")
+                       if p.is_dir() and (m := re.fullmatch(r"round_(\d+)", p.name))})
+    for k in a.rounds:
+        rd = d / f"round_{k}"
+        if (st := _opt(read_json, rd / "mining_stats.json", a)) is not None:
+            a.mining[k] = st
+        if (sc := _opt(read_jsonl, rd / "scores.jsonl", a)) is not None:
+            a.scores[k] = sc
+        if (lg := _opt(read_jsonl, rd / "train_log.jsonl", a)) is not None:
+            a.dpo_logs[k] = lg
+    a.sft_log = _opt(read_jsonl, d / "sft" / "train_log.jsonl", a) or []
+    a.ablations = _opt(read_json, d / "ablations" / "results.json", a) or {}
+    return a
+
+
+def _opt(reader: Callable[[Path], Any], path: Path, a: Artifacts) -> Any:
+    """`reader(path)`, or None when the file is absent; a corrupt file is reported, not fatal."""
+    if not path.is_file():
+        return None
+    try:
+        return reader(path)
+    except (OSError, ValueError) as e:
+        a.warnings.append(f"{path.relative_to(a.dir)}: unreadable ({e})")
+        return None
+
+
+def _manifest_paths(d: Path) -> list[tuple[str, Path]]:
+    """(stage name, manifest path) in pipeline order: sft, round_K/mine, round_K/dpo, eval, eval_recall, others."""
+    found = [(p.parent.name, p) for p in d.glob("*/manifest.json")]
+    found += [(f"{p.parent.name}/{p.name.removesuffix('.manifest.json')}", p) for p in d.glob("*/*.manifest.json")]
+    return sorted(found, key=lambda np_: _stage_order(np_[0]))
+
+
+def _stage_order(name: str) -> tuple:
+    if name == "sft":
+        return (0,)
+    if m := re.fullmatch(r"round_(\d+)/(.+)", name):
+        return (1, int(m[1]), {"mine": 0, "dpo": 1}.get(m[2], 2), m[2])
+    return {"eval": (2,), "eval_recall": (3,)}.get(name, (4, name))
+
+
+def _eval_dirs(d: Path) -> list[str]:
+    """Evaluation folders with results: eval, eval_recall, then any other eval_* by name."""
+    names = {p.parent.name for p in d.glob("eval*/results.json")}
+    return sorted(names, key=lambda n: {"eval": (0, ""), "eval_recall": (1, "")}.get(n, (2, n)))

@@ -1,0 +1,158 @@
+"""The report's plots as PNG bytes, drawn on matplotlib's Agg canvas (no pyplot state, no display)."""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, Sequence
+
+from .tables import DEFAULT_CONFIDENCE, confidence, is_cowest, level_label, primary_metric, strong_tokens
+
+if TYPE_CHECKING:
+    from .artifacts import Artifacts
+
+PLOTS = ("accuracy", "deltas", "dpo_margins", "cost_accuracy", "pairs_curve")
+
+
+def _figure():
+    from matplotlib.figure import Figure  # Figure.savefig renders through Agg: no display, no global backend switch
+
+    fig = Figure(figsize=(6, 3.5), dpi=100)
+    return fig, fig.add_subplot()
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def _errs(items: Sequence[dict]) -> list[list[float]]:
+    """Asymmetric error bars in percent from value/lo/hi dicts."""
+    return [[100 * max(m["value"] - m["lo"], 0) for m in items], [100 * max(m["hi"] - m["value"], 0) for m in items]]
+
+
+def plot_accuracy(results: dict) -> bytes | None:
+    """Primary metric per system with CI bars; CoWest highlighted."""
+    metric = primary_metric(results)
+    systems = [(n, r["metrics"][metric]) for n, r in (results.get("systems") or {}).items()
+               if metric and metric in r.get("metrics", {})]
+    if not systems:
+        return None
+    fig, ax = _figure()
+    names = [n for n, _ in systems][::-1]  # first system on top
+    ms = [m for _, m in systems][::-1]
+    colors = ["#e45756" if is_cowest(n) else ("#4c78a8" if n == "strong" else "#9ecae9") for n in names]
+    ax.barh(names, [100 * m["value"] for m in ms], xerr=_errs(ms), color=colors, capsize=3, ecolor="#333")
+    for i, m in enumerate(ms):  # the value just right of its CI bar, where it cannot overlap it
+        ax.text(100 * m["hi"] + 1.5, i, f"{100 * m['value']:.1f}", va="center", ha="left", fontsize=8, color="#111")
+    ax.set_xlim(0, 108)
+    ax.set_xlabel(f"{metric} (%), {level_label(confidence(results))} CI")
+    ax.set_title(f"{results.get('task', '')} / {results.get('split', '')}: {metric}", fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    return _png(fig)
+
+
+def plot_deltas(scores: dict[int, list[dict]]) -> bytes | None:
+    """Distribution of delta_k = s_k - s0 over mined drafts, one series per round."""
+    series = {k: [float(r["delta"]) for r in rows if r.get("k") is not None and r.get("delta") is not None]
+              for k, rows in sorted(scores.items())}
+    series = {k: v for k, v in series.items() if v}
+    if not series:
+        return None
+    fig, ax = _figure()
+    values = sorted({d for v in series.values() for d in v})
+    if len(values) <= 11:  # few distinct deltas (rule evaluator: -1, 0, 1): grouped bars at each value
+        step = min((b - a for a, b in zip(values, values[1:])), default=1.0)
+        width = 0.8 * step / len(series)
+        for i, (k, v) in enumerate(series.items()):
+            xs = [x + (i - (len(series) - 1) / 2) * width for x in values]
+            ax.bar(xs, [v.count(x) for x in values], width=width, label=f"round {k}")
+        ax.set_xticks(values, [f"{x:+.2g}" if x else "0" for x in values])
+    else:
+        import numpy as np
+
+        edges = np.histogram_bin_edges([d for v in series.values() for d in v], bins=min(30, max(10, len(values) // 3)))
+        for k, v in series.items():
+            ax.hist(v, bins=edges, histtype="step", linewidth=1.5, label=f"round {k}")
+    ax.axvline(0, color="#555", linewidth=0.8, linestyle="--")
+    ax.set_xlabel("delta = score(refined draft) - score(strong alone)")
+    ax.set_ylabel("drafts")
+    ax.set_title("Mining: effect of each weak draft on the strong answer", fontsize=10)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def plot_margins(logs: dict[int, list[dict]]) -> bytes | None:
+    """DPO reward margin per logged step, one line per round."""
+    series = {k: [(s.get("step", i), s["rewards/margins"]) for i, s in enumerate(log) if "rewards/margins" in s]
+              for k, log in sorted(logs.items())}
+    series = {k: v for k, v in series.items() if v}
+    if not series:
+        return None
+    fig, ax = _figure()
+    for k, pts in series.items():
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=3, label=f"round {k}")
+    ax.axhline(0, color="#555", linewidth=0.8, linestyle="--")
+    ax.set_xlabel("step")
+    ax.set_ylabel("rewards/margins")
+    ax.set_title("DPO reward margin (chosen - rejected)", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def plot_cost(results: dict) -> bytes | None:
+    """Primary metric against strong-model cost per question (or price per 1k questions when every system has one)."""
+    metric = primary_metric(results)
+    systems = {n: r for n, r in (results.get("systems") or {}).items() if metric and metric in r.get("metrics", {})}
+    if not systems:
+        return None
+    priced = all(r.get("cost_per_1k") is not None for r in systems.values())
+    xs = [r["cost_per_1k"] if priced else strong_tokens(r) for r in systems.values()]
+    ms = [r["metrics"][metric] for r in systems.values()]
+    fig, ax = _figure()
+    for (n, _), x, m in zip(systems.items(), xs, ms):
+        color = "#e45756" if is_cowest(n) else "#4c78a8"
+        ax.errorbar([x], [100 * m["value"]], yerr=_errs([m]), fmt="o", color=color, capsize=3)
+        ax.annotate(n, (x, 100 * m["value"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    currency = (results.get("price") or {}).get("currency", "")
+    ax.set_xlabel(f"cost per 1k questions {currency}".strip() if priced else "strong-model tokens per question")
+    ax.set_ylabel(f"{metric} (%)")
+    ax.set_title("Accuracy against strong-model cost", fontsize=10)
+    ax.margins(x=0.15)
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def plot_pairs(ab: dict, level: float = DEFAULT_CONFIDENCE) -> bytes | None:
+    """Ablation: score against the number of preference pairs used for DPO."""
+    pts = sorted((p for p in ab.get("pairs") or [] if p.get("n_pairs") is not None and "value" in p),
+                 key=lambda p: p["n_pairs"])
+    if not pts:
+        return None
+    fig, ax = _figure()
+    ax.errorbar([p["n_pairs"] for p in pts], [100 * p["value"] for p in pts],
+                yerr=_errs([{"value": p["value"], "lo": p.get("lo", p["value"]), "hi": p.get("hi", p["value"])}
+                            for p in pts]),
+                fmt="-o", capsize=3, color="#e45756")
+    ax.set_xlabel("preference pairs used")
+    ax.set_ylabel(f"score (%), {level_label(level)} CI")
+    ax.set_title("CoWest against the number of DPO pairs", fontsize=10)
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def make_plots(a: Artifacts) -> dict[str, bytes]:
+    """PNG bytes of every plot whose data exists."""
+    ev = a.evals.get("eval", {})
+    made = {
+        "accuracy": plot_accuracy(ev) if ev else None,
+        "deltas": plot_deltas(a.scores),
+        "dpo_margins": plot_margins(a.dpo_logs),
+        "cost_accuracy": plot_cost(ev) if ev else None,
+        "pairs_curve": plot_pairs(a.ablations, a.confidence),
+    }
+    return {k: v for k, v in made.items() if v is not None}
+
+

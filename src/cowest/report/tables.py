@@ -1,0 +1,347 @@
+"""The one renderer of result tables: rows (headers + cells) from results data; formats only lay the rows out.
+
+Markdown (report.md, results.md, README blocks), CSV (results.csv) and HTML (report.html, through the template's
+`table` macro) all format the rows built here, so a number reads the same wherever it is shown.
+
+`results.json`, written by each evaluation (`eval/`, `eval_valid/`, `eval_recall/`, ...), is the data:
+
+- `n`, `task`, `split`, `recipe`, `date`: what was evaluated, and when.
+- `confidence`: the level of every `lo`/`hi` interval below (the recipe's `eval.confidence`). Files written before
+  it was stored are read with the run's `eval.confidence`, else 0.95.
+- `systems`: system key -> `label`; `metrics` (metric -> `{value, lo, hi}`, the first one primary); `score`
+  (mean per-question score, `{value, lo, hi}`); `strong_prompt_tokens_per_q`, `strong_completion_tokens_per_q`,
+  `wall_s`; optional `answered`, `truncated_share`, `draft_states_gold` (fractions) and `cost_per_1k`.
+- `price` (optional): `currency`, `prompt_per_million`, `completion_per_million`.
+- `comparisons`: `"A - B"` -> paired bootstrap of A's minus B's scores: `diff`, `lo`, `hi`, one-sided `p_value`,
+  `best_single` (B is the fixed best single model).
+- `drafts`: weak variant -> draft diagnostics: `n`, `states_gold`, `mean_chars`, `truncated_share` and, when
+  known, `states_fact`, `changed_vs_sft`, `helped`, `hurt` (fractions).
+- `best_single` (test split only): the single model to beat, `{system, rule, detail}`.
+
+Fractions are shown in percent with one decimal, intervals as `value [lo, hi]`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    from .artifacts import Artifacts
+
+DEFAULT_CONFIDENCE = 0.95  # the level of results.json files that do not store theirs
+
+Cell = str | tuple[str, str]  # text, or (text, css class)
+Table = tuple[list[str], list[list[Cell]]]
+
+
+# ---------------------------------------------------------------- values
+
+
+def confidence(results: dict) -> float:
+    """The CI level of a results.json (0.95 when it does not say)."""
+    return float(results.get("confidence", DEFAULT_CONFIDENCE))
+
+
+def level_label(level: float) -> str:
+    """A CI level as text: 0.9 -> '90%'."""
+    return f"{100 * level:g}%"
+
+
+def pct(v: float | None) -> str:
+    """A fraction in percent, one decimal ('' for None)."""
+    return "" if v is None else f"{100 * v:.1f}"
+
+
+def ci_text(m: dict | None) -> str:
+    """`value [lo, hi]` in percent."""
+    if not m:
+        return ""
+    return f"{pct(m.get('value'))} [{pct(m.get('lo'))}, {pct(m.get('hi'))}]"
+
+
+def fmt(v: object) -> str:
+    """A number or label as a cell: floats with three decimals."""
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else f"{v:.3f}"
+    return "" if v is None else str(v)
+
+
+def is_cowest(system: str) -> bool:
+    """Whether a system key is CoWest (or CoWest after an earlier round)."""
+    return system == "cowest" or system.startswith("cowest_")
+
+
+def primary_metric(results: dict) -> str | None:
+    """The name of the primary metric: the first metric key of the first system."""
+    systems = results.get("systems") or {}
+    first = next(iter(systems.values()), {})
+    return next(iter(first.get("metrics") or {}), None)
+
+
+def strong_tokens(r: dict) -> float:
+    """Strong-model tokens (prompt + completion) per question of one system."""
+    return float(r.get("strong_prompt_tokens_per_q", 0.0)) + float(r.get("strong_completion_tokens_per_q", 0.0))
+
+
+# ---------------------------------------------------------------- results.json tables
+
+
+def results_rows(results: dict, keys: bool = True) -> tuple[list[str], list[list[Cell]], list[str]]:
+    """Headers, rows and row classes of the results table; `keys` adds each system's key to its label."""
+    systems = results.get("systems") or {}
+    metrics = list(next(iter(systems.values()), {}).get("metrics") or {})
+    has = lambda key: any(key in r for r in systems.values())  # noqa: E731
+    currency = (results.get("price") or {}).get("currency")
+    headers = ["system", *metrics]
+    headers += ["answered %"] if has("answered") else []
+    headers += ["draft states gold %"] if has("draft_states_gold") else []
+    headers += ["cut at token cap %"] if has("truncated_share") else []
+    headers += ["strong tok/q"]
+    headers += [f"cost / 1k q ({currency})" if currency else "cost / 1k q"] if has("cost_per_1k") else []
+    headers += ["wall s"]
+    primary = [r["metrics"][metrics[0]]["value"] for r in systems.values()
+               if metrics and metrics[0] in r.get("metrics", {})]
+    best = max(primary, default=None)
+    rows, classes = [], []
+    for name, r in systems.items():
+        label = r.get("label", name)
+        # The key is what comparison rows name a system by; report.md and results.md show the label alone.
+        cells: list[Cell] = [f"{label} ({name})" if keys else label]
+        for i, m in enumerate(metrics):
+            v = (r.get("metrics") or {}).get(m)
+            cells.append((ci_text(v), "best") if i == 0 and v and v.get("value") == best else ci_text(v))
+        cells += [pct(r.get(k)) for k in ("answered", "draft_states_gold", "truncated_share") if has(k)]
+        cells.append(f"{strong_tokens(r):.0f}")
+        if has("cost_per_1k"):
+            cells.append("" if r.get("cost_per_1k") is None else f"{r['cost_per_1k']:.2f}")
+        cells.append(f"{r.get('wall_s', 0.0):.0f}")
+        rows.append(cells)
+        classes.append("hl" if is_cowest(name) else "")
+    return headers, rows, classes
+
+
+def comparison_rows(results: dict) -> Table:
+    """Paired differences in points, CI and one-sided p; p < 0.05 is marked."""
+    rows: list[list[Cell]] = []
+    for name, c in (results.get("comparisons") or {}).items():
+        tag = " (best single model)" if c.get("best_single") else ""
+        p = c.get("p_value", float("nan"))
+        rows.append([f"{name}{tag}", f"{100 * c['diff']:+.1f}", f"[{100 * c['lo']:+.1f}, {100 * c['hi']:+.1f}]",
+                     (f"{p:.3f}", "sig") if p < 0.05 else f"{p:.3f}"])
+    return ["difference", "mean (points)", f"{level_label(confidence(results))} CI", "p (one-sided)"], rows
+
+
+DRAFT_COLUMNS = {"states_fact": "states the fact %", "states_gold": "states the gold %",
+                 "helped": "refined: helped vs strong alone %", "hurt": "refined: hurt vs strong alone %",
+                 "changed_vs_sft": "differs from SFT draft %", "truncated_share": "cut at token cap %",
+                 "mean_chars": "mean length (chars)"}
+
+
+def draft_rows(results: dict) -> Table:
+    """Draft diagnostics per weak variant (SFT vs aligned): fact stated, helped/hurt, changed, length."""
+    drafts = results.get("drafts") or {}
+    cols = [c for c in DRAFT_COLUMNS if any(c in d for d in drafts.values())]
+    rows: list[list[Cell]] = []
+    for variant, d in drafts.items():
+        rows.append([variant, *[(f"{d[c]:.0f}" if c == "mean_chars" else pct(d[c])) if c in d else "" for c in cols]])
+    return ["weak drafts", *[DRAFT_COLUMNS[c] for c in cols]], rows
+
+
+def headline(results: dict) -> str | None:
+    """One sentence: CoWest against the best single model, when that comparison exists."""
+    for name, c in (results.get("comparisons") or {}).items():
+        if c.get("best_single") and is_cowest(name.split(" - ")[0]):
+            return (f"{name}: {100 * c['diff']:+.1f} points ({level_label(confidence(results))} CI "
+                    f"[{100 * c['lo']:+.1f}, {100 * c['hi']:+.1f}], one-sided p = {c['p_value']:.3f})")
+    return None
+
+
+def eval_title(name: str, r: dict) -> str:
+    """The heading of one evaluation folder's tables."""
+    what = "Fact-recall probe" if name == "eval_recall" else ("Results" if name == "eval" else f"Results ({name})")
+    return f"{what}: {r.get('task', '?')} / {r.get('split', '?')} ({r.get('n', '?')} questions)"
+
+
+# ---------------------------------------------------------------- training artifacts
+
+
+def mining_rows(a: Artifacts) -> Table:
+    """Mining statistics: one row per statistic, one column per round."""
+    keys = list(dict.fromkeys(k for st in a.mining.values() for k in st))
+    rounds = sorted(a.mining)
+    rows: list[list[Cell]] = [[k, *[fmt(a.mining[r].get(k)) for r in rounds]] for k in keys]
+    return ["statistic", *[f"round {k}" for k in rounds]], rows
+
+
+MINING_KEYS = ("questions", "pairs", "train_pairs", "heldout_pairs", "questions_with_pair", "share_helped",
+               "share_hurt", "strong_alone_score", "refined_score", "strong_alone_truncated")
+
+
+def mining_round_rows(k: int, stats: dict) -> Table:
+    """The main mining statistics of one round, one row each."""
+    return [f"mining, round {k}", "value"], [[key, fmt(stats[key])] for key in MINING_KEYS if key in stats]
+
+
+def fact_recall_rows(a: Artifacts) -> Table:
+    """Share of drafts stating the fact on the SFT validation wordings and the recall probe, per weak variant."""
+    rows: list[list[Cell]] = []
+    for name, what in (("eval_sft_valid", "SFT validation wordings"), ("eval_recall", "recall probe (held out)")):
+        for variant, d in ((a.evals.get(name) or {}).get("drafts") or {}).items():
+            rows.append([f"{what}, {variant} drafts", pct(d.get("states_fact", d["states_gold"])), str(d["n"])])
+    return ["fact recall", "drafts stating the fact %", "questions"], rows
+
+
+def dpo_summary(log: list[dict]) -> dict | None:
+    """Steps, first/last/max reward margin and last reward accuracy of a DPO log (None without margins)."""
+    steps = [s for s in log if "rewards/margins" in s]
+    if not steps:
+        return None
+    m = [s["rewards/margins"] for s in steps]
+    acc = [s.get("rewards/accuracies", float("nan")) for s in steps]
+    return dict(steps=len(m), first=m[0], last=m[-1], max=max(m), acc=acc[-1])
+
+
+def dpo_rows(a: Artifacts) -> Table:
+    """DPO per round: pairs, steps, reward margins and the last reward accuracy."""
+    rows: list[list[Cell]] = []
+    for k, log in sorted(a.dpo_logs.items()):
+        if s := dpo_summary(log):
+            pairs = (a.manifests.get(f"round_{k}/dpo") or {}).get("counts", {}).get("pairs")
+            rows.append([f"round {k}", fmt(pairs), str(s["steps"]), f"{s['first']:.4f}", f"{s['last']:.4f}",
+                         f"{s['max']:.4f}", f"{s['acc']:.2f}"])
+    return ["round", "pairs", "steps", "first margin", "last margin", "max margin", "last reward acc"], rows
+
+
+def dpo_heldout_rows(a: Artifacts) -> Table:
+    """Reward accuracy and margin on the pairs of held-out mined questions, per round and epoch."""
+    rows: list[list[Cell]] = []
+    for name, m in a.manifests.items():
+        for h in (m.get("counts") or {}).get("heldout") or []:
+            rows.append([name.split("/")[0].replace("_", " "), fmt(h.get("epoch")),
+                         fmt(h.get("rewards/accuracies")), fmt(h.get("rewards/margins")), fmt(h.get("loss"))])
+    return ["round", "epoch", "held-out reward accuracy", "held-out reward margin", "held-out loss"], rows
+
+
+def sft_summary(a: Artifacts) -> list[str]:
+    """Bullet lines on SFT: examples, steps, first/last training loss."""
+    out = []
+    counts = (a.manifests.get("sft") or {}).get("counts") or {}
+    if "examples" in counts:
+        out.append(f"examples: {counts['examples']}")
+    losses = [s["loss"] for s in a.sft_log if isinstance(s.get("loss"), (int, float))]
+    if losses:
+        out.append(f"steps logged: {len(losses)}; loss first {losses[0]:.4f}, last {losses[-1]:.4f}")
+    return out
+
+
+def stage_rows(a: Artifacts) -> Table:
+    """Wall time of every stage with a manifest, in pipeline order, and their total."""
+    times = [(n, float(m["wall_s"])) for n, m in a.manifests.items() if isinstance(m.get("wall_s"), (int, float))]
+    if not times:
+        return ["stage", "wall s"], []
+    rows: list[list[Cell]] = [[n, f"{t:.1f}"] for n, t in times]
+    rows.append([("total", "total"), (f"{sum(t for _, t in times):.1f}", "total")])
+    return ["stage", "wall s"], rows
+
+
+def model_rows(a: Artifacts) -> tuple[list[tuple[str, str]], Table]:
+    """Model names and adapter hashes as (what, value) pairs, and token usage per model identity over all stages."""
+    items: list[tuple[str, str]] = []
+    for role in ("weak", "strong", "judge"):
+        m = a.config.get(role)
+        if isinstance(m, dict) and m.get("model"):
+            extra = f" + adapter {m['adapter']}" if m.get("adapter") else ""
+            items.append((f"{role} model", f"{m['model']} ({m.get('backend', '?')}){extra}"))
+    for name, m in a.manifests.items():
+        if h := (m.get("counts") or {}).get("adapter_hash"):
+            items.append((f"adapter hash, {name}", str(h)))
+    usage: dict[str, dict[str, float]] = {}
+    for m in a.manifests.values():
+        for ident, u in (m.get("usage") or {}).items():
+            acc = usage.setdefault(ident, {})
+            for k, v in (u or {}).items():
+                if isinstance(v, (int, float)):
+                    acc[k] = acc.get(k, 0) + v
+    keys = list(dict.fromkeys(["prompt_tokens", "completion_tokens", "calls",
+                               *[k for u in usage.values() for k in u]]))
+    rows: list[list[Cell]] = [[ident, *[fmt(u.get(k, 0)) for k in keys]] for ident, u in usage.items()]
+    return items, (["model identity", *keys], rows)
+
+
+def ablation_tables(ab: dict, level: float = DEFAULT_CONFIDENCE) -> list[tuple[str, list[str], list[list[Cell]]]]:
+    """(title, headers, rows) for each ablation present; `level` is the run's CI level, which ablations share."""
+    conf = f"value [{level_label(level)} CI]"
+    out = []
+    if ab.get("formats"):
+        rows: list[list[Cell]] = []
+        for f in ab["formats"]:
+            u, al = f.get("unaligned"), f.get("aligned")
+            gain = f"{100 * (al['value'] - u['value']):+.1f}" if u and al else ""
+            rows.append([str(f.get("format")), ci_text(u), ci_text(al), gain])
+        out.append(("Draft formats: unaligned vs aligned collaboration (%)",
+                    ["format", "unaligned", "aligned", "aligned - unaligned (points)"], rows))
+    if ab.get("pairs"):
+        rows = [[fmt(p.get("fraction")), fmt(p.get("n_pairs")), ci_text(p)] for p in ab["pairs"]]
+        out.append(("Number of preference pairs (%)", ["fraction", "pairs", conf], rows))
+    if sw := ab.get("strong_swap"):
+        rows = [[f"{s.get('label', n)} ({n})", ci_text(s)] for n, s in (sw.get("systems") or {}).items()]
+        out.append((f"Strong model swapped to {sw.get('strong_model', '?')} (%)", ["system", conf], rows))
+    if ab.get("dpo_search"):
+        rows = []
+        for d in ab["dpo_search"]:
+            last = (d.get("heldout") or [{}])[-1]
+            rows.append([", ".join(f"{k}={v}" for k, v in d["setting"].items()), fmt(d.get("valid_n")),
+                         ci_text(d.get("refine")), ci_text(d.get("cowest")), pct(d.get("helped")), pct(d.get("hurt")),
+                         pct(d.get("changed_vs_sft")), fmt(last.get("rewards/accuracies")),
+                         fmt(last.get("rewards/margins"))])
+        out.append(("Alignment settings on held-out mined questions (validation, never the test)",
+                    ["setting", "questions", "refinement %", "CoWest %", "aligned drafts helped %", "hurt %",
+                     "changed vs SFT %", "held-out reward acc (last epoch)", "held-out margin (last epoch)"], rows))
+    return out
+
+
+# ---------------------------------------------------------------- formats
+
+
+def cell_text(c: Cell) -> str:
+    """A cell's text, without its css class."""
+    return c[0] if isinstance(c, tuple) else c
+
+
+def md_table(headers: Sequence[str], rows: Sequence[Sequence[Cell]]) -> str:
+    """A markdown table; `|` inside a cell is escaped."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell_text(c).replace("|", "\\|") for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def csv_table(headers: Sequence[str], rows: Sequence[Sequence[Cell]]) -> str:
+    """A CSV table with a header line."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(headers)
+    w.writerows([cell_text(c) for c in r] for r in rows)
+    return buf.getvalue()
+
+
+def results_markdown(results: dict, keys: bool = False) -> str:
+    """The results table as markdown ('(no systems)' when there are none)."""
+    if not results.get("systems"):
+        return "(no systems)"
+    headers, rows, _ = results_rows(results, keys)
+    return md_table(headers, rows)
+
+
+def comparisons_markdown(results: dict) -> str:
+    """The paired comparisons as markdown ('' when there are none)."""
+    headers, rows = comparison_rows(results)
+    return md_table(headers, rows) if rows else ""
+
+
+def results_csv(results: dict) -> str:
+    """The results table as CSV, cell for cell as in report.html and the README."""
+    headers, rows, _ = results_rows(results)
+    return csv_table(headers, rows)
