@@ -439,23 +439,30 @@ class TableCells(HTMLParser):
             self.cell += data
 
 
-def test_html_csv_and_markdown_results_tables_agree_cell_for_cell(built):
+def test_html_and_markdown_tables_agree_cell_for_cell_and_csv_keeps_the_numbers(built):
     import csv
     import io
 
     from cowest.report import md_table, results_csv, results_rows
+    from cowest.report.tables import ci_text
 
     run, _ = built
     results = json.loads((run / "eval" / "results.json").read_text())
     parser = TableCells("results-table")
     parser.feed((run / "report.html").read_text())
-    from_csv = list(csv.reader(io.StringIO(results_csv(results))))
     headers, rows, _ = results_rows(results)
     md_lines = md_table(headers, rows).splitlines()
     from_md = [[c.strip() for c in line.strip("|").split(" | ")] for line in md_lines[:1] + md_lines[2:]]
-    assert parser.rows == from_csv == from_md
-    assert from_csv[0][:3] == ["system", "accuracy", "macro_f1"]
-    assert ["CoWest (aligned draft -> strong) (cowest)", "66.7 [46.7, 86.7]"] == from_csv[4][:2]
+    assert parser.rows == from_md
+    assert from_md[0][:3] == ["system", "accuracy", "macro_f1"]
+    assert ["CoWest (aligned draft -> strong) (cowest)", "66.7 [46.7, 86.7]"] == from_md[4][:2]
+    # The CSV is for other tools: full-precision numbers, which the formatted cells are rounded from.
+    records = list(csv.DictReader(io.StringIO(results_csv(results))))
+    assert len(records) == sum(len(r["metrics"]) for r in results["systems"].values())
+    row = next(r for r in records if r["system"] == "cowest" and r["metric"] == "accuracy")
+    acc = results["systems"]["cowest"]["metrics"]["accuracy"]
+    assert [float(row[k]) for k in ("value", "lo", "hi")] == [acc["value"], acc["lo"], acc["hi"]]
+    assert ci_text({k: float(row[k]) for k in ("value", "lo", "hi")}) == from_md[4][1] and row["confidence"] == "0.95"
 
 
 def test_confidence_labels_follow_the_stored_level(tmp_path):

@@ -12,6 +12,7 @@ from .collab.baselines import BM25Retriever, weak_predictions
 from .collab.pipeline import Collaborator, draft_answer_section
 from .config import EvalConfig
 from .models.base import Backend
+
 # results.md is the report's results and comparisons tables, from the one renderer of results.json
 from .report.tables import comparisons_markdown as comparisons_table  # noqa: F401
 from .report.tables import results_markdown as results_table  # noqa: F401

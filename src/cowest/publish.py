@@ -10,8 +10,18 @@ from .compare import compare_markdown
 from .errors import CowestError
 from .io import atomic_dir, read_json
 from .report.artifacts import Artifacts, load
-from .report.tables import (ablation_tables, comparisons_markdown, confidence, dpo_heldout_rows, draft_rows,
-                            fact_recall_rows, level_label, md_table, mining_round_rows, results_markdown)
+from .report.tables import (
+    ablation_tables,
+    comparisons_markdown,
+    confidence,
+    dpo_heldout_rows,
+    draft_rows,
+    fact_recall_rows,
+    level_label,
+    md_table,
+    mining_round_rows,
+    results_markdown,
+)
 
 # Small result files of a run, relative to the run directory (weights, caches and training data never match).
 RUN_PATTERNS: tuple[str, ...] = (

@@ -18,9 +18,28 @@ from .drill import FILTERS, drill_data
 from .html import render_html
 from .markdown import render_markdown, summary_markdown
 from .plots import PLOTS, make_plots, plot_accuracy, plot_cost, plot_deltas, plot_margins, plot_pairs
-from .tables import (Cell, Table, ablation_tables, comparison_rows, csv_table, dpo_heldout_rows, dpo_rows, dpo_summary,
-                     draft_rows, fact_recall_rows, headline, md_table, mining_round_rows, mining_rows, model_rows,
-                     results_csv, results_markdown, results_rows, sft_summary, stage_rows)
+from .tables import (
+    Cell,
+    Table,
+    ablation_tables,
+    comparison_rows,
+    csv_table,
+    dpo_heldout_rows,
+    dpo_rows,
+    dpo_summary,
+    draft_rows,
+    fact_recall_rows,
+    headline,
+    md_table,
+    mining_round_rows,
+    mining_rows,
+    model_rows,
+    results_csv,
+    results_markdown,
+    results_rows,
+    sft_summary,
+    stage_rows,
+)
 
 __all__ = [
     "FILTERS", "PLOTS", "Artifacts", "Cell", "Table", "ablation_tables", "build_report", "comparison_rows",

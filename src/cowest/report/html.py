@@ -15,8 +15,21 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from .artifacts import Artifacts
 from .drill import FILTERS, drill_data
-from .tables import (Table, ablation_tables, comparison_rows, dpo_heldout_rows, dpo_rows, draft_rows, eval_title,
-                     headline, mining_rows, model_rows, results_rows, sft_summary, stage_rows)
+from .tables import (
+    Table,
+    ablation_tables,
+    comparison_rows,
+    dpo_heldout_rows,
+    dpo_rows,
+    draft_rows,
+    eval_title,
+    headline,
+    mining_rows,
+    model_rows,
+    results_rows,
+    sft_summary,
+    stage_rows,
+)
 
 Part = dict[str, Any]  # {"kind": "h3" | "table" | "list" | "kv" | "figures" | "drill" | "recipe", ...}
 

@@ -6,8 +6,21 @@ from pathlib import Path
 
 from .artifacts import Artifacts, load
 from .plots import PLOTS
-from .tables import (ablation_tables, comparisons_markdown, dpo_heldout_rows, dpo_summary, draft_rows, eval_title, fmt,
-                     headline, md_table, model_rows, results_markdown, sft_summary, stage_rows)
+from .tables import (
+    ablation_tables,
+    comparisons_markdown,
+    dpo_heldout_rows,
+    dpo_summary,
+    draft_rows,
+    eval_title,
+    fmt,
+    headline,
+    md_table,
+    model_rows,
+    results_markdown,
+    sft_summary,
+    stage_rows,
+)
 
 
 def summary_markdown(run_dir: Path) -> str:

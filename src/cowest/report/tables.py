@@ -341,7 +341,21 @@ def comparisons_markdown(results: dict) -> str:
     return md_table(headers, rows) if rows else ""
 
 
+RECORD_FIELDS = ("answered", "draft_states_gold", "truncated_share", "strong_prompt_tokens_per_q",
+                 "strong_completion_tokens_per_q", "cost_per_1k", "wall_s")
+
+
+def results_records(results: dict) -> Table:
+    """The results as numbers for other tools: one row per system and metric, fractions as in results.json."""
+    level = confidence(results)
+    rows: list[list] = []
+    for name, r in (results.get("systems") or {}).items():
+        for metric, v in (r.get("metrics") or {}).items():
+            rows.append([name, r.get("label", name), metric, v["value"], v["lo"], v["hi"], level,
+                         *("" if r.get(k) is None else r[k] for k in RECORD_FIELDS)])
+    return ["system", "label", "metric", "value", "lo", "hi", "confidence", *RECORD_FIELDS], rows
+
+
 def results_csv(results: dict) -> str:
-    """The results table as CSV, cell for cell as in report.html and the README."""
-    headers, rows, _ = results_rows(results)
-    return csv_table(headers, rows)
+    """results.csv: the results table's numbers at full precision (the formatted table is results.md)."""
+    return csv_table(*results_records(results))
