@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from cowest.config import RecipeError, load_recipe
+from cowest.config import RecipeError, dump_recipe, load_recipe
 
 RECIPE = """\
 name: t
@@ -73,3 +73,9 @@ def test_kto_alignment_validates_against_kto_config(tmp_path):
     assert r.alignment == "kto" and r.dpo["desirable_weight"] == 1.5
     with pytest.raises(RecipeError, match="dpo.desirable_weight: not a field of DPOConfig"):
         load_recipe(write(tmp_path, RECIPE), ["dpo.desirable_weight=1.5"])
+
+
+def test_reask_budget_keeps_reading_its_old_name(tmp_path):
+    old = load_recipe(write(tmp_path, RECIPE), ["collab.weak_answer_max_tokens=7"])
+    assert old.collab.reask_max_tokens == 7
+    assert "reask_max_tokens: 7" in dump_recipe(old) and "weak_answer" not in dump_recipe(old)

@@ -28,7 +28,7 @@ def recipe_dict(tiny_path: Path, out: Path, name: str = "tiny", strong_path: Pat
     d = {
         "name": name, "output_dir": str(out), "seed": 0, "task": TASK,
         "weak": weak, "strong": {**weak, "model": str(strong_path or tiny_path), "batch_size": 16},
-        "collab": {"draft_max_tokens": 16, "strong_max_tokens": 16, "weak_answer_max_tokens": 4},
+        "collab": {"draft_max_tokens": 16, "strong_max_tokens": 16, "reask_max_tokens": 4},
         "mining": {"k": 3, "where": {"kind": "reasoning"}},
         "sft": {"max_steps": 3, "per_device_train_batch_size": 4, "max_length": 512},
         "dpo": {"max_steps": 2, "per_device_train_batch_size": 2, "max_length": 512},
@@ -248,7 +248,7 @@ def _rows(cache: Path) -> int:
 def test_sigkill_during_sft_and_mining_resumes_to_the_same_artifacts(tmp_path, tiny_lm):
     slow = {"sft": {"max_steps": 60, "per_device_train_batch_size": 4, "max_length": 512, "logging_steps": 1},
             "mining": {"k": 4, "n_questions": 6},
-            "collab": {"draft_max_tokens": 48, "strong_max_tokens": 48, "weak_answer_max_tokens": 4},
+            "collab": {"draft_max_tokens": 48, "strong_max_tokens": 48, "reask_max_tokens": 4},
             "task": {**TASK, "options": {**TASK["options"], "n_mining": 24}}}
     strong = tmp_path / "strong_lm"  # a second copy, so the two roles have their own identity and usage
     shutil.copytree(tiny_lm.path, strong)

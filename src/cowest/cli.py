@@ -140,12 +140,18 @@ def _split_overrides(split: str | None, limit: int | None) -> list[str]:
     return ([f"eval.split={split}"] if split else []) + ([f"eval.limit={limit}"] if limit is not None else [])
 
 
+def _evaluate(r, systems: list[str] | None = None, name: str = "eval") -> None:
+    """Evaluate and print the results table on stdout (progress goes to stderr)."""
+    r.evaluate(systems, name=name)
+    typer.echo((r.dir / name / "results.md").read_text())
+
+
 @command("eval")
 def eval_(
     recipe: Path = RecipeArg, split: Optional[str] = SplitOpt, limit: Optional[int] = LimitOpt, set_: list[str] = SetOpt
 ) -> None:
     """Stage 4: evaluate the recipe's systems (on the test split unless --split)."""
-    _stage(recipe, [*set_, *_split_overrides(split, limit)], lambda r: r.evaluate())
+    _stage(recipe, [*set_, *_split_overrides(split, limit)], _evaluate)
 
 
 @command()
@@ -165,7 +171,7 @@ def infer(
 ) -> None:
     """Collaborative inference with the recipe's weak model as it is: weak alone, strong alone, weak draft -> strong."""
     _stage(recipe, [*set_, *_split_overrides(split, limit)],
-           lambda r: r.evaluate(["weak_base", "strong", "collab_base"], name="infer"))
+           lambda r: _evaluate(r, ["weak_base", "strong", "collab_base"], name="infer"))
 
 
 @command()

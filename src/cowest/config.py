@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import CowestError
 
@@ -70,7 +70,9 @@ class CollabConfig(_Strict):
     draft_sections: list[str] | None = None
     draft_max_tokens: int = 160
     strong_max_tokens: int = 256
-    weak_answer_max_tokens: int = 64
+    # Token cap of the strong model's follow-up when its answer had no final-answer line ("answer only, please").
+    # The old name `weak_answer_max_tokens` (which it never was) is still read.
+    reask_max_tokens: int = Field(64, validation_alias=AliasChoices("reask_max_tokens", "weak_answer_max_tokens"))
 
 
 class MiningConfig(_Strict):

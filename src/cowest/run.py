@@ -267,7 +267,7 @@ class Run:
             return dict(questions=len(examples), systems=len(systems_))
 
         manifest = self.ledger.run(name, self.dir / name, inputs, run)
-        print((self.dir / name / "results.md").read_text())
+        log.info("%s", (self.dir / name / "results.md").read_text().strip())
         return manifest
 
     def valid_examples(self) -> list:

@@ -162,7 +162,7 @@ class Collaborator:
         retry = [i for i, a in enumerate(out) if a.answer is None]
         if retry:
             follow = [self.prompter.answer_only(convs[i], first[i].text) for i in retry]
-            short = Sampling(max_tokens=self.cfg.weak_answer_max_tokens)
+            short = Sampling(max_tokens=self.cfg.reask_max_tokens)
             for i, c in zip(retry, self.strong.generate(follow, n=1, sampling=short)):
                 a = out[i]
                 a.text = f"{a.text}\n{c[0].text}"
