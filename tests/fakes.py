@@ -4,29 +4,26 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from cowest.models.base import Completion, Conversation, Sampling, Usage
+from cowest.models.base import BaseBackend, Completion, Conversation, Sampling
 
 Script = Callable[[Conversation, int, Sampling], str]
 
 
-class ScriptedBackend:
+class ScriptedBackend(BaseBackend):
     """Answers each conversation with `script(conversation, sample_index, sampling)`."""
 
     def __init__(self, script: Script, name: str = "scripted"):
-        self.script, self.identity, self.usage = script, f"fake:{name}", Usage()
+        super().__init__()
+        self.script, self.identity = script, f"fake:{name}"
         self.requests: list[Conversation] = []
         self.closed = False
 
-    def generate(self, conversations: Sequence[Conversation], n: int = 1, sampling: Sampling = Sampling()):
+    def _generate(self, conversations: Sequence[Conversation], n: int, sampling: Sampling) -> list[list[Completion]]:
         out = []
         for conv in conversations:
             self.requests.append(conv)
-            row = []
-            for i in range(n):
-                c = Completion(self.script(conv, i, sampling), prompt_tokens=10, completion_tokens=5)
-                self.usage.add(c)
-                row.append(c)
-            out.append(row)
+            out.append([Completion(self.script(conv, i, sampling), prompt_tokens=10, completion_tokens=5)
+                        for i in range(n)])
         return out
 
     def close(self) -> None:

@@ -168,6 +168,20 @@ def test_client_error_not_retried(server):
     b.close()
 
 
+def test_one_failure_cancels_the_rest_of_the_batch():
+    s = FakeServer(delay_s=0.05)
+    s.script = [400]
+    try:
+        b = _backend(s.url, max_concurrency=1)
+        with pytest.raises(BackendError, match="HTTP 400"):
+            b.generate([_conv(f"q{i}") for i in range(6)], 1, Sampling())
+        time.sleep(0.2)
+        assert len(s.requests) <= 2  # the failed one, and at most one a worker took before the cancel
+        b.close()
+    finally:
+        s.close()
+
+
 def test_unreachable_server_is_a_backend_error():
     b = _backend("http://127.0.0.1:9/v1", max_retries=1)  # port 9 (discard): nothing listens
     with pytest.raises(BackendError, match="APIConnectionError"):

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from cowest.config import ModelConfig
-from cowest.models.base import Backend, BackendError, Completion, Conversation, Message, Sampling, Usage
+from cowest.models.base import Backend, BackendError, BaseBackend, Completion, Conversation, Message, Sampling, Usage
 from cowest.models.cache import CachedBackend, CacheError, CallCache, cache_key
 
 __all__ = [
-    "Backend", "BackendError", "CacheError", "CachedBackend", "CallCache", "Completion", "Conversation",
+    "Backend", "BackendError", "BaseBackend", "CacheError", "CachedBackend", "CallCache", "Completion", "Conversation",
     "HFBackend", "Message", "OpenAIBackend", "Sampling", "Usage", "build_backend", "cache_key",
 ]
 

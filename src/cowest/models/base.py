@@ -1,7 +1,8 @@
-"""The one interface every model backend implements."""
+"""The one interface every model backend implements, and a base class with what they all share."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Protocol, Sequence, runtime_checkable
 
@@ -87,6 +88,37 @@ class Backend(Protocol):
     def close(self) -> None:
         """Release processes, sockets and memory."""
         ...
+
+
+class BaseBackend(ABC):
+    """The checks and usage counting every backend shares: a subclass implements `_generate` and `close`."""
+
+    identity: str
+
+    def __init__(self) -> None:
+        self.usage = Usage()
+
+    def generate(
+        self, conversations: Sequence[Conversation], n: int = 1, sampling: Sampling = Sampling()
+    ) -> list[list[Completion]]:
+        """Return, for each conversation, a list of `n` completions, each counted in `usage`."""
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        if not conversations:
+            return []
+        results = self._generate(conversations, n, sampling)
+        for comps in results:
+            for c in comps:
+                self.usage.add(c)
+        return results
+
+    @abstractmethod
+    def _generate(self, conversations: Sequence[Conversation], n: int, sampling: Sampling) -> list[list[Completion]]:
+        """`n` completions for each of a non-empty batch of conversations, in input order."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release processes, sockets and memory."""
 
 
 def truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:

@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from cowest.models.base import Backend, BackendError, Completion, Conversation, Sampling, Usage
+from cowest.models.base import Backend, BackendError, BaseBackend, Completion, Conversation, Sampling
 
 from ..errors import CowestError
 
@@ -184,18 +184,18 @@ class _ErrorTranslator:
         raise CacheError(f"{self.path}: call cache error: {exc}") from exc
 
 
-class CachedBackend:
+class CachedBackend(BaseBackend):
     """Any Backend behind a CallCache: only cache misses reach the inner backend (see the module doc for seeds).
 
     Other attributes (e.g. HFBackend.logprobs_of_options) are forwarded to the inner backend, uncached.
     """
 
     def __init__(self, inner: Backend, cache: CallCache, chunk_size: int = 256) -> None:
+        super().__init__()
         self.inner = inner
         self.cache = cache
         # conversations per inner call: results are saved after each, so a killed run loses little
         self.chunk_size = chunk_size
-        self.usage = Usage()
 
     @property
     def identity(self) -> str:
@@ -207,12 +207,8 @@ class CachedBackend:
             raise AttributeError(name)
         return getattr(self.inner, name)
 
-    def generate(
-        self, conversations: Sequence[Conversation], n: int = 1, sampling: Sampling = Sampling()
-    ) -> list[list[Completion]]:
+    def _generate(self, conversations: Sequence[Conversation], n: int, sampling: Sampling) -> list[list[Completion]]:
         """Cached completions where present; one inner call per group of conversations missing the same indices."""
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
         identity = self.identity
         keys = [[cache_key(identity, conv, sampling, i) for i in range(n)] for conv in conversations]
         found = self.cache.get_many([k for ks in keys for k in ks])
@@ -253,8 +249,6 @@ class CachedBackend:
             if len(done) < n:
                 raise BackendError(f"{identity}: inner backend returned {len(done)} of {n} completions")
             final.append(done)
-            for c in done:
-                self.usage.add(c)
         return final
 
     def close(self) -> None:

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from cowest.config import ModelConfig
 from cowest.io import adapter_hash
-from cowest.models.base import BackendError, Completion, Conversation, Sampling, Usage, truncate_at_stop
+from cowest.models.base import BackendError, BaseBackend, Completion, Conversation, Sampling, truncate_at_stop
 
 log = logging.getLogger(__name__)
 
@@ -102,12 +102,12 @@ def load_model(source: str | Path, device: torch.device, dtype: torch.dtype | st
     return AutoModelForCausalLM.from_pretrained(name, dtype=dtype, device_map=str(device), **kwargs)
 
 
-class HFBackend:
+class HFBackend(BaseBackend):
     """A local transformers causal LM (optionally with a LoRA adapter) behind the Backend protocol."""
 
     def __init__(self, cfg: ModelConfig, model: Any = None, tokenizer: Any = None) -> None:
+        super().__init__()
         self.cfg = cfg
-        self.usage = Usage()
         source: Path | None = Path(cfg.model) if Path(cfg.model).exists() else None
         if model is None or tokenizer is None:
             from cowest.assets import resolve_model  # lazy: the assets module pulls in packaging helpers
@@ -169,12 +169,8 @@ class HFBackend:
 
     # -- generation ----------------------------------------------------------------------------------------------
 
-    def generate(
-        self, conversations: Sequence[Conversation], n: int = 1, sampling: Sampling = Sampling()
-    ) -> list[list[Completion]]:
+    def _generate(self, conversations: Sequence[Conversation], n: int, sampling: Sampling) -> list[list[Completion]]:
         """Generate `n` completions per conversation, batched; sampling is seeded per batch (seed + batch index)."""
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
         prompts = [self.encode_prompt(c) for c in conversations]
         results: list[list[Completion]] = [[] for _ in prompts]
         batches = self._batches([len(p) for p in prompts])
@@ -185,9 +181,6 @@ class HFBackend:
                 torch.manual_seed(sampling.seed + b)
                 for i, comps in zip(idx, self._generate_batch([prompts[i] for i in idx], n, sampling)):
                     results[i] = comps
-        for comps in results:
-            for c in comps:
-                self.usage.add(c)
         return results
 
     def _generate_batch(self, prompts: list[list[int]], n: int, sampling: Sampling) -> list[list[Completion]]:

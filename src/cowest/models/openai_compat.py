@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
-from concurrent.futures import Future
-from typing import Any, Callable, Coroutine, Sequence, TypeVar
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
+from typing import Any, Callable, Sequence
 
 import openai
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 from tqdm.auto import tqdm
 
 from cowest.config import ModelConfig
-from cowest.models.base import BackendError, Completion, Conversation, Sampling, Usage, truncate_at_stop
+from cowest.models.base import BackendError, BaseBackend, Completion, Conversation, Sampling, truncate_at_stop
 
-T = TypeVar("T")
 RETRY_STATUS = {408, 409, 429}  # plus every 5xx: the same set the openai client itself retries
 
 
@@ -48,11 +46,11 @@ def _split(total: int, k: int) -> list[int]:
     return [total // k + (1 if i < total % k else 0) for i in range(k)]
 
 
-class OpenAIBackend:
+class OpenAIBackend(BaseBackend):
     """Chat completions against an OpenAI-compatible server, with a concurrency cap, retries and timeouts.
 
-    All requests run on a private event loop in a background thread that lives as long as the backend, so the
-    async client keeps its connection pool and `generate` works whether or not the caller runs an event loop.
+    Requests run on a thread pool of `max_concurrency` workers sharing one synchronous client (and its connection
+    pool), so `generate` blocks the same way whether or not the caller runs an event loop.
     """
 
     retry_initial_s = 1.0  # first backoff; doubles per attempt, plus up to the same again of random jitter
@@ -65,6 +63,7 @@ class OpenAIBackend:
         api_key: str | None = None,
         on_close: Callable[[], None] | None = None,
     ) -> None:
+        super().__init__()
         self.cfg = cfg
         self.base_url = (base_url or cfg.base_url or "https://api.openai.com/v1").rstrip("/")
         if api_key is None:
@@ -75,38 +74,16 @@ class OpenAIBackend:
                     f"{cfg.model} at {self.base_url} (set model.api_key_env to use another variable)"
                 )
         self.on_close = on_close
-        self.usage = Usage()
         # The key itself is never stored on the backend, logged, or part of the identity.
         self.identity = f"openai:{cfg.model}@{self.base_url}"
         # max_retries=0: tenacity does the retrying, with our own limits and error message
-        self._client = openai.AsyncOpenAI(
-            api_key=api_key, base_url=self.base_url, timeout=cfg.timeout_s, max_retries=0
-        )
-        self._sem = asyncio.Semaphore(max(1, cfg.max_concurrency))
+        self._client = openai.OpenAI(api_key=api_key, base_url=self.base_url, timeout=cfg.timeout_s, max_retries=0)
+        self._pool = self._new_pool()
         self._n_honoured: bool | None = None  # learnt from the first n>1 reply; llama.cpp's server may ignore n
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
         self._closed = False
 
-    # -- event loop ----------------------------------------------------------------------------------------------
-
-    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run a coroutine on the private loop and block until it finishes."""
-        if self._closed:
-            coro.close()  # never scheduled: close it so Python does not warn it was never awaited
-            raise BackendError(f"model {self.cfg.model}: backend already closed")
-        with self._lock:
-            if self._loop is None:
-                self._loop = asyncio.new_event_loop()
-                self._thread = threading.Thread(target=self._loop.run_forever, name="cowest-openai", daemon=True)
-                self._thread.start()
-        fut: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        try:
-            return fut.result()
-        except BaseException:
-            fut.cancel()  # Ctrl-C: stop the in-flight requests too
-            raise
+    def _new_pool(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=max(1, self.cfg.max_concurrency), thread_name_prefix="cowest-openai")
 
     # -- requests ------------------------------------------------------------------------------------------------
 
@@ -124,8 +101,10 @@ class OpenAIBackend:
         hint = f" (check the key in {self.cfg.api_key_env})" if status in (401, 403) else ""
         return BackendError(f"model {self.cfg.model} at {self.base_url}: request failed{tries}: {what}: {detail}{hint}")
 
-    async def _request(self, conv: Conversation, n: int, seed: int, sampling: Sampling) -> list[Completion]:
-        """One chat-completions request (retried on transient errors); its choices as completions."""
+    def _request(
+        self, conv: Conversation, n: int, seed: int, sampling: Sampling, cancel: threading.Event
+    ) -> list[Completion]:
+        """One chat-completions request (retried on transient errors until `cancel` is set); its choices."""
         params: dict[str, Any] = dict(
             model=self.cfg.model,
             messages=list(conv),
@@ -138,17 +117,19 @@ class OpenAIBackend:
             params["n"] = n
         if sampling.stop:
             params["stop"] = list(sampling.stop)
-        retrying = AsyncRetrying(
+        retrying = Retrying(
             retry=retry_if_exception(is_transient),
             stop=stop_after_attempt(self.cfg.max_retries + 1),
             wait=self._wait,
+            sleep=cancel.wait,  # a failed batch wakes its backoffs, so no worker sleeps on for nothing
             reraise=True,
         )
         try:
-            async for attempt in retrying:
+            for attempt in retrying:
                 with attempt:
-                    async with self._sem:
-                        resp = await self._client.chat.completions.create(**params)
+                    if cancel.is_set():  # the batch failed already: not retried, and its error is the one raised
+                        raise CancelledError
+                    resp = self._client.chat.completions.create(**params)
         except openai.OpenAIError as e:
             raise self._fail(e, retrying.statistics.get("attempt_number", 1)) from e
         choices = sorted(resp.choices or [], key=lambda c: c.index)
@@ -164,61 +145,54 @@ class OpenAIBackend:
             out.append(Completion(text, p, k, "stop" if stopped else c.finish_reason))
         return out
 
-    async def _samples(self, conv: Conversation, n: int, sampling: Sampling) -> list[Completion]:
-        """`n` completions: one request with `n`, topped up with single requests (seed + i) if fewer came back."""
-        got: list[Completion] = []
-        if n == 1 or self._n_honoured is not False:
-            got = await self._request(conv, n, sampling.seed, sampling)
-            if n > 1:
-                self._n_honoured = len(got) >= n
-        if len(got) < n:
-            rest = await asyncio.gather(
-                *(self._request(conv, 1, sampling.seed + i, sampling) for i in range(len(got), n))
-            )
-            got += [r[0] for r in rest]
-        return got[:n]
+    def _generate(self, convs: Sequence[Conversation], n: int, sampling: Sampling) -> list[list[Completion]]:
+        """`n` completions per conversation: one request with `n`, topped up with single requests (seed + i)."""
+        if self._closed:
+            raise BackendError(f"model {self.cfg.model}: backend already closed")
+        slots: list[list[Completion | None]] = [[None] * n for _ in convs]
+        cancel = threading.Event()
+        pending: dict[Future[list[Completion]], tuple[int, int, int]] = {}  # future -> (conversation, first index, n)
 
-    async def _generate(self, convs: Sequence[Conversation], n: int, sampling: Sampling) -> list[list[Completion]]:
+        def submit(i: int, j: int, k: int) -> None:
+            pending[self._pool.submit(self._request, convs[i], k, sampling.seed + j, sampling, cancel)] = (i, j, k)
+
         with tqdm(total=len(convs), desc=f"requests {self.cfg.model}", leave=False, disable=None) as bar:
-
-            async def one(conv: Conversation) -> list[Completion]:
-                comps = await self._samples(conv, n, sampling)
-                bar.update(1)
-                return comps
-
-            tasks = [asyncio.ensure_future(one(c)) for c in convs]
             try:
-                return list(await asyncio.gather(*tasks))
-            except BaseException:
-                for t in tasks:  # one failure ends the batch: do not leave the others running
-                    t.cancel()
+                for i in range(len(convs)):
+                    if n == 1 or self._n_honoured is not False:
+                        submit(i, 0, n)
+                    else:
+                        for j in range(n):
+                            submit(i, j, 1)
+                while pending:
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        i, j, k = pending.pop(fut)
+                        comps = fut.result()[:k]
+                        slots[i][j : j + len(comps)] = comps
+                        if k > 1:  # the request with n: the server may have sent fewer
+                            self._n_honoured = len(comps) >= k
+                            for m in range(len(comps), n):
+                                submit(i, m, 1)
+                        if all(c is not None for c in slots[i]):
+                            bar.update(1)
+            except BaseException as e:
+                cancel.set()  # one failure ends the batch: do not leave the others running
+                for fut in pending:
+                    fut.cancel()
+                if isinstance(e, KeyboardInterrupt):  # Ctrl-C: drop every queued request, keep the backend usable
+                    old, self._pool = self._pool, self._new_pool()
+                    old.shutdown(wait=False, cancel_futures=True)
                 raise
-
-    def generate(
-        self, conversations: Sequence[Conversation], n: int = 1, sampling: Sampling = Sampling()
-    ) -> list[list[Completion]]:
-        """Return `n` completions per conversation; requests run concurrently up to `max_concurrency`."""
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
-        if not conversations:
-            return []
-        results = self._run(self._generate(conversations, n, sampling))
-        for comps in results:
-            for c in comps:
-                self.usage.add(c)
-        return results
+        return [[c for c in row if c is not None] for row in slots]
 
     def close(self) -> None:
-        """Close the HTTP client and the private loop, then call `on_close` (e.g. stop a managed server)."""
+        """Close the worker threads and the HTTP client, then call `on_close` (e.g. stop a managed server)."""
         try:
             if not self._closed:
-                self._run(self._client.close())
                 self._closed = True
-                loop, self._loop = self._loop, None
-                assert loop is not None and self._thread is not None
-                loop.call_soon_threadsafe(loop.stop)
-                self._thread.join(timeout=10)
-                loop.close()
+                self._pool.shutdown(cancel_futures=True)
+                self._client.close()
         finally:
             if self.on_close is not None:
                 callback, self.on_close = self.on_close, None  # at most once
