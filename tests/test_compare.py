@@ -120,11 +120,13 @@ def fake_run_all(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
 
     calls: list[tuple] = []
 
-    def run_all(self) -> None:
+    def run_all(self) -> dict:
         r = self.recipe
         calls.append((r.name, r.seed, r.task.seed))
         make_run(self.dir.parent, self.dir.name, r.seed, {k: v[:4] for k, v in (A if r.seed == 0 else B).items()})
         (self.dir / "config.yaml").write_text(dump_recipe(r))
+        (self.dir / "report.md").write_text(f"# {r.name}\n")
+        return {"report.md": self.dir / "report.md"}
 
     monkeypatch.setattr(cowest.config, "_check_passthrough", lambda *a: None)
     monkeypatch.setattr(cowest.run.Run, "run_all", run_all)

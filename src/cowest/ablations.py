@@ -60,7 +60,7 @@ def _ablate_format(run: "Run", fmt: str) -> dict:
         finally:
             child.release()
         res = _read_results(child.dir / "eval")
-    return {"format": fmt, "unaligned": _primary(res, "refine"), "aligned": _primary(res, "cowest")}
+    return {"format": fmt, "unaligned": _primary_score(res, "refine"), "aligned": _primary_score(res, "cowest")}
 
 
 def _ablate_pairs(run: "Run", fractions: list[float]) -> list[dict]:
@@ -71,11 +71,11 @@ def _ablate_pairs(run: "Run", fractions: list[float]) -> list[dict]:
     base = _read_results(run.dir / "eval")
     out = []
     if base and "refine" in base["systems"]:
-        out.append({"fraction": 0.0, "n_pairs": 0, **_primary(base, "refine")})
+        out.append({"fraction": 0.0, "n_pairs": 0, **_primary_score(base, "refine")})
     for f in sorted(fractions):
         n = max(1, round(f * len(pairs)))
         if n == len(pairs) and run.recipe.rounds == 1 and base and "cowest" in base["systems"]:
-            out.append({"fraction": f, "n_pairs": n, **_primary(base, "cowest")})
+            out.append({"fraction": f, "n_pairs": n, **_primary_score(base, "cowest")})
             continue
         child = _child(run, f"pairs-{f:g}", share=["sft"], rounds=1, eval=_eval_systems(run, ["cowest"]))
         write_jsonl(child.dir / "round_1" / "pairs.jsonl", [pairs[i] for i in sorted(order[:n])])
@@ -84,7 +84,7 @@ def _ablate_pairs(run: "Run", fractions: list[float]) -> list[dict]:
             child.evaluate()
         finally:
             child.release()
-        out.append({"fraction": f, "n_pairs": n, **_primary(_read_results(child.dir / "eval"), "cowest")})
+        out.append({"fraction": f, "n_pairs": n, **_primary_score(_read_results(child.dir / "eval"), "cowest")})
     return out
 
 
@@ -114,8 +114,8 @@ def _search_dpo(run: "Run", settings: list[dict]) -> list[dict]:
         res = _read_results(child.dir / "eval_valid")
         drafts = (res or {}).get("drafts", {}).get("aligned", {})
         out.append({"setting": {"alignment": alignment, **setting}, "heldout": counts.get("heldout", []),
-                    "valid_n": res["n"] if res else 0, "cowest": _primary(res, "cowest"),
-                    "refine": _primary(res, "refine"),
+                    "valid_n": res["n"] if res else 0, "cowest": _primary_score(res, "cowest"),
+                    "refine": _primary_score(res, "refine"),
                     **{k: drafts[k] for k in ("helped", "hurt", "changed_vs_sft", "states_fact") if k in drafts},
                     "valid_stage": valid["key"] if valid else None})
     return out
@@ -132,7 +132,7 @@ def _ablate_strong(run: "Run", strong: ModelConfig) -> dict:
         child.release()
     res = _read_results(child.dir / "eval")
     return {"strong_model": strong.model,
-            "systems": {n: {"label": v["label"], **_primary(res, n)} for n, v in res["systems"].items()}}
+            "systems": {n: {"label": v["label"], **_primary_score(res, n)} for n, v in res["systems"].items()}}
 
 
 def _read_results(eval_dir: Path) -> dict | None:
@@ -141,7 +141,7 @@ def _read_results(eval_dir: Path) -> dict | None:
     return read_json(path) if path.exists() else None
 
 
-def _primary(results: dict | None, system: str) -> dict:
+def _primary_score(results: dict | None, system: str) -> dict:
     """{value, lo, hi} of a system's primary (first) metric."""
     metrics = results["systems"][system]["metrics"] if results else {}
     if not metrics:

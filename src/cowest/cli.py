@@ -85,7 +85,7 @@ def run(
 ) -> None:
     """Run the whole method: sft -> mine -> dpo (x rounds) -> eval. Finished stages are skipped."""
     if seeds is None:
-        _run(recipe, set_).run_all()
+        typer.echo(_run(recipe, set_).run_all()["report.md"].read_text())
         return
     import json
 
@@ -98,7 +98,7 @@ def run(
     for n in seed_list:
         extra = [f"seed={n}", f"task.seed={n}", f"name={json.dumps(f'{base.name}-seed{n}')}"]
         r = _run(recipe, [*set_, *extra])
-        r.run_all()
+        typer.echo(r.run_all()["report.md"].read_text())
         dirs.append(r.dir)
     out = Path(base.output_dir) / f"{base.name}-seeds"
     try:

@@ -309,7 +309,7 @@ class Run:
         self.evaluate_valid()
         self.evaluate()
 
-    def run_all(self) -> None:
+    def run_all(self) -> dict[str, Path]:
         """sft -> (mine -> dpo) x rounds -> eval (+ the fact-recall probe when the task has one), ablations, report."""
         write_text(self.dir / "config.yaml", dump_recipe(self.recipe))
         try:
@@ -322,8 +322,8 @@ class Run:
         finally:
             self.release()
         paths = build_report(self.dir)
-        print(paths["report.md"].read_text())
         log.info("report: %s", paths["report.html"])
+        return paths
 
 
 class _WeakOnly(Collaborator):
