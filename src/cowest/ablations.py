@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def ablate(run: "Run") -> dict:
-    """The recipe's ablations (draft formats, pair subsets, strong swap, alignment settings) -> ablations/results.json."""
+    """The recipe's ablations (formats, pair subsets, strong swap, alignment settings) -> ablations/results.json."""
     a = run.recipe.ablations
     run.release()
     out: dict = {}

@@ -6,7 +6,7 @@ import re
 import shutil
 from pathlib import Path
 
-from .compare import compare_markdown
+from .report.seeds import compare_markdown
 from .errors import CowestError
 from .io import atomic_dir, read_json
 from .report.artifacts import Artifacts, load

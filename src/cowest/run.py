@@ -245,8 +245,8 @@ class Run:
 
             best = best_single(self.dir, [s.name for s in systems_])
         decl = eval_decl(name, split, [s.name for s in systems_], r.rounds)
-        inputs = self.inputs(decl, split=split, systems=[s.name for s in systems_], questions=hash_obj([e.id for e in examples]),
-                             best_single=best["system"] if best else None,
+        inputs = self.inputs(decl, split=split, systems=[s.name for s in systems_],
+                             questions=hash_obj([e.id for e in examples]), best_single=best["system"] if best else None,
                              weak_models={v: _weak_key(self.weak_config(v)) for v in variants})
 
         def run(sdir: Path) -> dict:
