@@ -76,7 +76,7 @@ def test_known_errors_are_one_line_without_traceback(tmp_path, tiny_lm):
     assert res.exit_code == 2 and "rounds" in res.stderr
 
 
-def test_tasks_and_models_listings():
+def test_tasks_and_models_commands():
     res = invoke("tasks")
     assert res.exit_code == 0 and {"formulary", "jsonl", "csv", "mmlu"} <= set(res.stdout.split())
     res = invoke("models", "list")
@@ -85,6 +85,8 @@ def test_tasks_and_models_listings():
     assert listed[assets.WEAK_DEFAULT][2] == "installed" and listed[assets.STRONG_DEFAULT][2] == "installed"
     res = invoke("models", "path", assets.STRONG_DEFAULT)
     assert res.exit_code == 0 and res.stdout.strip() == str(assets.path(assets.STRONG_DEFAULT))
+    res = invoke("models", "install", assets.STRONG_DEFAULT)  # installed already: no work, prints where it is
+    assert res.exit_code == 0 and res.stdout.split() == [assets.STRONG_DEFAULT, str(assets.path(assets.STRONG_DEFAULT))]
     res = invoke("models", "path", "no-such-model")
     assert res.exit_code == 1 and res.stderr.startswith("error: ") and "Traceback" not in res.output
 
