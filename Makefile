@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 COWEST := $(VENV)/bin/cowest
 DEMO_RECIPE ?= recipes/demo.yaml
 
-.PHONY: demo test setup assets bench clean
+.PHONY: demo test test-deps setup assets bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,10 @@ assets: setup
 demo: assets
 	$(COWEST) run $(DEMO_RECIPE)
 
-test: assets
+test-deps:
+	scripts/install-test-deps.sh
+
+test: assets test-deps
 	$(PY) -m pytest -q
 
 bench: assets

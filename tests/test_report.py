@@ -331,10 +331,10 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 
 def chromium(tmp_path: Path, *args: str) -> str:
     """Run headless Chromium with a fresh profile; return stdout. Fails (not skips) when Chromium is missing."""
-    exe = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if exe is None:
         pytest.fail("Chromium is needed to test report.html in a browser; install it with "
-                    "`apt-get install -y chromium` (Debian; .ci/run does this).")
+                    "`make test-deps` (`make test` does this first).")
     profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
     profile.mkdir()
     cmd = [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args]
