@@ -71,6 +71,9 @@ def test_known_errors_are_one_line_without_traceback(tmp_path, tiny_lm):
     (tmp_path / "runs/nopairs/round_1/pairs.jsonl").write_text("")
     res = invoke("dpo", write_recipe(tmp_path, d))
     assert res.exit_code == 1 and "mining produced no preference pairs" in res.stderr and "Traceback" not in res.output
+    # -v shows where it came from.
+    res = invoke("-v", "dpo", write_recipe(tmp_path, d))
+    assert res.exit_code == 1 and type(res.exception).__name__ == "NoPairsError"
     # A bad recipe is a usage error (exit 2) naming the field.
     res = invoke("eval", write_recipe(tmp_path, {**d, "rounds": 0}))
     assert res.exit_code == 2 and "rounds" in res.stderr

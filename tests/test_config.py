@@ -79,3 +79,14 @@ def test_reask_budget_keeps_reading_its_old_name(tmp_path):
     old = load_recipe(write(tmp_path, RECIPE), ["collab.weak_answer_max_tokens=7"])
     assert old.collab.reask_max_tokens == 7
     assert "reask_max_tokens: 7" in dump_recipe(old) and "weak_answer" not in dump_recipe(old)
+
+
+@pytest.mark.parametrize("override, field", [
+    ("mining.k=0", "mining.k"), ("mining.top_p=0", "mining.top_p"), ("mining.temperature=-1", "mining.temperature"),
+    ("eval.confidence=1.5", "eval.confidence"), ("eval.n_bootstrap=0", "eval.n_bootstrap"),
+    ("collab.draft_max_tokens=0", "collab.draft_max_tokens"), ("task.test_fraction=1", "task.test_fraction"),
+    ("rounds=0", "rounds"), ("eval.limit=-3", "eval.limit"),
+])
+def test_numeric_knobs_out_of_range_are_named(tmp_path, override, field):
+    with pytest.raises(RecipeError, match=rf"field {field}: "):
+        load_recipe(write(tmp_path, RECIPE), [override], check_trainers=False)

@@ -20,6 +20,9 @@ SplitOpt = typer.Option(None, help="test (the recipe's default), or an extra spl
 LimitOpt = typer.Option(None, min=1, help="Only the first N questions.")
 
 
+_state = {"verbose": False}
+
+
 @app.callback()
 def _main(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug messages too."),
@@ -27,6 +30,7 @@ def _main(
 ) -> None:
     from .logs import setup
 
+    _state["verbose"] = verbose
     setup(int(verbose) - int(quiet))
 
 
@@ -47,10 +51,10 @@ def command(*names: str, target: typer.Typer = app) -> Callable:
 
             try:
                 return fn(*args, **kwargs)
-            except RecipeError as e:
-                raise _fail(str(e), 2) from None
-            except CowestError as e:  # the message says what to fix; a traceback would bury it
-                raise _fail(str(e)) from None
+            except CowestError as e:  # the message says what to fix; a traceback (-v) would bury it
+                if _state["verbose"]:
+                    raise
+                raise _fail(str(e), 2 if isinstance(e, RecipeError) else 1) from None
 
         return target.command(*names)(inner)
 

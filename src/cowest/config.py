@@ -52,9 +52,9 @@ class TaskConfig(_Strict):
     subjects: list[str] | None = None
     fields: dict[str, str] = Field(default_factory=dict)  # generic loaders: our field -> file column
     type: Literal["multiple_choice", "short_answer", "classification"] | None = None
-    n_train: int | None = None
-    n_test: int | None = None
-    test_fraction: float = 0.3
+    n_train: int | None = Field(None, ge=1)
+    n_test: int | None = Field(None, ge=1)
+    test_fraction: float = Field(0.3, ge=0.0, lt=1.0)
     seed: int = 0
     options: dict[str, Any] = Field(default_factory=dict)  # loader-specific knobs
     sft_corpus: bool = False  # also SFT the weak model on the task's corpus passages (knowledge injection)
@@ -68,25 +68,25 @@ class CollabConfig(_Strict):
     # Draft sections the strong model sees (None: the whole draft). E.g. [Background] hides the weak model's own
     # reasoning and answer, which a small strong model tends to copy instead of checking.
     draft_sections: list[str] | None = None
-    draft_max_tokens: int = 160
-    strong_max_tokens: int = 256
+    draft_max_tokens: int = Field(160, ge=1)
+    strong_max_tokens: int = Field(256, ge=1)
     # Token cap of the strong model's follow-up when its answer had no final-answer line ("answer only, please").
     # The old name `weak_answer_max_tokens` (which it never was) is still read.
-    reask_max_tokens: int = Field(64, validation_alias=AliasChoices("reask_max_tokens", "weak_answer_max_tokens"))
+    reask_max_tokens: int = Field(64, ge=1, validation_alias=AliasChoices("reask_max_tokens", "weak_answer_max_tokens"))
 
 
 class MiningConfig(_Strict):
     """Collaborative feedback (pair mining): drafts per question, evaluator, pairing rule, held-out share."""
 
-    k: int = 4
-    temperature: float = 0.8
-    top_p: float = 0.95
+    k: int = Field(4, ge=1)
+    temperature: float = Field(0.8, ge=0.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
     evaluator: Literal["rule", "judge"] = "rule"
     mode: Literal["paper", "rank"] = "paper"
-    max_pairs_per_question: int = 2
-    n_questions: int | None = None  # None: the whole training split
+    max_pairs_per_question: int = Field(2, ge=1)
+    n_questions: int | None = Field(None, ge=1)  # None: the whole training split
     where: dict[str, Any] = Field(default_factory=dict)  # only questions whose metadata match, e.g. {kind: reasoning}
-    judge_retries: int = 3
+    judge_retries: int = Field(3, ge=0)
     # Share of the mined questions whose pairs DPO never trains on: they give held-out reward accuracy / margin per
     # epoch and the `eval_valid` evaluation (SFT vs aligned drafts refined), from which settings are chosen.
     heldout_fraction: float = Field(0.0, ge=0.0, lt=1.0)
@@ -95,8 +95,8 @@ class MiningConfig(_Strict):
 class PriceConfig(_Strict):
     """The strong model's price, for cost per 1,000 questions."""
 
-    prompt_per_million: float  # per 1M prompt tokens
-    completion_per_million: float  # per 1M completion tokens
+    prompt_per_million: float = Field(ge=0.0)  # per 1M prompt tokens
+    completion_per_million: float = Field(ge=0.0)  # per 1M completion tokens
     currency: str = "USD"
 
 
@@ -107,13 +107,13 @@ class EvalConfig(_Strict):
         default_factory=lambda: ["weak_sft", "weak_aligned", "strong", "refine", "cowest"]
     )
     split: str = "test"
-    limit: int | None = None
-    n_bootstrap: int = 1000
-    confidence: float = 0.95
-    retrieval_k: int = 3  # BM25 passages shown to the strong model by the `retrieval` system
+    limit: int | None = Field(None, ge=1)
+    n_bootstrap: int = Field(1000, ge=1)
+    confidence: float = Field(0.95, gt=0.0, lt=1.0)
+    retrieval_k: int = Field(3, ge=1)  # BM25 passages shown to the strong model by the `retrieval` system
     # Token cap of every strong-model answer in evaluation (None: collab.strong_max_tokens), the same for all
     # systems, so that no baseline's chain of thought is cut where a collaborative answer is not.
-    strong_max_tokens: int | None = None
+    strong_max_tokens: int | None = Field(None, ge=1)
     price: PriceConfig | None = None
 
 
@@ -154,19 +154,12 @@ class Recipe(_Strict):
     mining: MiningConfig = Field(default_factory=MiningConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     ablations: AblationConfig = Field(default_factory=AblationConfig)
-    rounds: int = 1
+    rounds: int = Field(1, ge=1)
     alignment: Literal["dpo", "kto"] = "dpo"  # kto: unpaired helpful / unhelpful drafts (the `dpo:` block configures it)
     # passed through to TRL / PEFT with their own field names
     sft: dict[str, Any] = Field(default_factory=dict)
     dpo: dict[str, Any] = Field(default_factory=dict)
     lora: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("rounds")
-    @classmethod
-    def _rounds_positive(cls, v: int) -> int:
-        if v < 1:
-            raise ValueError("rounds must be >= 1")
-        return v
 
     @property
     def run_dir(self) -> Path:
