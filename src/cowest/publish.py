@@ -6,10 +6,10 @@ import re
 import shutil
 from pathlib import Path
 
-from .report.seeds import compare_markdown
 from .errors import CowestError
 from .io import atomic_dir, read_json
 from .report.artifacts import Artifacts, load
+from .report.seeds import compare_markdown
 from .report.tables import (
     ablation_tables,
     comparisons_markdown,

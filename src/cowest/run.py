@@ -14,7 +14,7 @@ from .io import adapter_hash, hash_obj, read_json, read_jsonl, write_json, write
 from .models import build_backend
 from .models.base import Backend
 from .report import build_report
-from .stages import Ledger, StageDecl, declared_inputs, eval_decl, file_hashes, round_decls
+from .stages import Ledger, StageDecl, declared_files, declared_inputs, eval_decl, file_hashes, round_decls
 from .tasks import TaskData, load_task
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ class Run:
     def inputs(self, decl: StageDecl, **extra: object) -> dict:
         """A stage's declared inputs: the recipe fields it reads, its upstream stages' keys, and call-time extras."""
         return dict(declared_inputs(self.recipe, decl.kind), after={a: self.ledger.key(a) for a in decl.after},
-                    task_files=file_hashes([self.recipe.task.path, self.recipe.task.test_path]), **dict(decl.extra),
+                    files=declared_files(self.recipe, decl.kind), **dict(decl.extra),
                     **extra)
 
     def _usage(self) -> dict[str, dict]:

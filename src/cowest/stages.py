@@ -27,6 +27,12 @@ READS: dict[str, tuple[str, ...]] = {
     "eval": ("seed", "task", "weak", "strong", "collab", "eval"),
     "eval_weak": ("seed", "task", "weak", "collab", "eval"),  # weak systems only: the strong model is not called
 }
+# Data files (recipe fields holding a path) each kind reads; their content is part of the key. Training and mining
+# read the training file only; a separate test file matters to evaluation alone.
+FILES: dict[str, tuple[str, ...]] = {
+    "sft": ("task.path",), "mine": ("task.path",), "dpo": (),
+    "eval": ("task.path", "task.test_path"), "eval_weak": ("task.path", "task.test_path"),
+}
 # Fields no stage's output depends on: where the run is written and its name; ablations are sub-runs of their own.
 NOT_READ = ("name", "output_dir", "ablations")
 
@@ -99,6 +105,12 @@ def field_keys(recipe: Recipe, stages: Mapping[str, StageDecl]) -> dict[str, str
         keys[s.name] = hash_obj(dict(reads=declared_inputs(recipe, s.kind), after={a: keys[a] for a in s.after},
                                      extra=dict(s.extra)))
     return keys
+
+
+def declared_files(recipe: Recipe, kind: str) -> dict[str, str | None]:
+    """Content hash of each data file a stage kind reads, by field (None: not set or missing)."""
+    data = recipe.model_dump(mode="json")
+    return {f: hash_path(Path(p)) if (p := field_value(data, f)) and Path(p).exists() else None for f in FILES[kind]}
 
 
 def file_hashes(paths: Sequence[Path | str | None]) -> dict[str, str | None]:
