@@ -98,3 +98,24 @@ def test_tasks_and_models_commands():
 def test_recipe_commands_share_the_recipe_argument_and_set(cmd):
     res = invoke(cmd, "--help")
     assert res.exit_code == 0 and "RECIPE" in res.stdout.upper() and "--set" in res.stdout
+
+
+def test_run_checks_every_model_before_the_first_stage(tmp_path, tiny_lm, monkeypatch):
+    import socket
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.delenv("NO_SUCH_KEY", raising=False)
+    d = recipe_dict(tiny_lm.path, tmp_path / "runs", name="pre",
+                    strong={"backend": "openai", "model": "m", "base_url": f"http://127.0.0.1:{port}/v1",
+                            "api_key_env": "NO_SUCH_KEY"},
+                    judge={"backend": "hf", "model": str(tmp_path / "missing-model")})
+    res = invoke("run", write_recipe(tmp_path, d))
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "strong.api_key_env: environment variable NO_SUCH_KEY is not set" in res.stderr
+    assert f"judge.model: {tmp_path / 'missing-model'}: no such directory" in res.stderr
+    assert not (tmp_path / "runs/pre/sft").exists()  # nothing was trained
+    monkeypatch.setenv("NO_SUCH_KEY", "sk-test")
+    res = invoke("run", write_recipe(tmp_path, {**d, "judge": None}))
+    assert res.exit_code == 1 and f"strong.base_url: cannot reach http://127.0.0.1:{port}/v1/models" in res.stderr

@@ -311,6 +311,9 @@ class Run:
 
     def run_all(self) -> dict[str, Path]:
         """sft -> (mine -> dpo) x rounds -> eval (+ the fact-recall probe when the task has one), ablations, report."""
+        from .preflight import check_models
+
+        check_models(self.recipe)  # a missing key or model fails now, not after training
         write_text(self.dir / "config.yaml", dump_recipe(self.recipe))
         try:
             self.train_and_evaluate()

@@ -1,0 +1,74 @@
+"""Checks before the first stage: every model the recipe names can be found, has its key, and answers, so a
+missing key or a mistyped path fails in seconds rather than after training."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .config import ModelConfig, Recipe
+from .errors import CowestError
+
+REACH_TIMEOUT_S = 5.0
+
+
+class PreflightError(CowestError):
+    """One or more models of the recipe cannot be used; the message lists each, by recipe field."""
+
+
+def _looks_like_path(spec: str) -> bool:
+    """A local path rather than a hub id (`org/name`), which a user online may still download."""
+    return spec.startswith((".", "/", "~")) or spec.endswith(".gguf") or spec.count("/") > 1
+
+
+def _local_model(field: str, cfg: ModelConfig) -> str | None:
+    """Why a local model (hf checkpoint or GGUF file) cannot be loaded, or None."""
+    from .assets import REGISTRY, AssetError, resolve_model
+
+    try:
+        found = resolve_model(cfg.model, "hf" if cfg.backend == "hf" else "gguf")
+    except AssetError as e:
+        return f"{field}.model: {e}"
+    if cfg.model in REGISTRY or _looks_like_path(cfg.model) or cfg.backend == "llamacpp":
+        if not Path(found).expanduser().exists():
+            return f"{field}.model: {cfg.model}: no such {'file' if cfg.backend == 'llamacpp' else 'directory'}"
+    if cfg.adapter and not Path(cfg.adapter).is_dir():
+        return f"{field}.adapter: {cfg.adapter}: no such directory"
+    return None
+
+
+def _endpoint(field: str, cfg: ModelConfig) -> str | None:
+    """Why an OpenAI-compatible endpoint cannot be used (no key, unreachable, key refused), or None."""
+    import openai
+
+    key = os.environ.get(cfg.api_key_env)
+    if not key:
+        return f"{field}.api_key_env: environment variable {cfg.api_key_env} is not set (the key for {cfg.model})"
+    base = (cfg.base_url or "https://api.openai.com/v1").rstrip("/")
+    client = openai.OpenAI(api_key=key, base_url=base, timeout=min(REACH_TIMEOUT_S, cfg.timeout_s), max_retries=0)
+    try:
+        client.models.list()
+    except openai.APIConnectionError as e:  # refused, reset, DNS, timeout
+        return f"{field}.base_url: cannot reach {base}/models: {e}"
+    except (openai.AuthenticationError, openai.PermissionDeniedError) as e:
+        return f"{field}: {base} refused the key in {cfg.api_key_env} (HTTP {e.status_code})"
+    except openai.APIStatusError:
+        pass
+    finally:
+        client.close()
+    return None  # any other answer (even 404 from servers without /models) means someone is listening
+
+
+def check_models(recipe: Recipe) -> None:
+    """Raise PreflightError naming every model of the recipe that cannot be used; return quietly otherwise."""
+    models = {"weak": recipe.weak, "strong": recipe.strong, "judge": recipe.judge, "ablations.strong":
+              recipe.ablations.strong}
+    problems = []
+    for field, cfg in models.items():
+        if cfg is None:
+            continue
+        problem = _endpoint(field, cfg) if cfg.backend == "openai" else _local_model(field, cfg)
+        if problem:
+            problems.append(problem)
+    if problems:
+        raise PreflightError("before any stage: " + "; ".join(problems))
