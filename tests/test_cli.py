@@ -114,7 +114,7 @@ def test_run_checks_every_model_before_the_first_stage(tmp_path, tiny_lm, monkey
     res = invoke("run", write_recipe(tmp_path, d))
     assert res.exit_code == 1 and "Traceback" not in res.output
     assert "strong.api_key_env: environment variable NO_SUCH_KEY is not set" in res.stderr
-    assert f"judge.model: {tmp_path / 'missing-model'}: no such directory" in res.stderr
+    assert f"judge.model: {tmp_path / 'missing-model'}: no such model directory" in res.stderr
     assert not (tmp_path / "runs/pre/sft").exists()  # nothing was trained
     monkeypatch.setenv("NO_SUCH_KEY", "sk-test")
     res = invoke("run", write_recipe(tmp_path, {**d, "judge": None}))

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from cowest.config import ModelConfig
-from cowest.models.base import Backend, Sampling
+from cowest.models.base import Backend, BackendError, Sampling
 from cowest.models.hf import HFBackend
 
 CONVS = [
@@ -160,9 +160,15 @@ def test_logprobs_of_options_after_a_reply_prefix(tiny_lm):
 def test_loads_by_path_through_assets(tiny_lm, monkeypatch):
     fake = types.ModuleType("cowest.assets")
     fake.resolve_model = lambda name, kind: name  # the real module maps asset names to files
+    fake.missing_local = lambda spec: False
     monkeypatch.setitem(sys.modules, "cowest.assets", fake)
     cfg = ModelConfig(backend="hf", model=str(tiny_lm.path), device="cpu", dtype="float32", batch_size=2)
     loaded = HFBackend(cfg)
     assert loaded.identity == _backend(tiny_lm).identity
     sampling = Sampling(max_tokens=6)
     assert loaded.generate(CONVS[:3], 1, sampling) == _backend(tiny_lm).generate(CONVS[:3], 1, sampling)
+
+
+def test_a_missing_local_model_is_named_not_taken_for_a_hub_id(tmp_path):
+    with pytest.raises(BackendError, match=rf"{tmp_path}/nope: no such model directory"):
+        HFBackend(ModelConfig(backend="hf", model=str(tmp_path / "nope")))

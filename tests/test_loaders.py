@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -453,3 +454,10 @@ def test_packaged_medmcqa_and_evals_sets():
     assert len(all_examples(tort)) >= 330 and all(len(x.options) == 4 for x in all_examples(tort))
     moral = load("evals_mcq", options={"asset": "moral_exceptqa"})
     assert all(x.options == ["Yes", "No"] for x in all_examples(moral))
+
+
+def test_an_empty_data_file_is_named(tmp_path):
+    empty = tmp_path / "none.jsonl"
+    empty.write_text("")
+    with pytest.raises(TaskDataError, match=rf"task 'jsonl': {re.escape(str(empty))}: no examples"):
+        load("jsonl", path=str(empty), type="multiple_choice")

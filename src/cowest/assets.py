@@ -210,6 +210,12 @@ def resolve_model(spec: str, kind: Literal["hf", "gguf"]) -> str:
     return str(hf_checkpoint(spec) if kind == "hf" else path(spec))
 
 
+def missing_local(spec: str) -> bool:
+    """Whether a model spec is a local path (not an asset name or a hub id `org/name`) that does not exist."""
+    local = spec.startswith((".", "/", "~")) or spec.endswith(".gguf") or spec.count("/") > 1
+    return spec not in REGISTRY and local and not Path(spec).expanduser().exists()
+
+
 def list_assets() -> list[dict]:
     """Every registered asset with its kind, install state, main path and size in bytes."""
     return [

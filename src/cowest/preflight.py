@@ -16,22 +16,18 @@ class PreflightError(CowestError):
     """One or more models of the recipe cannot be used; the message lists each, by recipe field."""
 
 
-def _looks_like_path(spec: str) -> bool:
-    """A local path rather than a hub id (`org/name`), which a user online may still download."""
-    return spec.startswith((".", "/", "~")) or spec.endswith(".gguf") or spec.count("/") > 1
-
-
 def _local_model(field: str, cfg: ModelConfig) -> str | None:
     """Why a local model (hf checkpoint or GGUF file) cannot be loaded, or None."""
-    from .assets import REGISTRY, AssetError, resolve_model
+    from .assets import AssetError, missing_local, resolve_model
 
+    if missing_local(cfg.model):
+        return f"{field}.model: {cfg.model}: no such {'file' if cfg.backend == 'llamacpp' else 'model directory'}"
     try:
         found = resolve_model(cfg.model, "hf" if cfg.backend == "hf" else "gguf")
     except AssetError as e:
         return f"{field}.model: {e}"
-    if cfg.model in REGISTRY or _looks_like_path(cfg.model) or cfg.backend == "llamacpp":
-        if not Path(found).expanduser().exists():
-            return f"{field}.model: {cfg.model}: no such {'file' if cfg.backend == 'llamacpp' else 'directory'}"
+    if cfg.backend == "llamacpp" and not Path(found).is_file():  # a GGUF server needs a local file, never a hub id
+        return f"{field}.model: {cfg.model}: no such file"
     if cfg.adapter and not Path(cfg.adapter).is_dir():
         return f"{field}.adapter: {cfg.adapter}: no such directory"
     return None

@@ -110,8 +110,10 @@ class HFBackend(BaseBackend):
         self.cfg = cfg
         source: Path | None = Path(cfg.model) if Path(cfg.model).exists() else None
         if model is None or tokenizer is None:
-            from cowest.assets import resolve_model  # lazy: the assets module pulls in packaging helpers
+            from cowest.assets import missing_local, resolve_model  # lazy: the assets module pulls in packaging helpers
 
+            if missing_local(cfg.model):  # else the hub client reports it as a malformed repo id
+                raise BackendError(f"{cfg.model}: no such model directory")
             source = Path(resolve_model(cfg.model, "hf"))
             if tokenizer is None:
                 tokenizer = load_tokenizer(source)

@@ -95,7 +95,10 @@ def load_source(
         train = _filter_subjects(train, cfg)
         test = _filter_subjects(test, cfg) if test is not None else None
     if not train and not test:
-        raise TaskDataError(f"task {cfg.name!r}: no examples loaded")
+        source = cfg.path or cfg.hub or default_asset
+        why = " (every row was skipped as malformed, on_error: skip)" if cfg.options.get("on_error") == "skip" else ""
+        raise TaskDataError(f"task {cfg.name!r}: {source}: no examples{why}" + (
+            f" (subjects {cfg.subjects} matched none)" if cfg.subjects else ""))
     train, test = split_examples(train, cfg) if test is None else given_splits(train, test, cfg)
     return TaskData(name=cfg.name, type=task_type, train=train, test=test, corpus=build_corpus(train, task_type))
 
