@@ -83,6 +83,7 @@ class OpenAIBackend(BaseBackend):
     pool), so `generate` blocks the same way whether or not the caller runs an event loop.
     """
 
+    streams_results = True
     retry_initial_s = 1.0  # first backoff; doubles per attempt, plus up to the same again of random jitter
     retry_max_s = 60.0
 
