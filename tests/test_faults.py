@@ -80,38 +80,35 @@ def test_empty_text_is_never_cached(tmp_path):
         assert len(cache) == 1 and set(cache.get_many(["k1", "k2"])) == {"k2"}
 
 
-def test_dead_server_stops_the_batch_quickly():
-    b = _backend(dead_url(), max_retries=3, max_concurrency=4)
+def _fails_within(b: OpenAIBackend, count: int, match: str, bound_s: float) -> str:
+    """Run a batch of `count` that must fail with `match` within a generous `bound_s`; its message."""
     t0 = time.perf_counter()
-    with pytest.raises(BackendError, match="5 requests in a row failed") as err:
-        b.generate(questions(200), 1, SAMPLING)
-    assert time.perf_counter() - t0 < 60  # generous: it takes well under a second
-    assert "APIConnectionError" in str(err.value) and "0 of 200 finished" in str(err.value)
-    b.close()
+    try:
+        with pytest.raises(BackendError, match=match) as err:
+            b.generate(questions(count), 1, SAMPLING)
+        assert time.perf_counter() - t0 < bound_s
+        return str(err.value)
+    finally:
+        b.close()
+
+
+def test_dead_server_stops_the_batch_quickly():
+    msg = _fails_within(_backend(dead_url(), max_retries=3, max_concurrency=4), 200, "5 requests in a row failed", 60)
+    assert "APIConnectionError" in msg and "0 of 200 finished" in msg  # it takes well under a second
 
 
 def test_hung_server_stops_the_batch_in_bounded_time():
     with FaultServer(["hang"], rate=1.0) as s:
-        b = _backend(s.url, timeout_s=0.3, max_retries=2, max_concurrency=4)
-        t0 = time.perf_counter()
-        with pytest.raises(BackendError, match="in a row failed"):
-            b.generate(questions(100), 1, SAMPLING)
-        took = time.perf_counter() - t0
         # two waves of 3 attempts x 0.3 s; without the breaker it would be 100 x 3 x 0.3 / 4 = 22 s
-        assert took < 15
+        _fails_within(_backend(s.url, timeout_s=0.3, max_retries=2, max_concurrency=4), 100, "in a row failed", 15)
         assert len(s.requests) <= 8 * 3
-        b.close()
 
 
 def test_deadline_bounds_all_attempts_of_one_request():
     with FaultServer(["hang"], rate=1.0) as s:
-        b = _backend(s.url, timeout_s=0.4, max_retries=50, deadline_s=1.0)
-        t0 = time.perf_counter()
-        with pytest.raises(BackendError, match="APITimeoutError"):
-            b.generate(questions(1), 1, SAMPLING)
-        assert time.perf_counter() - t0 < 10  # about 1 s, not 51 x 0.4 s
+        # about 1 s, not 51 x 0.4 s
+        _fails_within(_backend(s.url, timeout_s=0.4, max_retries=50, deadline_s=1.0), 1, "APITimeoutError", 10)
         assert len(s.requests) <= 4
-        b.close()
 
 
 def test_stand_in_listens_on_loopback_only():
@@ -150,3 +147,10 @@ def test_kill_9_repeats_no_finished_call(tmp_path):
 def test_model_config_range_checks(knob, value):
     with pytest.raises(pydantic.ValidationError, match=knob):
         ModelConfig(backend="openai", model="m", **{knob: value})
+
+
+def test_new_knobs_leave_the_dump_of_existing_recipes_unchanged():
+    base = ModelConfig(backend="openai", model="m")
+    assert "deadline_s" not in base.model_dump() and "max_consecutive_failures" not in base.model_dump()
+    set_ = ModelConfig(backend="openai", model="m", deadline_s=30, max_consecutive_failures=2)
+    assert ModelConfig(**set_.model_dump(mode="json")) == set_
