@@ -75,10 +75,11 @@ def _change(value: Any) -> Any:
 def _with(recipe: Recipe, path: str) -> Recipe:
     data = recipe.model_dump(mode="json")
     *parents, last = path.split(".")
-    node = data
+    node, obj = data, recipe
     for p in parents:
-        node = node[p]
-    node[last] = CHANGED[path] if path in CHANGED else _change(node[last])
+        node, obj = node[p], getattr(obj, p)
+    # a knob the dump leaves out while at its default (ModelConfig's later ones): change its default
+    node[last] = CHANGED[path] if path in CHANGED else _change(node.get(last, getattr(obj, last)))
     if path in ("task.path", "task.test_path", "task.hub", "weak.adapter", "weak.base_url", "weak.cache",
                 "strong.adapter", "strong.base_url", "strong.cache", "judge.adapter", "judge.base_url", "judge.cache",
                 "ablations.strong.adapter", "ablations.strong.base_url", "ablations.strong.cache"):

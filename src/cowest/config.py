@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer
 
 from .errors import CowestError
 
@@ -27,19 +27,32 @@ class ModelConfig(_Strict):
     # openai
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"  # name of the env var holding the key, never the key itself
-    max_concurrency: int = 4
-    timeout_s: float = 120.0
-    max_retries: int = 5
+    max_concurrency: int = Field(4, ge=1)
+    timeout_s: float = Field(120.0, gt=0)  # one attempt
+    max_retries: int = Field(5, ge=0)
+    deadline_s: float = Field(600.0, gt=0)  # all attempts of one request, backoff included
+    # consecutive failed requests (retries exhausted) that stop a batch: a dead server fails fast, not per request
+    max_consecutive_failures: int = Field(5, ge=1)
     # llamacpp
-    n_ctx: int = 4096
-    n_parallel: int = 2
-    n_threads: int | None = None
+    n_ctx: int = Field(4096, ge=1)
+    n_parallel: int = Field(2, ge=1)
+    n_threads: int | None = Field(None, ge=1)
     # hf
-    batch_size: int = 16
+    batch_size: int = Field(16, ge=1)
     device: str = "auto"
     dtype: str = "auto"
     # cache (None: the run's cache; "off": no cache)
     cache: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> Any:
+        # Knobs added later are left out while at their default, so the stage keys of existing runs stay the same.
+        data = handler(self)
+        if isinstance(data, dict):
+            for name in ("deadline_s", "max_consecutive_failures"):
+                if name in data and data[name] == type(self).model_fields[name].default:
+                    del data[name]
+        return data
 
 
 class TaskConfig(_Strict):

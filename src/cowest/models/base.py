@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Callable, Protocol, Sequence, runtime_checkable
 
 from ..errors import CowestError
 
 Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": str}
 Conversation = list[Message]
+# Called once per conversation as soon as its completions are ready: (index in the batch, its completions).
+OnDone = Callable[[int, "list[Completion]"], None]
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ class Backend(Protocol):
     def generate(
         self, conversations: Sequence[Conversation], n: int = 1, sampling: Sampling = Sampling()
     ) -> list[list[Completion]]:
-        """Return, for each conversation, a list of `n` completions."""
+        """Return, for each conversation, a list of `n` completions (BaseBackend adds an `on_done` callback)."""
         ...
 
     def close(self) -> None:
@@ -98,23 +100,42 @@ class BaseBackend(ABC):
     def __init__(self) -> None:
         self.usage = Usage()
 
+    # True where `_generate` takes an `on_done` argument and calls it as each conversation finishes
+    streams_results = False
+
     def generate(
-        self, conversations: Sequence[Conversation], n: int = 1, sampling: Sampling = Sampling()
+        self,
+        conversations: Sequence[Conversation],
+        n: int = 1,
+        sampling: Sampling = Sampling(),
+        on_done: OnDone | None = None,
     ) -> list[list[Completion]]:
-        """Return, for each conversation, a list of `n` completions, each counted in `usage`."""
+        """Return, for each conversation, a list of `n` completions, each counted in `usage`.
+
+        `on_done(i, completions)` is called once per conversation as it finishes (before the return, and even when
+        another conversation then fails), so a caller can keep finished work.
+        """
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
         if not conversations:
             return []
-        results = self._generate(conversations, n, sampling)
-        for comps in results:
-            for c in comps:
-                self.usage.add(c)
-        return results
+        if not self.streams_results:
+            results = self._generate(conversations, n, sampling)
+            for i, comps in enumerate(results):
+                self._finished(i, comps, on_done)
+            return results
+        return self._generate(conversations, n, sampling, lambda i, comps: self._finished(i, comps, on_done))
+
+    def _finished(self, i: int, comps: list[Completion], on_done: OnDone | None) -> None:
+        for c in comps:
+            self.usage.add(c)
+        if on_done is not None:
+            on_done(i, comps)
 
     @abstractmethod
     def _generate(self, conversations: Sequence[Conversation], n: int, sampling: Sampling) -> list[list[Completion]]:
-        """`n` completions for each of a non-empty batch of conversations, in input order."""
+        """`n` completions for each of a non-empty batch of conversations, in input order (`streams_results`
+        subclasses take a fourth argument, the `on_done` callback)."""
 
     @abstractmethod
     def close(self) -> None:

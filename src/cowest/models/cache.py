@@ -9,6 +9,10 @@ missing `n - m` samples with seed `s + m`, and its j-th completion is stored as 
 the draw "seed s + i" on backends that draw sample i with seed + i (OpenAIBackend in its one-request-per-sample mode),
 and on every backend new samples are never replays of the cached ones (a fresh seed, not seed `s` again). A fresh
 run (nothing cached) calls the inner backend with exactly the caller's `n` and seed.
+
+Durability: each conversation's completions are committed as soon as the inner backend finishes it (through the
+`on_done` callback of BaseBackend.generate), so a failed batch or a killed process loses no finished call. An empty
+text is never stored: it is not an answer, and the next run asks again.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from cowest.models.base import Backend, BackendError, BaseBackend, Completion, Conversation, Sampling
+from cowest.models.base import Backend, BackendError, BaseBackend, Completion, Conversation, OnDone, Sampling
 
 from ..errors import CowestError
 
@@ -120,9 +124,13 @@ class CallCache:
         return found
 
     def put_many(self, rows: Iterable[tuple[str, str, Completion]]) -> None:
-        """Store (key, identity, completion) rows in one transaction; an existing key keeps its first value."""
+        """Store (key, identity, completion) rows in one transaction; an existing key keeps its first value.
+
+        Rows with empty text are skipped: an empty reply is a fault, and caching it would make it permanent.
+        """
         now = time.time()
-        data = [(k, ident, c.text, c.prompt_tokens, c.completion_tokens, c.finish_reason, now) for k, ident, c in rows]
+        data = [(k, ident, c.text, c.prompt_tokens, c.completion_tokens, c.finish_reason, now)
+                for k, ident, c in rows if c.text]
         if not data:
             return
         with self._lock, self._errors(), self._transaction() as c:
@@ -194,7 +202,7 @@ class CachedBackend(BaseBackend):
         super().__init__()
         self.inner = inner
         self.cache = cache
-        # conversations per inner call: results are saved after each, so a killed run loses little
+        # conversations per inner call (each finished one is saved at once; this bounds a plain Backend's losses)
         self.chunk_size = chunk_size
 
     @property
@@ -229,14 +237,13 @@ class CachedBackend(BaseBackend):
             shifted = replace(sampling, seed=sampling.seed + first)
             for s in range(0, len(unique), self.chunk_size):
                 chunk = unique[s : s + self.chunk_size]
-                out = self.inner.generate([conversations[i] for i in chunk], n - first, shifted)
-                rows = []
-                for i, comps in zip(chunk, out):
-                    for j, c in enumerate(comps):
-                        if results[i][first + j] is None:  # a cached index (gap after a miss) keeps its value
-                            results[i][first + j] = replace(c, cached=False)
-                            rows.append((keys[i][first + j], identity, c))
-                self.cache.put_many(rows)
+                store = self._store(chunk, first, keys, results)
+                batch = [conversations[i] for i in chunk]
+                if isinstance(self.inner, BaseBackend):
+                    self.inner.generate(batch, n - first, shifted, on_done=store)
+                else:  # a plain Backend: no callback, so the chunk is committed when it returns
+                    for pos, comps in enumerate(self.inner.generate(batch, n - first, shifted)):
+                        store(pos, comps)
             for i, rep in dups:
                 if i != rep:
                     for j in range(first, n):
@@ -250,6 +257,22 @@ class CachedBackend(BaseBackend):
                 raise BackendError(f"{identity}: inner backend returned {len(done)} of {n} completions")
             final.append(done)
         return final
+
+    def _store(
+        self, chunk: list[int], first: int, keys: list[list[str]], results: list[list[Completion | None]]
+    ) -> OnDone:
+        """The callback that commits the completions of `chunk[pos]` (samples first..) the moment they arrive."""
+        identity = self.identity
+
+        def on_done(pos: int, comps: list[Completion]) -> None:
+            i, rows = chunk[pos], []
+            for j, c in enumerate(comps):
+                if results[i][first + j] is None:  # a cached index (gap after a miss) keeps its value
+                    results[i][first + j] = replace(c, cached=False)
+                    rows.append((keys[i][first + j], identity, c))
+            self.cache.put_many(rows)
+
+        return on_done
 
     def close(self) -> None:
         """Close the inner backend and the cache."""

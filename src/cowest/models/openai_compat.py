@@ -1,25 +1,55 @@
-"""Any OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, llama.cpp's server, ...) via the `openai` client."""
+"""Any OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, llama.cpp's server, ...) via the `openai` client.
+
+Reliability rules:
+
+- Every reply is validated before it is returned (and so before it can be cached): a body that is not the
+  chat-completion JSON (invalid JSON, an HTML page), no choices, a null or empty `content`, or fewer choices than `n`
+  from a server known to honour `n` is a `MalformedReply`, retried like a 429/5xx/timeout with the same bounded
+  backoff.
+- One request gets at most `max_retries + 1` attempts and `deadline_s` seconds in all (each attempt's timeout is cut
+  to what is left). A request that still fails is recorded and the batch goes on; `generate` then raises a
+  `BackendError` naming it, after every finished conversation went to `on_done` (the cache keeps them).
+- Circuit breaker: `max_consecutive_failures` failed requests in a row stop the batch at once, so a dead or hung
+  server costs about ceil(M / max_concurrency) request deadlines, not one per request. Errors that retrying cannot
+  fix (400, 401, 404, ...) stop the batch at the first one.
+- `n` samples: with a server that honours `n`, sample j is choice j of one request (seed s). A reply with too few
+  choices is retried whole, with the same seed, so the samples do not depend on which faults happened. Only when the
+  first `n > 1` reply of this backend has exactly one choice is the server taken to ignore `n`: from then on sample j
+  is its own request with seed s + j (also fault-independent once learnt).
+"""
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
 from typing import Any, Callable, Sequence
 
 import openai
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_exponential_jitter,
+)
 from tqdm.auto import tqdm
 
 from cowest.config import ModelConfig
-from cowest.models.base import BackendError, BaseBackend, Completion, Conversation, Sampling, truncate_at_stop
+from cowest.models.base import BackendError, BaseBackend, Completion, Conversation, OnDone, Sampling, truncate_at_stop
 
 RETRY_STATUS = {408, 409, 429}  # plus every 5xx: the same set the openai client itself retries
 
 
-def is_transient(exc: BaseException) -> bool:
-    """Errors worth retrying: rate limits, server errors, timeouts and dropped connections."""
-    if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
+class MalformedReply(BackendError):
+    """A 200 reply that is not a usable answer (not chat-completion JSON, no choices, empty content, too few)."""
+
+
+def is_transient(exc: BaseException | None) -> bool:
+    """Errors worth retrying: rate limits, server errors, timeouts, dropped connections and malformed replies."""
+    if isinstance(exc, (openai.APIConnectionError, MalformedReply)):  # the first includes APITimeoutError
         return True
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code in RETRY_STATUS or exc.status_code >= 500
@@ -53,6 +83,7 @@ class OpenAIBackend(BaseBackend):
     pool), so `generate` blocks the same way whether or not the caller runs an event loop.
     """
 
+    streams_results = True
     retry_initial_s = 1.0  # first backoff; doubles per attempt, plus up to the same again of random jitter
     retry_max_s = 60.0
 
@@ -93,13 +124,17 @@ class OpenAIBackend(BaseBackend):
         asked = _retry_after(state.outcome.exception() if state.outcome else None) or 0.0
         return min(max(backoff, asked), self.retry_max_s)
 
-    def _fail(self, exc: BaseException, attempts: int) -> BackendError:
+    def _where(self) -> str:
+        return f"model {self.cfg.model} at {self.base_url}"
+
+    def _fail(self, exc: BaseException, attempts: int, seconds: float) -> BackendError:
         status = getattr(exc, "status_code", None)
         what = f"HTTP {status}" if status is not None else type(exc).__name__
         detail = getattr(exc, "message", None) or str(exc)
-        tries = f" after {attempts} attempt{'s' if attempts != 1 else ''}" if is_transient(exc) else ""
+        tries = (f" after {attempts} attempt{'s' if attempts != 1 else ''} in {seconds:.1f} s"
+                 if is_transient(exc) else "")
         hint = f" (check the key in {self.cfg.api_key_env})" if status in (401, 403) else ""
-        return BackendError(f"model {self.cfg.model} at {self.base_url}: request failed{tries}: {what}: {detail}{hint}")
+        return BackendError(f"{self._where()}: request failed{tries}: {what}: {detail}{hint}")
 
     def _request(
         self, conv: Conversation, n: int, seed: int, sampling: Sampling, cancel: threading.Event
@@ -119,39 +154,64 @@ class OpenAIBackend(BaseBackend):
             params["stop"] = list(sampling.stop)
         retrying = Retrying(
             retry=retry_if_exception(is_transient),
-            stop=stop_after_attempt(self.cfg.max_retries + 1),
+            stop=stop_after_attempt(self.cfg.max_retries + 1) | stop_before_delay(self.cfg.deadline_s),
             wait=self._wait,
             sleep=cancel.wait,  # a failed batch wakes its backoffs, so no worker sleeps on for nothing
             reraise=True,
         )
+        t0 = time.monotonic()
         try:
             for attempt in retrying:
                 with attempt:
                     if cancel.is_set():  # the batch failed already: not retried, and its error is the one raised
                         raise CancelledError
-                    resp = self._client.chat.completions.create(**params)
-        except openai.OpenAIError as e:
-            raise self._fail(e, retrying.statistics.get("attempt_number", 1)) from e
-        choices = sorted(resp.choices or [], key=lambda c: c.index)
+                    # the deadline bounds the attempt in flight too, not only when the next one may start
+                    left = max(0.001, self.cfg.deadline_s - (time.monotonic() - t0))
+                    try:
+                        resp = self._client.chat.completions.create(**params,
+                                                                    timeout=min(self.cfg.timeout_s, left))
+                    except (ValueError, TypeError) as e:  # a 200 whose body is not JSON or not the expected shape
+                        raise MalformedReply(f"unreadable reply ({type(e).__name__}: {e})") from e
+                    out = self._parse(resp, n, sampling)
+        except (openai.OpenAIError, MalformedReply) as e:
+            raise self._fail(e, retrying.statistics.get("attempt_number", 1), time.monotonic() - t0) from e
+        return out
+
+    def _parse(self, resp: Any, n: int, sampling: Sampling) -> list[Completion]:
+        """The reply's choices as completions, or MalformedReply when it is not a usable answer."""
+        choices = getattr(resp, "choices", None)
+        if not isinstance(choices, list):  # the client hands back the raw text of a non-JSON body (an HTML page)
+            raise MalformedReply(f"reply is not chat-completion JSON: {str(resp)[:80]!r}")
         if not choices:
-            raise BackendError(f"model {self.cfg.model} at {self.base_url}: reply with no choices")
+            raise MalformedReply("reply with no choices")
+        # one choice for n > 1 is how a server that ignores n answers; fewer from one that honours n is a fault
+        if len(choices) < n and (len(choices) > 1 or self._n_honoured):
+            raise MalformedReply(f"reply with {len(choices)} of {n} choices")
+        choices = sorted(choices, key=lambda c: c.index)[:n]
+        if any(c.message is None or not c.message.content for c in choices):
+            raise MalformedReply("reply with null or empty content")
         usage = resp.usage
         prompt = _split((usage.prompt_tokens or 0) if usage else 0, len(choices))
         completion = _split((usage.completion_tokens or 0) if usage else 0, len(choices))
         out = []
         for c, p, k in zip(choices, prompt, completion):
             # the server applies `stop` already; cutting again guards against servers that ignore it
-            text, stopped = truncate_at_stop(c.message.content or "", sampling.stop)
+            text, stopped = truncate_at_stop(c.message.content, sampling.stop)
             out.append(Completion(text, p, k, "stop" if stopped else c.finish_reason))
         return out
 
-    def _generate(self, convs: Sequence[Conversation], n: int, sampling: Sampling) -> list[list[Completion]]:
-        """`n` completions per conversation: one request with `n`, topped up with single requests (seed + i)."""
+    def _generate(
+        self, convs: Sequence[Conversation], n: int, sampling: Sampling, on_done: OnDone | None = None
+    ) -> list[list[Completion]]:
+        """`n` completions per conversation (see the module doc), each conversation passed to `on_done` when done."""
         if self._closed:
             raise BackendError(f"model {self.cfg.model}: backend already closed")
         slots: list[list[Completion | None]] = [[None] * n for _ in convs]
         cancel = threading.Event()
         pending: dict[Future[list[Completion]], tuple[int, int, int]] = {}  # future -> (conversation, first index, n)
+        failed: dict[int, BackendError] = {}  # conversation -> its first failed request
+        in_a_row = finished = 0
+        tripped = False
 
         def submit(i: int, j: int, k: int) -> None:
             pending[self._pool.submit(self._request, convs[i], k, sampling.seed + j, sampling, cancel)] = (i, j, k)
@@ -168,23 +228,53 @@ class OpenAIBackend(BaseBackend):
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
                     for fut in done:
                         i, j, k = pending.pop(fut)
-                        comps = fut.result()[:k]
+                        try:
+                            comps = fut.result()
+                        except BackendError as e:
+                            if not is_transient(e.__cause__):  # retrying cannot fix it: every request would fail
+                                raise
+                            failed.setdefault(i, e)
+                            in_a_row += 1
+                            if in_a_row >= self.cfg.max_consecutive_failures:
+                                tripped = True
+                                raise self._breaker(in_a_row, len(convs), finished, e) from e
+                            continue
+                        in_a_row = 0
                         slots[i][j : j + len(comps)] = comps
-                        if k > 1:  # the request with n: the server may have sent fewer
-                            self._n_honoured = len(comps) >= k
+                        if k > 1:  # the request with n: one choice means the server ignores n
+                            if len(comps) >= k:
+                                self._n_honoured = True
+                            elif self._n_honoured is None:
+                                self._n_honoured = False
                             for m in range(len(comps), n):
                                 submit(i, m, 1)
                         if all(c is not None for c in slots[i]):
+                            finished += 1
                             bar.update(1)
+                            if on_done is not None:
+                                on_done(i, [c for c in slots[i] if c is not None])
             except BaseException as e:
                 cancel.set()  # one failure ends the batch: do not leave the others running
                 for fut in pending:
                     fut.cancel()
-                if isinstance(e, KeyboardInterrupt):  # Ctrl-C: drop every queued request, keep the backend usable
+                if tripped or isinstance(e, KeyboardInterrupt):
+                    # Ctrl-C, or a breaker whose workers may hang on: a fresh pool keeps the backend usable
                     old, self._pool = self._pool, self._new_pool()
                     old.shutdown(wait=False, cancel_futures=True)
                 raise
+        if failed:
+            first = next(iter(failed.values()))
+            if len(convs) == 1:
+                raise first
+            raise BackendError(f"{len(failed)} of {len(convs)} requests failed (the other {len(convs) - len(failed)} "
+                               f"finished); first: {first}") from first
         return [[c for c in row if c is not None] for row in slots]
+
+    def _breaker(self, in_a_row: int, total: int, finished: int, last: BackendError) -> BackendError:
+        return BackendError(
+            f"{self._where()}: {in_a_row} requests in a row failed, so the batch was stopped "
+            f"({finished} of {total} finished; model.max_consecutive_failures sets the limit); last: {last}"
+        )
 
     def close(self) -> None:
         """Close the worker threads and the HTTP client, then call `on_close` (e.g. stop a managed server)."""

@@ -1,0 +1,182 @@
+"""A fault-injecting OpenAI-compatible chat-completions server on 127.0.0.1, for tests and bench/bench_faults.py.
+
+Replies are deterministic: choice i of a request reads "<last user message>|seed=<seed>|i=<i>", so answers can be
+compared between a clean and a faulty run. Whether an attempt gets a fault is drawn from a hash of (seed, request,
+attempt number), so a run injects the same faults whatever the thread scheduling.
+
+`python -m cowest.testing.faults URL CACHE N CONCURRENCY` runs a cached client for N questions (the kill -9 test).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import struct
+import sys
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Sequence
+
+FAULTS = (
+    "429", "429-retry-after", "500", "503", "reset", "hang",
+    "invalid-json", "html", "empty-choices", "null-content", "few-choices",
+)
+
+
+class FaultServer:
+    """Chat completions that fail at `rate` with one of `faults` (drawn per attempt); records every request."""
+
+    def __init__(self, faults: Sequence[str] = (), rate: float = 0.0, seed: int = 0, delay_s: float = 0.0) -> None:
+        unknown = set(faults) - set(FAULTS)
+        if unknown:
+            raise ValueError(f"unknown faults {sorted(unknown)}; known: {', '.join(FAULTS)}")
+        self.faults, self.rate, self.seed, self.delay_s = tuple(faults), rate, seed, delay_s
+        self.requests: list[dict] = []  # every request body, in arrival order
+        self.answered: list[tuple[float, str]] = []  # (monotonic time, request key) of each good reply fully sent
+        self.injected: Counter[str] = Counter()
+        self.attempts: Counter[str] = Counter()  # request key -> attempts seen
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()  # wakes hung handlers on close
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def key(body: dict) -> str:
+        """What identifies a request across retries: the messages, seed and n."""
+        return json.dumps([body.get("messages"), body.get("seed"), body.get("n", 1)], sort_keys=True)
+
+    def _draw(self, key: str, attempt: int) -> str | None:
+        if not self.faults or self.rate <= 0:
+            return None
+        h = hashlib.sha256(f"{self.seed}|{key}|{attempt}".encode()).digest()
+        u = int.from_bytes(h[:8], "big") / 2**64
+        return self.faults[h[8] % len(self.faults)] if u < self.rate else None
+
+    def reply(self, body: dict, n: int) -> dict:
+        """A well-formed chat-completion body with `n` choices."""
+        user, seed = body["messages"][-1]["content"], body.get("seed")
+        choices = [{"index": i, "message": {"role": "assistant", "content": f"{user}|seed={seed}|i={i}"},
+                    "finish_reason": "stop"} for i in range(n)]
+        return {"id": "chatcmpl-fault", "object": "chat.completion", "created": 0, "model": body.get("model", "m"),
+                "choices": choices, "usage": {"prompt_tokens": 10, "completion_tokens": 5 * n,
+                                              "total_tokens": 10 + 5 * n}}
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def send(self, status: int, data: bytes, ctype: str = "application/json", **headers: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+                self.wfile.flush()
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                key, n = server.key(body), body.get("n", 1)
+                with server.lock:
+                    server.requests.append(body)
+                    server.attempts[key] += 1
+                    fault = server._draw(key, server.attempts[key])
+                    if fault:
+                        server.injected[fault] += 1
+                if server.delay_s:
+                    time.sleep(server.delay_s)
+                try:
+                    self.answer(body, key, n, fault)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up and left
+                    pass
+
+            def answer(self, body: dict, key: str, n: int, fault: str | None) -> None:
+                err = json.dumps({"error": {"message": f"injected {fault}", "type": "server_error"}}).encode()
+                if fault in ("429", "429-retry-after", "500", "503"):
+                    extra = {"Retry-After": "0"} if fault == "429-retry-after" else {}
+                    self.send(int(fault[:3]), err, **extra)
+                elif fault == "reset":  # RST instead of a reply: SO_LINGER 0, then close
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.connection.close()
+                    self.close_connection = True
+                elif fault == "hang":  # accepted, never answered
+                    server.stopping.wait()
+                    self.close_connection = True
+                elif fault == "invalid-json":
+                    self.send(200, b'{"choices": [{"index": 0, "message": ')
+                elif fault == "html":
+                    self.send(200, b"<html><body>502 Bad Gateway</body></html>", "text/html")
+                else:
+                    payload = server.reply(body, n)
+                    if fault == "empty-choices":
+                        payload["choices"] = []
+                    elif fault == "null-content":
+                        payload["choices"][0]["message"]["content"] = None
+                    elif fault == "few-choices":
+                        payload["choices"] = payload["choices"][: max(0, n - 1)]
+                    self.send(200, json.dumps(payload).encode())
+                    if fault is None:
+                        with server.lock:
+                            server.answered.append((time.monotonic(), key))
+
+            def finish(self) -> None:
+                try:
+                    super().finish()
+                except OSError:  # the socket was reset on purpose
+                    pass
+
+        return Handler
+
+    def close(self) -> None:
+        """Wake hung handlers and stop serving."""
+        self.stopping.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self) -> "FaultServer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def questions(count: int) -> list[list[dict[str, str]]]:
+    """`count` distinct one-message conversations."""
+    return [[{"role": "user", "content": f"q{i}"}] for i in range(count)]
+
+
+def dead_url() -> str:
+    """A loopback URL where nothing listens (a port bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
+def main(argv: Sequence[str]) -> None:
+    """Run a cached client for N questions against URL (used by the kill -9 test and bench)."""
+    from cowest.config import ModelConfig
+    from cowest.models.cache import CachedBackend, CallCache
+    from cowest.models.openai_compat import OpenAIBackend
+
+    url, cache, count, concurrency = argv[0], argv[1], int(argv[2]), int(argv[3])
+    cfg = ModelConfig(backend="openai", model="fault-model", base_url=url, max_concurrency=concurrency)
+    backend = CachedBackend(OpenAIBackend(cfg, api_key="sk-local"), CallCache(cache))
+    try:
+        backend.generate(questions(count), 1)
+    finally:
+        backend.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,156 @@
+"""OpenAIBackend and CachedBackend against the fault-injecting stand-in: answers, bounds, durability."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pydantic
+import pytest
+
+import cowest
+from cowest.config import ModelConfig
+from cowest.models.base import BackendError, Completion, Sampling
+from cowest.models.cache import CachedBackend, CallCache
+from cowest.models.openai_compat import OpenAIBackend
+from cowest.testing.faults import FAULTS, FaultServer, dead_url, questions
+
+SAMPLING = Sampling(temperature=1.0, seed=3)
+
+
+def _backend(url: str, **kw) -> OpenAIBackend:
+    cfg = ModelConfig(backend="openai", model="fault-model", base_url=url, **kw)
+    b = OpenAIBackend(cfg, api_key="sk-local")
+    b.retry_initial_s, b.retry_max_s = 0.01, 0.05  # fast tests
+    return b
+
+
+def _texts(out) -> list[list[str]]:
+    return [[c.text for c in row] for row in out]
+
+
+def _clean(count: int, n: int) -> list[list[str]]:
+    with FaultServer() as s:
+        b = _backend(s.url)
+        try:
+            return _texts(b.generate(questions(count), n, SAMPLING))
+        finally:
+            b.close()
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_answers_under_every_fault_match_a_clean_run(n):
+    clean = _clean(12, n)
+    for fault in FAULTS:
+        with FaultServer([fault], rate=0.3, seed=1) as s:
+            b = _backend(s.url, timeout_s=0.3, max_retries=8, max_concurrency=4)
+            try:
+                assert _texts(b.generate(questions(12), n, SAMPLING)) == clean, fault
+            finally:
+                b.close()
+            assert s.injected[fault] > 0, fault
+            assert max(s.attempts.values()) <= 9, fault  # max_retries + 1
+            assert all("n" in r for r in s.requests) == (n > 1), fault  # never fell back to one request per sample
+
+
+def test_a_failed_request_keeps_every_finished_one_and_nothing_malformed_is_cached(tmp_path):
+    with FaultServer(["html", "null-content", "empty-choices"], rate=0.3, seed=2) as s:
+        backend = CachedBackend(_backend(s.url, max_retries=0, max_consecutive_failures=100),
+                                CallCache(tmp_path / "c.sqlite"))
+        with pytest.raises(BackendError, match=r"requests failed \(the other \d+ finished\)") as err:
+            backend.generate(questions(30), 1, SAMPLING)
+        failed = sum(s.injected.values())
+        assert 0 < failed < 30 and f"{failed} of 30 requests failed" in str(err.value)
+        assert len(backend.cache) == 30 - failed
+        s.rate = 0.0
+        before = len(s.requests)
+        out = backend.generate(questions(30), 1, SAMPLING)
+        assert len(s.requests) - before == failed  # only the failed ones are asked again
+        assert _texts(out) == _clean(30, 1)
+        backend.close()
+
+
+def test_empty_text_is_never_cached(tmp_path):
+    with CallCache(tmp_path / "c.sqlite") as cache:
+        cache.put_many([("k1", "id", Completion("")), ("k2", "id", Completion("yes"))])
+        assert len(cache) == 1 and set(cache.get_many(["k1", "k2"])) == {"k2"}
+
+
+def _fails_within(b: OpenAIBackend, count: int, match: str, bound_s: float) -> str:
+    """Run a batch of `count` that must fail with `match` within a generous `bound_s`; its message."""
+    t0 = time.perf_counter()
+    try:
+        with pytest.raises(BackendError, match=match) as err:
+            b.generate(questions(count), 1, SAMPLING)
+        assert time.perf_counter() - t0 < bound_s
+        return str(err.value)
+    finally:
+        b.close()
+
+
+def test_dead_server_stops_the_batch_quickly():
+    msg = _fails_within(_backend(dead_url(), max_retries=3, max_concurrency=4), 200, "5 requests in a row failed", 60)
+    assert "APIConnectionError" in msg and "0 of 200 finished" in msg  # it takes well under a second
+
+
+def test_hung_server_stops_the_batch_in_bounded_time():
+    with FaultServer(["hang"], rate=1.0) as s:
+        # two waves of 3 attempts x 0.3 s; without the breaker it would be 100 x 3 x 0.3 / 4 = 22 s
+        _fails_within(_backend(s.url, timeout_s=0.3, max_retries=2, max_concurrency=4), 100, "in a row failed", 15)
+        assert len(s.requests) <= 8 * 3
+
+
+def test_deadline_bounds_all_attempts_of_one_request():
+    with FaultServer(["hang"], rate=1.0) as s:
+        # about 1 s, not 51 x 0.4 s
+        _fails_within(_backend(s.url, timeout_s=0.4, max_retries=50, deadline_s=1.0), 1, "APITimeoutError", 10)
+        assert len(s.requests) <= 4
+
+
+def test_stand_in_listens_on_loopback_only():
+    with FaultServer() as s:
+        assert s.httpd.server_address[0] == "127.0.0.1" and s.url.startswith("http://127.0.0.1:")
+    assert dead_url().startswith("http://127.0.0.1:")
+
+
+def test_kill_9_repeats_no_finished_call(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(Path(cowest.__file__).parents[1]))
+    with FaultServer(delay_s=0.05) as s:
+        cmd = [sys.executable, "-m", "cowest.testing.faults", s.url, str(tmp_path / "c.sqlite"), "60", "2"]
+        proc = subprocess.Popen(cmd, env=env)
+        try:
+            deadline = time.monotonic() + 60
+            while len(s.answered) < 15 and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            proc.send_signal(signal.SIGKILL)
+            killed_at = time.monotonic()
+        finally:
+            proc.wait()
+        before = {k for t, k in s.answered if t < killed_at}
+        seen = len(s.requests)
+        subprocess.run(cmd, env=env, check=True, timeout=120)
+        again = {s.key(r) for r in s.requests[seen:]}
+        assert len(before) >= 15 and len(again) < 60  # requests in flight at the kill are asked again: not finished
+        # goal 0; a reply the client read but had not committed at the kill can come back (at most one per worker)
+        assert len(before & again) <= 2
+        assert len(CallCache(tmp_path / "c.sqlite")) == 60
+
+
+@pytest.mark.parametrize("knob,value", [
+    ("timeout_s", 0), ("deadline_s", -1), ("max_retries", -1), ("max_concurrency", 0),
+    ("max_consecutive_failures", 0), ("n_ctx", 0), ("n_parallel", 0), ("batch_size", 0), ("n_threads", 0),
+])
+def test_model_config_range_checks(knob, value):
+    with pytest.raises(pydantic.ValidationError, match=knob):
+        ModelConfig(backend="openai", model="m", **{knob: value})
+
+
+def test_new_knobs_leave_the_dump_of_existing_recipes_unchanged():
+    base = ModelConfig(backend="openai", model="m")
+    assert "deadline_s" not in base.model_dump() and "max_consecutive_failures" not in base.model_dump()
+    set_ = ModelConfig(backend="openai", model="m", deadline_s=30, max_consecutive_failures=2)
+    assert ModelConfig(**set_.model_dump(mode="json")) == set_
