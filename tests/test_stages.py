@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from cowest.config import Recipe
 from cowest.io import hash_obj
-from cowest.stages import NOT_READ, READS, field_keys, plan
+from cowest.stages import CALL_POLICY, NOT_READ, READS, field_keys, plan
 
 SYSTEMS = ["weak_sft", "weak_aligned", "strong", "refine", "cowest"]
 EVALS = {"eval_sft_valid": ("sft_valid", ["weak_sft"]), "eval_valid": ("valid", SYSTEMS), "eval": ("test", SYSTEMS),
@@ -75,11 +75,10 @@ def _change(value: Any) -> Any:
 def _with(recipe: Recipe, path: str) -> Recipe:
     data = recipe.model_dump(mode="json")
     *parents, last = path.split(".")
-    node, obj = data, recipe
+    node = data
     for p in parents:
-        node, obj = node[p], getattr(obj, p)
-    # a knob the dump leaves out while at its default (ModelConfig's later ones): change its default
-    node[last] = CHANGED[path] if path in CHANGED else _change(node.get(last, getattr(obj, last)))
+        node = node[p]
+    node[last] = CHANGED[path] if path in CHANGED else _change(node[last])
     if path in ("task.path", "task.test_path", "task.hub", "weak.adapter", "weak.base_url", "weak.cache",
                 "strong.adapter", "strong.base_url", "strong.cache", "judge.adapter", "judge.base_url", "judge.cache",
                 "ablations.strong.adapter", "ablations.strong.base_url", "ablations.strong.cache"):
@@ -88,6 +87,8 @@ def _with(recipe: Recipe, path: str) -> Recipe:
 
 
 def _expected(path: str) -> set[str]:
+    if path.rsplit(".", 1)[-1] in CALL_POLICY:  # how a model is called, not what it answers
+        return set()
     for n in range(path.count(".") + 1, 0, -1):
         prefix = ".".join(path.split(".")[:n])
         if prefix in EXPECTED:

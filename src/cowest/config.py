@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import CowestError
 
@@ -43,16 +43,6 @@ class ModelConfig(_Strict):
     dtype: str = "auto"
     # cache (None: the run's cache; "off": no cache)
     cache: str | None = None
-
-    @model_serializer(mode="wrap")
-    def _dump(self, handler: Any) -> Any:
-        # Knobs added later are left out while at their default, so the stage keys of existing runs stay the same.
-        data = handler(self)
-        if isinstance(data, dict):
-            for name in ("deadline_s", "max_consecutive_failures"):
-                if name in data and data[name] == type(self).model_fields[name].default:
-                    del data[name]
-        return data
 
 
 class TaskConfig(_Strict):

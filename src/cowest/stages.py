@@ -27,6 +27,9 @@ READS: dict[str, tuple[str, ...]] = {
     "eval": ("seed", "task", "weak", "strong", "collab", "eval"),
     "eval_weak": ("seed", "task", "weak", "collab", "eval"),  # weak systems only: the strong model is not called
 }
+# Model knobs that say how a call is made, not what it returns: changing them never re-runs a stage.
+CALL_POLICY = ("api_key_env", "timeout_s", "max_retries", "deadline_s", "max_consecutive_failures")
+MODEL_FIELDS = ("weak", "strong", "judge")
 # Data files (recipe fields holding a path) each kind reads; their content is part of the key. Training and mining
 # read the training file only; a separate test file matters to evaluation alone.
 FILES: dict[str, tuple[str, ...]] = {
@@ -57,6 +60,9 @@ def field_value(data: Mapping[str, Any], path: str) -> Any:
 def declared_inputs(recipe: Recipe, kind: str) -> dict[str, Any]:
     """{field path: value} of the recipe fields a stage kind reads."""
     data = recipe.model_dump(mode="json")
+    for m in MODEL_FIELDS:
+        if data.get(m):
+            data[m] = {k: v for k, v in data[m].items() if k not in CALL_POLICY}
     return {p: field_value(data, p) for p in READS[kind]}
 
 
