@@ -3,7 +3,8 @@
 Prints, per fault: faults injected, answers identical to the clean run, attempts per request; then the calls
 repeated after a kill -9 and resume, and the seconds to give up on a dead and on a hung server next to the naive
 expectation (max_retries x N x timeout / concurrency). Loopback only; no model, no GPU.
-Usage: python bench/bench_faults.py [--requests 200] [--n 3] [--rate 0.2]
+Usage: python bench/bench_faults.py [--requests 200] [--n 3] [--rate 0.2] [--out results/bench/faults.json]
+(`--out` keeps the figures for the README's reliability table: `cowest readme` renders it.)
 """
 
 from __future__ import annotations
@@ -84,8 +85,11 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--n", type=int, default=3)
     ap.add_argument("--rate", type=float, default=0.2)
+    ap.add_argument("--out", type=Path, default=None, help="also write the figures as JSON here")
     args = ap.parse_args()
     count = args.requests
+    out: dict = {"requests": count, "n": args.n, "rate": args.rate, "timeout_s": TIMEOUT_S, "max_retries": RETRIES,
+                 "concurrency": CONCURRENCY, "faults": []}
 
     with FaultServer() as s:
         clean, _ = run(s, count, args.n)
@@ -97,19 +101,31 @@ def main() -> None:
             t0 = time.perf_counter()
             texts, err = run(s, count, args.n)
             same = sum(a == b for a, b in zip(texts, clean)) if texts and clean else 0
+            out["faults"].append({"fault": fault, "injected": sum(s.injected.values()), "identical": same,
+                                  "attempts_per_request": len(s.requests) / count,
+                                  "max_attempts": max(s.attempts.values()), "error": err or None,
+                                  "seconds": round(time.perf_counter() - t0, 2)})
             print(f"{fault:<16} {sum(s.injected.values()):>8} {f'{same}/{count}':>11} "
                   f"{len(s.requests) / count:>12.2f} {max(s.attempts.values()):>4}  {err or '-'}"
                   f"  ({time.perf_counter() - t0:.1f} s)")
 
     before, repeated = kill_and_resume(count)
     print(f"kill -9 after {before} finished calls, then resume: {repeated} finished calls repeated")
+    out["kill9"] = {"finished_before_kill": before, "repeated": repeated}
 
     naive = RETRIES * count * TIMEOUT_S / CONCURRENCY
     took, msg = time_to_fail(dead_url(), count)
     print(f"dead server (refused): failed in {took:.1f} s (naive {naive:.0f} s): {msg}")
+    out["dead"] = {"seconds": round(took, 2), "naive_seconds": naive}
     with FaultServer(["hang"], rate=1.0) as s:
         took, msg = time_to_fail(s.url, count)
     print(f"hung server (no answer): failed in {took:.1f} s (naive {naive:.0f} s): {msg}")
+    out["hung"] = {"seconds": round(took, 2), "naive_seconds": naive}
+    if args.out:
+        from cowest.io import write_json
+
+        out["machine"] = f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, cowest {cowest.__version__}"
+        write_json(args.out, out)
 
 
 if __name__ == "__main__":

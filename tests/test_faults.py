@@ -149,8 +149,13 @@ def test_model_config_range_checks(knob, value):
         ModelConfig(backend="openai", model="m", **{knob: value})
 
 
-def test_new_knobs_leave_the_dump_of_existing_recipes_unchanged():
-    base = ModelConfig(backend="openai", model="m")
-    assert "deadline_s" not in base.model_dump() and "max_consecutive_failures" not in base.model_dump()
+def test_call_policy_knobs_round_trip_and_change_no_stage_key():
+    from cowest.config import Recipe
+    from cowest.stages import declared_inputs
+
     set_ = ModelConfig(backend="openai", model="m", deadline_s=30, max_consecutive_failures=2)
     assert ModelConfig(**set_.model_dump(mode="json")) == set_
+    base = {"task": {"name": "formulary"}, "weak": {"backend": "hf", "model": "w"}}
+    a = Recipe.model_validate({**base, "strong": {"backend": "openai", "model": "m"}})
+    b = Recipe.model_validate({**base, "strong": set_.model_dump(mode="json")})
+    assert declared_inputs(a, "mine") == declared_inputs(b, "mine")  # how calls are made, not what they return

@@ -144,3 +144,20 @@ def test_cli_publish_and_readme(repo: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert res.exit_code == 0, res.output
     assert runner.invoke(app, ["readme", "--check", "--readme", "README.md"]).exit_code == 0
     assert runner.invoke(app, ["readme", "--check", "--readme", "nope.md"]).exit_code == 1
+
+
+def test_reliability_block_renders_the_fault_benchmark(tmp_path: Path) -> None:
+    from cowest.io import write_json
+    from cowest.publish import render_block
+
+    bench = {"requests": 10, "n": 3, "rate": 0.2, "timeout_s": 0.5, "max_retries": 5, "concurrency": 8,
+             "machine": "2 CPUs", "faults": [{"fault": "http_429", "injected": 2, "identical": 10,
+                                             "attempts_per_request": 1.2, "max_attempts": 2, "error": None}],
+             "kill9": {"finished_before_kill": 4, "repeated": 0}, "dead": {"seconds": 1.4, "naive_seconds": 3.1},
+             "hung": {"seconds": 4.4, "naive_seconds": 3.1}}
+    write_json(tmp_path / "results/bench/faults.json", bench)
+    text = render_block("results/bench", "faults", tmp_path)
+    assert "| http_429 | 2 | 10/10 | 1.20 | 2 | - |" in text
+    assert "0 finished calls repeated" in text and "failed the stage in 1.4 s" in text
+    with pytest.raises(PublishError, match="faults.json missing"):
+        render_block("results", "faults", tmp_path)

@@ -113,8 +113,26 @@ def ablations_markdown(run_dir: Path) -> str:
     return "\n\n".join(f"{title}:\n\n{md_table(h, r)}" for title, h, r in tables) + "\n"
 
 
+def faults_markdown(folder: Path) -> str:
+    """The reliability benchmark's figures (bench/bench_faults.py --out DIR/faults.json)."""
+    path = Path(folder) / "faults.json"
+    if not path.is_file():
+        raise PublishError(f"{path} missing: run `python bench/bench_faults.py --out {path}`")
+    b = read_json(path)
+    rows = [[f["fault"], str(f["injected"]), f"{f['identical']}/{b['requests']}", f"{f['attempts_per_request']:.2f}",
+             str(f["max_attempts"]), f["error"] or "-"] for f in b["faults"]]
+    table = md_table(["fault (at {:.0%})".format(b["rate"]), "injected", "answers identical to a clean run",
+                      "attempts / request", "max attempts", "error"], rows)
+    return (f"{table}\n\n{b['requests']} requests of n = {b['n']} samples; timeout {b['timeout_s']} s, "
+            f"max_retries {b['max_retries']}, concurrency {b['concurrency']} ({b.get('machine', '')}). "
+            f"kill -9 after {b['kill9']['finished_before_kill']} finished calls, then resume: "
+            f"{b['kill9']['repeated']} finished calls repeated. A dead server (connection refused) failed the stage "
+            f"in {b['dead']['seconds']:.1f} s and a hung one (accepts, never answers) in {b['hung']['seconds']:.1f} s, "
+            f"against {b['dead']['naive_seconds']:.0f} s for retries x requests x timeout / concurrency.\n")
+
+
 KINDS = {"eval": eval_markdown, "valid": lambda d: eval_markdown(d, "eval_valid"), "diagnostics": diagnostics_markdown,
-         "ablations": ablations_markdown}
+         "ablations": ablations_markdown, "faults": faults_markdown}
 
 
 def render_block(target: str, kind: str, root: Path) -> str:
