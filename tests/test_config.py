@@ -84,7 +84,7 @@ def test_reask_budget_keeps_reading_its_old_name(tmp_path):
 @pytest.mark.parametrize("override, field", [
     ("mining.k=0", "mining.k"), ("mining.top_p=0", "mining.top_p"), ("mining.temperature=-1", "mining.temperature"),
     ("eval.confidence=1.5", "eval.confidence"), ("eval.n_bootstrap=0", "eval.n_bootstrap"),
-    ("collab.draft_max_tokens=0", "collab.draft_max_tokens"), ("task.test_fraction=1", "task.test_fraction"),
+    ("collab.draft_max_tokens=0", "collab.draft_max_tokens"), ("task.n_test=0", "task.n_test"),
     ("rounds=0", "rounds"), ("eval.limit=-3", "eval.limit"),
 ])
 def test_numeric_knobs_out_of_range_are_named(tmp_path, override, field):

@@ -57,7 +57,7 @@ class TaskConfig(_Strict):
     type: Literal["multiple_choice", "short_answer", "classification"] | None = None
     n_train: int | None = Field(None, ge=1)
     n_test: int | None = Field(None, ge=1)
-    test_fraction: float = Field(0.3, ge=0.0, lt=1.0)
+    test_fraction: float = 0.3  # checked where the split is made (it names the field)
     seed: int = 0
     options: dict[str, Any] = Field(default_factory=dict)  # loader-specific knobs
     sft_corpus: bool = False  # also SFT the weak model on the task's corpus passages (knowledge injection)
