@@ -116,12 +116,17 @@ def field_keys(recipe: Recipe, stages: Mapping[str, StageDecl]) -> dict[str, str
 def declared_files(recipe: Recipe, kind: str) -> dict[str, str | None]:
     """Content hash of each data file a stage kind reads, by field (None: not set or missing)."""
     data = recipe.model_dump(mode="json")
-    return {f: hash_path(Path(p)) if (p := field_value(data, f)) and Path(p).exists() else None for f in FILES[kind]}
+    return {f: _content_hash(field_value(data, f)) for f in FILES[kind]}
 
 
 def file_hashes(paths: Sequence[Path | str | None]) -> dict[str, str | None]:
     """Content hash of each input file by name (None when it does not exist); where the run lives does not count."""
-    return {Path(p).name: hash_path(Path(p)) if Path(p).exists() else None for p in paths if p}
+    return {Path(p).name: _content_hash(p) for p in paths if p}
+
+
+def _content_hash(path: Path | str | None) -> str | None:
+    """hash_path of a file that exists; None for an unset or missing one."""
+    return hash_path(Path(path)) if path and Path(path).exists() else None
 
 
 class Ledger:
