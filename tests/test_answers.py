@@ -198,12 +198,52 @@ def test_classification_none_and_scoring():
         ("Answer: England\nsome trailing note", "England"),
         ("Answer: France\nFinal answer: UK", "UK"),
         ("Final answer:\n  Britain", "Britain"),
-        ("I think about it.\n\nUnited Kingdom\n", "United Kingdom"),
         ("The answer is UK", "UK"),
+        ("**United Kingdom**", "United Kingdom"),
+        ('"UK".', "UK"),
+        ("\\boxed{UK}", "UK"),
     ],
 )
 def test_short_answer_extract(text, answer):
     assert SA.extract(text, IFQA) == answer
+
+
+# Replies of the strong model (Qwen2.5-Coder-1.5B on llama.cpp) to the strong-alone and refinement prompts of
+# short-answer questions, verbatim; the last ones were cut by an 80- or 24-token cap.
+REAL_ANSWERED = [
+    ("The Eiffel Tower would be in France. Final answer: France.", "France"),
+    ("To convert degrees Celsius to Fahrenheit, you can use the formula: (Celsius * 9/5) + 32. For 10 degrees "
+     "Celsius, the calculation would be: (10 * 9/5) + 32 = 50 + 32 = 82 degrees Fahrenheit. Final answer: 82.", "82"),
+    ("The KT-3305 rotor has the longest warranty of 24 months. Final answer: 24 months", "24 months"),
+    ("The draft is incorrect. The temperature at which water freezes is 0 degrees Celsius, not 10 degrees Celsius. "
+     "Therefore, the correct answer is:\nFinal answer: 0 degrees Fahrenheit", "0 degrees Fahrenheit"),
+    ("The draft is incorrect. The tower does not stand where it was built. The correct answer is France.", "France"),
+    ("Final answer: Spanish", "Spanish"),  # the reply to the re-ask
+]
+REAL_UNANSWERED = [
+    "If Shakespeare had been born in Spain, he would most likely have written in Spanish. Shakespeare was born in "
+    "Stratford-upon-Avon, England, but he spent much of his life in Stratford and London, England. He wrote in "
+    "English, which is the official language of England and the United Kingdom.",
+    "If the Amazon river flowed into the Pacific, it would reach the Pacific Ocean. The Amazon is the largest river "
+    "in the world, and its flow into the Pacific is a significant event in global geography.",
+    "The draft is correct. Shakespeare would most likely have written in Spanish if he had been born in Spain.",
+    "The draft is incorrect. Paris is the capital of France, not Italy.",
+    "To convert degrees Celsius to Fahrenheit, you can use the formula: (Celsius * 9/5) + ",
+    "If Shakespeare had been born in Spain, he would most likely have written in Spanish. Shakespeare was born in "
+    "Stratford-up",
+    "I think about it.\n\nUnited Kingdom\n",
+]
+
+
+@pytest.mark.parametrize(("text", "answer"), REAL_ANSWERED)
+def test_short_answer_reads_real_final_answer_lines(text, answer):
+    assert SA.extract(text, IFQA) == answer
+
+
+@pytest.mark.parametrize("text", REAL_UNANSWERED)
+def test_short_answer_without_an_answer_statement_is_unanswered(text):
+    # Read as an answer, the last sentence would be scored as one and the pipeline would not re-ask.
+    assert SA.extract(text, IFQA) is None
 
 
 def test_short_answer_scoring():

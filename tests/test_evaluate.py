@@ -47,3 +47,49 @@ def test_results_store_their_confidence_level():
     _, res = evaluate(examples, get_systems(["strong"]), lambda v: strong, collab,
                       EvalConfig(n_bootstrap=50, confidence=0.9))
     assert res["confidence"] == 0.9
+
+
+class _CappedBackend(ScriptedBackend):
+    """Scripted replies; a reply ending in '...' stands for one cut by the token cap."""
+
+    def _generate(self, conversations, n, sampling):
+        out = super()._generate(conversations, n, sampling)
+        for comps in out:
+            for c in comps:
+                if c.text.endswith("..."):
+                    c.finish_reason = "length"
+                    c.text = c.text.removesuffix("...")
+        return out
+
+
+def test_short_answers_without_a_final_answer_are_reasked_and_reported():
+    from cowest.report.tables import results_rows
+    from cowest.tasks.types import ShortAnswer
+
+    examples = [Example(id=str(i), question=f"If Q{i}, which language?", gold="Spanish") for i in range(4)]
+    prose = ("If Shakespeare had been born in Spain, he would most likely have written in Spanish. He wrote in "
+             "English, which is the official language of England.")
+    cut = "If Shakespeare had been born in Spain, he would most likely have written in Spanish. Shakespeare was..."
+
+    caps = []
+
+    def script(conv, i, sampling):
+        caps.append(sampling.max_tokens)
+        q = int(conv[0]["content"].split("If Q")[1][0])
+        if len(conv) > 1:  # the re-ask: answered on questions 0 and 1 only
+            return "Final answer: Spanish" if q < 2 else "I cannot say."
+        return [prose, cut, "Final answer: Spanish", cut][q]
+
+    strong = _CappedBackend(script)
+    cfg = CollabConfig(reask_max_tokens=32)
+    collab = Collaborator(None, strong, Prompter(ShortAnswer(), "knowledge"), cfg)
+    _, res = evaluate(examples, get_systems(["strong"]), lambda v: strong, collab, EvalConfig(n_bootstrap=50))
+    # Three replies had no answer statement and were asked once more, with the re-ask's own token cap.
+    assert len(strong.requests) == 4 + 3
+    assert [len(c) for c in strong.requests[4:]] == [3, 3, 3] and caps == [256] * 4 + [32] * 3
+    s = res["systems"]["strong"]
+    assert s["answered"] == 0.75 and s["truncated_share"] == 0.5
+    assert s["metrics"]["em"]["value"] == 0.75
+    headers, rows, _ = results_rows(res)
+    row = dict(zip(headers, rows[0]))
+    assert row["answered %"] == "75.0" and row["cut at token cap %"] == "50.0"

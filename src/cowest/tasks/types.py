@@ -20,6 +20,8 @@ _ANSWER_RE = re.compile(
 )
 _LABEL_RE = re.compile(rf"\b(?:label|classification|category|class)\b{_MD}{_SEP}", re.IGNORECASE)
 _BOXED_RE = re.compile(r"\\boxed\{([^{}]*)\}")
+# A short answer that is the whole reply, set off by emphasis or quotes: '**Paris**', '"Paris"'.
+_DELIMITED = re.compile(r"^\s*(\*\*|__|[\"“`])([^\n*\"“”`]{1,200})(?:\*\*|__|[\"”`])\.?\s*$")
 
 _BARE_LETTER = re.compile(r"^[\W_]*([A-Za-z])[\W_]*$")
 _PREFIX = r"^[\s*_\"'`\[(]*(?:(?:option|choice|letter)\s*[:#]?\s*)?"
@@ -278,13 +280,18 @@ class ShortAnswer(TaskType):
     answer_hint = "a short answer"
 
     def extract(self, text: str, example: Example) -> str | None:
-        """First line after the last 'Final answer:'/'Answer:', else the last non-empty line; None if empty."""
+        """The answer after the last 'Final answer:' / 'Answer:' / 'the answer is', or a reply that is one delimited
+        span ('**Paris**', '\\boxed{Paris}'); None otherwise, so that the pipeline re-asks."""
         if not isinstance(text, str):
             return None
         for seg in _statements(text):
             if ans := _clean_answer(seg):
                 return ans
-        return _clean_answer(_last_line(text)) or None
+        # Prose without an answer statement is not an answer: read as one, a whole sentence would be scored and
+        # the re-ask would never fire.
+        if m := _DELIMITED.match(text):
+            return _clean_answer(m.group(2))
+        return None
 
     def score(self, prediction: str | None, example: Example) -> float:
         """Max token F1 over the accepted answers."""
