@@ -331,6 +331,92 @@ def test_generic_errors(tmp_path):
         load("csv", path=str(f), type="multiple_choice")
 
 
+def test_generic_extra_columns_become_metadata(tmp_path):
+    f = tmp_path / "parts.jsonl"
+    rows = [{"q": "Warranty of KT-1?", "options": ["6 months", "12 months"], "gold": "A", "kind": "fact",
+             "shelf": 3, "subject": "pumps"},
+            {"q": "Which fits the Orrin A3?", "options": ["KT-1", "KT-2"], "gold": "KT-2", "kind": "reasoning",
+             "shelf": 4, "subject": "probes"}]
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data = load("jsonl", path=str(f), type="multiple_choice", fields={"question": "q"}, test_fraction=0)
+    first, second = data.train
+    assert first.metadata == {"kind": "fact", "shelf": 3, "subject": "pumps", "source": f"{f}:1"}
+    assert second.metadata["kind"] == "reasoning" and second.gold == "B"
+    # A 'subject' column makes task.subjects usable.
+    assert [e.id for e in load("jsonl", path=str(f), type="multiple_choice", fields={"question": "q"},
+                               test_fraction=0, subjects=["probes"]).train] == ["parts-2"]
+    csv = tmp_path / "parts.csv"
+    csv.write_text("question,options,gold,shelf\nQ1?,a|b,A,3\nQ2?,a|b,B,4\n")
+    assert [e.metadata["shelf"] for e in load("csv", path=str(csv), type="multiple_choice",
+                                              test_fraction=0).train] == ["3", "4"]
+    csv.write_text("question,options,gold,source\nQ1?,a|b,A,catalogue 2\n")
+    with pytest.raises(TaskDataError, match=r"parts\.csv:2: field 'source': reserved"):
+        load("csv", path=str(csv), type="multiple_choice", test_fraction=0)
+
+
+def test_select_where_compares_cells_as_text_and_fails_loudly():
+    from cowest.tasks.base import select_where
+
+    exs = [Example(id=str(i), question=f"Q{i}", gold="A", metadata={"kind": k, "shelf": str(i)})
+           for i, k in enumerate(["fact", "reasoning", "reasoning"])]
+    assert [e.id for e in select_where(exs, {"kind": "reasoning"})] == ["1", "2"]
+    assert [e.id for e in select_where(exs, {"shelf": 2, "kind": "reasoning"})] == ["2"]  # '2' (a CSV cell) == 2
+    assert select_where(exs, {}) == exs
+    with pytest.raises(TaskDataError, match=r"mining.where \{'kind': 'reasonin'\} matches none of the 3 questions "
+                                            r"\(kind: fact, reasoning\)"):
+        select_where(exs, {"kind": "reasonin"})
+    with pytest.raises(TaskDataError, match="topic: no example has this key"):
+        select_where(exs, {"topic": "pumps"})
+
+
+def test_corpus_path_plain_text_and_jsonl(tmp_path):
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps({"question": f"Q{i}?", "options": ["a", "b"], "gold": "A"}) + "\n"
+                             for i in range(4)))
+    txt = tmp_path / "facts.txt"
+    txt.write_text("Part KT-1 carries a 6-month warranty.\n\n  Part KT-2 fits the Orrin A3.  \n")
+    data = load("jsonl", path=str(train), type="multiple_choice", corpus_path=str(txt))
+    assert data.facts == data.corpus == ["Part KT-1 carries a 6-month warranty.", "Part KT-2 fits the Orrin A3."]
+    without = load("jsonl", path=str(train), type="multiple_choice")
+    assert without.facts == [] and len(without.corpus) == len(without.train)  # built from the training rows
+    jl = tmp_path / "facts.jsonl"
+    jl.write_text('{"text": "Part KT-1 carries a 6-month warranty.", "part": "KT-1"}\n\n{"text": 12}\n')
+    assert load("jsonl", path=str(train), type="multiple_choice", corpus_path=str(jl)).facts == [
+        "Part KT-1 carries a 6-month warranty.", "12"]
+    # The shared flow honours it for every loader.
+    assert load("mmlu", path=str(FIX / "mmlu_small.jsonl"), corpus_path=str(txt)).corpus == data.corpus
+
+
+@pytest.mark.parametrize(("content", "error"), [
+    ('{"text": "ok"}\n{"fact": "no text"}\n', r"facts\.jsonl:2: field 'text': missing"),
+    ('{"text": "ok"}\n{"text": ""}\n', r"facts\.jsonl:2: field 'text': empty"),
+    ('{"text": ["a", "list"]}\n', r"facts\.jsonl:1: field 'text': expected text, got list"),
+    ('{"text": "ok"}\n{"text": "unclosed\n', r"facts\.jsonl:2: invalid JSON"),
+    ("\n\n", r"facts\.jsonl: task.corpus_path: the file holds no facts"),
+])
+def test_corpus_path_errors_name_file_line_and_field(tmp_path, content, error):
+    train = tmp_path / "train.jsonl"
+    train.write_text(json.dumps({"question": "Q?", "options": ["a", "b"], "gold": "A"}) + "\n")
+    bad = tmp_path / "facts.jsonl"
+    bad.write_text(content)
+    with pytest.raises(TaskDataError, match=error):
+        load("jsonl", path=str(train), type="multiple_choice", corpus_path=str(bad))
+
+
+def test_corpus_path_missing_or_unknown_kind(tmp_path):
+    train = tmp_path / "train.jsonl"
+    train.write_text(json.dumps({"question": "Q?", "options": ["a", "b"], "gold": "A"}) + "\n")
+    with pytest.raises(TaskDataError, match=r"nope\.txt: no such file"):
+        load("jsonl", path=str(train), type="multiple_choice", corpus_path=str(tmp_path / "nope.txt"))
+    (tmp_path / "facts.csv").write_text("text\nA fact.\n")
+    with pytest.raises(TaskDataError, match=r"facts\.csv: task.corpus_path: unsupported file type '.csv'"):
+        load("jsonl", path=str(train), type="multiple_choice", corpus_path=str(tmp_path / "facts.csv"))
+    bad = tmp_path / "facts.txt"
+    bad.write_bytes(b"good line\nbad \xff line\n")
+    with pytest.raises(TaskDataError, match=r"facts\.txt:2: not valid UTF-8"):
+        load("jsonl", path=str(train), type="multiple_choice", corpus_path=str(bad))
+
+
 # ---------------------------------------------------------------- splits
 
 

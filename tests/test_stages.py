@@ -79,7 +79,7 @@ def _with(recipe: Recipe, path: str) -> Recipe:
     for p in parents:
         node = node[p]
     node[last] = CHANGED[path] if path in CHANGED else _change(node[last])
-    if path in ("task.path", "task.test_path", "task.hub", "weak.adapter", "weak.base_url", "weak.cache",
+    if path in ("task.path", "task.test_path", "task.corpus_path", "task.hub", "weak.adapter", "weak.base_url", "weak.cache",
                 "strong.adapter", "strong.base_url", "strong.cache", "judge.adapter", "judge.base_url", "judge.cache",
                 "ablations.strong.adapter", "ablations.strong.base_url", "ablations.strong.cache"):
         node[last] = "changed"
@@ -135,3 +135,25 @@ def test_editing_a_data_row_reruns_the_stages_that_read_that_file(tmp_path):
     after_train = keys()
     # DPO reads no data file: it follows once SFT and mining have re-run (their new keys chain into its own).
     assert {n for n in stages if after_train[n] != after_test[n]} == {"sft", "round_1/mine"} | EVALS_
+
+
+def test_editing_the_fact_corpus_reruns_sft_and_the_evaluations_that_retrieve(tmp_path):
+    from cowest.run import Run
+
+    train, corpus = tmp_path / "train.jsonl", tmp_path / "facts.txt"
+    train.write_text("".join(json.dumps({"question": f"Q{i}?", "options": ["a", "b"], "gold": "A"}) + "\n"
+                             for i in range(6)))
+    corpus.write_text("Fact one.\nFact two.\n")
+    recipe = Recipe.model_validate({**BASE.model_dump(), "output_dir": str(tmp_path / "runs"), "task": {
+        "name": "jsonl", "path": str(train), "corpus_path": str(corpus), "type": "multiple_choice"}})
+    stages = plan(recipe, EVALS)
+
+    def keys() -> dict[str, str]:
+        run = Run(recipe)
+        return {n: hash_obj(run.inputs(d)) for n, d in stages.items()}
+
+    before = keys()
+    corpus.write_text("Fact one, edited.\nFact two.\n")
+    after = keys()
+    # Weak-only evaluations and mining read the corpus only through the SFT model (its key chains into theirs).
+    assert {n for n in stages if after[n] != before[n]} == {"sft", "eval_valid", "eval"}

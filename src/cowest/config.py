@@ -61,6 +61,9 @@ class TaskConfig(_Strict):
     seed: int = 0
     options: dict[str, Any] = Field(default_factory=dict)  # loader-specific knobs
     sft_corpus: bool = False  # also SFT the weak model on the task's corpus passages (knowledge injection)
+    # The domain's own fact statements: plain text, one fact per line, or JSONL with a `text` field. They become the
+    # task's corpus (retrieval baseline, task.sft_corpus) and the source of SFT backgrounds for rows without one.
+    corpus_path: str | None = None
 
 
 class CollabConfig(_Strict):

@@ -16,6 +16,7 @@ from .models.base import Backend
 from .report import build_report
 from .stages import Ledger, StageDecl, declared_files, declared_inputs, eval_decl, file_hashes, round_decls
 from .tasks import TaskData, load_task
+from .tasks.base import select_where
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +164,7 @@ class Run:
         inputs = self.inputs(decl, weak_model=_weak_key(wcfg))
 
         def run(sdir: Path) -> dict:
-            examples = [e for e in self.task.train if all(e.metadata.get(k) == v for k, v in r.mining.where.items())]
+            examples = select_where(self.task.train, r.mining.where)
             if r.mining.n_questions is not None:
                 examples = examples[: r.mining.n_questions]
             weak = self.weak(variant)

@@ -31,10 +31,12 @@ READS: dict[str, tuple[str, ...]] = {
 CALL_POLICY = ("api_key_env", "timeout_s", "max_retries", "deadline_s", "max_consecutive_failures")
 MODEL_FIELDS = ("weak", "strong", "judge")
 # Data files (recipe fields holding a path) each kind reads; their content is part of the key. Training and mining
-# read the training file only; a separate test file matters to evaluation alone.
+# read the training file only; a separate test file matters to evaluation alone. The fact corpus feeds SFT (targets'
+# backgrounds, task.sft_corpus) and the retrieval baseline; mining and weak-only evaluations see it only through the
+# SFT model, whose key chains into theirs.
 FILES: dict[str, tuple[str, ...]] = {
-    "sft": ("task.path",), "mine": ("task.path",), "dpo": (),
-    "eval": ("task.path", "task.test_path"), "eval_weak": ("task.path", "task.test_path"),
+    "sft": ("task.path", "task.corpus_path"), "mine": ("task.path",), "dpo": (),
+    "eval": ("task.path", "task.test_path", "task.corpus_path"), "eval_weak": ("task.path", "task.test_path"),
 }
 # Fields no stage's output depends on: where the run is written and its name; ablations are sub-runs of their own.
 NOT_READ = ("name", "output_dir", "ablations")

@@ -132,6 +132,14 @@ def _iter_parquet(path: Path) -> Iterator[tuple[Loc, Row]]:
             yield Loc(str(path), no), row
 
 
+def iter_text_lines(path: str | Path) -> Iterator[tuple[Loc, str]]:
+    """Stream (location, stripped line) of a plain-text file's non-blank lines."""
+    path = Path(path)
+    if not path.is_file():
+        raise TaskDataError(f"{path}: no such file")
+    return ((Loc(str(path), no), line.strip()) for no, line in _lines(path) if line.strip())
+
+
 def iter_rows(path: str | Path, delimiter: str | None = None) -> Iterator[tuple[Loc, Row]]:
     """Stream (location, row) from a .jsonl/.json/.csv/.tsv/.parquet file."""
     path = Path(path)

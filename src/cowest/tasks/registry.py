@@ -3,17 +3,48 @@
 The built-in loaders are declared as data in `BUILTIN` (name -> "module:function", relative to this package) and
 imported when first asked for, so importing `cowest.tasks` imports no loader and no loader imports back into
 this table. `register` adds a loader from outside this package.
+
+Each loader describes what it reads next to its code (`@described(LoaderInfo(...))`); `cowest tasks --describe`
+prints those descriptions and `COMMON`, the task fields every loader honours.
 """
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass, field
 from typing import Callable
 
 from ..config import TaskConfig
 from .base import TaskData
 
 Loader = Callable[[TaskConfig], TaskData]
+
+
+@dataclass(frozen=True)
+class LoaderInfo:
+    """What a loader reads and which recipe fields steer it (shown by `cowest tasks --describe`)."""
+
+    summary: str
+    fields: dict[str, str] = field(default_factory=dict)  # task.fields keys: our field -> what the column holds
+    knobs: dict[str, str] = field(default_factory=dict)  # recipe fields (task.x, task.options.y) -> what they do
+    notes: tuple[str, ...] = ()
+
+
+# Task fields that every loader honours (applied by the shared load flow and by `load_task`).
+COMMON = LoaderInfo(
+    summary="Fields of the task block that every loader honours.",
+    knobs={
+        "task.n_train / task.n_test": "cap the splits; with a separate test file (task.test_path) or a hub test "
+                                      "split they are seeded samples (task.seed), otherwise the first N of each side",
+        "task.test_fraction": "share of the questions held out for the test when the source has no test split "
+                              "(default 0.3; a question is never on both sides)",
+        "task.seed": "the seed of the split and of the samples",
+        "task.corpus_path": "your own fact corpus: plain text, one fact per line, or JSONL with a 'text' field. It "
+                            "replaces the corpus built from the training rows (retrieval baseline, task.sft_corpus) "
+                            "and gives a background to SFT targets of rows without explanation or evidence",
+        "task.sft_corpus": "also SFT the weak model on every corpus passage",
+    },
+)
 
 BUILTIN: dict[str, str] = {
     "csv": ".families.generic:load_csv",
@@ -27,6 +58,16 @@ BUILTIN: dict[str, str] = {
     "prosocial": ".families.prosocial:load_prosocial",
 }
 _ADDED: dict[str, Loader] = {}
+
+
+def described(info: LoaderInfo) -> Callable[[Loader], Loader]:
+    """Attach a loader's description (read by `describe`)."""
+
+    def deco(fn: Loader) -> Loader:
+        fn.info = info  # type: ignore[attr-defined]
+        return fn
+
+    return deco
 
 
 def register(name: str) -> Callable[[Loader], Loader]:
@@ -58,6 +99,21 @@ def get_loader(name: str) -> Loader:
     return getattr(importlib.import_module(module, __package__), func)
 
 
+def describe(name: str) -> LoaderInfo:
+    """The description of the loader registered under `name` (its docstring's first line if it has none)."""
+    loader = get_loader(name)
+    info = getattr(loader, "info", None)
+    if isinstance(info, LoaderInfo):
+        return info
+    return LoaderInfo(summary=((loader.__doc__ or "").strip().splitlines() or ["(no description)"])[0])
+
+
 def load_task(cfg: TaskConfig) -> TaskData:
-    """Load the task a config names."""
-    return get_loader(cfg.name)(cfg)
+    """Load the task a config names; `task.corpus_path` replaces its corpus with the file's facts."""
+    data = get_loader(cfg.name)(cfg)
+    if cfg.corpus_path:
+        from .corpus import read_corpus
+
+        data.facts = read_corpus(cfg.corpus_path)
+        data.corpus = list(data.facts)
+    return data
