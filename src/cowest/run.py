@@ -8,6 +8,7 @@ from functools import cached_property
 from pathlib import Path
 
 from .collab import Collaborator, JudgeEvaluator, Prompter, RuleEvaluator, heldout_questions, mine
+from .collab.targets import sft_rows
 from .config import ModelConfig, Recipe, dump_recipe
 from .errors import NoPairsError
 from .io import adapter_hash, hash_obj, read_json, read_jsonl, write_json, write_jsonl, write_text
@@ -139,7 +140,8 @@ class Run:
         inputs = self.inputs(StageDecl("sft", "sft"))
 
         def run(sdir: Path) -> dict:
-            rows = [self.prompter.sft_row(e) for e in self.task.train if e.metadata.get("sft", True)]
+            train = [e for e in self.task.train if e.metadata.get("sft", True)]
+            rows, templated = sft_rows(self.prompter, train, self.task.facts)
             if r.task.sft_corpus:
                 rows += [self.prompter.corpus_row(p) for p in self.task.corpus]
             write_jsonl(sdir / "train.jsonl", rows)
@@ -147,11 +149,11 @@ class Run:
             from .assets import resolve_model
 
             base_path = resolve_model(base.model, "hf")
-            valid = [self.prompter.sft_row(e) for e in self.task.extra.get("sft_valid", [])]
+            valid, _ = sft_rows(self.prompter, self.task.extra.get("sft_valid", []), self.task.facts, "SFT validation")
             adapter = train_sft(base_path, rows, sdir, r.sft, r.lora, seed=r.seed, log_path=sdir / "train_log.jsonl",
                                 eval_rows=valid or None)
             merge_adapter(base_path, adapter, sdir / "merged")
-            return dict(examples=len(rows), adapter_hash=adapter_hash(adapter))
+            return dict(examples=len(rows), templated_backgrounds=templated, adapter_hash=adapter_hash(adapter))
 
         return self.ledger.run("sft", self.dir / "sft", inputs, run)
 

@@ -81,9 +81,13 @@ class BM25Retriever:
 
     def top_k(self, queries: Sequence[str], k: int) -> list[list[str]]:
         """The k best passages per query, best first."""
+        return [[p for p, _ in hits] for hits in self.search(queries, k)]
+
+    def search(self, queries: Sequence[str], k: int) -> list[list[tuple[str, float]]]:
+        """The k best (passage, BM25 score) per query, best first."""
         import bm25s
 
         k = min(k, len(self.corpus))
         tokens = bm25s.tokenize(list(queries), stopwords="en", return_ids=False, show_progress=False)
-        docs, _ = self.index.retrieve(tokens, k=k, show_progress=False)
-        return [[self.corpus[int(j)] for j in row] for row in docs]
+        docs, scores = self.index.retrieve(tokens, k=k, show_progress=False)
+        return [[(self.corpus[int(j)], float(x)) for j, x in zip(row, srow)] for row, srow in zip(docs, scores)]

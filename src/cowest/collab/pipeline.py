@@ -46,20 +46,22 @@ class Prompter:
         instruction = self.template(f"instruction_{self.draft_format}").format(answer_hint=self.task_type.answer_hint)
         return [{"role": "user", "content": self.render("weak_draft", example, instruction=instruction)}]
 
-    def draft_target(self, example: Example) -> str:
-        """The SFT target: the gold answer in the draft format, with the dataset's explanation when it has one."""
+    def draft_target(self, example: Example, background: str | None = None) -> str:
+        """The SFT target: the gold answer in the draft format; its background is the example's own (metadata
+        'background', else its explanation), else `background` (evidence or retrieved facts), else a template."""
         meta = example.metadata
-        background = meta.get("background") or example.explanation or _templated_background(self.task_type, example)
+        background = (meta.get("background") or example.explanation or background
+                      or templated_background(self.task_type, example))
         reasoning = meta.get("reasoning") or (
             f"The facts above point to {self.task_type.format_answer(example)}."
         )
         parts = {"Background": background, "Reasoning": reasoning, "Answer": self.task_type.format_answer(example)}
         return "\n".join(f"{s}: {' '.join(str(parts[s]).split())}" for s in SECTIONS[self.draft_format])
 
-    def sft_row(self, example: Example) -> dict:
-        """An SFT row (TRL prompt-completion): the draft prompt and the gold draft."""
+    def sft_row(self, example: Example, background: str | None = None) -> dict:
+        """An SFT row (TRL prompt-completion): the draft prompt and the gold draft (see `draft_target`)."""
         return {"prompt": self.draft_prompt(example),
-                "completion": [{"role": "assistant", "content": self.draft_target(example)}]}
+                "completion": [{"role": "assistant", "content": self.draft_target(example, background)}]}
 
     def corpus_row(self, passage: str) -> dict:
         """An SFT row (TRL prompt-completion) that teaches one corpus passage."""
@@ -99,8 +101,8 @@ class Prompter:
         return [*conversation, {"role": "assistant", "content": reply}, {"role": "user", "content": ask}]
 
 
-def _templated_background(task_type: TaskType, example: Example) -> str:
-    """Short rationale when the dataset has no explanation."""
+def templated_background(task_type: TaskType, example: Example) -> str:
+    """Short rationale when the data holds no knowledge for the example: it teaches the answer, not a fact."""
     return f"The relevant fact is that the answer to this question is {task_type.format_answer(example)}."
 
 

@@ -1,0 +1,84 @@
+"""SFT rows whose draft targets carry knowledge: a background from the data wherever the data has one.
+
+The background of an example's target is, in order: its own (metadata 'background' or its explanation), its
+evidence passages (metadata 'context', as IfQA has), the task's facts retrieved for the question and its answer
+with BM25 (`task.corpus_path`), and only then a templated sentence that states the answer and no fact. A weak
+model trained on that template learns to assert answers without knowledge, which the strong model then copies, so
+the stage warns how many rows got it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Sequence
+
+from ..tasks.base import Example
+from .baselines import BM25Retriever
+from .pipeline import Prompter
+from .prompts import SECTIONS
+
+log = logging.getLogger(__name__)
+
+FACTS_PER_TARGET = 2  # a question usually needs one fact of its entity, a reasoning question two
+RELATIVE_SCORE = 0.5  # a further fact is kept when its BM25 score is at least this share of the best one's
+EVIDENCE_WORDS = 60  # a background is one line of a short draft: longer evidence is cut at a sentence end
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def evidence_background(example: Example, max_words: int = EVIDENCE_WORDS) -> str | None:
+    """The leading sentences of the example's evidence passages (metadata 'context'), within `max_words`."""
+    ctx = example.metadata.get("context")
+    passages = ctx if isinstance(ctx, list) else [ctx] if ctx else []
+    kept: list[str] = []
+    words = 0
+    for passage in passages:
+        for sentence in _SENTENCE_END.split(" ".join(str(passage).split())):
+            n = len(sentence.split())
+            if kept and words + n > max_words:
+                return " ".join(kept)
+            kept.append(sentence)
+            words += n
+    return " ".join(kept) or None
+
+
+def fact_backgrounds(prompter: Prompter, examples: Sequence[Example], facts: Sequence[str],
+                     k: int = FACTS_PER_TARGET) -> list[str | None]:
+    """The `k` facts BM25 ranks best for each example's question and gold answer (None when none matches)."""
+    if not facts or not examples:
+        return [None] * len(examples)
+    tt = prompter.task_type
+    queries = [f"{e.question} {tt.format_answer(e)}" for e in examples]
+    hits = BM25Retriever(facts).search(queries, k)
+    # A runner-up far below the best hit shares only common words with the question: noise, not knowledge.
+    return [" ".join(p for p, score in row if score > 0 and score >= RELATIVE_SCORE * row[0][1]) or None
+            for row in hits]
+
+
+def knowledge_backgrounds(prompter: Prompter, examples: Sequence[Example], facts: Sequence[str]) -> list[str | None]:
+    """Per example, the background its SFT target should state beyond its own (None: its own, or the template)."""
+    if "Background" not in SECTIONS[prompter.draft_format]:
+        return [None] * len(examples)
+    own = [bool(e.metadata.get("background") or e.explanation) for e in examples]
+    out: list[str | None] = [None if has else evidence_background(e) for e, has in zip(examples, own)]
+    need = [i for i, b in enumerate(out) if b is None and not own[i]]
+    for i, b in zip(need, fact_backgrounds(prompter, [examples[i] for i in need], facts)):
+        out[i] = b
+    return out
+
+
+def sft_rows(prompter: Prompter, examples: Sequence[Example], facts: Sequence[str] = (),
+             what: str = "SFT") -> tuple[list[dict], int]:
+    """SFT rows (TRL prompt-completion) with knowledge-carrying backgrounds, and how many fell back to the template
+    (warned in the log)."""
+    backgrounds = knowledge_backgrounds(prompter, examples, facts)
+    templated = 0
+    if "Background" in SECTIONS[prompter.draft_format]:
+        templated = sum(b is None and not (e.metadata.get("background") or e.explanation)
+                        for e, b in zip(examples, backgrounds))
+    if templated:
+        log.warning(
+            "%s: %d of %d targets have no explanation, evidence or matching fact, so their Background only restates "
+            "the answer ('The relevant fact is that the answer ... is X'); give the data an explanation column or a "
+            "fact corpus (task.corpus_path)", what, templated, len(examples))
+    return [prompter.sft_row(e, b) for e, b in zip(examples, backgrounds)], templated

@@ -1,0 +1,105 @@
+"""SFT draft targets carry knowledge: explanation, else evidence passages, else retrieved corpus facts, else a template."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from cowest.collab import Prompter
+from cowest.collab.targets import evidence_background, knowledge_backgrounds, sft_rows
+from cowest.config import TaskConfig
+from cowest.tasks import load_task
+from cowest.tasks.base import Example
+from cowest.tasks.types import MultipleChoice, ShortAnswer
+
+FIX = Path(__file__).parent / "fixtures"
+FACTS = [
+    "Part KT-1042, the sample probe, carries a 6-month warranty.",
+    "Part KT-1042, the sample probe, fits the Orrin A3 analyser.",
+    "Part KT-3305, the cuvette rotor, carries a 24-month warranty.",
+    "Part KT-3305, the cuvette rotor, fits the Velka 9 analyser.",
+    "Part KT-2291, the reagent pump, carries an 18-month warranty.",
+    "Part KT-2291, the reagent pump, fits the Orrin A3 analyser.",
+    "Part KT-5518, the lamp module, carries a 9-month warranty.",
+    "Part KT-5518, the lamp module, fits the Brannock M2 analyser.",
+    "The service desk opens at eight.",
+]
+
+
+def mc(i: str, question: str, options: list[str], gold: str, **kw) -> Example:
+    return Example(id=i, question=question, options=options, gold=gold, **kw)
+
+
+def completion(row: dict) -> str:
+    return row["completion"][0]["content"]
+
+
+def test_background_order_explanation_evidence_facts_template(caplog):
+    prompter = Prompter(MultipleChoice(), "knowledge")
+    examples = [
+        mc("own", "Warranty of part KT-3305?", ["6 months", "24 months"], "B", explanation="The rotor lasts."),
+        mc("ctx", "Which analyser takes part KT-1042?", ["Orrin A3", "Velka 9"], "A",
+           metadata={"context": ["The probe is sold for the Orrin line."]}),
+        mc("fact", "How long is part KT-3305 under warranty?", ["6 months", "24 months"], "B"),
+        mc("two", "Which has the longer warranty, part KT-1042 or part KT-3305?", ["KT-3305", "KT-1042"], "A"),
+        mc("none", "Which colour is the lid?", ["Red", "Blue"], "A"),
+    ]
+    with caplog.at_level(logging.WARNING, logger="cowest.collab.targets"):
+        rows, templated = sft_rows(prompter, examples, FACTS)
+    got = [completion(r) for r in rows]
+    assert got[0] == "Background: The rotor lasts.\nAnswer: B) 24 months"
+    assert got[1] == "Background: The probe is sold for the Orrin line.\nAnswer: A) Orrin A3"
+    # The fact that answers it; the part's other fact and other parts' warranties score far lower.
+    assert got[2] == "Background: Part KT-3305, the cuvette rotor, carries a 24-month warranty.\nAnswer: B) 24 months"
+    # The query holds the gold answer too, so a question about two parts gets the answer's facts first.
+    assert got[3] == ("Background: Part KT-3305, the cuvette rotor, carries a 24-month warranty. Part KT-3305, the "
+                      "cuvette rotor, fits the Velka 9 analyser.\nAnswer: A) KT-3305")
+    assert got[4].startswith("Background: The relevant fact is that the answer to this question is A) Red.")
+    assert templated == 1
+    assert "SFT: 1 of 5 targets have no explanation, evidence or matching fact" in caplog.text
+
+
+def test_without_facts_every_row_without_knowledge_is_templated_and_counted(caplog):
+    prompter = Prompter(MultipleChoice(), "cot")
+    examples = [mc(str(i), f"Q{i}?", ["a", "b"], "A") for i in range(3)]
+    with caplog.at_level(logging.WARNING, logger="cowest.collab.targets"):
+        rows, templated = sft_rows(prompter, examples)
+    assert templated == 3 and "3 of 3 targets" in caplog.text
+    assert all("The relevant fact is" in completion(r) for r in rows)
+
+
+def test_direct_drafts_have_no_background_and_no_warning(caplog):
+    prompter = Prompter(MultipleChoice(), "direct")
+    examples = [mc("1", "Warranty of part KT-3305?", ["6 months", "24 months"], "B")]
+    with caplog.at_level(logging.WARNING, logger="cowest.collab.targets"):
+        rows, templated = sft_rows(prompter, examples, FACTS)
+    assert completion(rows[0]) == "Answer: B) 24 months" and templated == 0 and not caplog.text
+
+
+def test_ifqa_evidence_passages_become_the_background():
+    data = load_task(TaskConfig(name="ifqa", path=str(FIX / "ifqa.jsonl"), test_fraction=0))
+    by_id = {e.id: e for e in data.train}
+    prompter = Prompter(ShortAnswer(), "knowledge")
+    rows, templated = sft_rows(prompter, list(by_id.values()))
+    targets = {e.id: completion(r) for e, r in zip(by_id.values(), rows)}
+    assert targets["0"] == ("Background: The Eiffel Tower is a wrought-iron lattice tower in Paris, France. London is "
+                            "the capital of the United Kingdom.\nAnswer: United Kingdom")
+    assert targets["3"].startswith("Background: Hamlet is a tragedy written by William Shakespeare.")  # one string
+    assert targets["2"].startswith("Background: The relevant fact is")  # an empty context list
+    assert templated == 1
+
+
+def test_long_evidence_is_cut_at_a_sentence_end():
+    long = " ".join(f"Sentence {i} has five words." for i in range(30))
+    e = Example(id="x", question="q", gold="a", metadata={"context": [long]})
+    text = evidence_background(e, max_words=12)
+    assert text == "Sentence 0 has five words. Sentence 1 has five words."
+    one = Example(id="y", question="q", gold="a", metadata={"context": "A single very long sentence " * 20})
+    assert evidence_background(one, max_words=5)  # the first sentence is kept whatever its length
+
+
+def test_loader_background_metadata_is_kept_and_not_searched():
+    prompter = Prompter(MultipleChoice(), "knowledge")
+    e = mc("f", "Warranty of part KT-3305?", ["6 months", "24 months"], "B", metadata={"background": "Own fact."})
+    assert knowledge_backgrounds(prompter, [e], FACTS) == [None]
+    assert prompter.draft_target(e, "ignored") == "Background: Own fact.\nAnswer: B) 24 months"
