@@ -94,6 +94,32 @@ def test_tasks_and_models_commands():
     assert res.exit_code == 1 and res.stderr.startswith("error: ") and "Traceback" not in res.output
 
 
+def test_tasks_describe_prints_each_loaders_fields_and_knobs():
+    from cowest.tasks.registry import BUILTIN, LoaderInfo, get_loader
+
+    # Every built-in loader carries its own description (next to its code, not in the CLI).
+    assert all(isinstance(getattr(get_loader(n), "info", None), LoaderInfo) for n in BUILTIN)
+    res = invoke("tasks", "--describe", "jsonl")
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.stdout.split())
+    block = res.stdout.split("\n\n")[0]
+    for field in ("id", "question", "options", "gold", "answers", "explanation"):
+        assert f"\n    {field} " in block, field
+    for knob in ("task.type", "task.fields", "task.test_path", "options_sep", "answers_sep", "index_base",
+                 "on_error", "task.corpus_path", "task.n_train"):
+        assert knob in text, knob
+    assert "a letter (B, b, (b), b)), an option's text, 'c) text', or an index counted from index_base" in text
+    assert "with a separate test file (task.test_path) or a hub test split they are seeded samples" in text
+    assert "plain text, one fact per line, or JSONL with a 'text' field" in text
+    assert "mining.where: {column: value}" in text
+    every = invoke("tasks", "--describe")
+    assert every.exit_code == 0 and all(f"\n{n}: " in "\n" + every.stdout for n in BUILTIN)
+    listing = invoke("tasks")
+    assert "jsonl" in listing.stdout and "Your own questions in one file" in listing.stdout
+    bad = invoke("tasks", "--describe", "jsonll")
+    assert bad.exit_code == 2 and "unknown task jsonll" in bad.stderr
+
+
 @pytest.mark.parametrize("cmd", ["run", "sft", "mine", "dpo", "eval", "infer", "ablate"])
 def test_recipe_commands_share_the_recipe_argument_and_set(cmd):
     res = invoke(cmd, "--help")

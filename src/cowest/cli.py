@@ -247,12 +247,49 @@ def readme(
 
 
 @command()
-def tasks() -> None:
-    """List the registered task loaders."""
-    from .tasks import available
+def tasks(
+    names: Optional[list[str]] = typer.Argument(None, help="Loaders to describe (default: all)."),
+    describe_: bool = typer.Option(False, "--describe", "-d", help="Each loader's fields, knobs and notes."),
+) -> None:
+    """List the registered task loaders (with --describe: what each reads and which recipe fields steer it)."""
+    from .tasks.registry import COMMON, available, describe
 
-    for name in available():
-        typer.echo(name)
+    chosen = names or available()
+    unknown = [n for n in chosen if n not in available()]
+    if unknown:
+        raise _fail(f"unknown task {', '.join(unknown)}; known: {', '.join(available())}", 2)
+    if not describe_:
+        width = max(map(len, chosen))
+        for name in chosen:
+            typer.echo(f"{name:<{width}}  {describe(name).summary}")
+        return
+    blocks = [_info_text(name, describe(name)) for name in chosen]
+    typer.echo("\n\n".join([*blocks, _info_text("every task", COMMON)]))
+
+
+def _info_text(name: str, info) -> str:
+    """A loader's description as indented, wrapped text."""
+    import textwrap
+
+    def items(title: str, entries: dict[str, str]) -> list[str]:
+        if not entries:
+            return []
+        width = min(max(map(len, entries)), 28)
+        out = [f"  {title}"]
+        for key, text in entries.items():
+            head = f"    {key:<{width}}  "
+            out += textwrap.wrap(text, 116, initial_indent=head, subsequent_indent=" " * len(head)) or [head]
+        return out
+
+    lines = [f"{name}: {info.summary}"]
+    lines += items("task.fields (our field: what your column holds; unmapped: the column of the same name)",
+                   info.fields)
+    lines += items("recipe fields", info.knobs)
+    if info.notes:
+        lines.append("  notes")
+        for note in info.notes:
+            lines += textwrap.wrap(note, 116, initial_indent="    - ", subsequent_indent="      ")
+    return "\n".join(lines)
 
 
 @command("install", target=models_app)

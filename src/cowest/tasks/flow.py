@@ -16,6 +16,15 @@ log = logging.getLogger(__name__)
 
 RowParser = Callable[[Loc, Row], Example | None]  # None: a row to skip silently
 
+# What `load_source` reads, for the descriptions of the loaders built on it (`cowest tasks --describe`).
+SOURCE_KNOBS: dict[str, str] = {
+    "task.path": "a local file (.jsonl, .json, .csv, .tsv, .parquet) in the source's schema; overrides the hub and "
+                 "any packaged copy",
+    "task.test_path": "a second local file: the test split (n_train / n_test become seeded samples)",
+    "task.hub": "a Hugging Face dataset id (online users); options hub_config, hub_kwargs, train_split, test_split",
+    "task.options.on_error": "raise (default) or skip: malformed rows are logged and dropped",
+}
+
 
 def parse_rows(rows: Rows, parse: RowParser, cfg: TaskConfig) -> list[Example]:
     """Parse rows; with `options.on_error: skip` malformed rows are logged and dropped instead of raising."""

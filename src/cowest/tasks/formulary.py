@@ -29,6 +29,7 @@ from typing import Any
 
 from ..config import TaskConfig
 from .base import LETTERS, Example, TaskData
+from .registry import LoaderInfo, described
 from .types import MultipleChoice
 
 # ------------------------------------------------------------------ entity material (all invented)
@@ -270,6 +271,22 @@ def _mix_rationales(examples: list[Example], drugs: list[dict], mix: float, seed
             e.explanation = f"{e.metadata['background']} {REASONING_UNKNOWN}"
 
 
+@described(LoaderInfo(
+    summary="A synthetic drug formulary (the offline default): fictional facts no pretrained model knows.",
+    knobs={
+        "task.options.n_drugs": "drugs in the handbook (12)",
+        "task.options.facts": "facts asked about: dose, contraindication ([dose])",
+        "task.options.wordings_per_fact": "fact questions per drug and fact in training (6); later wordings form "
+                                          "the recall probe",
+        "task.options.validation_wordings": "wordings after the training ones for SFT's validation slice (0)",
+        "task.options.n_mining / n_test": "reasoning questions in training (48) / test (48)",
+        "task.options.n_options": "options per question (4)",
+        "task.options.statements_per_fact": "corpus statements per drug and fact (1)",
+        "task.options.rationale_mix": "share of the mining questions' SFT rationales that state another fact (0.0)",
+        "task.options.n_sft_reasoning": "reasoning questions SFT learns from instead of the mined ones (0)",
+    },
+    notes=("Metadata kind (fact | reasoning) selects questions, e.g. mining.where: {kind: reasoning}.",),
+))
 def load_formulary(cfg: TaskConfig) -> TaskData:
     """Build the formulary task for `cfg` (see the module docstring for knobs and splits)."""
     s = _settings(cfg)

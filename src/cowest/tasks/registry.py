@@ -30,9 +30,9 @@ class LoaderInfo:
     notes: tuple[str, ...] = ()
 
 
-# Task fields that every loader honours (applied by the shared load flow and by `load_task`).
+# Task fields of every loader: the splits are the shared load flow's (formulary makes its own), the corpus `load_task`'s.
 COMMON = LoaderInfo(
-    summary="Fields of the task block that every loader honours.",
+    summary="Fields of the task block for every loader (the formulary makes its own splits: see its options).",
     knobs={
         "task.n_train / task.n_test": "cap the splits; with a separate test file (task.test_path) or a hub test "
                                       "split they are seeded samples (task.seed), otherwise the first N of each side",

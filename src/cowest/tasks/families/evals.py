@@ -9,8 +9,9 @@ from typing import Any
 from ...config import TaskConfig
 from ..base import LETTERS, Example, TaskData
 from ..fields import field_error, mc_gold, short
-from ..flow import RowParser, load_source
+from ..flow import SOURCE_KNOBS, RowParser, load_source
 from ..readers import Loc, Row
+from ..registry import LoaderInfo, described
 from ..types import TYPES
 
 _OPTION_LINE = re.compile(r"^\s*\(?([A-Za-z])\s*[).:]\s*(.*)$")
@@ -98,6 +99,11 @@ def evals_row(prefix: str) -> RowParser:
     return parse
 
 
+@described(LoaderInfo(
+    summary="An OpenAI-evals samples file of lettered multiple-choice questions: task.path or a packaged asset.",
+    knobs={**SOURCE_KNOBS, "task.options.asset": "a packaged data set: medmcqa, us_tort_law, moral_exceptqa"},
+    notes=("Columns: input (chat messages whose last user message ends in lettered options), ideal (the answer).",),
+))
 def load_evals_mcq(cfg: TaskConfig) -> TaskData:
     """An OpenAI-evals samples file of lettered MCQs: task.path, or the packaged options.asset."""
     prefix = cfg.options.get("asset") or (Path(cfg.path).parent.name if cfg.path else "evals")

@@ -7,8 +7,9 @@ from typing import Any
 from ...config import TaskConfig
 from ..base import Example, TaskData
 from ..fields import field_error, field_list, field_text, row_id, short
-from ..flow import load_source
+from ..flow import SOURCE_KNOBS, load_source
 from ..readers import Loc, Row
+from ..registry import LoaderInfo, described
 from ..types import TYPES
 
 
@@ -33,6 +34,13 @@ def _ifqa_row(loc: Loc, row: Row) -> Example:
     )
 
 
+@described(LoaderInfo(
+    summary="IfQA counterfactual short answers: the original JSON list (or JSONL) from task.path, or task.hub.",
+    knobs=SOURCE_KNOBS,
+    notes=("Columns: idx, question, answers (every accepted answer), context (evidence passages, optional), "
+           "explanation (optional).",
+           "The context passages are the Background of SFT targets and part of the retrieval corpus."),
+))
 def load_ifqa(cfg: TaskConfig) -> TaskData:
     """IfQA counterfactual QA: the original JSON list (or JSONL) from task.path, or task.hub."""
     return load_source(cfg, TYPES["short_answer"], _ifqa_row)

@@ -8,8 +8,9 @@ from typing import Any
 from ...config import TaskConfig
 from ..base import LETTERS, Example, TaskData
 from ..fields import field_error, field_text, row_id, short
-from ..flow import RowParser, load_source
+from ..flow import SOURCE_KNOBS, RowParser, load_source
 from ..readers import Loc, Row
+from ..registry import LoaderInfo, described
 from ..types import TYPES
 from .evals import evals_row
 
@@ -43,6 +44,14 @@ def _medmcqa_row(cfg: TaskConfig) -> RowParser:
     return parse
 
 
+@described(LoaderInfo(
+    summary="MedMCQA multiple choice: the packaged evals sample (300), a local file in either schema, or the hub.",
+    knobs={**SOURCE_KNOBS, "task.options.cop_base": "what the hub schema's cop counts from (default 0; the "
+                                                    "original release counts from 1)",
+           "task.subjects": "keep these subject_name values"},
+    notes=("Hub schema: question, opa-opd, cop, exp (the explanation); the hub's validation split is the test.",
+           "Evals schema: input (chat messages ending in lettered options), ideal like 'c) Atrophy'."),
+))
 def load_medmcqa(cfg: TaskConfig) -> TaskData:
     """MedMCQA: the packaged evals sample, a local file in either schema, or the hub (test = its validation split)."""
     # The hub's test split has no answers (cop = -1), so its validation split serves as test.

@@ -8,10 +8,15 @@ from ...config import TaskConfig
 from ..base import Example, TaskData, TaskType
 from ..flow import build_corpus
 from ..readers import TaskDataError
-from ..registry import load_task
+from ..registry import LoaderInfo, described, load_task
 from ..splits import split_examples
 
 
+@described(LoaderInfo(
+    summary="Several sources of one task type pooled, then split here so that no question is on both sides.",
+    knobs={"task.options.sources": "a list of task blocks, e.g. [{name: medmcqa}, {name: mmlu, subjects: [anatomy]}]"},
+    notes=("Each example's metadata source_task names its source.",),
+))
 def load_mix(cfg: TaskConfig) -> TaskData:
     """Several sources of one task type (task.options.sources: task blocks) pooled, then split here by question."""
     sources = cfg.options.get("sources")

