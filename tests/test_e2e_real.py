@@ -5,11 +5,15 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
 from cowest.io import read_json, read_jsonl
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "spare-parts" / "recipe.yaml"
 
 RECIPE = {
     "name": "e2e",
@@ -65,3 +69,39 @@ def test_cowest_run_with_real_models(tmp_path):
     assert again.returncode == 0, again.stderr[-4000:]
     assert again.stderr.count("up to date, skipped") == 5  # sft, mine, dpo, eval, eval_recall
     assert "starting strong model" not in again.stderr
+
+
+@pytest.mark.integration
+def test_worked_example_runs_as_shipped(tmp_path):
+    """The README's worked example (examples/spare-parts), unchanged but for where it writes."""
+    cmd = [sys.executable, "-m", "cowest", "run", str(EXAMPLE), "--set", f"output_dir={tmp_path}"]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=3600)  # its paths are cwd-relative
+    assert out.returncode == 0, out.stderr[-4000:]
+    d = tmp_path / "spare-parts"
+
+    # SFT: 24 question rows whose backgrounds all come from facts.txt, plus one row per fact line.
+    facts = (EXAMPLE.parent / "facts.txt").read_text().splitlines()
+    rows = read_jsonl(d / "sft" / "train.jsonl")
+    assert len(rows) == 24 + len(facts)
+    targets = [r["completion"][0]["content"] for r in rows[:24]]
+    assert all(t.startswith("Background: Part ") or t.startswith("Background: A part") for t in targets)
+    assert not any("The relevant fact is" in t for t in targets)
+    assert read_json(d / "sft" / "manifest.json")["counts"]["templated_backgrounds"] == 0
+    assert "targets have no explanation" not in out.stderr
+
+    # Mining ran on the 8 questions whose `kind` column is "reasoning", k=2 drafts each, and found pairs.
+    stats = read_json(d / "round_1" / "mining_stats.json")
+    assert stats["questions"] == 8 and len(read_jsonl(d / "round_1" / "drafts.jsonl")) == 16
+    assert stats["pairs"] > 0
+
+    results = read_json(d / "eval" / "results.json")
+    assert results["n"] == 6 and set(results["systems"]) == {"weak_sft", "weak_aligned", "strong", "retrieval",
+                                                              "refine", "cowest"}
+    for name, s in results["systems"].items():  # every system reports answered and cut-at-cap shares
+        assert 0.0 <= s["answered"] <= 1.0 and 0.0 <= s["truncated_share"] <= 1.0, name
+    preds = read_jsonl(d / "eval" / "predictions.jsonl")
+    shown = [r["draft"] for r in preds if r["system"] == "retrieval"]
+    assert len(shown) == 6 and all(set(p.split("\n\n")) <= set(facts) for p in shown)  # the corpus file's lines
+    table = (d / "eval" / "results.md").read_text()
+    assert "answered %" in table and "cut at token cap %" in table
+    assert (d / "report.html").exists() and "| CoWest (aligned draft -> strong) |" in out.stdout

@@ -331,6 +331,19 @@ def test_generic_errors(tmp_path):
         load("csv", path=str(f), type="multiple_choice")
 
 
+def test_generic_csv_separator_index_base_and_gold_forms(tmp_path):
+    f = tmp_path / "plants.csv"
+    f.write_text("qid,prompt,choices,answer\n"
+                 "p1,How often is the fern watered?,Every day;Every 2 days;Every 5 days,Every 2 days\n"
+                 "p2,Above which temperature does the fern wilt?,18 °C;22 °C;30 °C,b\n"
+                 "p3,How often is the lily watered?,Every day;Every 3 days;Every 7 days,2\n", encoding="utf-8")
+    data = load("csv", path=str(f), type="multiple_choice", test_fraction=0,
+                fields={"id": "qid", "question": "prompt", "options": "choices", "gold": "answer"},
+                options={"options_sep": ";", "index_base": 1})
+    assert {e.id: e.gold for e in data.train} == {"p1": "B", "p2": "B", "p3": "B"}  # text, letter, 1-based index
+    assert {e.id: e for e in data.train}["p2"].options == ["18 °C", "22 °C", "30 °C"]
+
+
 def test_generic_extra_columns_become_metadata(tmp_path):
     f = tmp_path / "parts.jsonl"
     rows = [{"q": "Warranty of KT-1?", "options": ["6 months", "12 months"], "gold": "A", "kind": "fact",

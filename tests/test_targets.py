@@ -49,8 +49,9 @@ def test_background_order_explanation_evidence_facts_template(caplog):
     got = [completion(r) for r in rows]
     assert got[0] == "Background: The rotor lasts.\nAnswer: B) 24 months"
     assert got[1] == "Background: The probe is sold for the Orrin line.\nAnswer: A) Orrin A3"
-    # The fact that answers it; the part's other fact and other parts' warranties score far lower.
-    assert got[2] == "Background: Part KT-3305, the cuvette rotor, carries a 24-month warranty.\nAnswer: B) 24 months"
+    # The facts of the question's part, the one that answers it first; other parts' warranties score far lower.
+    assert got[2] == ("Background: Part KT-3305, the cuvette rotor, carries a 24-month warranty. Part KT-3305, the "
+                      "cuvette rotor, fits the Velka 9 analyser.\nAnswer: B) 24 months")
     # The query holds the gold answer too, so a question about two parts gets the answer's facts first.
     assert got[3] == ("Background: Part KT-3305, the cuvette rotor, carries a 24-month warranty. Part KT-3305, the "
                       "cuvette rotor, fits the Velka 9 analyser.\nAnswer: A) KT-3305")

@@ -21,7 +21,7 @@ from .prompts import SECTIONS
 log = logging.getLogger(__name__)
 
 FACTS_PER_TARGET = 2  # a question usually needs one fact of its entity, a reasoning question two
-RELATIVE_SCORE = 0.5  # a further fact is kept when its BM25 score is at least this share of the best one's
+RELATIVE_SCORE = 0.3  # a further fact is kept when its BM25 score is at least this share of the best one's
 EVIDENCE_WORDS = 60  # a background is one line of a short draft: longer evidence is cut at a sentence end
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
