@@ -492,3 +492,25 @@ def test_html_escapes_labels_through_the_template(tmp_path):
     _json(run / "eval" / "results.json", results)
     page = build_report(run)["report.html"].read_text()
     assert "&lt;i&gt;strong&lt;/i&gt; &amp; co (strong)" in page and "<i>strong</i>" not in page
+
+
+def test_drill_down_filters_on_the_questions_own_metadata():
+    from cowest.report.drill import drill_data
+
+    def pred(system, q, score, **meta):
+        return dict(system=system, question_id=q, question=f"Q {q}", gold="A", score=score, answer="A", text="",
+                    metadata=meta)
+
+    preds = []
+    for i, kind in enumerate(["fact", "reasoning", "reasoning"]):
+        meta = dict(kind=kind, shelf=3, part=f"KT-{i}", note="same")
+        preds += [pred("strong", f"q{i}", 0.0, **meta), pred("cowest", f"q{i}", 1.0, **meta)]
+    data = drill_data(preds)
+    # kind and part vary over a few values and get filters; shelf and note are the same everywhere and get none.
+    assert data["metadata_filters"] == {"m-kind-fact": "kind: fact", "m-kind-reasoning": "kind: reasoning",
+                                        "m-part-KT-0": "part: KT-0", "m-part-KT-1": "part: KT-1",
+                                        "m-part-KT-2": "part: KT-2"}
+    assert data["counts"]["m-kind-reasoning"] == 2 and data["counts"]["cowest_only"] == 3
+    assert data["rows"][1]["groups"] == ["cowest_only", "m-kind-reasoning", "m-part-KT-1"]
+    many = [pred("strong", f"q{i}", 1.0, serial=str(i)) for i in range(20)]
+    assert drill_data(many)["metadata_filters"] == {}  # 20 distinct values: an id, not a category

@@ -133,6 +133,7 @@ def evaluate(
                     system=s.name, question_id=e.id, question=e.question,
                     draft=context[i], text=texts[i], answer=answers[i], gold=e.gold, score=scores[i],
                     prompt_tokens=ptok[i], completion_tokens=ctok[i], truncated=cut[i],
+                    metadata=filter_metadata(e),
                 )
             )
         results["systems"][s.name] = summarise(s, answers, scores, examples, ptok, ctok, wall, tt, cfg, seed)
@@ -177,6 +178,12 @@ def draft_diagnostics(
             d["hurt"] = fmean(c < a for c, a in pairs) if pairs else 0.0
         out[variant] = d
     return out
+
+
+def filter_metadata(example: Example) -> dict:
+    """The example's scalar metadata (its data's own columns, e.g. kind), for the report's filters; not its source."""
+    return {k: v for k, v in example.metadata.items()
+            if k != "source" and isinstance(v, (str, int, float, bool)) and len(str(v)) <= 60}
 
 
 def _query(tt, example: Example) -> str:

@@ -14,6 +14,9 @@ FILTERS = {
 }
 
 
+MAX_VALUES = 12  # a metadata key with more distinct values (ids, free text) gets no filter buttons
+
+
 def _reference(systems: Sequence[str]) -> str | None:
     """The collaborative system compared with strong alone: cowest, else the last cowest_round_K, else refine."""
     if "cowest" in systems:
@@ -47,8 +50,32 @@ def drill_data(predictions: list[dict]) -> dict:
                      for s in systems if s in preds],
             groups=groups,
         ))
-    counts = {f: (len(rows) if f == "all" else sum(f in r["groups"] for r in rows)) for f in FILTERS}
-    return dict(ref=ref, systems=systems, counts=counts, rows=rows)
+    meta = _metadata_filters([next(iter(preds.values())).get("metadata") or {} for preds in by_q.values()])
+    for row, groups in zip(rows, meta["groups"]):
+        row["groups"] += groups
+    counts = {f: (len(rows) if f == "all" else sum(f in r["groups"] for r in rows)) for f in [*FILTERS, *meta["labels"]]}
+    return dict(ref=ref, systems=systems, counts=counts, rows=rows, metadata_filters=meta["labels"])
+
+
+def _metadata_filters(metas: list[dict]) -> dict:
+    """Filter groups from the questions' own metadata (`kind: reasoning` -> group `m-kind-reasoning`).
+
+    Keys whose values are all alike or too many to click through give none."""
+    values: dict[str, list[str]] = {}
+    for m in metas:
+        for k, v in m.items():
+            values.setdefault(k, [])
+            if str(v) not in values[k]:
+                values[k].append(str(v))
+    keep = {k: sorted(vs) for k, vs in values.items() if 2 <= len(vs) <= MAX_VALUES}
+    labels = {_group(k, v): f"{k}: {v}" for k, vs in keep.items() for v in vs}
+    groups = [[_group(k, str(v)) for k, v in m.items() if k in keep] for m in metas]
+    return dict(labels=labels, groups=groups)
+
+
+def _group(key: str, value: str) -> str:
+    """A filter key that survives the page's `#filter=` link (word characters and dashes only)."""
+    return "m-" + re.sub(r"[^\w-]+", "_", f"{key}-{value}")
 
 
 def _right(p: dict) -> bool:

@@ -79,6 +79,7 @@ def _drill(a: Artifacts) -> Part:
     data = drill_data(a.predictions)
     ref = data["ref"] or "cowest"
     filters = [(f, label.format(ref=ref), data["counts"][f]) for f, label in FILTERS.items()]
+    filters += [(f, label, data["counts"][f]) for f, label in data.get("metadata_filters", {}).items()]
     return {"kind": "drill", "data": data, "ref": ref, "filters": filters}
 
 
