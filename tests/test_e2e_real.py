@@ -104,4 +104,5 @@ def test_worked_example_runs_as_shipped(tmp_path):
     assert len(shown) == 6 and all(set(p.split("\n\n")) <= set(facts) for p in shown)  # the corpus file's lines
     table = (d / "eval" / "results.md").read_text()
     assert "answered %" in table and "cut at token cap %" in table
-    assert (d / "report.html").exists() and "| CoWest (aligned draft -> strong) |" in out.stdout
+    assert "| CoWest (aligned draft -> strong) |" in out.stdout
+    assert 'data-filter="m-part-KT-3305"' in (d / "report.html").read_text()  # the data's own `part` column
