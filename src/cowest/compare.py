@@ -10,6 +10,7 @@ import yaml
 from .errors import CowestError
 from .io import read_json, read_jsonl, write_json, write_text
 from .report.seeds import compare_markdown
+from .report.tables import score_metric
 from .tasks.metrics import bootstrap_ci, paired_bootstrap
 
 # (a, b) pairs compared by paired bootstrap; "best_single" is resolved per run before the test is read.
@@ -122,7 +123,8 @@ def compare_runs(
     conf = confidence if confidence is not None else _default(runs, "eval", "confidence", 0.95)
     boot = dict(n_boot=n_boot, confidence=conf, seed=seed)
     order = list(dict.fromkeys(s for r in runs for s in r["results"]["systems"]))
-    out: dict[str, Any] = {"eval": eval_name, "confidence": conf, "n_boot": n_boot, "seed": seed, "runs": []}
+    out: dict[str, Any] = {"eval": eval_name, "confidence": conf, "n_boot": n_boot, "seed": seed,
+                           "score_metric": score_metric(runs[0]["results"]), "runs": []}
     for r in runs:
         diffs = {}
         for a, b in COMPARISONS:

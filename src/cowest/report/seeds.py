@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .tables import level_label, md_table
+from .tables import level_label, md_table, metric_label, p_text
 
 
 def _pct(v: float, signed: bool = False) -> str:
@@ -48,7 +48,8 @@ def compare_markdown(data: dict) -> str:
         for h, r in zip(heads, runs)) + "."]
     if data["diffs"]:
         used = {name: f"{d['n']} ({d['runs']} run{'s' * (d['runs'] != 1)})" for name, d in data["diffs"].items()}
-        rows = [[name, _cell(d, True, "diff"), f"{d['p_value']:.3f}", used[name],
+        on = f" ({metric_label(data['score_metric'])})" if data.get("score_metric") else ""
+        rows = [[f"{name}{on}", _cell(d, True, "diff"), p_text(d["p_value"]), used[name],
                  *(_cell(r["diffs"][name], True, "diff") if name in r["diffs"] else "—" for r in runs)]
                 for name, d in data["diffs"].items()]
         head = ["difference (points)", f"pooled, {conf} CI", "p (one-sided)", "n pooled", *heads]
