@@ -7,6 +7,7 @@ from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 
+from . import checks
 from .collab import Collaborator, JudgeEvaluator, Prompter, RuleEvaluator, heldout_questions, mine
 from .config import ModelConfig, Recipe, dump_recipe
 from .errors import NoPairsError
@@ -186,7 +187,8 @@ class Run:
             write_json(sdir / "heldout.json", sorted(held))
             write_json(sdir / "mining_stats.json", res.stats)
             log.info("mining round %d: %s", round_, ", ".join(f"{k}={_fmt(v)}" for k, v in res.stats.items()))
-            return res.stats
+            warns = checks.mining_warnings(res.stats, round_, r.collab.draft_max_tokens)
+            return {**res.stats, "warnings": checks.report(warns)}
 
         return self.ledger.run(decl.name, self.dir / f"round_{round_}", inputs, run)
 
@@ -220,8 +222,9 @@ class Run:
             held_epochs = [{k.removeprefix("eval_"): s[k] for k in ("epoch", "eval_rewards/accuracies",
                                                                      "eval_rewards/margins", "eval_loss") if k in s}
                            for s in steps if "eval_rewards/margins" in s]
-            return dict(pairs=len(rows), steps=len(margins), final_margin=margins[-1] if margins else None,
-                        heldout=held_epochs, adapter_hash=adapter_hash(adapter))
+            counts = dict(pairs=len(rows), steps=len(margins), final_margin=margins[-1] if margins else None,
+                          heldout=held_epochs, adapter_hash=adapter_hash(adapter))
+            return {**counts, "warnings": checks.report(checks.dpo_warnings(counts, round_))}
 
         return self.ledger.run(decl.name, self.dir / f"round_{round_}", inputs, run)
 
@@ -264,7 +267,8 @@ class Run:
             tables = f"{results_table(results)}\n\n{comparisons_table(results)}".strip()
             write_text(sdir / "results.md", f"# {r.name}: {r.task.name} / {split} ({len(examples)} questions)\n\n{tables}\n")
             _write_csv(sdir / "results.csv", results)
-            return dict(questions=len(examples), systems=len(systems_))
+            warns = checks.eval_warnings(results, name, r.collab.draft_max_tokens)
+            return dict(questions=len(examples), systems=len(systems_), warnings=checks.report(warns))
 
         manifest = self.ledger.run(name, self.dir / name, inputs, run)
         log.info("%s", (self.dir / name / "results.md").read_text().strip())

@@ -57,6 +57,10 @@ def compare_markdown(data: dict) -> str:
                   "", "Pooled differences concatenate the per-question score differences of every run (matched by "
                       "question within a run) and run one paired bootstrap; p is the share of resamples with a "
                       "difference <= 0. `best_single` is each run's fixed best single model."]
+    warned = [(h, r["warnings"]) for h, r in zip(heads, runs) if r.get("warnings")]
+    if warned:
+        lines += ["", "**Warnings** (stages that changed nothing or were cut short):", ""]
+        lines += [f"- {h}: {w}" for h, ws in warned for w in ws]
     ge = data["cowest_ge_refine"]
     if ge["of"]:
         flags = " ".join(f"{h}: {'yes' if r['cowest_ge_refine'] else 'no'};" for h, r in zip(heads, runs)

@@ -30,6 +30,8 @@ import io
 import math
 from typing import TYPE_CHECKING, Sequence
 
+from ..checks import stage_warnings
+
 if TYPE_CHECKING:
     from .artifacts import Artifacts
 
@@ -211,6 +213,11 @@ def eval_title(name: str, r: dict) -> str:
 # ---------------------------------------------------------------- training artifacts
 
 
+def warning_lines(a: Artifacts) -> list[str]:
+    """The run's stage warnings (no-op alignment, few pairs, cut drafts), one line each, in stage order."""
+    return [w["message"] for _, w in stage_warnings(a.manifests)]
+
+
 
 def mining_rows(a: Artifacts) -> Table:
     """Mining statistics: one row per statistic, one column per round."""
@@ -221,7 +228,7 @@ def mining_rows(a: Artifacts) -> Table:
 
 
 MINING_KEYS = ("questions", "pairs", "train_pairs", "heldout_pairs", "questions_with_pair", "share_helped",
-               "share_hurt", "strong_alone_score", "refined_score", "strong_alone_truncated")
+               "share_hurt", "strong_alone_score", "refined_score", "strong_alone_truncated", "drafts_truncated")
 
 
 def mining_round_rows(k: int, stats: dict) -> Table:
