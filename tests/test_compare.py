@@ -82,6 +82,9 @@ def test_markdown_states_confidence_questions_and_rule(runs: list[Path]) -> None
     assert "a priori" in md and "validation" in md and "cut by the token cap" in md
     assert "in 1 of 2 runs" in md
     assert "80%" in compare_markdown(compare_runs(runs, n_boot=200, confidence=0.8))
+    # compare.json written before the metric was stored: the per-seed cells' metric names it
+    old = {k: v for k, v in compare_runs(runs, n_boot=200).items() if k != "score_metric"}
+    assert "| cowest - refine (accuracy) | +" in compare_markdown(old)
 
 
 def test_write_comparison_and_missing_files(runs: list[Path], tmp_path: Path) -> None:

@@ -48,7 +48,10 @@ def compare_markdown(data: dict) -> str:
         for h, r in zip(heads, runs)) + "."]
     if data["diffs"]:
         used = {name: f"{d['n']} ({d['runs']} run{'s' * (d['runs'] != 1)})" for name, d in data["diffs"].items()}
-        on = f" ({metric_label(data['score_metric'])})" if data.get("score_metric") else ""
+        # compare.json files written before the metric was stored: per-seed cells hold each run's primary metric,
+        # and short answers (primary em) score per question by token F1
+        metric = data.get("score_metric") or {"accuracy": "accuracy", "em": "f1"}.get(metrics[0] if metrics else "")
+        on = f" ({metric_label(metric)})" if metric else ""
         rows = [[f"{name}{on}", _cell(d, True, "diff"), p_text(d["p_value"]), used[name],
                  *(_cell(r["diffs"][name], True, "diff") if name in r["diffs"] else "—" for r in runs)]
                 for name, d in data["diffs"].items()]
