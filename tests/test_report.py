@@ -509,14 +509,15 @@ def test_cost_plot_labels_of_nearby_points_do_not_overprint():
                            "supericl": system(0.54, 255), "retrieval": system(0.5, 270)}}
     fig = cost_figure(results)
     renderer = fig.canvas.get_renderer()
-    texts = fig.axes[0].texts
+    ax = fig.axes[0]
+    texts = ax.texts
     assert sorted(t.get_text() for t in texts) == sorted(results["systems"])
     for t in texts:
         t.update_positions(renderer)
     boxes = [Text.get_window_extent(t, renderer) for t in texts]
     for i, a in enumerate(boxes):
         assert all(not a.overlaps(b) for b in boxes[i + 1:]), texts[i].get_text()
-        assert fig.bbox.contains(a.x0, a.y0) and fig.bbox.contains(a.x1, a.y1)
+        assert ax.bbox.contains(a.x0, a.y0) and ax.bbox.contains(a.x1, a.y1)
     assert plot_cost(results).startswith(PNG_MAGIC)
     assert plot_cost(results) == plot_cost(results)  # the placement is deterministic
 

@@ -142,7 +142,7 @@ Point = tuple[float, float]
 def place_labels(fig, ax, points: Sequence[Point], labels: Sequence[str],
                  bars: Sequence[tuple[Point, Point]] = (), fontsize: int = 8) -> list:
     """Annotate each point at the first offset whose text box overlaps no earlier label, no point, no error bar
-    (`bars`: the ends of each) and stays in the figure, else the least overlapping one: greedy and deterministic."""
+    (`bars`: the ends of each) and stays in the axes, else the least overlapping one: greedy and deterministic."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.text import Text
     from matplotlib.transforms import Bbox
@@ -167,9 +167,9 @@ def place_labels(fig, ax, points: Sequence[Point], labels: Sequence[str],
             ann.set_in_layout(False)
             ann.update_positions(renderer)
             box = Text.get_window_extent(ann, renderer).padded(1)  # the text alone, not its leader line
-            inside = fig.bbox.containsx(box.x0) and fig.bbox.containsx(box.x1) and \
-                fig.bbox.containsy(box.y0) and fig.bbox.containsy(box.y1)
-            cost = sum(_overlap(box, t) for t in taken) + (0 if inside else 1e6)
+            # Within the axes, where a label neither crosses a spine nor leaves the image.
+            outside = box.width * box.height - _overlap(box, ax.bbox)
+            cost = sum(_overlap(box, t) for t in taken) + 1e3 * outside
             if best is None or cost < best[0]:
                 if best is not None:
                     best[1].remove()
