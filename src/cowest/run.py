@@ -168,6 +168,7 @@ class Run:
         import shutil
 
         from .train import train_sft
+        from .train.sft import SFT_DEFAULTS
 
         r, cfg = self.recipe, self.recipe.sft_recall
         history: list[dict] = []
@@ -182,7 +183,9 @@ class Run:
             if acc >= cfg.target or ext == cfg.max_extensions:
                 break
             shutil.copytree(adapter, sdir / f"adapter_ext{ext}", dirs_exist_ok=True)  # kept in case the next is worse
-            adapter = train_sft(base_path, rows, sdir, r.sft | {"num_train_epochs": cfg.extra_epochs}, r.lora,
+            lr = cfg.learning_rate_scale * r.sft.get("learning_rate", SFT_DEFAULTS["learning_rate"])
+            args = r.sft | {"num_train_epochs": cfg.extra_epochs, "warmup_steps": cfg.warmup_steps, "learning_rate": lr}
+            adapter = train_sft(base_path, rows, sdir, args, r.lora,
                                 seed=r.seed, log_path=sdir / f"train_log_ext{ext + 1}.jsonl", eval_rows=valid,
                                 init_adapter=adapter)
         if best[1] != history[-1]["extension"]:
