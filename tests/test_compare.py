@@ -77,11 +77,14 @@ def test_markdown_states_confidence_questions_and_rule(runs: list[Path]) -> None
     assert "90%" in md and "95%" not in md  # the runs' configured eval.confidence
     assert "| CoWest | 75.0 [0.0, 100.0] | 60.0 [0.0, 100.0] |" in md
     assert "| seed 0 | seed 1 | pooled |" in md
-    assert "| cowest - refine | +" in md and "9 (2 runs)" in md
+    assert "| cowest - refine (accuracy) | +" in md and "9 (2 runs)" in md
     assert "+25.0 [" in md and "-20.0 [" in md
     assert "a priori" in md and "validation" in md and "cut by the token cap" in md
     assert "in 1 of 2 runs" in md
     assert "80%" in compare_markdown(compare_runs(runs, n_boot=200, confidence=0.8))
+    # compare.json written before the metric was stored: the per-seed cells' metric names it
+    old = {k: v for k, v in compare_runs(runs, n_boot=200).items() if k != "score_metric"}
+    assert "| cowest - refine (accuracy) | +" in compare_markdown(old)
 
 
 def test_write_comparison_and_missing_files(runs: list[Path], tmp_path: Path) -> None:

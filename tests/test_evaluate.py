@@ -93,3 +93,50 @@ def test_short_answers_without_a_final_answer_are_reasked_and_reported():
     headers, rows, _ = results_rows(res)
     row = dict(zip(headers, rows[0]))
     assert row["answered %"] == "75.0" and row["cut at token cap %"] == "50.0"
+
+
+def test_calls_and_cache_hits_are_counted_apart_from_wall_time(tmp_path):
+    from cowest.models import CachedBackend, CallCache
+
+    examples = [Example(id=str(i), question=f"Q{i}?", options=["yes", "no"], gold="A") for i in range(5)]
+    prompter = Prompter(MultipleChoice(), "knowledge")
+    # Identical drafts give identical refinement requests: the second system's strong calls are cache hits.
+    def weak(variant):  # evaluate closes each variant's model after drafting
+        return CachedBackend(ScriptedBackend(lambda c, i, s: "Background: yes.\nAnswer: A", "weak"),
+                             CallCache(tmp_path / "c.sqlite"))
+
+    strong = CachedBackend(ScriptedBackend(lambda c, i, s: "Final answer: A", "strong"), CallCache(tmp_path / "c.sqlite"))
+    collab = Collaborator(None, strong, prompter, CollabConfig())
+    systems = get_systems(["weak_sft", "weak_aligned", "refine", "cowest"])
+    _, res = evaluate(examples, systems, weak, collab, EvalConfig(n_bootstrap=50))
+    got = {k: (v["calls"], v["cache_hits"]) for k, v in res["systems"].items()}
+    # weak: 5 SFT draft calls, then the same 5 conversations for the aligned variant come from the cache
+    assert got == {"weak_sft": (5, 0), "weak_aligned": (0, 5), "refine": (10, 0), "cowest": (0, 10)}
+    _, again = evaluate(examples, systems, weak, collab, EvalConfig(n_bootstrap=50))
+    assert all(v["calls"] == 0 and v["cache_hits"] > 0 for v in again["systems"].values())
+    table = results_table(again)
+    assert table.splitlines()[0].endswith("| strong tok/q | model calls | cache hits | wall s |")
+
+
+def test_comparisons_name_their_metric_and_small_p_values():
+    from cowest.report.tables import comparison_rows, headline, p_text
+    from cowest.tasks.types import ShortAnswer
+
+    examples = [Example(id=str(i), question=f"Who {i}?", gold="Alan Turing") for i in range(12)]
+    strong = ScriptedBackend(lambda c, i, s: "Final answer: Alan Turing" if "Draft" in c[-1]["content"]
+                             else "Final answer: Turing")
+    weak = ScriptedBackend(lambda c, i, s: "Background: Alan Turing.\nAnswer: Alan Turing")
+    collab = Collaborator(None, strong, Prompter(ShortAnswer(), "knowledge"), CollabConfig())
+    _, res = evaluate(examples, get_systems(["strong", "refine"]), lambda v: weak, collab, EvalConfig(n_bootstrap=200))
+    # Short answers: the primary column is EM, the per-question scores (and so the comparisons) are token F1.
+    assert res["score_metric"] == "f1" and list(res["systems"]["strong"]["metrics"])[0] == "em"
+    headers, rows = comparison_rows(res)
+    assert rows[0][0] == "refine - strong (token F1) (best single model)"
+    assert rows[0][3] == ("< 0.001", "sig")  # p = 0: every resample favours refinement
+    assert headline({**res, "comparisons": {"cowest - strong": {**res["comparisons"]["refine - strong"]}}}).endswith(
+        "one-sided p < 0.001)")
+    assert [p_text(p) for p in (0.0, 0.0009, 0.001, 0.0423)] == ["< 0.001", "< 0.001", "0.001", "0.042"]
+    # A file written before the metric was stored: accuracy where the systems have it.
+    old = {"systems": {"a": {"metrics": {"accuracy": {}, "macro_f1": {}}}},
+           "comparisons": {"a - b": {"diff": 0.1, "lo": 0.0, "hi": 0.2, "p_value": 0.2}}}
+    assert comparison_rows(old)[1][0][0] == "a - b (accuracy)"

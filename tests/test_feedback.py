@@ -116,3 +116,13 @@ def test_no_pair_between_drafts_the_strong_model_saw_identically():
     assert "Answer:" not in strong.requests[-1][-1]["content"]
     assert [s["delta"] for s in res.scores if s["k"] is not None] == [1.0, 0.0, 1.0]  # pairs would form...
     assert res.pairs == []  # ...but the drafts looked the same to the strong model
+
+
+def test_drafts_cut_by_the_token_cap_are_marked_and_counted():
+    prompter = Prompter(MultipleChoice(), "cot")
+    weak = ScriptedBackend(weak_script, "weak", finish_reason="length")
+    collab = Collaborator(weak, ScriptedBackend(strong_script, "strong"), prompter, CollabConfig())
+    res = mine(EXAMPLES, collab, RuleEvaluator(prompter), MiningConfig(k=3), seed=0)
+    assert all(d["truncated"] for d in res.drafts) and res.stats["drafts_truncated"] == 1.0
+    res, _ = run_mining()
+    assert not any(d["truncated"] for d in res.drafts) and res.stats["drafts_truncated"] == 0.0

@@ -212,7 +212,7 @@ def test_markdown_has_every_section(built):
     # Results rows (percent with CI) and comparisons.
     assert "| CoWest (aligned draft -> strong) | 66.7 [46.7, 86.7] |" in md
     assert "| strong alone (CoT) | 50.0 [30.0, 70.0] |" in md
-    assert "| cowest - strong (best single model) | +16.7 | [-17.0, +50.0] | 0.210 |" in md
+    assert "| cowest - strong (accuracy) (best single model) | +16.7 | [-17.0, +50.0] | 0.210 |" in md
     assert "Fact-recall probe: formulary / recall (8 questions)" in md
     # Mining statistics, one list per round.
     assert "## Mining, round 1" in md and "## Mining, round 2" in md
@@ -514,3 +514,42 @@ def test_drill_down_filters_on_the_questions_own_metadata():
     assert data["rows"][1]["groups"] == ["cowest_only", "m-kind-reasoning", "m-part-KT-1"]
     many = [pred("strong", f"q{i}", 1.0, serial=str(i)) for i in range(20)]
     assert drill_data(many)["metadata_filters"] == {}  # 20 distinct values: an id, not a category
+
+
+def test_cost_plot_labels_of_nearby_points_do_not_overprint():
+    from matplotlib.text import Text
+
+    from cowest.report.plots import cost_figure, plot_cost
+
+    def system(acc: float, tokens: float) -> dict:
+        return {"metrics": {"accuracy": _ci(acc, 0.1)}, "strong_prompt_tokens_per_q": tokens,
+                "strong_completion_tokens_per_q": 0.0}
+
+    # Three weak systems at zero strong tokens and four collaborations within a few tokens and points of each other.
+    results = {"systems": {"weak_sft": system(0.2, 0), "weak_aligned": system(0.2, 0), "weak_base": system(0.21, 0),
+                           "strong": system(0.2, 266), "refine": system(0.55, 259), "cowest": system(0.56, 262),
+                           "supericl": system(0.54, 255), "retrieval": system(0.5, 270)}}
+    fig = cost_figure(results)
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    texts = ax.texts
+    assert sorted(t.get_text() for t in texts) == sorted(results["systems"])
+    for t in texts:
+        t.update_positions(renderer)
+    boxes = [Text.get_window_extent(t, renderer) for t in texts]
+    for i, a in enumerate(boxes):
+        assert all(not a.overlaps(b) for b in boxes[i + 1:]), texts[i].get_text()
+        assert ax.bbox.contains(a.x0, a.y0) and ax.bbox.contains(a.x1, a.y1)
+    assert plot_cost(results).startswith(PNG_MAGIC)
+    assert plot_cost(results) == plot_cost(results)  # the placement is deterministic
+
+
+def test_small_p_values_read_below_a_thousandth_in_markdown_and_html(tmp_path):
+    run = make_run(tmp_path / "run")
+    results = json.loads((run / "eval" / "results.json").read_text())
+    results["comparisons"]["cowest - refine"]["p_value"] = 0.0
+    _json(run / "eval" / "results.json", results)
+    paths = build_report(run)
+    md, page = paths["report.md"].read_text(), paths["report.html"].read_text()
+    assert "| cowest - refine (accuracy) | +16.7 | [+0.0, +34.0] | < 0.001 |" in md and "0.000" not in md
+    assert '<td class="sig">&lt; 0.001</td>' in page

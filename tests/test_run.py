@@ -378,3 +378,46 @@ def test_validation_slices_heldout_pairs_and_draft_diagnostics(tmp_path, tiny_lm
     assert "SFT validation wordings, sft drafts" in diag_md and "held-out reward accuracy" in diag_md
     assert f"| train_pairs | {len(train_pairs)} |" in diag_md and "Held-out mined questions (2)" in diag_md
     assert "Alignment settings on held-out mined questions" in ablations_markdown(pub)
+
+
+def test_sft_trains_on_while_validation_accuracy_is_below_target(tmp_path, tiny_lm, monkeypatch, caplog):
+    """sft_recall: one more stint per extension while validation accuracy < target; the best adapter is kept."""
+    task = {**TASK, "options": {**TASK["options"], "validation_wordings": 1}}
+    d = recipe_dict(tiny_lm.path, tmp_path / "runs", task=task,
+                    sft={"max_steps": 2, "per_device_train_batch_size": 4, "max_length": 512},
+                    sft_recall={"target": 0.9, "extra_epochs": 1, "max_extensions": 2})
+    run = run_mod.Run(load_recipe(write_recipe(tmp_path, d)))
+    real = run._valid_accuracy
+    # the real measurement on the first adapter, then scripted ones: the middle adapter is the best
+    seen: list[tuple[str, float]] = []
+
+    def scripted(adapter, examples):
+        acc = real(adapter, examples) if not seen else [0.5, 0.25][len(seen) - 1]
+        seen.append((adapter_hash(adapter), acc))
+        return acc
+
+    monkeypatch.setattr(run, "_valid_accuracy", scripted)
+    with caplog.at_level("WARNING"):
+        counts = run.sft()["counts"]
+    assert len(seen) == 3 and len({h for h, _ in seen}) == 3  # each extension trained the adapter further
+    assert 0.0 <= seen[0][1] < 0.5  # a random tiny model answers few validation questions
+    out = run.dir / "sft"
+    assert adapter_hash(out / "adapter") == seen[1][0]  # the best one, not the last
+    assert counts["extensions"] == 1 and counts["valid_accuracy"] == 0.5
+    assert read_json(out / "extensions.json")["kept"] == 1
+    assert (out / "train_log_ext1.jsonl").exists() and (out / "train_log_ext2.jsonl").exists()
+    assert not list(out.glob("adapter_ext*"))
+    assert "stays below the target" in caplog.text
+    # the measurement agrees with the evaluation stage on the same adapter and questions
+    monkeypatch.setattr(run, "_valid_accuracy", real)
+    first = run.evaluate(["weak_sft"], name="eval_sft_valid", split="sft_valid")
+    assert read_json(run.dir / "eval_sft_valid/results.json")["systems"]["weak_sft"]["score"]["value"] == \
+        real(out / "adapter", run.task.extra["sft_valid"])
+    assert first
+
+
+def test_sft_recall_needs_a_validation_slice(tmp_path, tiny_lm):
+    d = recipe_dict(tiny_lm.path, tmp_path / "runs", sft_recall={"target": 0.8})
+    run = run_mod.Run(load_recipe(write_recipe(tmp_path, d)))
+    with pytest.raises(ValueError, match="sft_recall.target needs a task with an SFT validation slice"):
+        run.sft()

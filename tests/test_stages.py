@@ -28,7 +28,7 @@ CHANGED: dict[str, Any] = {
     "judge.backend": "hf", "ablations.strong.backend": "openai", "collab.draft_format": "knowledge",
     "collab.draft_sections": ["Background"], "mining.evaluator": "judge", "mining.mode": "rank",
     "eval.systems": SYSTEMS[:-1], "alignment": "kto", "ablations.formats": ["direct"], "ablations.pair_fractions": [0.5],
-    "ablations.dpo_settings": [{"beta": 0.2}],
+    "ablations.dpo_settings": [{"beta": 0.2}], "sft_recall.target": 0.8,
 }
 
 ALL = set(plan(BASE, EVALS))
@@ -37,7 +37,8 @@ ALIGNED = {"round_1/dpo", "eval", "eval_valid", "eval_recall"}  # DPO and whatev
 # What each field re-runs (the longest matching prefix wins).
 EXPECTED: dict[str, set[str]] = {
     **{f: set() for f in NOT_READ},
-    **{f: ALL for f in ("seed", "task", "sft", "lora", "weak.model", "collab.draft_format", "collab.prompts")},
+    **{f: ALL for f in ("seed", "task", "sft", "sft_recall", "lora", "weak.model", "collab.draft_format",
+                        "collab.prompts", "collab.draft_max_tokens")},
     "weak": ALL - {"sft"},  # generation settings: every stage that runs the weak model
     "collab": ALL - {"sft"},
     **{f: ALL - {"sft", "eval_sft_valid"} for f in ("strong", "judge", "mining")},  # the SFT-only probe never sees them

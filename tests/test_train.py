@@ -130,6 +130,20 @@ def test_sft_learns_the_completions_and_saves_a_loadable_adapter(tiny, sft_run):
     assert steps[-1]["loss"] < steps[0]["loss"]
 
 
+def test_sft_continues_from_an_adapter(tiny, sft_run, tmp_path):
+    """A continuation starts from the given adapter's weights and LoRA shape, not from a fresh adapter."""
+    adapter, log_path = sft_run
+    args = FAST | {"num_train_epochs": 1, "per_device_train_batch_size": 4, "learning_rate": 1e-3}
+    more = train_sft(str(tiny), SFT_ROWS, tmp_path, args, {"r": 2}, seed=0, log_path=tmp_path / "log.jsonl",
+                     init_adapter=adapter)
+    ran = json.loads((tmp_path / "trainer_config.json").read_text())
+    assert ran["peft"]["r"] == 8  # the adapter's own config, not the (ignored) lora_args
+    fresh = [r["loss"] for r in load_log(log_path) if "loss" in r]
+    cont = [r["loss"] for r in load_log(tmp_path / "log.jsonl") if "loss" in r]
+    assert cont[0] < fresh[0] - 0.5 and abs(cont[0] - fresh[-1]) < 0.2, (fresh, cont)
+    assert (more / "adapter_model.safetensors").exists()
+
+
 def test_merge_equals_base_plus_adapter(tiny, sft_run, merged):
     assert (merged / "config.json").exists() and (merged / "tokenizer_config.json").exists()
     assert not (merged / "adapter_config.json").exists()

@@ -7,9 +7,12 @@ from typing import Any
 
 import yaml
 
+from .checks import stage_warnings
 from .errors import CowestError
 from .io import read_json, read_jsonl, write_json, write_text
+from .report.artifacts import stage_manifests
 from .report.seeds import compare_markdown
+from .report.tables import score_metric
 from .tasks.metrics import bootstrap_ci, paired_bootstrap
 
 # (a, b) pairs compared by paired bootstrap; "best_single" is resolved per run before the test is read.
@@ -82,8 +85,9 @@ def _load_run(run_dir: Path, eval_name: str) -> dict[str, Any]:
     results = read_json(_need(run_dir / eval_name / "results.json"))
     scores = _scores(_need(run_dir / eval_name / "predictions.jsonl"))
     systems = list(results["systems"])
+    warnings = [w["message"] for _, w in stage_warnings(stage_manifests(run_dir))]
     return {"dir": run_dir, "name": str(cfg.get("name") or run_dir.name), "seed": cfg.get("seed"), "cfg": cfg,
-            "results": results, "scores": scores, "best": best_single(run_dir, systems)}
+            "results": results, "scores": scores, "best": best_single(run_dir, systems), "warnings": warnings}
 
 
 def _system_row(entry: dict) -> dict[str, Any]:
@@ -122,7 +126,8 @@ def compare_runs(
     conf = confidence if confidence is not None else _default(runs, "eval", "confidence", 0.95)
     boot = dict(n_boot=n_boot, confidence=conf, seed=seed)
     order = list(dict.fromkeys(s for r in runs for s in r["results"]["systems"]))
-    out: dict[str, Any] = {"eval": eval_name, "confidence": conf, "n_boot": n_boot, "seed": seed, "runs": []}
+    out: dict[str, Any] = {"eval": eval_name, "confidence": conf, "n_boot": n_boot, "seed": seed,
+                           "score_metric": score_metric(runs[0]["results"]), "runs": []}
     for r in runs:
         diffs = {}
         for a, b in COMPARISONS:
@@ -135,7 +140,7 @@ def compare_runs(
             "run": r["name"], "dir": str(r["dir"]), "seed": r["seed"], "n": r["results"].get("n"),
             "systems": {s: _system_row(e) for s, e in r["results"]["systems"].items()},
             "best_single": r["best"], "diffs": diffs,
-            "cowest_ge_refine": None if ge is None else bool(ge["diff"] >= 0),
+            "cowest_ge_refine": None if ge is None else bool(ge["diff"] >= 0), "warnings": r["warnings"],
         })
     out["systems"] = {}
     for s in order:

@@ -11,12 +11,12 @@ from typing import Callable, Sequence
 from .collab.baselines import BM25Retriever, weak_predictions
 from .collab.pipeline import Collaborator, draft_answer_section
 from .config import EvalConfig
-from .models.base import Backend
+from .models.base import Backend, Usage
 
 # results.md is the report's results and comparisons tables, from the one renderer of results.json
 from .report.tables import comparisons_markdown as comparisons_table  # noqa: F401
 from .report.tables import results_markdown as results_table  # noqa: F401
-from .tasks.base import LETTERS, Example
+from .tasks.base import LETTERS, Example, TaskType
 from .tasks.metrics import bootstrap_ci, bootstrap_metric, paired_bootstrap, squad_normalize
 
 
@@ -77,11 +77,13 @@ def evaluate(
     drafts: dict[str, list[str]] = {}
     draft_cut: dict[str, list[bool]] = {}  # drafts that hit draft_max_tokens
     draft_time: dict[str, float] = {}
+    draft_calls: dict[str, Usage] = {}  # model calls and cache hits of each variant's drafts
     predicted: dict[str, list[tuple[str, float]]] = {}  # SuperICL: weak answer and confidence per variant
     # Weak drafts first, one weak model in memory at a time.
     for variant in dict.fromkeys(s.variant for s in systems if s.variant):
         t0 = time.perf_counter()
         weak = weak_factory(variant)
+        before = _usage(weak)
         try:
             collab.weak = weak
             completions = [c[0] for c in collab.drafts(examples)]
@@ -89,18 +91,21 @@ def evaluate(
             draft_cut[variant] = [c.finish_reason == "length" for c in completions]
             if any(s.kind == "supericl" and s.variant == variant for s in systems):
                 predicted[variant] = weak_predictions(weak, collab.prompter, examples, drafts[variant])
+            draft_calls[variant] = _usage_since(weak, before)
         finally:
             collab.weak = None
             weak.close()
         draft_time[variant] = time.perf_counter() - t0
 
     rows: list[dict] = []
-    results: dict = {"n": len(examples), "confidence": cfg.confidence, "systems": {}}
+    results: dict = {"n": len(examples), "confidence": cfg.confidence, "score_metric": score_metric(tt),
+                     "systems": {}}
     if cfg.price:
         results["price"] = cfg.price.model_dump()
     per_example: dict[str, list[float]] = {}
     for s in systems:
         t0 = time.perf_counter()
+        calls = Usage()
         context: list[str | None] = [drafts[s.variant][i] if s.variant else None for i in range(len(examples))]
         if s.kind == "weak":
             texts = drafts[s.variant]
@@ -119,7 +124,9 @@ def evaluate(
                 hits = BM25Retriever(corpus).top_k([_query(tt, e) for e in examples], cfg.retrieval_k)
                 convs = [collab.prompter.retrieval(e, h) for e, h in zip(examples, hits)]
                 context = ["\n\n".join(h) for h in hits]
+            before = _usage(collab.strong)
             answered = collab.ask_strong(examples, convs)
+            calls = _usage_since(collab.strong, before)
             texts = [a.text for a in answered]
             answers = [a.answer for a in answered]
             ptok = [a.prompt_tokens for a in answered]
@@ -138,6 +145,10 @@ def evaluate(
             )
         results["systems"][s.name] = summarise(s, answers, scores, examples, ptok, ctok, wall, tt, cfg, seed)
         results["systems"][s.name]["truncated_share"] = fmean(cut) if cut else 0.0
+        drafted = draft_calls.get(s.variant, Usage()) if s.variant else Usage()
+        # Answers read from the call cache take no compute: wall time alone would make them look cheap.
+        results["systems"][s.name]["calls"] = calls.calls + drafted.calls
+        results["systems"][s.name]["cache_hits"] = calls.cache_hits + drafted.cache_hits
         if s.variant and s.kind in ("weak", "collab"):
             # Knowledge recall of the draft itself, whatever answer was read from it.
             results["systems"][s.name]["draft_states_gold"] = fmean(
@@ -147,6 +158,24 @@ def evaluate(
     results["comparisons"] = compare(per_example, systems, cfg, seed, best_single)
     results["drafts"] = draft_diagnostics(drafts, draft_cut, per_example, systems, examples)
     return rows, results
+
+
+def score_metric(tt: TaskType) -> str:
+    """The metric whose per-question value `tt.score` is: paired comparisons are in it."""
+    # Short answers are scored by token F1 beside an exact-match primary column; choice tasks by accuracy.
+    return getattr(tt, "score_metric", "f1" if tt.name == "short_answer" else "accuracy")
+
+
+def _usage(backend: Backend | None) -> Usage:
+    """A copy of a backend's running usage (empty without a backend)."""
+    u = getattr(backend, "usage", None)
+    return Usage(**u.as_dict()) if u is not None else Usage()
+
+
+def _usage_since(backend: Backend | None, before: Usage) -> Usage:
+    """The calls and cache hits a backend counted since `before`."""
+    now = _usage(backend)
+    return Usage(**{k: v - getattr(before, k) for k, v in now.as_dict().items()})
 
 
 def draft_diagnostics(

@@ -7,9 +7,10 @@ from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 
+from . import checks
 from .collab import Collaborator, JudgeEvaluator, Prompter, RuleEvaluator, heldout_questions, mine
 from .collab.targets import sft_rows
-from .config import ModelConfig, Recipe, dump_recipe
+from .config import ModelConfig, Recipe, RecipeError, dump_recipe
 from .errors import NoPairsError
 from .io import adapter_hash, hash_obj, read_json, read_jsonl, write_json, write_jsonl, write_text
 from .models import build_backend
@@ -138,6 +139,9 @@ class Run:
 
         r = self.recipe
         inputs = self.inputs(StageDecl("sft", "sft"))
+        if r.sft_recall.target is not None and not self.task.extra.get("sft_valid"):
+            raise RecipeError(f"sft_recall.target needs a task with an SFT validation slice (the formulary task's "
+                              f"validation_wordings); task {r.task.name!r} has none")
 
         def run(sdir: Path) -> dict:
             train = [e for e in self.task.train if e.metadata.get("sft", True)]
@@ -149,13 +153,68 @@ class Run:
             from .assets import resolve_model
 
             base_path = resolve_model(base.model, "hf")
-            valid, _ = sft_rows(self.prompter, self.task.extra.get("sft_valid", []), self.task.facts, "SFT validation")
+            valid_examples = self.task.extra.get("sft_valid", [])
+            valid, _ = sft_rows(self.prompter, valid_examples, self.task.facts, "SFT validation")
             adapter = train_sft(base_path, rows, sdir, r.sft, r.lora, seed=r.seed, log_path=sdir / "train_log.jsonl",
                                 eval_rows=valid or None)
+            extended = {}
+            if r.sft_recall.target is not None:
+                adapter, extended = self._extend_sft(base_path, rows, valid, valid_examples, sdir, adapter)
             merge_adapter(base_path, adapter, sdir / "merged")
-            return dict(examples=len(rows), templated_backgrounds=templated, adapter_hash=adapter_hash(adapter))
+            return dict(examples=len(rows), templated_backgrounds=templated, adapter_hash=adapter_hash(adapter),
+                        **extended)
 
         return self.ledger.run("sft", self.dir / "sft", inputs, run)
+
+    def _extend_sft(self, base_path: str, rows: list[dict], valid: list[dict], valid_examples: list, sdir: Path,
+                    adapter: Path) -> tuple[Path, dict]:
+        """More SFT epochs while validation accuracy is below `sft_recall.target`; keep the best adapter."""
+        import shutil
+
+        from .train import train_sft
+        from .train.sft import SFT_DEFAULTS
+
+        r, cfg = self.recipe, self.recipe.sft_recall
+        history: list[dict] = []
+        best: tuple[float, int] | None = None
+        for ext in range(cfg.max_extensions + 1):
+            acc = self._valid_accuracy(adapter, valid_examples)
+            history.append({"extension": ext, "valid_accuracy": acc})
+            log.info("SFT validation accuracy after %d extension(s): %.1f%% (target %.1f%%)", ext, 100 * acc,
+                     100 * cfg.target)
+            if best is None or acc >= best[0]:
+                best = (acc, ext)
+            if acc >= cfg.target or ext == cfg.max_extensions:
+                break
+            shutil.copytree(adapter, sdir / f"adapter_ext{ext}", dirs_exist_ok=True)  # kept in case the next is worse
+            lr = cfg.learning_rate_scale * r.sft.get("learning_rate", SFT_DEFAULTS["learning_rate"])
+            args = r.sft | {"num_train_epochs": cfg.extra_epochs, "warmup_steps": cfg.warmup_steps, "learning_rate": lr}
+            adapter = train_sft(base_path, rows, sdir, args, r.lora,
+                                seed=r.seed, log_path=sdir / f"train_log_ext{ext + 1}.jsonl", eval_rows=valid,
+                                init_adapter=adapter)
+        if best[1] != history[-1]["extension"]:
+            shutil.rmtree(adapter)
+            shutil.copytree(sdir / f"adapter_ext{best[1]}", adapter)
+        for ext in range(len(history)):
+            shutil.rmtree(sdir / f"adapter_ext{ext}", ignore_errors=True)
+        if best[0] < cfg.target:
+            log.warning("SFT validation accuracy %.1f%% stays below the target %.1f%% after %d extension(s)",
+                        100 * best[0], 100 * cfg.target, cfg.max_extensions)
+        write_json(sdir / "extensions.json", {"target": cfg.target, "history": history, "kept": best[1]})
+        return adapter, {"extensions": best[1], "valid_accuracy": best[0]}
+
+    def _valid_accuracy(self, adapter: Path, examples: list) -> float:
+        """The weak model with `adapter` answering the SFT validation questions alone: accuracy in [0, 1]."""
+        from .evaluate import evaluate, get_systems
+
+        cfg = self.recipe.weak.model_copy(update={"adapter": str(adapter)})
+        backend = build_backend(cfg, cache_path=self.cache_path)
+        try:
+            _, results = evaluate(examples, get_systems(["weak_sft"]), lambda _: backend,
+                                  _WeakOnly(self.prompter, self.recipe.collab), self.recipe.eval, seed=self.recipe.seed)
+        finally:
+            backend.close()
+        return float(results["systems"]["weak_sft"]["score"]["value"])
 
     def mine(self, round_: int) -> dict:
         """Stage 2: collaborative feedback with the previous round's weak model."""
@@ -189,7 +248,8 @@ class Run:
             write_json(sdir / "heldout.json", sorted(held))
             write_json(sdir / "mining_stats.json", res.stats)
             log.info("mining round %d: %s", round_, ", ".join(f"{k}={_fmt(v)}" for k, v in res.stats.items()))
-            return res.stats
+            warns = checks.mining_warnings(res.stats, round_, r.collab.draft_max_tokens)
+            return {**res.stats, "warnings": checks.report(warns)}
 
         return self.ledger.run(decl.name, self.dir / f"round_{round_}", inputs, run)
 
@@ -223,8 +283,9 @@ class Run:
             held_epochs = [{k.removeprefix("eval_"): s[k] for k in ("epoch", "eval_rewards/accuracies",
                                                                      "eval_rewards/margins", "eval_loss") if k in s}
                            for s in steps if "eval_rewards/margins" in s]
-            return dict(pairs=len(rows), steps=len(margins), final_margin=margins[-1] if margins else None,
-                        heldout=held_epochs, adapter_hash=adapter_hash(adapter))
+            counts = dict(pairs=len(rows), steps=len(margins), final_margin=margins[-1] if margins else None,
+                          heldout=held_epochs, adapter_hash=adapter_hash(adapter))
+            return {**counts, "warnings": checks.report(checks.dpo_warnings(counts, round_))}
 
         return self.ledger.run(decl.name, self.dir / f"round_{round_}", inputs, run)
 
@@ -267,7 +328,8 @@ class Run:
             tables = f"{results_table(results)}\n\n{comparisons_table(results)}".strip()
             write_text(sdir / "results.md", f"# {r.name}: {r.task.name} / {split} ({len(examples)} questions)\n\n{tables}\n")
             _write_csv(sdir / "results.csv", results)
-            return dict(questions=len(examples), systems=len(systems_))
+            warns = checks.eval_warnings(results, name, r.collab.draft_max_tokens)
+            return dict(questions=len(examples), systems=len(systems_), warnings=checks.report(warns))
 
         manifest = self.ledger.run(name, self.dir / name, inputs, run)
         log.info("%s", (self.dir / name / "results.md").read_text().strip())

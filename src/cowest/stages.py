@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 
 # Recipe fields (dotted paths; a section stands for all its fields) each kind of stage reads.
 READS: dict[str, tuple[str, ...]] = {
-    "sft": ("seed", "task", "weak.model", "sft", "lora", "collab.draft_format", "collab.prompts"),
+    "sft": ("seed", "task", "weak.model", "sft", "sft_recall", "lora", "collab.draft_format", "collab.prompts",
+            "collab.draft_max_tokens"),  # the last: sft_recall measures validation drafts
     "mine": ("seed", "task", "weak", "strong", "judge", "collab", "mining"),
     "dpo": ("seed", "alignment", "dpo", "lora"),
     "eval": ("seed", "task", "weak", "strong", "collab", "eval"),

@@ -69,7 +69,8 @@ def mine(
     sampling = Sampling(
         temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=collab.cfg.draft_max_tokens, seed=seed
     )
-    drafts = [[c.text for c in cs] for cs in collab.drafts(examples, n=k, sampling=sampling)]
+    sampled = collab.drafts(examples, n=k, sampling=sampling)
+    drafts = [[c.text for c in cs] for cs in sampled]
 
     # 3. Refine every draft; the K refinements of a question are adjacent so the server reuses the prefix.
     flat_examples = [e for e in examples for _ in range(k)]
@@ -91,7 +92,8 @@ def mine(
         )
         for j in range(k):
             r = refined[qi * k + j]
-            res.drafts.append(dict(question_id=ex.id, k=j, draft=drafts[qi][j]))
+            res.drafts.append(dict(question_id=ex.id, k=j, draft=drafts[qi][j],
+                                   truncated=sampled[qi][j].finish_reason == "length"))
             res.refinements.append(
                 dict(question_id=ex.id, k=j, text=r.text, answer=r.answer,
                      prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens, truncated=r.truncated)
@@ -153,4 +155,5 @@ def mining_stats(res: MiningResult, n_questions: int, k: int) -> dict:
         refined_score=fmean(s["score"] for s in draft_scores) if draft_scores else 0.0,
         strong_alone_truncated=fmean(r.get("truncated", False) for r in alone) if alone else 0.0,
         refined_truncated=fmean(r.get("truncated", False) for r in refined) if refined else 0.0,
+        drafts_truncated=fmean(d.get("truncated", False) for d in res.drafts) if res.drafts else 0.0,
     )

@@ -54,9 +54,7 @@ def load(run_dir: Path) -> Artifacts:
             a.config = cfg if isinstance(cfg, dict) else {}
         except yaml.YAMLError as e:
             a.warnings.append(f"config.yaml: not valid YAML ({e})")
-    for name, p in _manifest_paths(d):
-        if (m := _opt(read_json, p, a)) is not None:
-            a.manifests[name] = m
+    a.manifests = stage_manifests(d, a)
     for name in _eval_dirs(d):
         if (r := _opt(read_json, d / name / "results.json", a)) is not None:
             r.setdefault("confidence", a.confidence)  # results written before the level was stored
@@ -75,6 +73,12 @@ def load(run_dir: Path) -> Artifacts:
     a.sft_log = _opt(read_jsonl, d / "sft" / "train_log.jsonl", a) or []
     a.ablations = _opt(read_json, d / "ablations" / "results.json", a) or {}
     return a
+
+
+def stage_manifests(run_dir: Path, a: Artifacts | None = None) -> dict[str, dict]:
+    """Stage name -> manifest in pipeline order; an unreadable one is a warning in `a` (skipped without one)."""
+    sink = a or Artifacts(dir=Path(run_dir))
+    return {name: m for name, p in _manifest_paths(Path(run_dir)) if (m := _opt(read_json, p, sink)) is not None}
 
 
 def _opt(reader: Callable[[Path], Any], path: Path, a: Artifacts) -> Any:

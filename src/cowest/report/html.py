@@ -29,6 +29,7 @@ from .tables import (
     results_rows,
     sft_summary,
     stage_rows,
+    warning_lines,
 )
 
 Part = dict[str, Any]  # {"kind": "h3" | "table" | "list" | "kv" | "figures" | "drill" | "recipe", ...}
@@ -127,5 +128,5 @@ def render_html(a: Artifacts, plots: dict[str, bytes]) -> str:
     sections = [{"id": i, "title": t, "nav": t.split(":")[0], "parts": p} for i, t, p in _sections(a, plots)]
     return _env().get_template("report.html.j2").render(
         name=a.name, meta=" · ".join(x for x in meta if x), headline=headline(ev) if ev else None,
-        sections=sections, css=_asset("report.css"), js=_asset("report.js"),
+        sections=sections, css=_asset("report.css"), js=_asset("report.js"), warnings=warning_lines(a),
     )

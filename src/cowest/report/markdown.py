@@ -20,6 +20,7 @@ from .tables import (
     results_markdown,
     sft_summary,
     stage_rows,
+    warning_lines,
 )
 
 
@@ -36,6 +37,9 @@ def render_markdown(a: Artifacts) -> str:
                      f"{ev.get('date', '')}".rstrip(", "))
         if h := headline(ev):
             parts.append(f"**{h}**")
+    if lines := warning_lines(a):  # first, where nobody reads past them
+        parts.append("> **Warning: parts of this run changed nothing or were cut short.**\n>\n"
+                     + "\n".join(f"> - {w}" for w in lines))
     for name, r in a.evals.items():
         tables = f"{results_markdown(r)}\n\n{comparisons_markdown(r)}".strip()
         if (dr := draft_rows(r))[1]:

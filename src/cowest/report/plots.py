@@ -104,6 +104,12 @@ def plot_margins(logs: dict[int, list[dict]]) -> bytes | None:
 
 def plot_cost(results: dict) -> bytes | None:
     """Primary metric against strong-model cost per question (or price per 1k questions when every system has one)."""
+    fig = cost_figure(results)
+    return _png(fig) if fig is not None else None
+
+
+def cost_figure(results: dict):
+    """The cost plot's figure, its labels placed where they overprint neither each other nor a point."""
     metric = primary_metric(results)
     systems = {n: r for n, r in (results.get("systems") or {}).items() if metric and metric in r.get("metrics", {})}
     if not systems:
@@ -115,14 +121,79 @@ def plot_cost(results: dict) -> bytes | None:
     for (n, _), x, m in zip(systems.items(), xs, ms):
         color = "#e45756" if is_cowest(n) else "#4c78a8"
         ax.errorbar([x], [100 * m["value"]], yerr=_errs([m]), fmt="o", color=color, capsize=3)
-        ax.annotate(n, (x, 100 * m["value"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
     currency = (results.get("price") or {}).get("currency", "")
     ax.set_xlabel(f"cost per 1k questions {currency}".strip() if priced else "strong-model tokens per question")
     ax.set_ylabel(f"{metric} (%)")
     ax.set_title("Accuracy against strong-model cost", fontsize=10)
     ax.margins(x=0.15)
     ax.grid(alpha=0.3)
-    return _png(fig)
+    bars = [((x, 100 * m["lo"]), (x, 100 * m["hi"])) for x, m in zip(xs, ms)]
+    place_labels(fig, ax, [(x, 100 * m["value"]) for x, m in zip(xs, ms)], list(systems), bars)
+    return fig
+
+
+# Label offsets from a point, in points, nearest first: right or left of it, then further up or down.
+_OFFSETS = [(dx, dy) for dy in (4, -4, 13, -13, 22, -22, 31, -31) for dx in (5, -5)]
+
+
+Point = tuple[float, float]
+
+
+def place_labels(fig, ax, points: Sequence[Point], labels: Sequence[str],
+                 bars: Sequence[tuple[Point, Point]] = (), fontsize: int = 8) -> list:
+    """Annotate each point at the first offset whose text box overlaps no earlier label, no point, no error bar
+    (`bars`: the ends of each) and stays in the axes, else the least overlapping one: greedy and deterministic."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+    from matplotlib.transforms import Bbox
+
+    fig.tight_layout()  # the layout the PNG will have (labels stay out of it), so pixel boxes are final
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    pixels = ax.transData.transform(points) if points else []
+    taken = [_box(px, py, 4) for px, py in pixels]  # every marker, padded
+    for lo, hi in bars:
+        (x0, y0), (x1, y1) = ax.transData.transform([lo, hi])
+        taken.append(Bbox([[min(x0, x1) - 1, min(y0, y1)], [max(x0, x1) + 1, max(y0, y1)]]))
+    placed = []
+    for (x, y), text in zip(points, labels):
+        best = None
+        for dx, dy in _OFFSETS:
+            # A label moved away from its point gets a thin leader line back to it.
+            lead = dict(arrowprops=dict(arrowstyle="-", lw=0.5, color="#888", shrinkA=0, shrinkB=4)) \
+                if abs(dy) > _OFFSETS[0][1] else {}
+            ann = ax.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=fontsize,
+                              ha="left" if dx > 0 else "right", va="bottom" if dy > 0 else "top",
+                              annotation_clip=False, **lead)
+            ann.set_in_layout(False)
+            ann.update_positions(renderer)
+            box = Text.get_window_extent(ann, renderer).padded(1)  # the text alone, not its leader line
+            # Within the axes, where a label neither crosses a spine nor leaves the image.
+            outside = box.width * box.height - _overlap(box, ax.bbox)
+            cost = sum(_overlap(box, t) for t in taken) + 1e3 * outside
+            if best is None or cost < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (cost, ann, box)
+            else:
+                ann.remove()
+            if cost == 0:
+                break
+        taken.append(best[2])
+        placed.append(best[1])
+    return placed
+
+
+def _box(px: float, py: float, r: float):
+    from matplotlib.transforms import Bbox
+
+    return Bbox([[px - r, py - r], [px + r, py + r]])
+
+
+def _overlap(a, b) -> float:
+    """Area shared by two boxes (0 when they only touch)."""
+    w = min(a.x1, b.x1) - max(a.x0, b.x0)
+    h = min(a.y1, b.y1) - max(a.y0, b.y0)
+    return w * h if w > 0 and h > 0 else 0.0
 
 
 def plot_pairs(ab: dict, level: float = DEFAULT_CONFIDENCE) -> bytes | None:

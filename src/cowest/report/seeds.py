@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .tables import level_label, md_table
+from .tables import level_label, md_table, metric_label, p_text
 
 
 def _pct(v: float, signed: bool = False) -> str:
@@ -48,7 +48,11 @@ def compare_markdown(data: dict) -> str:
         for h, r in zip(heads, runs)) + "."]
     if data["diffs"]:
         used = {name: f"{d['n']} ({d['runs']} run{'s' * (d['runs'] != 1)})" for name, d in data["diffs"].items()}
-        rows = [[name, _cell(d, True, "diff"), f"{d['p_value']:.3f}", used[name],
+        # compare.json files written before the metric was stored: per-seed cells hold each run's primary metric,
+        # and short answers (primary em) score per question by token F1
+        metric = data.get("score_metric") or {"accuracy": "accuracy", "em": "f1"}.get(metrics[0] if metrics else "")
+        on = f" ({metric_label(metric)})" if metric else ""
+        rows = [[f"{name}{on}", _cell(d, True, "diff"), p_text(d["p_value"]), used[name],
                  *(_cell(r["diffs"][name], True, "diff") if name in r["diffs"] else "—" for r in runs)]
                 for name, d in data["diffs"].items()]
         head = ["difference (points)", f"pooled, {conf} CI", "p (one-sided)", "n pooled", *heads]
@@ -56,6 +60,10 @@ def compare_markdown(data: dict) -> str:
                   "", "Pooled differences concatenate the per-question score differences of every run (matched by "
                       "question within a run) and run one paired bootstrap; p is the share of resamples with a "
                       "difference <= 0. `best_single` is each run's fixed best single model."]
+    warned = [(h, r["warnings"]) for h, r in zip(heads, runs) if r.get("warnings")]
+    if warned:
+        lines += ["", "**Warnings** (stages that changed nothing or were cut short):", ""]
+        lines += [f"- {h}: {w}" for h, ws in warned for w in ws]
     ge = data["cowest_ge_refine"]
     if ge["of"]:
         flags = " ".join(f"{h}: {'yes' if r['cowest_ge_refine'] else 'no'};" for h, r in zip(heads, runs)

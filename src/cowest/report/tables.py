@@ -10,7 +10,9 @@ Markdown (report.md, results.md, README blocks), CSV (results.csv) and HTML (rep
   it was stored are read with the run's `eval.confidence`, else 0.95.
 - `systems`: system key -> `label`; `metrics` (metric -> `{value, lo, hi}`, the first one primary); `score`
   (mean per-question score, `{value, lo, hi}`); `strong_prompt_tokens_per_q`, `strong_completion_tokens_per_q`,
-  `wall_s`; optional `answered`, `truncated_share`, `draft_states_gold` (fractions) and `cost_per_1k`.
+  `wall_s`; optional `answered`, `truncated_share`, `draft_states_gold` (fractions), `cost_per_1k`, and `calls`,
+  `cache_hits` (model calls made and answers read from the call cache, the weak drafts' included).
+- `score_metric`: the metric the per-question scores (and so every comparison) are in; absent in older files.
 - `price` (optional): `currency`, `prompt_per_million`, `completion_per_million`.
 - `comparisons`: `"A - B"` -> paired bootstrap of A's minus B's scores: `diff`, `lo`, `hi`, one-sided `p_value`,
   `best_single` (B is the fixed best single model).
@@ -27,6 +29,8 @@ import csv
 import io
 import math
 from typing import TYPE_CHECKING, Sequence
+
+from ..checks import stage_warnings
 
 if TYPE_CHECKING:
     from .artifacts import Artifacts
@@ -60,6 +64,39 @@ def ci_text(m: dict | None) -> str:
     if not m:
         return ""
     return f"{pct(m.get('value'))} [{pct(m.get('lo'))}, {pct(m.get('hi'))}]"
+
+
+def p_text(p: float) -> str:
+    """A p-value with three decimals; below 0.001 as '< 0.001' (a resampled p is never exactly 0)."""
+    if math.isnan(p):
+        return "nan"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def p_relation(text: str) -> str:
+    """'= 0.021' or '< 0.001': a p_text after 'p' in a sentence."""
+    return text if text.startswith("<") else f"= {text}"
+
+
+METRIC_LABELS = {"f1": "token F1", "em": "exact match", "macro_f1": "macro-F1"}
+
+
+def metric_label(metric: str) -> str:
+    """A metric key as people read it ('f1' -> 'token F1')."""
+    return METRIC_LABELS.get(metric, metric)
+
+
+def score_metric(results: dict) -> str | None:
+    """The metric of the per-question scores, which paired comparisons are in.
+
+    Files written before it was stored: accuracy where the systems have it (choice tasks), else token F1 (short
+    answers score per question by F1), else the primary metric.
+    """
+    if results.get("score_metric"):
+        return str(results["score_metric"])
+    first = next(iter((results.get("systems") or {}).values()), {})
+    metrics = first.get("metrics") or {}
+    return next((m for m in ("accuracy", "f1") if m in metrics), primary_metric(results))
 
 
 def fmt(v: object) -> str:
@@ -101,6 +138,7 @@ def results_rows(results: dict, keys: bool = True) -> tuple[list[str], list[list
     headers += ["cut at token cap %"] if has("truncated_share") else []
     headers += ["strong tok/q"]
     headers += [f"cost / 1k q ({currency})" if currency else "cost / 1k q"] if has("cost_per_1k") else []
+    headers += ["model calls", "cache hits"] if has("calls") else []
     headers += ["wall s"]
     primary = [r["metrics"][metrics[0]]["value"] for r in systems.values()
                if metrics and metrics[0] in r.get("metrics", {})]
@@ -117,6 +155,8 @@ def results_rows(results: dict, keys: bool = True) -> tuple[list[str], list[list
         cells.append(f"{strong_tokens(r):.0f}")
         if has("cost_per_1k"):
             cells.append("" if r.get("cost_per_1k") is None else f"{r['cost_per_1k']:.2f}")
+        if has("calls"):
+            cells += [fmt(r.get("calls")), fmt(r.get("cache_hits"))]
         cells.append(f"{r.get('wall_s', 0.0):.0f}")
         rows.append(cells)
         classes.append("hl" if is_cowest(name) else "")
@@ -124,13 +164,15 @@ def results_rows(results: dict, keys: bool = True) -> tuple[list[str], list[list
 
 
 def comparison_rows(results: dict) -> Table:
-    """Paired differences in points, CI and one-sided p; p < 0.05 is marked."""
+    """Paired differences in points, each named with its metric, CI and one-sided p; p < 0.05 is marked."""
     rows: list[list[Cell]] = []
+    metric = score_metric(results)
+    on = f" ({metric_label(metric)})" if metric else ""
     for name, c in (results.get("comparisons") or {}).items():
         tag = " (best single model)" if c.get("best_single") else ""
         p = c.get("p_value", float("nan"))
-        rows.append([f"{name}{tag}", f"{100 * c['diff']:+.1f}", f"[{100 * c['lo']:+.1f}, {100 * c['hi']:+.1f}]",
-                     (f"{p:.3f}", "sig") if p < 0.05 else f"{p:.3f}"])
+        rows.append([f"{name}{on}{tag}", f"{100 * c['diff']:+.1f}", f"[{100 * c['lo']:+.1f}, {100 * c['hi']:+.1f}]",
+                     (p_text(p), "sig") if p < 0.05 else p_text(p)])
     return ["difference", "mean (points)", f"{level_label(confidence(results))} CI", "p (one-sided)"], rows
 
 
@@ -154,8 +196,11 @@ def headline(results: dict) -> str | None:
     """One sentence: CoWest against the best single model, when that comparison exists."""
     for name, c in (results.get("comparisons") or {}).items():
         if c.get("best_single") and is_cowest(name.split(" - ")[0]):
-            return (f"{name}: {100 * c['diff']:+.1f} points ({level_label(confidence(results))} CI "
-                    f"[{100 * c['lo']:+.1f}, {100 * c['hi']:+.1f}], one-sided p = {c['p_value']:.3f})")
+            metric = score_metric(results)
+            on = f" ({metric_label(metric)})" if metric else ""
+            p = p_text(c["p_value"])
+            return (f"{name}{on}: {100 * c['diff']:+.1f} points ({level_label(confidence(results))} CI "
+                    f"[{100 * c['lo']:+.1f}, {100 * c['hi']:+.1f}], one-sided p {p_relation(p)})")
     return None
 
 
@@ -168,6 +213,12 @@ def eval_title(name: str, r: dict) -> str:
 # ---------------------------------------------------------------- training artifacts
 
 
+def warning_lines(a: Artifacts) -> list[str]:
+    """The run's stage warnings (no-op alignment, few pairs, cut drafts), one line each, in stage order."""
+    return [w["message"] for _, w in stage_warnings(a.manifests)]
+
+
+
 def mining_rows(a: Artifacts) -> Table:
     """Mining statistics: one row per statistic, one column per round."""
     keys = list(dict.fromkeys(k for st in a.mining.values() for k in st))
@@ -177,7 +228,7 @@ def mining_rows(a: Artifacts) -> Table:
 
 
 MINING_KEYS = ("questions", "pairs", "train_pairs", "heldout_pairs", "questions_with_pair", "share_helped",
-               "share_hurt", "strong_alone_score", "refined_score", "strong_alone_truncated")
+               "share_hurt", "strong_alone_score", "refined_score", "strong_alone_truncated", "drafts_truncated")
 
 
 def mining_round_rows(k: int, stats: dict) -> Table:
@@ -342,7 +393,7 @@ def comparisons_markdown(results: dict) -> str:
 
 
 RECORD_FIELDS = ("answered", "draft_states_gold", "truncated_share", "strong_prompt_tokens_per_q",
-                 "strong_completion_tokens_per_q", "cost_per_1k", "wall_s")
+                 "strong_completion_tokens_per_q", "cost_per_1k", "calls", "cache_hits", "wall_s")
 
 
 def results_records(results: dict) -> Table:

@@ -54,11 +54,13 @@ def train_sft(
     seed: int = 0,
     log_path: Path | None = None,
     eval_rows: list[dict] | None = None,
+    init_adapter: Path | None = None,
 ) -> Path:
     """Train a LoRA adapter with TRL's SFTTrainer on prompt-completion chat rows; return `out_dir/adapter`.
 
     With `eval_rows` (a validation slice of the training data) the loss on them is measured after every epoch and
     the adapter of the epoch with the lowest one is kept, unless the recipe sets its own `eval_strategy`.
+    With `init_adapter` training continues from that adapter (a fresh schedule of `num_train_epochs`).
     """
     if not train_rows:
         raise ValueError("train_sft: no training rows (the task's training split is empty)")
@@ -69,13 +71,18 @@ def train_sft(
     select = VALIDATION_DEFAULTS if eval_set is not None else {}
     args = SFTConfig(**merge_args(trainer_defaults(out_dir, seed), SFT_DEFAULTS, select, sft_args))
     log = JsonlLogCallback(log_path)
+    model: Any = model_path  # a local path: TRL loads it in fp32 and the model keeps a real name (no Hub look-ups)
+    peft_config = lora_config(lora_args)
+    if init_adapter is not None:
+        base = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+        model, peft_config = PeftModel.from_pretrained(base, str(init_adapter), is_trainable=True), None
     trainer = SFTTrainer(
-        model=model_path,  # a local path: TRL loads it in fp32 and the model keeps a real name (no Hub look-ups)
+        model=model,
         args=args,
         train_dataset=dataset,
         eval_dataset=eval_set,
         processing_class=AutoTokenizer.from_pretrained(model_path),
-        peft_config=lora_config(lora_args),
+        peft_config=peft_config,
         callbacks=[log],
     )
     trainer.train()

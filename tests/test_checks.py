@@ -1,0 +1,115 @@
+"""Loud no-ops: each check warns exactly when a stage ran but cannot have changed anything, or cut its drafts."""
+
+from __future__ import annotations
+
+import logging
+
+from cowest.checks import (
+    IDENTICAL_SHARE,
+    MIN_PAIRS,
+    dpo_warnings,
+    eval_warnings,
+    mining_warnings,
+    report,
+    stage_warnings,
+)
+
+
+def codes(warnings: list[dict]) -> list[str]:
+    return [w["code"] for w in warnings]
+
+
+def test_few_pairs_counts_the_pairs_dpo_trains_on():
+    assert codes(mining_warnings({"pairs": 20, "train_pairs": MIN_PAIRS, "drafts": 8}, 1, 48)) == []
+    (w,) = mining_warnings({"pairs": 20, "train_pairs": MIN_PAIRS - 1, "drafts": 8}, 1, 48)
+    assert w["code"] == "few_pairs" and f"{MIN_PAIRS - 1} preference pair(s)" in w["message"]
+    assert "round 1 mining" in w["message"] and "mining.k" in w["message"]
+    assert codes(mining_warnings({"pairs": 3}, 2, 48)) == ["few_pairs"]  # stats of a run without held-out pairs
+
+
+def test_mining_drafts_cut_by_the_cap_say_count_share_and_cap():
+    (w,) = mining_warnings({"train_pairs": 40, "drafts": 192, "drafts_truncated": 12 / 192}, 1, 48)
+    assert w["code"] == "drafts_cut" and "12 of 192 (6.2%)" in w["message"] and "draft_max_tokens (48)" in w["message"]
+
+
+def test_dpo_margin_not_above_zero_on_held_out_pairs_else_in_training():
+    held = [{"epoch": 1.0, "rewards/margins": 0.2}, {"epoch": 2.0, "rewards/margins": 0.0}]
+    (w,) = dpo_warnings({"heldout": held, "final_margin": 0.5}, 1)
+    assert w["code"] == "flat_margin" and "0.0000 on the held-out pairs" in w["message"]
+    assert dpo_warnings({"heldout": held[:1], "final_margin": -0.5}, 1) == []  # the held-out figure decides
+    (w,) = dpo_warnings({"heldout": [], "final_margin": -0.01}, 2)
+    assert "round 2 DPO" in w["message"] and "in training (last step; no held-out pairs)" in w["message"]
+    assert dpo_warnings({"heldout": [], "final_margin": None}, 1) == []
+
+
+def test_aligned_drafts_identical_to_sft_drafts():
+    n = 30
+    almost = {"aligned": {"n": n, "changed_vs_sft": 1 / n, "truncated_share": 0.0}}
+    (w,) = eval_warnings({"drafts": almost}, "eval_valid", 48)
+    assert w["code"] == "identical_drafts" and w["message"].startswith("eval_valid: 29 of 30 (96.7%) aligned drafts")
+    changed = 1 - IDENTICAL_SHARE + 2 / n  # 26 of 30 identical: below the threshold
+    assert eval_warnings({"drafts": {"aligned": {"n": n, "changed_vs_sft": changed}}}, "eval", 48) == []
+    # Base drafts differ from SFT drafts by design; a later round's drafts count as aligned.
+    same = {"n": n, "changed_vs_sft": 0.0}
+    assert codes(eval_warnings({"drafts": {"base": same, "round_1": same}}, "eval", 48)) == ["identical_drafts"]
+
+
+def test_eval_drafts_cut_per_variant():
+    drafts = {"sft": {"n": 40, "truncated_share": 0.075}, "aligned": {"n": 40, "truncated_share": 0.0,
+                                                                        "changed_vs_sft": 0.5}}
+    (w,) = eval_warnings({"drafts": drafts}, "eval", 48)
+    assert w["code"] == "drafts_cut" and w["message"].startswith("eval, sft drafts: 3 of 40 (7.5%) weak drafts")
+
+
+def test_report_logs_and_stage_warnings_reads_manifests(caplog):
+    warns = mining_warnings({"train_pairs": 0}, 1, 48)
+    with caplog.at_level(logging.WARNING, logger="cowest.checks"):
+        assert report(warns) == warns
+    assert "round 1 mining: 0 preference pair(s)" in caplog.text
+    manifests = {"sft": {"counts": {}}, "round_1/mine": {"counts": {"warnings": warns}}, "eval": {}}
+    assert stage_warnings(manifests) == [("round_1/mine", warns[0])]
+
+
+def test_a_run_that_changes_nothing_says_so_in_its_manifests_report_and_comparison(tmp_path, monkeypatch, caplog):
+    """Fake models: the weak model writes the same short draft every time, cut at the cap, whatever its weights."""
+    from fakes import ScriptedBackend
+
+    from cowest import run as run_mod
+    from cowest.compare import compare_markdown, compare_runs
+    from cowest.config import Recipe
+    from cowest.report import build_report
+
+    def fake_build(cfg, cache_path=None):
+        if cfg.backend == "openai":  # the strong model copies the draft's letter
+            return ScriptedBackend(lambda c, i, s: "Final answer: A", "strong")
+        return ScriptedBackend(lambda c, i, s: "Background: dose\nAnswer: A", "weak", finish_reason="length")
+
+    monkeypatch.setattr(run_mod, "build_backend", fake_build)
+    recipe = Recipe.model_validate({
+        "name": "noop", "output_dir": str(tmp_path), "seed": 0,
+        "task": {"name": "formulary", "options": {"n_drugs": 4, "wordings_per_fact": 2, "n_mining": 6, "n_test": 4}},
+        "weak": {"backend": "hf", "model": "weak-model"},
+        "strong": {"backend": "openai", "model": "strong-model", "base_url": "http://localhost:1"},
+        "collab": {"draft_max_tokens": 8},
+        "mining": {"k": 2, "where": {"kind": "reasoning"}},
+        "eval": {"systems": ["weak_sft", "weak_aligned", "refine", "cowest"], "n_bootstrap": 50},
+    })
+    run = run_mod.Run(recipe)
+    with caplog.at_level(logging.WARNING, logger="cowest.checks"):
+        mined = run.mine(1)
+        evaluated = run.evaluate()
+    assert codes(mined["counts"]["warnings"]) == ["few_pairs", "drafts_cut"]
+    assert codes(evaluated["counts"]["warnings"]) == ["identical_drafts", "drafts_cut", "drafts_cut"]
+    assert "round 1 mining: 0 preference pair(s)" in caplog.text
+    assert "eval: 4 of 4 (100.0%) aligned drafts are identical to the SFT drafts" in caplog.text
+    # A skipped stage keeps the warnings it recorded when it ran.
+    assert run.mine(1)["counts"]["warnings"] == mined["counts"]["warnings"]
+
+    paths = build_report(run.dir)
+    md, page = paths["report.md"].read_text(), paths["report.html"].read_text()
+    block = md.split("> **Warning:")[1].split("\n\n")[0]
+    assert "> - round 1 mining: 0 preference pair(s)" in block and "> - eval: 4 of 4 (100.0%) aligned" in block
+    assert md.index("> **Warning:") < md.index("## Results")  # before the tables, where it is read
+    assert 'id="run-warnings"' in page and "eval, sft drafts: 4 of 4 (100.0%) weak drafts stopped at" in page
+    cmp = compare_markdown(compare_runs([run.dir], n_boot=50))
+    assert "**Warnings**" in cmp and f"- {run.dir.name}: round 1 mining: 0 preference pair(s)" in cmp
