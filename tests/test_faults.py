@@ -112,6 +112,23 @@ def test_deadline_bounds_all_attempts_of_one_request():
         assert len(s.requests) <= 4
 
 
+def test_a_rate_limited_api_gets_every_call_answered_and_its_retry_after_honoured():
+    """A client over the API's concurrency gets 429 + Retry-After; each such call waits at least that long."""
+    with FaultServer(delay_s=0.1, max_in_flight=2, retry_after_s=0.3) as s:
+        b = _backend(s.url, max_concurrency=6, max_retries=10)
+        b.retry_max_s = 2.0
+        try:
+            out = b.generate(questions(12), 1, SAMPLING)
+        finally:
+            b.close()
+    assert _texts(out) == _clean(12, 1)
+    assert s.limited, "the client never went over the limit: the test does not test it"
+    for t, key in s.limited:
+        retry = min(a for a, k in s.arrivals if k == key and a > t)
+        assert retry - t >= 0.3
+    assert s.in_flight == 0
+
+
 def test_stand_in_listens_on_loopback_only():
     with FaultServer() as s:
         assert s.httpd.server_address[0] == "127.0.0.1" and s.url.startswith("http://127.0.0.1:")

@@ -161,3 +161,28 @@ def test_reliability_block_renders_the_fault_benchmark(tmp_path: Path) -> None:
     assert "0 finished calls repeated" in text and "failed the stage in 1.4 s" in text
     with pytest.raises(PublishError, match="faults.json missing"):
         render_block("results", "faults", tmp_path)
+
+
+def test_throughput_blocks_render_the_concurrency_and_rerun_benchmarks(tmp_path: Path) -> None:
+    from cowest.io import write_json
+    from cowest.publish import render_block
+
+    levels = [{"concurrency": 1, "wall_s": 40.0, "calls_per_s": 5.0, "vs_concurrency_1": 1.0, "bound_s": 40.0,
+               "answered": 200},
+              {"concurrency": 32, "wall_s": 1.6, "calls_per_s": 125.0, "vs_concurrency_1": 25.0, "bound_s": 1.25,
+               "answered": 200}]
+    limited = {"concurrency": 32, "server_limit": 16, "retry_after_s": 1.0, "wall_s": 4.0, "answered": 200,
+               "limited": 90, "attempts_per_call": 1.45, "min_retry_gap_s": 1.02}
+    write_json(tmp_path / "b/concurrency.json", {"machine": "2 CPUs", "requests": 200, "latency_s": 0.2,
+                                                 "levels": levels, "rate_limited": limited})
+    text = render_block("b", "concurrency", tmp_path)
+    assert "| 32 | 1.60 | 125.0 | 25.00x | 1.25 | 200/200 |" in text
+    assert "200/200 answered in 4.0 s, 90 429s, 1.45 attempts per call, earliest retry 1.02 s" in text
+    runs = {"first run": {"wall_s": 800.0, "ran": ["sft", "mine"], "model_calls": 900, "cache_hits": 0},
+            "re-run, unchanged": {"wall_s": 20.0, "ran": [], "model_calls": 0, "cache_hits": 0}}
+    write_json(tmp_path / "b/rerun.json", {"machine": "2 CPUs", "recipe": "recipes/demo.yaml", "runs": runs})
+    text = render_block("b", "rerun", tmp_path)
+    assert "| first run | 800.0 | 100.0% | 900 | 0 | sft, mine |" in text
+    assert "| re-run, unchanged | 20.0 | 2.5% | 0 | 0 | - |" in text
+    with pytest.raises(PublishError, match="rerun.json missing: run `python bench/bench_rerun.py"):
+        render_block("tests", "rerun", tmp_path)

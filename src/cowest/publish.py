@@ -131,8 +131,41 @@ def faults_markdown(folder: Path) -> str:
             f"against {b['dead']['naive_seconds']:.0f} s for retries x requests x timeout / concurrency.\n")
 
 
+def _bench(folder: Path, name: str, script: str) -> dict:
+    path = Path(folder) / f"{name}.json"
+    if not path.is_file():
+        raise PublishError(f"{path} missing: run `python bench/{script} --out {path}`")
+    return read_json(path)
+
+
+def concurrency_markdown(folder: Path) -> str:
+    """The strong-call concurrency benchmark's figures (bench/bench_concurrency.py --out DIR/concurrency.json)."""
+    b = _bench(folder, "concurrency", "bench_concurrency.py")
+    rows = [[str(r["concurrency"]), f"{r['wall_s']:.2f}", f"{r['calls_per_s']:.1f}", f"{r['vs_concurrency_1']:.2f}x",
+             f"{r['bound_s']:.2f}", f"{r['answered']}/{b['requests']}"] for r in b["levels"]]
+    table = md_table(["concurrency", "wall s", "calls / s", "vs concurrency 1", "bound s (n x latency / concurrency)",
+                      "answered"], rows)
+    k = b["rate_limited"]
+    return (f"{table}\n\n{b['requests']} calls, {b['latency_s'] * 1000:.0f} ms each; {b['machine']}. Against a "
+            f"stand-in that takes {k['server_limit']} calls at once and answers the rest 429 with Retry-After "
+            f"{k['retry_after_s']:g} s, at concurrency {k['concurrency']}: {k['answered']}/{b['requests']} answered in "
+            f"{k['wall_s']:.1f} s, {k['limited']} 429s, {k['attempts_per_call']:.2f} attempts per call, earliest "
+            f"retry {k['min_retry_gap_s']:.2f} s after its 429.\n")
+
+
+def rerun_markdown(folder: Path) -> str:
+    """The cached re-run benchmark's figures (bench/bench_rerun.py --out DIR/rerun.json)."""
+    b = _bench(folder, "rerun", "bench_rerun.py")
+    first = b["runs"]["first run"]["wall_s"]
+    rows = [[label, f"{r['wall_s']:.1f}", f"{r['wall_s'] / first:.1%}", str(r["model_calls"]), str(r["cache_hits"]),
+             ", ".join(r["ran"]) or "-"] for label, r in b["runs"].items()]
+    table = md_table(["`cowest run`", "wall s", "of the first run", "model calls", "cache hits", "stages run"], rows)
+    return f"{table}\n\n`{b['recipe']}`; {b['machine']}.\n"
+
+
 KINDS = {"eval": eval_markdown, "valid": lambda d: eval_markdown(d, "eval_valid"), "diagnostics": diagnostics_markdown,
-         "ablations": ablations_markdown, "faults": faults_markdown}
+         "ablations": ablations_markdown, "faults": faults_markdown,
+         "concurrency": concurrency_markdown, "rerun": rerun_markdown}
 
 
 def render_block(target: str, kind: str, root: Path) -> str:

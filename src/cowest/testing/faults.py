@@ -27,13 +27,21 @@ FAULTS = (
 
 
 class FaultServer:
-    """Chat completions that fail at `rate` with one of `faults` (drawn per attempt); records every request."""
+    """Chat completions that fail at `rate` with one of `faults` (drawn per attempt); records every request.
 
-    def __init__(self, faults: Sequence[str] = (), rate: float = 0.0, seed: int = 0, delay_s: float = 0.0) -> None:
+    `max_in_flight` makes it a rate-limited API: a request arriving while that many are being answered gets a 429
+    with `Retry-After: retry_after_s` (recorded in `limited`), as hosted APIs answer a client over its concurrency.
+    """
+
+    def __init__(self, faults: Sequence[str] = (), rate: float = 0.0, seed: int = 0, delay_s: float = 0.0,
+                 max_in_flight: int | None = None, retry_after_s: float = 1.0) -> None:
         unknown = set(faults) - set(FAULTS)
         if unknown:
             raise ValueError(f"unknown faults {sorted(unknown)}; known: {', '.join(FAULTS)}")
         self.faults, self.rate, self.seed, self.delay_s = tuple(faults), rate, seed, delay_s
+        self.max_in_flight, self.retry_after_s, self.in_flight = max_in_flight, retry_after_s, 0
+        self.arrivals: list[tuple[float, str]] = []  # (monotonic time, request key) of every attempt
+        self.limited: list[tuple[float, str]] = []  # (monotonic time, request key) of every 429 for being busy
         self.requests: list[dict] = []  # every request body, in arrival order
         self.answered: list[tuple[float, str]] = []  # (monotonic time, request key) of each good reply fully sent
         self.injected: Counter[str] = Counter()
@@ -89,16 +97,29 @@ class FaultServer:
                 key, n = server.key(body), body.get("n", 1)
                 with server.lock:
                     server.requests.append(body)
+                    server.arrivals.append((time.monotonic(), key))
                     server.attempts[key] += 1
                     fault = server._draw(key, server.attempts[key])
                     if fault:
                         server.injected[fault] += 1
-                if server.delay_s:
-                    time.sleep(server.delay_s)
+                    busy = server.max_in_flight is not None and server.in_flight >= server.max_in_flight
+                    if busy:
+                        server.limited.append((time.monotonic(), key))
+                    else:
+                        server.in_flight += 1
+                if busy:
+                    err = json.dumps({"error": {"message": "too many requests in flight", "type": "rate_limit"}})
+                    self.send(429, err.encode(), **{"Retry-After": f"{server.retry_after_s:g}"})
+                    return
                 try:
+                    if server.delay_s:
+                        time.sleep(server.delay_s)
                     self.answer(body, key, n, fault)
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up and left
                     pass
+                finally:
+                    with server.lock:
+                        server.in_flight -= 1
 
             def answer(self, body: dict, key: str, n: int, fault: str | None) -> None:
                 err = json.dumps({"error": {"message": f"injected {fault}", "type": "server_error"}}).encode()
