@@ -292,7 +292,9 @@ def test_a_full_server_answers_429_and_a_slow_one_504():
         first: list = []
         t = threading.Thread(target=lambda: first.append(s.post("/v1/chat/completions", body())))
         t.start()
-        time.sleep(0.3)
+        until = time.monotonic() + 5
+        while json.loads(s.get("/health", key=None)[1])["in_flight"] < 1 and time.monotonic() < until:
+            time.sleep(0.02)
         status, err, headers = s.post("/v1/chat/completions", body())
         assert status == 429 and headers.get("retry-after") == "1" and err["error"]["type"] == "rate_limit_error"
         t.join(10)
@@ -414,3 +416,41 @@ def test_cli_serve_needs_a_run_directory_with_its_recipe(tmp_path):
 
     res = CliRunner().invoke(app, ["serve", str(tmp_path)])
     assert res.exit_code == 2 and "no config.yaml" in res.output
+    assert "--max-in-flight" in CliRunner().invoke(app, ["serve", "--help"]).output
+
+
+class StubRun:
+    """What service_from_run reads of a Run: adapters on disk, models on demand."""
+
+    def __init__(self, tmp_path, trained: Sequence[str]) -> None:
+        tmp_path.mkdir()
+        self.dir, self.opened = tmp_path, []
+        for v in trained:
+            (tmp_path / v).mkdir()
+        self.recipe = Recipe(task=TaskConfig(name="formulary"), weak=ModelConfig(backend="hf", model="w"),
+                             strong=ModelConfig(backend="llamacpp", model="s", max_concurrency=8, n_parallel=2))
+        self.prompter = Prompter(MultipleChoice(), "cot")
+        self.strong = ScriptedBackend(strong_script, name="strong")
+
+    def weak_config(self, variant: str) -> ModelConfig:
+        return self.recipe.weak.model_copy(update={"adapter": str(self.dir / variant)})
+
+    def weak(self, variant: str):
+        self.opened.append(variant)
+        return CountingWeak(DRAFT, variant)
+
+
+def test_the_served_systems_follow_the_run_s_trained_models(tmp_path):
+    from cowest.serve.service import service_from_run
+
+    sft_only = StubRun(tmp_path / "a", ["sft"])
+    svc = service_from_run(sft_only, None, Limits())
+    assert [s.name for s in svc.available()] == ["refine", "strong", "weak"] and sft_only.opened == ["sft"]
+    assert svc._strong_concurrency == 2  # the llama.cpp server's slots
+    with pytest.raises(ServeConfigError, match="cowest: the run"):
+        service_from_run(StubRun(tmp_path / "b", ["sft"]), ["cowest"], Limits())
+    with pytest.raises(ServeConfigError, match="unknown model gpt"):
+        service_from_run(StubRun(tmp_path / "c", []), ["gpt"], Limits())
+    both = StubRun(tmp_path / "d", ["sft", "aligned"])
+    svc = service_from_run(both, ["cowest", "strong"], Limits())
+    assert [s.name for s in svc.available()] == ["cowest", "strong"] and both.opened == ["aligned"]

@@ -191,6 +191,8 @@ def serve(
     max_tokens: int = typer.Option(1024, min=1, help="Largest max_tokens a request may ask for."),
     max_prompt_chars: int = typer.Option(8000, min=1, help="Longest question (the last user message)."),
     max_body_bytes: int = typer.Option(1_000_000, min=1, help="Largest request body (then 413)."),
+    max_messages: int = typer.Option(64, min=1, help="Most messages in one request."),
+    max_n: int = typer.Option(4, min=1, help="Most choices (n) in one request."),
     batch_window_ms: float = typer.Option(20.0, min=0.0, help="How long a weak draft waits for others to batch with."),
     max_batch: int = typer.Option(16, min=1, help="Most drafts in one weak-model call."),
     set_: list[str] = SetOpt,
@@ -209,7 +211,7 @@ def serve(
         where = [f"output_dir={json.dumps(str(target.parent))}", f"name={json.dumps(target.name)}"]
     else:
         recipe_path, where = target, []
-    limits = Limits(max_body_bytes=max_body_bytes, max_prompt_chars=max_prompt_chars, max_tokens=max_tokens,
+    limits = Limits(max_body_bytes=max_body_bytes, max_messages=max_messages, max_n=max_n, max_prompt_chars=max_prompt_chars, max_tokens=max_tokens,
                     max_in_flight=max_in_flight, deadline_s=deadline, batch_window_s=batch_window_ms / 1000,
                     max_batch=max_batch)
     names = [m.strip() for m in models.split(",") if m.strip()] if models else None
