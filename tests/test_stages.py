@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 from pydantic import BaseModel
@@ -112,21 +113,27 @@ def test_every_top_level_field_is_declared():
     assert set(Recipe.model_fields) == read | set(NOT_READ)
 
 
-def test_editing_a_data_row_reruns_the_stages_that_read_that_file(tmp_path):
+def _keyed_plan(tmp_path: Path, task: dict) -> tuple[dict, Callable[[], dict[str, str]]]:
+    """The planned stages of BASE on `task`, and a function that computes every stage's key now (files re-read)."""
     from cowest.run import Run
 
-    rows = [{"question": f"Q{i}?", "options": ["a", "b", "c"], "gold": "B"} for i in range(6)]
-    train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
-    for path in (train, test):
-        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    recipe = Recipe.model_validate({**BASE.model_dump(), "output_dir": str(tmp_path / "runs"), "task": {
-        "name": "jsonl", "path": str(train), "test_path": str(test), "type": "multiple_choice"}})
+    recipe = Recipe.model_validate({**BASE.model_dump(), "output_dir": str(tmp_path / "runs"), "task": task})
     stages = plan(recipe, EVALS)
 
     def keys() -> dict[str, str]:
         run = Run(recipe)
         return {n: hash_obj(run.inputs(d)) for n, d in stages.items()}
 
+    return stages, keys
+
+
+def test_editing_a_data_row_reruns_the_stages_that_read_that_file(tmp_path):
+    rows = [{"question": f"Q{i}?", "options": ["a", "b", "c"], "gold": "B"} for i in range(6)]
+    train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
+    for path in (train, test):
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    stages, keys = _keyed_plan(tmp_path, {"name": "jsonl", "path": str(train), "test_path": str(test),
+                                          "type": "multiple_choice"})
     before = keys()
     test.write_text(test.read_text().replace('"gold": "B"', '"gold": "C"', 1))
     after_test = keys()
@@ -139,20 +146,12 @@ def test_editing_a_data_row_reruns_the_stages_that_read_that_file(tmp_path):
 
 
 def test_editing_the_fact_corpus_reruns_sft_and_the_evaluations_that_retrieve(tmp_path):
-    from cowest.run import Run
-
     train, corpus = tmp_path / "train.jsonl", tmp_path / "facts.txt"
     train.write_text("".join(json.dumps({"question": f"Q{i}?", "options": ["a", "b"], "gold": "A"}) + "\n"
                              for i in range(6)))
     corpus.write_text("Fact one.\nFact two.\n")
-    recipe = Recipe.model_validate({**BASE.model_dump(), "output_dir": str(tmp_path / "runs"), "task": {
-        "name": "jsonl", "path": str(train), "corpus_path": str(corpus), "type": "multiple_choice"}})
-    stages = plan(recipe, EVALS)
-
-    def keys() -> dict[str, str]:
-        run = Run(recipe)
-        return {n: hash_obj(run.inputs(d)) for n, d in stages.items()}
-
+    stages, keys = _keyed_plan(tmp_path, {"name": "jsonl", "path": str(train), "corpus_path": str(corpus),
+                                          "type": "multiple_choice"})
     before = keys()
     corpus.write_text("Fact one, edited.\nFact two.\n")
     after = keys()

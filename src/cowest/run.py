@@ -176,14 +176,11 @@ class Run:
 
         r, cfg = self.recipe, self.recipe.sft_recall
         history: list[dict] = []
-        best: tuple[float, int] | None = None
         for ext in range(cfg.max_extensions + 1):
             acc = self._valid_accuracy(adapter, valid_examples)
             history.append({"extension": ext, "valid_accuracy": acc})
             log.info("SFT validation accuracy after %d extension(s): %.1f%% (target %.1f%%)", ext, 100 * acc,
                      100 * cfg.target)
-            if best is None or acc >= best[0]:
-                best = (acc, ext)
             if acc >= cfg.target or ext == cfg.max_extensions:
                 break
             shutil.copytree(adapter, sdir / f"adapter_ext{ext}", dirs_exist_ok=True)  # kept in case the next is worse
@@ -192,6 +189,8 @@ class Run:
             adapter = train_sft(base_path, rows, sdir, args, r.lora,
                                 seed=r.seed, log_path=sdir / f"train_log_ext{ext + 1}.jsonl", eval_rows=valid,
                                 init_adapter=adapter)
+        # the best validation accuracy; on a tie the later (longer-trained) adapter
+        best = max((h["valid_accuracy"], h["extension"]) for h in history)
         if best[1] != history[-1]["extension"]:
             shutil.rmtree(adapter)
             shutil.copytree(sdir / f"adapter_ext{best[1]}", adapter)
