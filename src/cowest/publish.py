@@ -131,8 +131,33 @@ def faults_markdown(folder: Path) -> str:
             f"against {b['dead']['naive_seconds']:.0f} s for retries x requests x timeout / concurrency.\n")
 
 
+def serve_markdown(folder: Path) -> str:
+    """The serving load benchmark's figures (bench/bench_serve.py --out DIR/serve.json)."""
+    path = Path(folder) / "serve.json"
+    if not path.is_file():
+        raise PublishError(f"{path} missing: run `python bench/bench_serve.py --out {path}`")
+    b = read_json(path)
+    first = {}
+    rows = []
+    for r in b["rows"]:
+        base = first.setdefault(r["strong"], r["throughput_rps"])
+        rows.append([r["strong"], str(r["concurrency"]), f"{r['wall_s']:.1f}", f"{r['throughput_rps']:.3f}",
+                     f"{r['throughput_rps'] / base:.2f}x", f"{r['p50_s']:.2f}", f"{r['p95_s']:.2f}", str(r["errors"]),
+                     f"{r['mean_draft_batch']:.1f}"])
+    table = md_table(["strong model", "concurrency", "wall s", "requests / s", "vs concurrency 1", "p50 s", "p95 s",
+                      "errors", "drafts per weak call"], rows)
+    k = b["batching"]
+    return (f"{table}\n\n{b['requests']} `cowest` requests per row; weak {b['weak']} (drafts of "
+            f"{b['draft_max_tokens']} tokens), strong answers of {b['strong_max_tokens']} tokens; {b['machine']}. "
+            f"Weak batching at concurrency {k['concurrency']} on the stand-in: {k['batched']['throughput_rps']:.3f} "
+            f"requests / s against {k['one_at_a_time']['throughput_rps']:.3f} with one draft per weak call, "
+            f"**{k['speedup']:.2f}x** (p95 {k['batched']['p95_s']:.2f} s against "
+            f"{k['one_at_a_time']['p95_s']:.2f} s).\n")
+
+
 KINDS = {"eval": eval_markdown, "valid": lambda d: eval_markdown(d, "eval_valid"), "diagnostics": diagnostics_markdown,
-         "ablations": ablations_markdown, "faults": faults_markdown}
+         "ablations": ablations_markdown, "faults": faults_markdown,
+         "serve": serve_markdown}
 
 
 def render_block(target: str, kind: str, root: Path) -> str:
