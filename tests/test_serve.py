@@ -454,3 +454,8 @@ def test_the_served_systems_follow_the_run_s_trained_models(tmp_path):
     both = StubRun(tmp_path / "d", ["sft", "aligned"])
     svc = service_from_run(both, ["cowest", "strong"], Limits())
     assert [s.name for s in svc.available()] == ["cowest", "strong"] and both.opened == ["aligned"]
+    assert svc.cfg.strong_max_tokens == both.recipe.collab.strong_max_tokens
+    budget = StubRun(tmp_path / "e", ["aligned"])  # answers get the evaluation's token cap, as `cowest eval` gives
+    budget.recipe = budget.recipe.model_copy(update={"eval": budget.recipe.eval.model_copy(
+        update={"strong_max_tokens": 384})})
+    assert service_from_run(budget, ["cowest"], Limits()).cfg.strong_max_tokens == 384
