@@ -4,6 +4,9 @@
 built in a couple of seconds with no download. Use it wherever a test needs a real `transformers` model: generation,
 SFT/DPO training smoke tests, adapters. Treat `.model` as read-only (deep-copy it before training); `.path` holds the
 same model and tokenizer saved with `save_pretrained`, so `from_pretrained(tiny_lm.path)` gives a fresh copy.
+
+`real_run` is one finished `cowest run` of a small formulary recipe on the real offline models (tests/_real.py),
+made once per session for the tests that need trained adapters: the end-to-end checks and the serving tests.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from _real import RealRun, run_real_recipe
 
 # ChatML, as used by SmolLM2 / Qwen: the generation prompt ends with "<|im_start|>assistant\n".
 CHAT_TEMPLATE = (
@@ -104,3 +108,9 @@ def build_tiny_lm(path: Path, vocab_size: int = 512, hidden_size: int = 64, seed
 def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> TinyLM:
     """Session-wide tiny random Llama + trained BPE tokenizer with a chat template (see module docstring)."""
     return build_tiny_lm(tmp_path_factory.mktemp("tiny_lm"))
+
+
+@pytest.fixture(scope="session")
+def real_run(tmp_path_factory: pytest.TempPathFactory) -> RealRun:
+    """A finished `cowest run` on the real offline models, shared by the end-to-end and the serving tests."""
+    return run_real_recipe(tmp_path_factory.mktemp("real_run"))

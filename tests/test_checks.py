@@ -11,6 +11,7 @@ from cowest.checks import (
     eval_warnings,
     mining_warnings,
     report,
+    shown_draft_warnings,
     stage_warnings,
 )
 
@@ -52,6 +53,27 @@ def test_aligned_drafts_identical_to_sft_drafts():
     # Base drafts differ from SFT drafts by design; a later round's drafts count as aligned.
     same = {"n": n, "changed_vs_sft": 0.0}
     assert codes(eval_warnings({"drafts": {"base": same, "round_1": same}}, "eval", 48)) == ["identical_drafts"]
+
+
+def _rows(sft: list[str], aligned: list[str]) -> list[dict]:
+    return ([{"system": "refine", "question_id": f"q{i}", "draft": d} for i, d in enumerate(sft)]
+            + [{"system": "cowest", "question_id": f"q{i}", "draft": d} for i, d in enumerate(aligned)])
+
+
+def test_aligned_drafts_that_change_only_what_the_strong_model_does_not_see():
+    sft = [f"Background: drug {i} takes 5 mg/kg.\nAnswer: A" for i in range(10)]
+    letters = [d.replace("Answer: A", "Answer: C") for d in sft]  # only the hidden answer line moved
+    (w,) = shown_draft_warnings(_rows(sft, letters), ["Background"], "eval")
+    assert w["code"] == "identical_shown_drafts"
+    assert w["message"].startswith("eval: 10 of 10 (100.0%) aligned drafts show the strong model the same Background")
+    assert "10 changed only outside it" in w["message"]
+    assert shown_draft_warnings(_rows(sft, letters), None, "eval") == []  # whole drafts shown: nothing hidden
+    facts = letters[:8] + [d.replace("5 mg", "2 mg") for d in letters[8:]]  # 2 of 10 backgrounds changed
+    assert codes(shown_draft_warnings(_rows(sft, facts), ["Background"], "eval")) == []
+    facts = letters[:9] + [letters[9].replace("5 mg", "2 mg")]  # 9 of 10 the same: still at the 90% threshold
+    assert codes(shown_draft_warnings(_rows(sft, facts), ["Background"], "eval")) == ["identical_shown_drafts"]
+    # identical whole drafts are eval_warnings' identical_drafts already; not reported twice
+    assert shown_draft_warnings(_rows(sft, sft), ["Background"], "eval") == []
 
 
 def test_eval_drafts_cut_per_variant():

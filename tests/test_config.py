@@ -40,6 +40,11 @@ def test_override_parses_yaml_values(tmp_path):
     assert r.dpo["beta"] == 0.2 and r.mining.k == 2 and r.collab.draft_format == "direct"
 
 
+def test_cache_off_reads_as_written_on_the_command_line(tmp_path):
+    r = load_recipe(write(tmp_path, RECIPE), ["strong.cache=off", 'weak.cache="off"'])
+    assert (r.strong.cache, r.weak.cache) == ("off", "off")
+
+
 def test_bad_field_names_file_line_and_field(tmp_path):
     bad = RECIPE.replace("  name: formulary", "  name: formulary\n  n_test: many")
     with pytest.raises(RecipeError) as e:

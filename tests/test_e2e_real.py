@@ -8,37 +8,17 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
+from _real import RECIPE
 
 from cowest.io import read_json, read_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "spare-parts" / "recipe.yaml"
 
-RECIPE = {
-    "name": "e2e",
-    "seed": 0,
-    "task": {"name": "formulary", "options": {"n_drugs": 4, "wordings_per_fact": 2, "n_mining": 6, "n_test": 4}},
-    "weak": {"backend": "hf", "model": "smollm2-135m-instruct", "batch_size": 16},
-    "strong": {"backend": "llamacpp", "model": "qwen2.5-coder-1.5b-instruct", "n_ctx": 2048},
-    "collab": {"draft_max_tokens": 64, "strong_max_tokens": 96},
-    # The strong model also judges (1-10): graded scores rarely tie, so rank mode finds pairs on six questions.
-    "mining": {"k": 3, "temperature": 1.0, "mode": "rank", "evaluator": "judge", "where": {"kind": "reasoning"}},
-    "sft": {"max_steps": 4, "per_device_train_batch_size": 4, "learning_rate": 0.001},
-    "dpo": {"max_steps": 1, "per_device_train_batch_size": 2},
-    "eval": {"systems": ["weak_sft", "weak_aligned", "strong", "supericl", "retrieval", "refine", "cowest"],
-             "n_bootstrap": 200, "retrieval_k": 2},
-}
-
 
 @pytest.mark.integration
-def test_cowest_run_with_real_models(tmp_path):
-    recipe = tmp_path / "e2e.yaml"
-    recipe.write_text(yaml.safe_dump({**RECIPE, "output_dir": str(tmp_path / "runs")}))
-    cmd = [sys.executable, "-m", "cowest", "run", str(recipe)]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
-    assert out.returncode == 0, out.stderr[-4000:]
-    d = tmp_path / "runs" / "e2e"
+def test_cowest_run_with_real_models(real_run):
+    cmd, out, d = real_run.cmd, real_run.first, real_run.dir
 
     drafts = read_jsonl(d / "round_1" / "drafts.jsonl")
     assert len(drafts) == 6 * 3

@@ -186,3 +186,25 @@ def test_throughput_blocks_render_the_concurrency_and_rerun_benchmarks(tmp_path:
     assert "| re-run, unchanged | 20.0 | 2.5% | 0 | 0 | - |" in text
     with pytest.raises(PublishError, match="rerun.json missing: run `python bench/bench_rerun.py"):
         render_block("tests", "rerun", tmp_path)
+
+
+def test_serving_block_renders_the_load_benchmark(tmp_path: Path) -> None:
+    from cowest.io import write_json
+    from cowest.publish import render_block
+
+    def row(strong: str, c: int, rps: float) -> dict:
+        return {"strong": strong, "concurrency": c, "requests": 8, "wall_s": 8 / rps, "throughput_rps": rps,
+                "p50_s": 1.0, "p95_s": 2.5, "errors": 0, "mean_draft_batch": float(c)}
+
+    rows = [row("llama.cpp", 1, 0.2), row("llama.cpp", 4, 0.3), row("stand-in", 1, 0.5), row("stand-in", 4, 1.5)]
+    naive = row("stand-in, 1 draft/call", 4, 0.6)
+    bench = {"machine": "2 CPUs", "requests": 8, "weak": "smollm2", "draft_max_tokens": 48, "strong_max_tokens": 64,
+             "rows": rows, "batching": {"concurrency": 4, "batched": rows[-1], "one_at_a_time": naive, "speedup": 2.5}}
+    write_json(tmp_path / "results/bench/serve.json", bench)
+    text = render_block("results/bench", "serve", tmp_path)
+    # each strong model's throughput is compared with its own concurrency-1 row
+    assert "| llama.cpp | 4 | 26.7 | 0.300 | 1.50x | 1.00 | 2.50 | 0 | 4.0 |" in text
+    assert "| stand-in | 4 | 5.3 | 1.500 | 3.00x |" in text
+    assert "1.500 requests / s against 0.600 with one draft per weak call, **2.50x**" in text
+    with pytest.raises(PublishError, match="serve.json missing"):
+        render_block("results", "serve", tmp_path)

@@ -8,7 +8,9 @@ stores them in the stage's manifest (`counts["warnings"]`), so a skipped stage k
 from __future__ import annotations
 
 import logging
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
+
+from .collab.pipeline import select_sections
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,30 @@ def eval_warnings(results: Mapping, name: str, draft_max_tokens: int) -> list[St
         if k := round(n * d.get("truncated_share", 0.0)):
             cut.append(_cut(f"{name}, {variant} drafts", k, n, draft_max_tokens))
     return same + cut
+
+
+def shown_draft_warnings(predictions: Iterable[Mapping], sections: Sequence[str] | None, name: str) -> list[StageWarning]:
+    """Aligned drafts that differ from the SFT drafts only outside `collab.draft_sections`: the strong model is shown
+    the same text, so CoWest repeats refinement however much the full drafts changed. Read from the evaluation's
+    predictions (the `refine` and `cowest` rows), so finished runs can be checked too."""
+    if not sections:
+        return []  # the strong model sees whole drafts: eval_warnings' identical-draft check covers it
+    drafts: dict[str, dict[str, str]] = {"refine": {}, "cowest": {}}
+    for row in predictions:
+        if row.get("system") in drafts and row.get("draft") is not None:
+            drafts[row["system"]][str(row["question_id"])] = row["draft"]
+    qids = [q for q in drafts["cowest"] if q in drafts["refine"]]
+    if not qids:
+        return []
+    same = sum(select_sections(drafts["cowest"][q], sections) == select_sections(drafts["refine"][q], sections)
+               for q in qids)
+    changed = sum(drafts["cowest"][q].strip() != drafts["refine"][q].strip() for q in qids)
+    if same < IDENTICAL_SHARE * len(qids) or same == len(qids) - changed:
+        return []  # enough shown drafts changed, or eval_warnings already reports the whole drafts as identical
+    return [_warn("identical_shown_drafts", (
+        f"{name}: {_share(same, len(qids))} aligned drafts show the strong model the same "
+        f"{', '.join(sections)} as the SFT drafts (collab.draft_sections); {changed} changed only outside it, so "
+        "alignment changed nothing the strong model reads and CoWest can only repeat refinement"))]
 
 
 def _cut(where: str, cut: int, n: int, cap: int) -> StageWarning:

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from .checks import stage_warnings
+from .checks import shown_draft_warnings, stage_warnings
 from .errors import CowestError
 from .io import read_json, read_jsonl, write_json, write_text
 from .report.artifacts import stage_manifests
@@ -86,6 +86,11 @@ def _load_run(run_dir: Path, eval_name: str) -> dict[str, Any]:
     scores = _scores(_need(run_dir / eval_name / "predictions.jsonl"))
     systems = list(results["systems"])
     warnings = [w["message"] for _, w in stage_warnings(stage_manifests(run_dir))]
+    # runs evaluated before this check existed: read it from their predictions
+    sections = (cfg.get("collab") or {}).get("draft_sections")
+    for w in shown_draft_warnings(read_jsonl(run_dir / eval_name / "predictions.jsonl"), sections, eval_name):
+        if w["message"] not in warnings:
+            warnings.append(w["message"])
     return {"dir": run_dir, "name": str(cfg.get("name") or run_dir.name), "seed": cfg.get("seed"), "cfg": cfg,
             "results": results, "scores": scores, "best": best_single(run_dir, systems), "warnings": warnings}
 

@@ -44,6 +44,11 @@ class ModelConfig(_Strict):
     # cache (None: the run's cache; "off": no cache)
     cache: str | None = None
 
+    @field_validator("cache", mode="before")
+    @classmethod
+    def _cache_off(cls, v: object) -> object:
+        return "off" if v is False else v  # YAML reads a bare `off` (as in `--set strong.cache=off`) as false
+
 
 class TaskConfig(_Strict):
     """Which data to load and how to split it."""

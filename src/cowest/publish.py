@@ -113,12 +113,16 @@ def ablations_markdown(run_dir: Path) -> str:
     return "\n\n".join(f"{title}:\n\n{md_table(h, r)}" for title, h, r in tables) + "\n"
 
 
+def _bench(folder: Path, name: str, script: str) -> dict:
+    path = Path(folder) / f"{name}.json"
+    if not path.is_file():
+        raise PublishError(f"{path} missing: run `python bench/{script} --out {path}`")
+    return read_json(path)
+
+
 def faults_markdown(folder: Path) -> str:
     """The reliability benchmark's figures (bench/bench_faults.py --out DIR/faults.json)."""
-    path = Path(folder) / "faults.json"
-    if not path.is_file():
-        raise PublishError(f"{path} missing: run `python bench/bench_faults.py --out {path}`")
-    b = read_json(path)
+    b = _bench(folder, "faults", "bench_faults.py")
     rows = [[f["fault"], str(f["injected"]), f"{f['identical']}/{b['requests']}", f"{f['attempts_per_request']:.2f}",
              str(f["max_attempts"]), f["error"] or "-"] for f in b["faults"]]
     table = md_table(["fault (at {:.0%})".format(b["rate"]), "injected", "answers identical to a clean run",
@@ -129,13 +133,6 @@ def faults_markdown(folder: Path) -> str:
             f"{b['kill9']['repeated']} finished calls repeated. A dead server (connection refused) failed the stage "
             f"in {b['dead']['seconds']:.1f} s and a hung one (accepts, never answers) in {b['hung']['seconds']:.1f} s, "
             f"against {b['dead']['naive_seconds']:.0f} s for retries x requests x timeout / concurrency.\n")
-
-
-def _bench(folder: Path, name: str, script: str) -> dict:
-    path = Path(folder) / f"{name}.json"
-    if not path.is_file():
-        raise PublishError(f"{path} missing: run `python bench/{script} --out {path}`")
-    return read_json(path)
 
 
 def concurrency_markdown(folder: Path) -> str:
@@ -163,9 +160,30 @@ def rerun_markdown(folder: Path) -> str:
     return f"{table}\n\n`{b['recipe']}`; {b['machine']}.\n"
 
 
+def serve_markdown(folder: Path) -> str:
+    """The serving load benchmark's figures (bench/bench_serve.py --out DIR/serve.json)."""
+    b = _bench(folder, "serve", "bench_serve.py")
+    first = {}
+    rows = []
+    for r in b["rows"]:
+        base = first.setdefault(r["strong"], r["throughput_rps"])
+        rows.append([r["strong"], str(r["concurrency"]), f"{r['wall_s']:.1f}", f"{r['throughput_rps']:.3f}",
+                     f"{r['throughput_rps'] / base:.2f}x", f"{r['p50_s']:.2f}", f"{r['p95_s']:.2f}", str(r["errors"]),
+                     f"{r['mean_draft_batch']:.1f}"])
+    table = md_table(["strong model", "concurrency", "wall s", "requests / s", "vs concurrency 1", "p50 s", "p95 s",
+                      "errors", "drafts per weak call"], rows)
+    k = b["batching"]
+    return (f"{table}\n\n{b['requests']} `cowest` requests per row; weak {b['weak']} (drafts of "
+            f"{b['draft_max_tokens']} tokens), strong answers of {b['strong_max_tokens']} tokens; {b['machine']}. "
+            f"Weak batching at concurrency {k['concurrency']} on the stand-in: {k['batched']['throughput_rps']:.3f} "
+            f"requests / s against {k['one_at_a_time']['throughput_rps']:.3f} with one draft per weak call, "
+            f"**{k['speedup']:.2f}x** (p95 {k['batched']['p95_s']:.2f} s against "
+            f"{k['one_at_a_time']['p95_s']:.2f} s).\n")
+
+
 KINDS = {"eval": eval_markdown, "valid": lambda d: eval_markdown(d, "eval_valid"), "diagnostics": diagnostics_markdown,
          "ablations": ablations_markdown, "faults": faults_markdown,
-         "concurrency": concurrency_markdown, "rerun": rerun_markdown}
+         "concurrency": concurrency_markdown, "rerun": rerun_markdown, "serve": serve_markdown}
 
 
 def render_block(target: str, kind: str, root: Path) -> str:

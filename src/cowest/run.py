@@ -328,6 +328,7 @@ class Run:
             write_text(sdir / "results.md", f"# {r.name}: {r.task.name} / {split} ({len(examples)} questions)\n\n{tables}\n")
             _write_csv(sdir / "results.csv", results)
             warns = checks.eval_warnings(results, name, r.collab.draft_max_tokens)
+            warns += checks.shown_draft_warnings(rows, r.collab.draft_sections, name)
             return dict(questions=len(examples), systems=len(systems_), warnings=checks.report(warns))
 
         manifest = self.ledger.run(name, self.dir / name, inputs, run)

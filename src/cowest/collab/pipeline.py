@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping, Sequence
 
 from ..config import CollabConfig
@@ -152,10 +152,12 @@ class Collaborator:
         convs = [self.prompter.strong_refine(e, d) for e, d in zip(examples, drafts, strict=True)]
         return self.ask_strong(examples, convs)
 
-    def ask_strong(self, examples: Sequence[Example], convs: Sequence[Conversation]) -> list[Answered]:
-        """One strong call per conversation, plus a short re-ask where no answer could be read."""
+    def ask_strong(self, examples: Sequence[Example], convs: Sequence[Conversation],
+                   sampling: Sampling | None = None) -> list[Answered]:
+        """One strong call per conversation (greedy at `collab.strong_max_tokens` unless `sampling`), plus a short
+        re-ask with the same sampling where no answer could be read."""
         tt = self.prompter.task_type
-        sampling = Sampling(max_tokens=self.cfg.strong_max_tokens)
+        sampling = sampling or Sampling(max_tokens=self.cfg.strong_max_tokens)
         first = [c[0] for c in self.strong.generate(convs, n=1, sampling=sampling)]
         out = [
             Answered(c.text, tt.extract(c.text, e), c.prompt_tokens, c.completion_tokens, c.finish_reason == "length")
@@ -164,7 +166,7 @@ class Collaborator:
         retry = [i for i, a in enumerate(out) if a.answer is None]
         if retry:
             follow = [self.prompter.answer_only(convs[i], first[i].text) for i in retry]
-            short = Sampling(max_tokens=self.cfg.reask_max_tokens)
+            short = replace(sampling, max_tokens=self.cfg.reask_max_tokens)
             for i, c in zip(retry, self.strong.generate(follow, n=1, sampling=short)):
                 a = out[i]
                 a.text = f"{a.text}\n{c[0].text}"

@@ -1,0 +1,131 @@
+"""The FastAPI application: OpenAI-compatible routes over a Service, with keys, limits, back-pressure and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .auth import KeyCheck
+from .metrics import Metrics
+from .protocol import APIError, chat_completion, completion_id, parse_request, stream_chunks
+from .service import Service
+
+log = logging.getLogger(__name__)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, or a 413 as soon as it is known to exceed `limit` bytes."""
+    too_big = APIError(413, f"request body over this server's limit of {limit} bytes", code="request_too_large")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_big
+    chunks, size = [], 0
+    async for chunk in request.stream():  # a body without Content-Length is counted as it arrives
+        size += len(chunk)
+        if size > limit:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(service: Service, keys: list[str] | None = None, metrics: Metrics | None = None) -> FastAPI:
+    """The server's routes over `service`; `keys` (none: open, for loopback only) guard everything but /health."""
+    limits = service.limits
+    check = KeyCheck(keys or [])
+    metrics = metrics or Metrics()
+    if service.on_batch is None:
+        service.on_batch = lambda variant, size: metrics.batch_size.labels(variant).observe(size)
+    state = {"in_flight": 0}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    app = FastAPI(title="cowest", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.service, app.state.metrics = service, metrics
+
+    @app.exception_handler(APIError)
+    async def _api_error(_: Request, e: APIError) -> JSONResponse:
+        return JSONResponse(e.body(), status_code=e.status, headers=e.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, e: StarletteHTTPException) -> JSONResponse:
+        body = APIError(e.status_code, str(e.detail), code=None).body()
+        return JSONResponse(body, status_code=e.status_code, headers=getattr(e, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _crash(_: Request, e: Exception) -> JSONResponse:
+        log.exception("unexpected error while answering")
+        return JSONResponse(APIError(500, "internal server error", "server_error").body(), status_code=500)
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok", "models": [s.name for s in service.available()], "in_flight": state["in_flight"]}
+
+    @app.get("/v1/models")
+    async def models(request: Request) -> dict:
+        check(request.headers.get("authorization"))
+        data = [{"id": s.name, "object": "model", "created": 0, "owned_by": "cowest", "description": s.description}
+                for s in service.available()]
+        return {"object": "list", "data": data}
+
+    @app.get("/metrics")
+    async def prometheus(request: Request) -> Response:
+        check(request.headers.get("authorization"))
+        text, ctype = metrics.render()
+        return PlainTextResponse(text, media_type=ctype)
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Response:
+        t0, model, status = time.perf_counter(), "unknown", 500
+        try:
+            check(request.headers.get("authorization"))
+            req = parse_request(await read_body(request, limits.max_body_bytes), limits)
+            system = service.system(req.model)
+            model = system.name  # a known name only: metric labels stay few whatever clients send
+            if state["in_flight"] >= limits.max_in_flight:  # refuse now rather than queue without bound
+                raise APIError(429, f"server busy: {limits.max_in_flight} requests in flight; retry shortly",
+                               "rate_limit_error", code="server_busy", headers={"Retry-After": "1"})
+            state["in_flight"] += 1
+            metrics.in_flight.inc()
+            try:
+                async with asyncio.timeout(limits.deadline_s):
+                    answer = await service.answer(req, system)
+            except TimeoutError:
+                raise APIError(504, f"no answer within this server's deadline of {limits.deadline_s:g} s", "timeout",
+                               code="deadline_exceeded") from None
+            finally:
+                state["in_flight"] -= 1
+                metrics.in_flight.dec()
+            metrics.count_tokens(answer.usage)
+            extra = {"system": system.name, "draft": answer.draft, "answers": answer.answers,
+                     "usage": answer.usage}
+            body = chat_completion(completion_id(), system.name, answer.contents, answer.finish, answer.totals(),
+                                   extra)
+            status = 200
+            if req.stream:
+                include = bool(req.stream_options and req.stream_options.include_usage)
+                return StreamingResponse(iter(stream_chunks(body, include)), media_type="text/event-stream",
+                                         headers={"Cache-Control": "no-cache"})
+            return JSONResponse(body)
+        except APIError as e:
+            status = e.status
+            if e.status in (401, 413, 429):
+                metrics.rejected.labels(str(e.code)).inc()
+            raise
+        finally:
+            metrics.requests.labels(model, str(status)).inc()
+            metrics.latency.labels(model).observe(time.perf_counter() - t0)
+
+    return app

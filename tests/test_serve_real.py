@@ -1,0 +1,189 @@
+"""`cowest serve` on a real trained run: the real offline models, a real uvicorn server started by the CLI, and the
+official openai client. The run is the session's `real_run` (SmolLM2-135M SFT + DPO adapters, Qwen 1.5B strong)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import openai
+import pytest
+
+from cowest import assets
+from cowest.config import load_recipe
+from cowest.io import read_jsonl
+from cowest.models.llamacpp import LlamaCppServer
+from cowest.tasks import load_task
+
+KEY = "sk-real-serve-1"
+STRONG = "qwen2.5-coder-1.5b-instruct"
+
+pytestmark = pytest.mark.integration
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class CliServer:
+    """`python -m cowest serve TARGET ...` in a subprocess, until it answers /health."""
+
+    def __init__(self, target: Path, log: Path, *args: str, env: dict | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        cmd = [sys.executable, "-m", "cowest", "serve", str(target), "--port", str(self.port), *args]
+        full_env = {**os.environ, "COWEST_API_KEYS": KEY, **(env or {})}
+        with open(log, "wb") as f:
+            self.proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=full_env)
+        deadline = time.monotonic() + 300  # loads the weak model(s) and starts llama.cpp
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"cowest serve exited with {self.proc.returncode}:\n{log.read_text()[-4000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.5)
+        self.close()
+        raise AssertionError(f"cowest serve did not answer /health in 300 s:\n{log.read_text()[-4000:]}")
+
+    def client(self, key: str = KEY) -> openai.OpenAI:
+        return openai.OpenAI(api_key=key, base_url=f"{self.url}/v1", max_retries=0, timeout=300)
+
+    def post(self, body: bytes, key: str | None = KEY) -> tuple[int, dict]:
+        h = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
+        req = urllib.request.Request(f"{self.url}/v1/chat/completions", data=body, headers=h, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=300) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    def close(self) -> None:
+        self.proc.terminate()  # uvicorn shuts down on SIGTERM; the models are released on the way out
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server(real_run, tmp_path_factory):
+    s = CliServer(real_run.dir, tmp_path_factory.mktemp("serve") / "serve.log", "--max-tokens", "256")
+    yield s
+    s.close()
+
+
+def test_served_cowest_answers_as_the_run_s_own_collaboration(server, real_run):
+    """The served `cowest` draft and answer equal the run's evaluation of the same question (greedy, seed 0)."""
+    recipe = load_recipe(real_run.recipe)
+    test = {e.id: e for e in load_task(recipe.task).test}
+    preds = [r for r in read_jsonl(real_run.dir / "eval" / "predictions.jsonl") if r["system"] == "cowest"]
+    assert len(preds) == 4
+    client = server.client()
+    for i, p in enumerate(preds[:3]):
+        ex = test[p["question_id"]]
+        if i == 0:  # the options as the question's last lines, as a chat user would write them
+            lines = [f"{chr(65 + j)}. {o}" for j, o in enumerate(ex.options)]
+            r = client.chat.completions.create(model="cowest", messages=[
+                {"role": "system", "content": "You are a pharmacist."},
+                {"role": "user", "content": "\n".join([ex.question, *lines])}])
+        else:
+            r = client.chat.completions.create(model="cowest", messages=[{"role": "user", "content": ex.question}],
+                                               extra_body={"options": ex.options})
+        extra = r.model_extra["cowest"]
+        assert extra["draft"] == p["draft"], p["question_id"]
+        assert r.choices[0].message.content == p["text"], p["question_id"]
+        assert extra["answers"] == [p["answer"]]
+        u = extra["usage"]
+        assert u["weak"]["completion_tokens"] > 0 and u["strong"]["completion_tokens"] > 0
+        assert r.usage.total_tokens == sum(v["prompt_tokens"] + v["completion_tokens"] for v in u.values())
+
+
+def test_served_systems_and_sampling_on_the_real_models(server, real_run):
+    client = server.client()
+    assert {m.id for m in client.models.list().data} == {"cowest", "refine", "strong", "weak"}
+    ex = load_task(load_recipe(real_run.recipe).task).test[3]
+    msgs = [{"role": "user", "content": ex.question}]
+    opts = {"options": ex.options}
+
+    weak = client.chat.completions.create(model="weak", messages=msgs, extra_body=opts, max_tokens=24)
+    assert weak.model_extra["cowest"]["draft"] is None and "strong" not in weak.model_extra["cowest"]["usage"]
+    assert 0 < weak.usage.completion_tokens <= 24
+
+    strong = client.chat.completions.create(model="strong", messages=msgs, extra_body=opts)
+    assert strong.model_extra["cowest"]["answers"][0] in list("ABCD")
+    assert "weak" not in strong.model_extra["cowest"]["usage"]
+
+    # two sampled answers (seed, seed + 1) refining one greedy draft; the same request again gives the same answers
+    kw = dict(model="refine", messages=msgs, extra_body=opts, n=2, temperature=0.8, seed=7, max_tokens=64)
+    a, b = client.chat.completions.create(**kw), client.chat.completions.create(**kw)
+    assert len(a.choices) == 2 and [c.message.content for c in a.choices] == [c.message.content for c in b.choices]
+    assert all(c.finish_reason in ("stop", "length") for c in a.choices)
+    assert a.model_extra["cowest"]["draft"] and a.usage.completion_tokens >= 2
+
+    plain = client.chat.completions.create(model="cowest", messages=msgs, extra_body=opts)
+    stream = client.chat.completions.create(model="cowest", messages=msgs, extra_body=opts, stream=True,
+                                            stream_options={"include_usage": True})
+    chunks = list(stream)
+    assert "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices) == plain.choices[0].message.content
+    assert chunks[-1].usage.total_tokens == plain.usage.total_tokens
+
+
+def test_keys_limits_and_bad_requests_on_the_real_server(server):
+    with pytest.raises(openai.AuthenticationError):
+        server.client(key="sk-wrong").models.list()
+    status, body = server.post(b'{"model": "cowest", "messages": []}', key=None)
+    assert status == 401 and body["error"]["type"] == "invalid_request_error"
+    status, body = server.post(b'{"model": "cowest", "messages": [')
+    assert status == 400 and "JSON" in body["error"]["message"]
+    with pytest.raises(openai.BadRequestError) as e:
+        server.client().chat.completions.create(model="cowest", messages=[{"role": "user", "content": "Q?"}],
+                                                max_tokens=100_000)
+    assert e.value.param == "max_tokens" and "256" in e.value.message
+    status, body = server.post(json.dumps({"model": "cowest", "messages": [
+        {"role": "user", "content": "x" * 2_000_000}]}).encode())
+    assert status == 413 and body["error"]["code"] == "request_too_large"
+
+
+def test_a_stopped_strong_server_fails_requests_and_the_server_recovers(real_run, tmp_path):
+    """The strong model behind a llama.cpp server we stop and start again: 503 while it is down, answers after."""
+    gguf = assets.resolve_model(STRONG, "gguf")
+    port = free_port()
+    llama = LlamaCppServer(gguf, n_ctx=2048, n_parallel=1, port=port, alias=STRONG).start()
+    over = ["--set", "strong.backend=openai", "--set", f"strong.model={STRONG}", "--set",
+            f"strong.base_url=http://127.0.0.1:{port}/v1", "--set", "strong.cache=off", "--set", "strong.max_retries=0"]
+    served = CliServer(real_run.dir, tmp_path / "serve.log", "--models", "strong", *over,
+                       env={"OPENAI_API_KEY": "sk-local"})
+    ask = dict(model="strong", messages=[{"role": "user", "content": "Which is a prime number?\nA. 4\nB. 6\nC. 7\n"
+                                                                     "D. 9"}], max_tokens=48)
+    try:
+        client = served.client()
+        assert client.chat.completions.create(**ask).model_extra["cowest"]["answers"] == ["C"]
+        llama.stop()
+        for _ in range(2):  # every request while it is down fails alone; the server itself stays up
+            with pytest.raises(openai.APIStatusError) as e:
+                client.chat.completions.create(**ask)
+            assert e.value.status_code == 503 and e.value.code == "upstream_unavailable"
+            assert "127.0.0.1" not in e.value.message  # internal addresses stay in the server log
+        with urllib.request.urlopen(f"{served.url}/health", timeout=5) as r:
+            assert r.status == 200
+        llama = LlamaCppServer(gguf, n_ctx=2048, n_parallel=1, port=port, alias=STRONG).start()
+        assert client.chat.completions.create(**ask).model_extra["cowest"]["answers"] == ["C"]
+    finally:
+        served.close()
+        llama.stop()
+    assert "strong model failed" in (tmp_path / "serve.log").read_text()
