@@ -1,9 +1,9 @@
 """Strong-call concurrency: the `openai` backend against a stand-in API that answers each call after 200 ms.
 
-Throughput of N calls at concurrency 1 (the naive way: one call at a time), 8 and 32, as ratios to concurrency 1;
-then the same N calls at concurrency 32 against a stand-in that takes only 16 at once and answers the rest
-429 with Retry-After (a hosted API's concurrency limit): every call must still be answered, and no retry may come
-sooner than the Retry-After it was given. Loopback only; no model.
+Throughput of N calls at concurrency 1 (the naive way: one call at a time), 8 and 32, as ratios to concurrency 1,
+with the stand-in in its own process; then the same N calls at concurrency 32 against a stand-in that takes only 16
+at once and answers the rest 429 with Retry-After (a hosted API's concurrency limit): every call must still be
+answered, and no retry may come sooner than the Retry-After it was given. Loopback only; no model.
 Usage: python bench/bench_concurrency.py [--requests 200] [--latency 0.2] [--levels 1 8 32] [--out FILE.json]
 """
 
@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -22,7 +24,25 @@ from cowest.models.openai_compat import OpenAIBackend
 from cowest.testing.faults import FaultServer, questions
 
 
-def calls(server: FaultServer, count: int, concurrency: int) -> tuple[float, int]:
+class StandInProcess:
+    """The stand-in in its own process, so its request handling does not share the client's interpreter."""
+
+    def __init__(self, latency: float) -> None:
+        code = ("import sys, time\nfrom cowest.testing.faults import FaultServer\n"
+                f"s = FaultServer(delay_s={latency!r})\nprint(s.url, flush=True)\nsys.stdin.read()\n")
+        self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
+        self.url = self.proc.stdout.readline().strip()
+
+    def __enter__(self) -> "StandInProcess":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.stdin.close()  # its stdin closing ends it
+        self.proc.wait(10)
+
+
+def calls(server: FaultServer | StandInProcess, count: int, concurrency: int) -> tuple[float, int]:
     """(wall seconds, answered) for `count` one-sample calls at `concurrency`."""
     cfg = ModelConfig(backend="openai", model="remote", base_url=server.url, max_concurrency=concurrency,
                       timeout_s=30, max_retries=8, cache="off")
@@ -60,7 +80,7 @@ def main() -> None:
                  "latency_s": args.latency, "levels": []}
     base = None
     for c in args.levels:
-        with FaultServer(delay_s=args.latency) as s:
+        with StandInProcess(args.latency) as s:
             wall, answered = calls(s, n, c)
         base = base or n / wall
         bound = n * args.latency / c
