@@ -45,10 +45,11 @@ def _config(run_dir: Path) -> dict:
     return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.is_file() else {}
 
 
-def _scores(path: Path) -> dict[str, dict[str, float]]:
-    """{system: {question_id: score}} from a predictions.jsonl; a repeated question is an error."""
+def _scores(path: Path, rows: list[dict]) -> dict[str, dict[str, float]]:
+    """{system: {question_id: score}} from the rows of the predictions.jsonl at `path`; a repeated question is an
+    error."""
     out: dict[str, dict[str, float]] = {}
-    for row in read_jsonl(path):
+    for row in rows:
         per = out.setdefault(row["system"], {})
         qid = str(row["question_id"])
         if qid in per:
@@ -83,12 +84,14 @@ def _load_run(run_dir: Path, eval_name: str) -> dict[str, Any]:
     """One run's config, test results, per-question scores and fixed best single model."""
     cfg = _config(run_dir)
     results = read_json(_need(run_dir / eval_name / "results.json"))
-    scores = _scores(_need(run_dir / eval_name / "predictions.jsonl"))
+    predictions = _need(run_dir / eval_name / "predictions.jsonl")
+    rows = read_jsonl(predictions)
+    scores = _scores(predictions, rows)
     systems = list(results["systems"])
     warnings = [w["message"] for _, w in stage_warnings(stage_manifests(run_dir))]
     # runs evaluated before this check existed: read it from their predictions
     sections = (cfg.get("collab") or {}).get("draft_sections")
-    for w in shown_draft_warnings(read_jsonl(run_dir / eval_name / "predictions.jsonl"), sections, eval_name):
+    for w in shown_draft_warnings(rows, sections, eval_name):
         if w["message"] not in warnings:
             warnings.append(w["message"])
     return {"dir": run_dir, "name": str(cfg.get("name") or run_dir.name), "seed": cfg.get("seed"), "cfg": cfg,

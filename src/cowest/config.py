@@ -187,6 +187,12 @@ class Recipe(_Strict):
     lora: dict[str, Any] = Field(default_factory=dict)
 
     @property
+    def eval_collab(self) -> CollabConfig:
+        """The collaboration settings answers are evaluated (and served) with: the evaluation's strong token cap."""
+        cap = self.eval.strong_max_tokens
+        return self.collab if cap is None else self.collab.model_copy(update={"strong_max_tokens": cap})
+
+    @property
     def run_dir(self) -> Path:
         """Where this run writes its artifacts."""
         return Path(self.output_dir) / self.name

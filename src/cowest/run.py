@@ -100,11 +100,9 @@ class Run:
                 b.close()
         self._strong = self._judge = None
 
-    def collaborator(self, weak: Backend | None, strong_max_tokens: int | None = None) -> Collaborator:
-        """Collaborator over the given weak model and the strong model (optionally another strong token cap)."""
-        cfg = self.recipe.collab
-        if strong_max_tokens is not None:
-            cfg = cfg.model_copy(update={"strong_max_tokens": strong_max_tokens})
+    def collaborator(self, weak: Backend | None, evaluation: bool = False) -> Collaborator:
+        """Collaborator over the given weak model and the strong model (with the evaluation's settings if asked)."""
+        cfg = self.recipe.eval_collab if evaluation else self.recipe.collab
         return Collaborator(weak, self.strong, self.prompter, cfg)
 
     # ---- stage bookkeeping
@@ -314,7 +312,7 @@ class Run:
 
         def run(sdir: Path) -> dict:
             if any(s.kind != "weak" for s in systems_):
-                collab = self.collaborator(None, r.eval.strong_max_tokens)
+                collab = self.collaborator(None, evaluation=True)
             else:
                 collab = _WeakOnly(self.prompter, r.collab)
             rows, results = evaluate(examples, systems_, self.weak, collab, r.eval, seed=r.seed, corpus=self.task.corpus,

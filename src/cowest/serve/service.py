@@ -237,10 +237,8 @@ def service_from_run(run: Run, names: list[str] | None, limits: Limits,
         sets = {tuple(e.options or ()) for e in run.task.train}
         labels = list(next(iter(sets))) if len(sets) == 1 else None
     log.info("serving %s (weak variants: %s)", ", ".join(s.name for s in wanted), ", ".join(variants) or "none")
-    cfg = run.recipe.collab
-    if run.recipe.eval.strong_max_tokens is not None:  # serving is inference: the evaluation's answer budget
-        cfg = cfg.model_copy(update={"strong_max_tokens": run.recipe.eval.strong_max_tokens})
-    return Service(run.prompter, cfg, strong, weak, limits, strong_limit(run.recipe.strong), labels,
+    # serving is inference: answers get the evaluation's settings, as `cowest eval` gives them
+    return Service(run.prompter, run.recipe.eval_collab, strong, weak, limits, strong_limit(run.recipe.strong), labels,
                    on_batch, systems=[s.name for s in wanted])
 
 
