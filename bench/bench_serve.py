@@ -15,14 +15,11 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import statistics
-import threading
 import time
 from pathlib import Path
 
 import openai
-import uvicorn
 
 from cowest.collab import Prompter
 from cowest.config import CollabConfig, ModelConfig, TaskConfig, load_recipe
@@ -35,6 +32,7 @@ from cowest.serve.app import create_app
 from cowest.serve.service import Service, strong_limit
 from cowest.tasks import load_task
 from cowest.testing.faults import FaultServer
+from cowest.testing.serving import ThreadedServer
 
 STRONG = "qwen2.5-coder-1.5b-instruct"
 COLLAB = CollabConfig(draft_max_tokens=48, strong_max_tokens=64)
@@ -50,24 +48,14 @@ class RemoteStandIn(FaultServer):
         return out
 
 
-class Server:
-    """A Service on a real uvicorn server in a thread, on a free loopback port."""
+class Server(ThreadedServer):
+    """A Service's app on a uvicorn thread, recording the size of every weak call."""
 
     def __init__(self, service: Service) -> None:
         self.batches: list[int] = []
         service.on_batch = lambda variant, size: self.batches.append(size)
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
-        self.server = uvicorn.Server(uvicorn.Config(create_app(service), log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.01)
-
-    def close(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
+        super().__init__(create_app(service))
+        self.url = f"{self.url}/v1"
 
 
 async def load(url: str, questions: list, requests: int, concurrency: int) -> dict:

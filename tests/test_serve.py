@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 import urllib.error
@@ -13,7 +12,6 @@ from typing import Sequence
 
 import openai
 import pytest
-import uvicorn
 from fakes import ScriptedBackend
 
 from cowest.collab.pipeline import Prompter
@@ -27,6 +25,7 @@ from cowest.serve.protocol import APIError, split_options
 from cowest.serve.service import Service
 from cowest.tasks.types import MultipleChoice
 from cowest.testing.faults import FaultServer
+from cowest.testing.serving import ThreadedServer
 
 KEY = "sk-serve-test-1"
 QUESTION = "Which drug treats the fictional fever?\nA. Alpha\nB. Beta\nC. Gamma\nD. Delta"
@@ -61,23 +60,13 @@ def strong_script(conv: Conversation, i: int, sampling: Sampling) -> str:
     return f"Checked ({saw}, options {'B. Beta' in prompt}).\nFinal answer: {letter}"
 
 
-class Served:
-    """An app on a real uvicorn server in a thread, on a free loopback port."""
+class Served(ThreadedServer):
+    """A Service's app on a real uvicorn server in a thread, on a free loopback port."""
 
     def __init__(self, service: Service, keys: list[str] | None = (KEY,)) -> None:
         self.service = service
         self.app = create_app(service, list(keys or []))
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert self.server.started, "server did not start"
-        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__(self.app)
 
     def client(self, key: str = KEY, **kw) -> openai.OpenAI:
         return openai.OpenAI(api_key=key, base_url=f"{self.url}/v1", max_retries=0, timeout=20, **kw)
@@ -100,9 +89,6 @@ class Served:
         except urllib.error.HTTPError as e:
             return e.code, e.read()
 
-    def close(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
 
 
 def make_service(strong=None, limits: Limits = Limits(batch_window_s=0.0), **weak) -> Service:

@@ -1,1 +1,2 @@
-"""Helpers for tests and benchmarks (a fault-injecting OpenAI-compatible server)."""
+"""Helpers for tests and benchmarks: a fault-injecting OpenAI-compatible server (`faults`), an app on a uvicorn
+thread (`serving`)."""
