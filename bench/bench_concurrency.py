@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,28 +19,10 @@ from cowest.config import ModelConfig
 from cowest.io import write_json
 from cowest.models.base import Sampling
 from cowest.models.openai_compat import OpenAIBackend
-from cowest.testing.faults import FaultServer, questions
+from cowest.testing.faults import FaultServer, FaultServerProcess, questions
 
 
-class StandInProcess:
-    """The stand-in in its own process, so its request handling does not share the client's interpreter."""
-
-    def __init__(self, latency: float) -> None:
-        code = ("import sys, time\nfrom cowest.testing.faults import FaultServer\n"
-                f"s = FaultServer(delay_s={latency!r})\nprint(s.url, flush=True)\nsys.stdin.read()\n")
-        self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True)
-        self.url = self.proc.stdout.readline().strip()
-
-    def __enter__(self) -> "StandInProcess":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.proc.stdin.close()  # its stdin closing ends it
-        self.proc.wait(10)
-
-
-def calls(server: FaultServer | StandInProcess, count: int, concurrency: int) -> tuple[float, int]:
+def calls(server: FaultServer | FaultServerProcess, count: int, concurrency: int) -> tuple[float, int]:
     """(wall seconds, answered) for `count` one-sample calls at `concurrency`."""
     cfg = ModelConfig(backend="openai", model="remote", base_url=server.url, max_concurrency=concurrency,
                       timeout_s=30, max_retries=8, cache="off")
@@ -80,7 +60,7 @@ def main() -> None:
                  "latency_s": args.latency, "levels": []}
     base = None
     for c in args.levels:
-        with StandInProcess(args.latency) as s:
+        with FaultServerProcess(args.latency) as s:
             wall, answered = calls(s, n, c)
         base = base or n / wall
         bound = n * args.latency / c

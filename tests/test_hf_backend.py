@@ -40,6 +40,20 @@ def test_batched_greedy_equals_one_by_one_and_keeps_order(tiny_lm):
     assert backend.usage.calls == len(CONVS)
 
 
+def test_each_batch_is_reported_as_soon_as_it_is_generated(tiny_lm):
+    backend = _backend(tiny_lm, batch_size=3)
+    batches_run = []
+    generate_batch = backend._generate_batch
+    backend._generate_batch = lambda *a: batches_run.append(1) or generate_batch(*a)
+    seen: dict[int, tuple[str, int]] = {}
+    out = backend.generate(CONVS, 2, Sampling(temperature=1.0, max_tokens=6),
+                           on_done=lambda i, comps: seen.update({i: ([c.text for c in comps], len(batches_run))}))
+    assert {i: texts for i, (texts, _) in seen.items()} == {i: [c.text for c in row] for i, row in enumerate(out)}
+    # 7 conversations in batches of 3: the first batch's are reported before the second batch is generated
+    assert sorted(n for _, n in seen.values()) == [1, 1, 1, 2, 2, 2, 3]
+    assert backend.usage.calls == 2 * len(CONVS)
+
+
 def test_n_samples_seeded_and_distinct(tiny_lm):
     backend = _backend(tiny_lm)
     sampling = Sampling(temperature=1.0, top_p=0.95, max_tokens=8, seed=3)

@@ -208,3 +208,30 @@ def test_serving_block_renders_the_load_benchmark(tmp_path: Path) -> None:
     assert "1.500 requests / s against 0.600 with one draft per weak call, **2.50x**" in text
     with pytest.raises(PublishError, match="serve.json missing"):
         render_block("results", "serve", tmp_path)
+
+
+def test_overlap_and_training_blocks_render_their_benchmarks(tmp_path: Path) -> None:
+    from cowest.io import write_json
+    from cowest.publish import render_block
+
+    row = {"workload": "mining", "slots": 16, "strong_calls": 600, "strong_bound_s": 18.8, "weak_s": 76.0,
+           "weak_overlapped_s": 75.0,
+           "bound_s": 75.0, "sequential_s": 96.0, "overlapped_s": 78.0, "sequential_vs_bound": 1.28,
+           "overlapped_vs_bound": 1.04, "speedup": 1.23}
+    write_json(tmp_path / "b/overlap.json", {"machine": "2 CPUs", "questions": 200, "k": 2, "latency_s": 0.5,
+                                             "draft_tokens": 32, "rows": [row]})
+    text = render_block("b", "overlap", tmp_path)
+    assert "| mining | 16 | 600 | 75.0 (76.0) | 18.8 | 75.0 | 96.0 (1.28x) | 78.0 (1.04x) | 1.23x |" in text
+    assert "200 questions (mining: 2 sampled drafts each" in text
+
+    def variant(wall: float, speedup: float, **extra: float) -> dict:
+        return {"wall_s": wall, "tokens_per_s": 1000 / wall, "speedup_vs_plain": speedup, "steps": 11,
+                "train_loss": 2.0, **extra}
+
+    write_json(tmp_path / "b/training.json", {
+        "machine": "2 CPUs", "recipe": "recipes/demo.yaml", "epochs": 1, "sft_rows": 88, "dpo_pairs": 40,
+        "sft": {"plain": variant(100.0, 1.0), "padding-free": variant(50.0, 2.0)},
+        "dpo": {"plain": variant(40.0, 1.0, last_margin=0.1), "precomputed": variant(30.0, 1.33, last_margin=0.1)}})
+    text = render_block("b", "training", tmp_path)
+    assert "SFT, 88 rows, 1 epoch(s) per row (2 CPUs):" in text and "| padding-free | 50.0 | 20 | 2.00x | 11 | 2.000 |" in text
+    assert "DPO, 40 pairs, 1 epoch(s) per row" in text and "| precomputed | 30.0 | 33 | 1.33x | 11 | 2.000 | 0.100 |" in text

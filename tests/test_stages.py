@@ -30,6 +30,7 @@ CHANGED: dict[str, Any] = {
     "collab.draft_sections": ["Background"], "mining.evaluator": "judge", "mining.mode": "rank",
     "eval.systems": SYSTEMS[:-1], "alignment": "kto", "ablations.formats": ["direct"], "ablations.pair_fractions": [0.5],
     "ablations.dpo_settings": [{"beta": 0.2}], "sft_recall.target": 0.8,
+    **{f"{m}.overlap": True for m in ("weak", "strong", "judge", "ablations.strong")},
 }
 
 ALL = set(plan(BASE, EVALS))

@@ -33,6 +33,9 @@ class ModelConfig(_Strict):
     deadline_s: float = Field(600.0, gt=0)  # all attempts of one request, backoff included
     # consecutive failed requests (retries exhausted) that stop a batch: a dead server fails fast, not per request
     max_consecutive_failures: int = Field(5, ge=1)
+    # strong model: send its requests while the weak model is still drafting. None: on for a remote server
+    # (openai), off for a model sharing this machine's compute with the weak one (hf, llamacpp)
+    overlap: bool | None = None
     # llamacpp
     n_ctx: int = Field(4096, ge=1)
     n_parallel: int = Field(2, ge=1)

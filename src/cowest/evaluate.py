@@ -9,7 +9,7 @@ from statistics import fmean
 from typing import Callable, Sequence
 
 from .collab.baselines import BM25Retriever, weak_predictions
-from .collab.pipeline import Collaborator, draft_answer_section
+from .collab.pipeline import Collaborator, Gathered, draft_answer_section
 from .config import EvalConfig
 from .models.base import Backend, Usage
 
@@ -78,24 +78,52 @@ def evaluate(
     draft_cut: dict[str, list[bool]] = {}  # drafts that hit draft_max_tokens
     draft_time: dict[str, float] = {}
     draft_calls: dict[str, Usage] = {}  # model calls and cache hits of each variant's drafts
-    predicted: dict[str, list[tuple[str, float]]] = {}  # SuperICL: weak answer and confidence per variant
-    # Weak drafts first, one weak model in memory at a time.
-    for variant in dict.fromkeys(s.variant for s in systems if s.variant):
-        t0 = time.perf_counter()
-        weak = weak_factory(variant)
-        before = _usage(weak)
-        try:
-            collab.weak = weak
-            completions = [c[0] for c in collab.drafts(examples)]
-            drafts[variant] = [c.text for c in completions]
-            draft_cut[variant] = [c.finish_reason == "length" for c in completions]
-            if any(s.kind == "supericl" and s.variant == variant for s in systems):
-                predicted[variant] = weak_predictions(weak, collab.prompter, examples, drafts[variant])
-            draft_calls[variant] = _usage_since(weak, before)
-        finally:
-            collab.weak = None
-            weak.close()
-        draft_time[variant] = time.perf_counter() - t0
+    context: dict[str, list[str | None]] = {}  # what each strong system was shown besides the question
+    asked: dict[str, Gathered] = {}  # each strong system's answers, sent through `later`
+    with collab.background() as later:
+        # Systems that need no draft first: overlapping, their requests are answered while the weak model drafts.
+        for s in systems:
+            if s.kind == "strong":
+                asked[s.name] = Gathered.send(later, collab.strong_alone, examples)
+                context[s.name] = [None] * len(examples)
+            elif s.kind == "retrieval":
+                hits = BM25Retriever(corpus).top_k([_query(tt, e) for e in examples], cfg.retrieval_k)
+                convs = [collab.prompter.retrieval(e, h) for e, h in zip(examples, hits)]
+                asked[s.name] = Gathered.send(later, collab.ask_strong, examples, convs)
+                context[s.name] = ["\n\n".join(h) for h in hits]
+        # Then each weak variant's drafts, one weak model in memory at a time, refined as they are written.
+        for variant in dict.fromkeys(s.variant for s in systems if s.variant):
+            t0 = time.perf_counter()
+            weak = weak_factory(variant)
+            before = _usage(weak)
+            refiners = [s for s in systems if s.kind == "collab" and s.variant == variant]
+            try:
+                collab.weak = weak
+                if refiners:
+                    loaded = time.perf_counter() - t0
+                    sampled, refined = collab.draft_and_refine(examples, later)
+                    for s in refiners:
+                        asked[s.name] = refined
+                    draft_time[variant] = loaded + refined.draft_s
+                else:
+                    sampled = collab.drafts(examples)
+                    draft_time[variant] = time.perf_counter() - t0
+                completions = [c[0] for c in sampled]
+                drafts[variant] = [c.text for c in completions]
+                draft_cut[variant] = [c.finish_reason == "length" for c in completions]
+                for s in systems:
+                    if s.variant == variant and s.kind in ("weak", "collab"):
+                        context[s.name] = list(drafts[variant])
+                    elif s.variant == variant and s.kind == "supericl":
+                        predicted = weak_predictions(weak, collab.prompter, examples, drafts[variant])
+                        convs = [collab.prompter.supericl(e, a, p) for e, (a, p) in zip(examples, predicted)]
+                        asked[s.name] = Gathered.send(later, collab.ask_strong, examples, convs)
+                        context[s.name] = [f"{a} (confidence {p:.2f})" for a, p in predicted]
+                draft_calls[variant] = _usage_since(weak, before)
+            finally:
+                collab.weak = None
+                weak.close()
+        answered = {name: g.result() for name, g in asked.items()}
 
     rows: list[dict] = []
     results: dict = {"n": len(examples), "confidence": cfg.confidence, "score_metric": score_metric(tt),
@@ -104,41 +132,30 @@ def evaluate(
         results["price"] = cfg.price.model_dump()
     per_example: dict[str, list[float]] = {}
     for s in systems:
-        t0 = time.perf_counter()
         calls = Usage()
-        context: list[str | None] = [drafts[s.variant][i] if s.variant else None for i in range(len(examples))]
         if s.kind == "weak":
             texts = drafts[s.variant]
             answers = [tt.extract(draft_answer_section(t), e) for t, e in zip(texts, examples)]
             ptok = ctok = [0] * len(examples)
             cut = draft_cut[s.variant]
+            strong_s = 0.0
         else:
-            if s.kind == "strong":
-                convs = [collab.prompter.strong_alone(e) for e in examples]
-            elif s.kind == "collab":
-                convs = [collab.prompter.strong_refine(e, d) for e, d in zip(examples, drafts[s.variant])]
-            elif s.kind == "supericl":
-                convs = [collab.prompter.supericl(e, a, p) for e, (a, p) in zip(examples, predicted[s.variant])]
-                context = [f"{a} (confidence {p:.2f})" for a, p in predicted[s.variant]]
-            else:  # retrieval
-                hits = BM25Retriever(corpus).top_k([_query(tt, e) for e in examples], cfg.retrieval_k)
-                convs = [collab.prompter.retrieval(e, h) for e, h in zip(examples, hits)]
-                context = ["\n\n".join(h) for h in hits]
-            before = _usage(collab.strong)
-            answered = collab.ask_strong(examples, convs)
-            calls = _usage_since(collab.strong, before)
-            texts = [a.text for a in answered]
-            answers = [a.answer for a in answered]
-            ptok = [a.prompt_tokens for a in answered]
-            ctok = [a.completion_tokens for a in answered]
-            cut = [a.truncated for a in answered]
-        wall = time.perf_counter() - t0 + (draft_time.get(s.variant, 0.0) if s.variant else 0.0)
+            got = answered[s.name]
+            calls = Usage(calls=sum(a.calls for a in got), cache_hits=sum(a.cache_hits for a in got))
+            texts = [a.text for a in got]
+            answers = [a.answer for a in got]
+            ptok = [a.prompt_tokens for a in got]
+            ctok = [a.completion_tokens for a in got]
+            cut = [a.truncated for a in got]
+            strong_s = asked[s.name].seconds
+        # overlapping, a system's strong requests are in flight while drafts are written: its span, not a share
+        wall = strong_s + (draft_time.get(s.variant, 0.0) if s.variant else 0.0)
         scores = [tt.score(a, e) for a, e in zip(answers, examples)]
         for i, e in enumerate(examples):
             rows.append(
                 dict(
                     system=s.name, question_id=e.id, question=e.question,
-                    draft=context[i], text=texts[i], answer=answers[i], gold=e.gold, score=scores[i],
+                    draft=context[s.name][i], text=texts[i], answer=answers[i], gold=e.gold, score=scores[i],
                     prompt_tokens=ptok[i], completion_tokens=ctok[i], truncated=cut[i],
                     metadata=filter_metadata(e),
                 )

@@ -181,9 +181,43 @@ def serve_markdown(folder: Path) -> str:
             f"{k['one_at_a_time']['p95_s']:.2f} s).\n")
 
 
+def overlap_markdown(folder: Path) -> str:
+    """The overlap benchmark's figures (bench/bench_overlap.py --out DIR/overlap.json)."""
+    b = _bench(folder, "overlap", "bench_overlap.py")
+    rows = [[r["workload"], str(r["slots"]), str(r["strong_calls"]),
+             f"{r['weak_overlapped_s']:.1f} ({r['weak_s']:.1f})", f"{r['strong_bound_s']:.1f}",
+             f"{r['bound_s']:.1f}", f"{r['sequential_s']:.1f} ({r['sequential_vs_bound']:.2f}x)",
+             f"{r['overlapped_s']:.1f} ({r['overlapped_vs_bound']:.2f}x)", f"{r['speedup']:.2f}x"] for r in b["rows"]]
+    table = md_table(["workload", "slots", "strong calls", "weak compute s (in the sequential run)",
+                      "calls x latency / slots s", "bound s",
+                      "sequential s (of bound)", "overlapped s (of bound)", "speed-up"], rows)
+    return (f"{table}\n\n{b['questions']} questions (mining: {b['k']} sampled drafts each; evaluation: SFT and aligned "
+            f"drafts, strong alone, refinement, CoWest), drafts of {b['draft_tokens']} tokens, stand-in strong "
+            f"model answering after {b['latency_s']:g} s; {b['machine']}.\n")
+
+
+def training_markdown(folder: Path) -> str:
+    """The training throughput benchmark's figures (bench/bench_training.py --out DIR/training.json)."""
+    b = _bench(folder, "training", "bench_training.py")
+    parts = []
+    for kind, what, epochs in (("sft", f"SFT, {b.get('sft_rows', '?')} rows", b["epochs"]),
+                               ("dpo", f"DPO, {b.get('dpo_pairs', '?')} pairs", b.get("dpo_epochs", b["epochs"]))):
+        if not b.get(kind):
+            continue
+        rows = [[label, f"{r['wall_s']:.1f}", f"{r['tokens_per_s']:.0f}", f"{r['speedup_vs_plain']:.2f}x",
+                 str(r["steps"]), f"{r['train_loss']:.3f}"] + ([f"{r['last_margin']:.3f}"] if kind == "dpo" else [])
+                for label, r in b[kind].items()]
+        head = ["settings", "wall s", "tokens / s", "vs plain", "steps", "train loss"]
+        where = b.get(f"{kind}_machine") or b["machine"]
+        parts.append(f"{what}, {epochs:g} epoch(s) per row ({where}):\n\n"
+                     + md_table(head + (["last margin"] if kind == "dpo" else []), rows))
+    return "\n\n".join(parts) + f"\n\n`{b['recipe']}`'s data and settings.\n"
+
+
 KINDS = {"eval": eval_markdown, "valid": lambda d: eval_markdown(d, "eval_valid"), "diagnostics": diagnostics_markdown,
          "ablations": ablations_markdown, "faults": faults_markdown,
-         "concurrency": concurrency_markdown, "rerun": rerun_markdown, "serve": serve_markdown}
+         "concurrency": concurrency_markdown, "rerun": rerun_markdown, "serve": serve_markdown,
+         "overlap": overlap_markdown, "training": training_markdown}
 
 
 def render_block(target: str, kind: str, root: Path) -> str:

@@ -103,7 +103,9 @@ class Run:
     def collaborator(self, weak: Backend | None, evaluation: bool = False) -> Collaborator:
         """Collaborator over the given weak model and the strong model (with the evaluation's settings if asked)."""
         cfg = self.recipe.eval_collab if evaluation else self.recipe.collab
-        return Collaborator(weak, self.strong, self.prompter, cfg)
+        strong = self.recipe.strong
+        overlap = strong.overlap if strong.overlap is not None else strong.backend == "openai"
+        return Collaborator(weak, self.strong, self.prompter, cfg, overlap=overlap)
 
     # ---- stage bookkeeping
     @property

@@ -29,7 +29,7 @@ READS: dict[str, tuple[str, ...]] = {
     "eval_weak": ("seed", "task", "weak", "collab", "eval"),  # weak systems only: the strong model is not called
 }
 # Model knobs that say how a call is made, not what it returns: changing them never re-runs a stage.
-CALL_POLICY = ("api_key_env", "timeout_s", "max_retries", "deadline_s", "max_consecutive_failures")
+CALL_POLICY = ("api_key_env", "timeout_s", "max_retries", "deadline_s", "max_consecutive_failures", "overlap")
 MODEL_FIELDS = ("weak", "strong", "judge")
 # Data files (recipe fields holding a path) each kind reads; their content is part of the key. Training and mining
 # read the training file only; a separate test file matters to evaluation alone. The fact corpus feeds SFT (targets'

@@ -61,20 +61,19 @@ def mine(
 ) -> MiningResult:
     """Run collaborative feedback on `examples` and return drafts, refinements, scores, pairs and statistics."""
     k = cfg.k
-    # 1. The strong model alone is the bar every draft must beat.
-    alone = collab.strong_alone(examples)
-    s0 = evaluator.score([a.text for a in alone], examples)
-
-    # 2. K sampled drafts per question.
     sampling = Sampling(
         temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=collab.cfg.draft_max_tokens, seed=seed
     )
-    sampled = collab.drafts(examples, n=k, sampling=sampling)
+    with collab.background() as later:
+        # 1. The strong model alone is the bar every draft must beat (answered while the weak model drafts).
+        alone_f = later(collab.strong_alone, examples)
+        # 2-3. K sampled drafts per question, each refined by the strong model; a question's K refinements are
+        # adjacent, so the server reuses the prefix.
+        sampled, refined_f = collab.draft_and_refine(examples, later, n=k, sampling=sampling)
+        alone, refined = alone_f.result(), refined_f.result()
+    s0 = evaluator.score([a.text for a in alone], examples)
     drafts = [[c.text for c in cs] for cs in sampled]
-
-    # 3. Refine every draft; the K refinements of a question are adjacent so the server reuses the prefix.
     flat_examples = [e for e in examples for _ in range(k)]
-    refined = collab.refine(flat_examples, [d for ds in drafts for d in ds])
     sk = evaluator.score([r.text for r in refined], flat_examples)
 
     # 4. Deltas against strong-alone, labels and pairs.

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
-from typing import Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from ..config import CollabConfig
-from ..models.base import Backend, Completion, Conversation, Sampling
+from ..models.base import Backend, BaseBackend, Completion, Conversation, Sampling
 from ..tasks.base import Example, TaskType
 from .prompts import DRAFT_INSTRUCTIONS, SECTIONS, TEMPLATES
 
@@ -128,13 +131,79 @@ class Answered:
     prompt_tokens: int
     completion_tokens: int
     truncated: bool = False  # the first reply hit the token cap (its reasoning may be cut short)
+    calls: int = 0  # model calls made for it (a re-ask included)
+    cache_hits: int = 0  # replies read from the call cache instead
+
+
+Later = Callable[..., "Future[Any]"]  # later(fn, *args): fn's result, computed now or in the background
+
+
+@contextmanager
+def background(enabled: bool, workers: int = 64) -> Iterator[Later]:
+    """`later(fn, *args)` for strong-model work: on a background thread when `enabled` (so the caller can go on
+    drafting while requests are in flight), else run at once; the block waits for all of it before it ends."""
+    if not enabled:
+        def now(fn: Callable[..., Any], *args: Any) -> Future[Any]:
+            fut: Future[Any] = Future()
+            try:
+                fut.set_result(fn(*args))
+            except Exception as e:  # raised where the result is read, as from a background thread
+                fut.set_exception(e)
+            return fut
+
+        yield now
+        return
+    # The threads only wait on the backend, whose own pool caps the requests in flight.
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cowest-collab")
+    try:
+        yield pool.submit
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)  # a failure or Ctrl-C: send nothing more
+        raise
+    pool.shutdown(wait=True)
+
+
+class Gathered:
+    """Futures of strong answers read back as one flat list, in order, and the span from `started` to the last."""
+
+    def __init__(self, parts: Sequence[Future[list[Any]]], started: float | None = None) -> None:
+        self.parts = parts
+        self.started = self.finished = time.perf_counter() if started is None else started
+        self.draft_s = 0.0  # seconds the weak model took to write the drafts these answers refine
+        for part in parts:
+            part.add_done_callback(self._done)
+
+    def _done(self, _: Future[list[Any]]) -> None:
+        self.finished = max(self.finished, time.perf_counter())
+
+    def result(self) -> list[Any]:
+        """Wait for every part; the first failure is raised."""
+        return [x for part in self.parts for x in part.result()]
+
+    @property
+    def seconds(self) -> float:
+        """From the first request sent to the last answer (read after `result`)."""
+        return self.finished - self.started
+
+    @classmethod
+    def send(cls, later: Later, fn: Callable[..., list[Any]], *args: Any) -> Gathered:
+        """`later(fn, *args)` timed from now."""
+        started = time.perf_counter()
+        return cls([later(fn, *args)], started=started)
 
 
 class Collaborator:
     """Runs the method's model calls in batches: weak drafts, strong alone, strong refinement."""
 
-    def __init__(self, weak: Backend | None, strong: Backend, prompter: Prompter, cfg: CollabConfig):
+    def __init__(self, weak: Backend | None, strong: Backend, prompter: Prompter, cfg: CollabConfig,
+                 overlap: bool = False):
         self.weak, self.strong, self.prompter, self.cfg = weak, strong, prompter, cfg
+        # send strong requests while the weak model drafts (worth it when the strong model is not on this machine)
+        self.overlap = overlap
+
+    def background(self) -> AbstractContextManager[Later]:
+        """The `later` of this collaborator: background strong work when it overlaps, else at once."""
+        return background(self.overlap)
 
     def drafts(self, examples: Sequence[Example], n: int = 1, sampling: Sampling | None = None) -> list[list[Completion]]:
         """n weak drafts per example (greedy by default)."""
@@ -142,6 +211,37 @@ class Collaborator:
             raise ValueError("no weak model configured")
         sampling = sampling or Sampling(max_tokens=self.cfg.draft_max_tokens)
         return self.weak.generate([self.prompter.draft_prompt(e) for e in examples], n=n, sampling=sampling)
+
+    def draft_and_refine(self, examples: Sequence[Example], later: Later, n: int = 1,
+                         sampling: Sampling | None = None) -> tuple[list[list[Completion]], Gathered]:
+        """n drafts per example and, through `later`, the strong model's refinement of each (example-major).
+
+        Overlapping, each example's drafts go to the strong model as soon as the weak model's batch holding them is
+        done; otherwise every draft is written first and all refinements are sent together, as one batch.
+        """
+        if self.weak is None:
+            raise ValueError("no weak model configured")
+        sampling = sampling or Sampling(max_tokens=self.cfg.draft_max_tokens)
+        convs = [self.prompter.draft_prompt(e) for e in examples]
+        t0 = time.perf_counter()
+        if self.overlap and isinstance(self.weak, BaseBackend):
+            parts: list[Future[list[Answered]] | None] = [None] * len(examples)
+
+            def send(i: int, comps: list[Completion]) -> None:
+                parts[i] = later(self.refine, [examples[i]] * len(comps), [c.text for c in comps])
+
+            drafts = self.weak.generate(convs, n=n, sampling=sampling, on_done=send)
+            sent = [p for p in parts if p is not None]
+            if len(sent) != len(examples):
+                raise RuntimeError(f"weak model reported {len(sent)} of {len(examples)} conversations as done")
+            refined = Gathered(sent, started=t0)
+            refined.draft_s = time.perf_counter() - t0
+        else:
+            drafts = self.weak.generate(convs, n=n, sampling=sampling)
+            flat = [e for e, ds in zip(examples, drafts) for _ in ds]
+            refined = Gathered.send(later, self.refine, flat, [c.text for ds in drafts for c in ds])
+            refined.draft_s = refined.started - t0
+        return drafts, refined
 
     def strong_alone(self, examples: Sequence[Example]) -> list[Answered]:
         """The strong model answering alone with chain of thought."""
@@ -160,7 +260,8 @@ class Collaborator:
         sampling = sampling or Sampling(max_tokens=self.cfg.strong_max_tokens)
         first = [c[0] for c in self.strong.generate(convs, n=1, sampling=sampling)]
         out = [
-            Answered(c.text, tt.extract(c.text, e), c.prompt_tokens, c.completion_tokens, c.finish_reason == "length")
+            Answered(c.text, tt.extract(c.text, e), c.prompt_tokens, c.completion_tokens, c.finish_reason == "length",
+                     calls=int(not c.cached), cache_hits=int(c.cached))
             for c, e in zip(first, examples)
         ]
         retry = [i for i, a in enumerate(out) if a.answer is None]
@@ -173,4 +274,6 @@ class Collaborator:
                 a.answer = tt.extract(c[0].text, examples[i])
                 a.prompt_tokens += c[0].prompt_tokens
                 a.completion_tokens += c[0].completion_tokens
+                a.calls += int(not c[0].cached)
+                a.cache_hits += int(c[0].cached)
         return out

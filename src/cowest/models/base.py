@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence, runtime_checkable
@@ -92,6 +93,9 @@ class Backend(Protocol):
         ...
 
 
+_USAGE_LOCK = threading.Lock()
+
+
 class BaseBackend(ABC):
     """The checks and usage counting every backend shares: a subclass implements `_generate` and `close`."""
 
@@ -127,8 +131,9 @@ class BaseBackend(ABC):
         return self._generate(conversations, n, sampling, lambda i, comps: self._finished(i, comps, on_done))
 
     def _finished(self, i: int, comps: list[Completion], on_done: OnDone | None) -> None:
-        for c in comps:
-            self.usage.add(c)
+        with _USAGE_LOCK:  # generate may be called from several threads at once (overlapped strong requests)
+            for c in comps:
+                self.usage.add(c)
         if on_done is not None:
             on_done(i, comps)
 

@@ -24,7 +24,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from cowest.models.base import Backend, BackendError, BaseBackend, Completion, Conversation, OnDone, Sampling
 
@@ -215,40 +215,60 @@ class CachedBackend(BaseBackend):
             raise AttributeError(name)
         return getattr(self.inner, name)
 
-    def _generate(self, conversations: Sequence[Conversation], n: int, sampling: Sampling) -> list[list[Completion]]:
+    streams_results = True  # cached conversations are reported at once, the others as the inner backend ends each
+
+    def _generate(
+        self, conversations: Sequence[Conversation], n: int, sampling: Sampling, on_done: OnDone | None = None
+    ) -> list[list[Completion]]:
         """Cached completions where present; one inner call per group of conversations missing the same indices."""
         identity = self.identity
         keys = [[cache_key(identity, conv, sampling, i) for i in range(n)] for conv in conversations]
         found = self.cache.get_many([k for ks in keys for k in ks])
         results: list[list[Completion | None]] = [[found.get(k) for k in ks] for ks in keys]
+        reported: set[int] = set()
+
+        def report(i: int) -> None:
+            if on_done is not None and i not in reported and all(c is not None for c in results[i]):
+                reported.add(i)
+                on_done(i, [c for c in results[i] if c is not None])
 
         # group by the first missing index: each group needs samples first..n-1 drawn with seed + first
         groups: dict[int, list[int]] = {}
         for i, row in enumerate(results):
             first = next((j for j, c in enumerate(row) if c is None), None)
-            if first is not None:
+            if first is None:
+                report(i)
+            else:
                 groups.setdefault(first, []).append(i)
         for first, members in sorted(groups.items()):
             # Identical requests in one batch are generated once: same key, same answer (and servers that batch
             # requests are not bit-for-bit deterministic, which would otherwise give two answers to one key).
             reps: dict[str, int] = {}
-            dups = [(i, reps.setdefault(keys[i][first], i)) for i in members]
+            copies: dict[int, list[int]] = {}  # representative -> the identical requests it answers
+            for i in members:
+                rep = reps.setdefault(keys[i][first], i)
+                if rep != i:
+                    copies.setdefault(rep, []).append(i)
             unique = list(reps.values())
             shifted = replace(sampling, seed=sampling.seed + first)
+
+            def settle(rep: int, first: int = first, copies: dict[int, list[int]] = copies) -> None:
+                for i in copies.get(rep, []):
+                    for j in range(first, n):
+                        if results[i][j] is None and results[rep][j] is not None:
+                            results[i][j] = replace(results[rep][j], cached=True)
+                for i in (rep, *copies.get(rep, [])):
+                    report(i)
+
             for s in range(0, len(unique), self.chunk_size):
                 chunk = unique[s : s + self.chunk_size]
-                store = self._store(chunk, first, keys, results)
+                store = self._store(chunk, first, keys, results, settle)
                 batch = [conversations[i] for i in chunk]
                 if isinstance(self.inner, BaseBackend):
                     self.inner.generate(batch, n - first, shifted, on_done=store)
                 else:  # a plain Backend: no callback, so the chunk is committed when it returns
                     for pos, comps in enumerate(self.inner.generate(batch, n - first, shifted)):
                         store(pos, comps)
-            for i, rep in dups:
-                if i != rep:
-                    for j in range(first, n):
-                        if results[i][j] is None:
-                            results[i][j] = replace(results[rep][j], cached=True)
 
         final: list[list[Completion]] = []
         for row in results:
@@ -259,7 +279,8 @@ class CachedBackend(BaseBackend):
         return final
 
     def _store(
-        self, chunk: list[int], first: int, keys: list[list[str]], results: list[list[Completion | None]]
+        self, chunk: list[int], first: int, keys: list[list[str]], results: list[list[Completion | None]],
+        then: Callable[[int], None],
     ) -> OnDone:
         """The callback that commits the completions of `chunk[pos]` (samples first..) the moment they arrive."""
         identity = self.identity
@@ -271,6 +292,7 @@ class CachedBackend(BaseBackend):
                     results[i][first + j] = replace(c, cached=False)
                     rows.append((keys[i][first + j], identity, c))
             self.cache.put_many(rows)
+            then(i)
 
         return on_done
 

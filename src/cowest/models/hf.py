@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from cowest.config import ModelConfig
 from cowest.io import adapter_hash
-from cowest.models.base import BackendError, BaseBackend, Completion, Conversation, Sampling, truncate_at_stop
+from cowest.models.base import BackendError, BaseBackend, Completion, Conversation, OnDone, Sampling, truncate_at_stop
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,8 @@ def load_model(source: str | Path, device: torch.device, dtype: torch.dtype | st
 class HFBackend(BaseBackend):
     """A local transformers causal LM (optionally with a LoRA adapter) behind the Backend protocol."""
 
+    streams_results = True  # each batch's conversations are reported as soon as the batch is generated
+
     def __init__(self, cfg: ModelConfig, model: Any = None, tokenizer: Any = None) -> None:
         super().__init__()
         self.cfg = cfg
@@ -171,7 +173,9 @@ class HFBackend(BaseBackend):
 
     # -- generation ----------------------------------------------------------------------------------------------
 
-    def _generate(self, conversations: Sequence[Conversation], n: int, sampling: Sampling) -> list[list[Completion]]:
+    def _generate(
+        self, conversations: Sequence[Conversation], n: int, sampling: Sampling, on_done: OnDone | None = None
+    ) -> list[list[Completion]]:
         """Generate `n` completions per conversation, batched; sampling is seeded per batch (seed + batch index)."""
         prompts = [self.encode_prompt(c) for c in conversations]
         results: list[list[Completion]] = [[] for _ in prompts]
@@ -183,6 +187,8 @@ class HFBackend(BaseBackend):
                 torch.manual_seed(sampling.seed + b)
                 for i, comps in zip(idx, self._generate_batch([prompts[i] for i in idx], n, sampling)):
                     results[i] = comps
+                    if on_done is not None:
+                        on_done(i, comps)
         return results
 
     def _generate_batch(self, prompts: list[list[int]], n: int, sampling: Sampling) -> list[list[Completion]]:

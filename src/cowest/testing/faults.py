@@ -13,6 +13,7 @@ import hashlib
 import json
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -34,11 +35,12 @@ class FaultServer:
     """
 
     def __init__(self, faults: Sequence[str] = (), rate: float = 0.0, seed: int = 0, delay_s: float = 0.0,
-                 max_in_flight: int | None = None, retry_after_s: float = 1.0) -> None:
+                 max_in_flight: int | None = None, retry_after_s: float = 1.0, answer: str | None = None) -> None:
         unknown = set(faults) - set(FAULTS)
         if unknown:
             raise ValueError(f"unknown faults {sorted(unknown)}; known: {', '.join(FAULTS)}")
         self.faults, self.rate, self.seed, self.delay_s = tuple(faults), rate, seed, delay_s
+        self.answer = answer  # every reply's text; None: the request echoed (tells requests apart)
         self.max_in_flight, self.retry_after_s, self.in_flight = max_in_flight, retry_after_s, 0
         self.arrivals: list[tuple[float, str]] = []  # (monotonic time, request key) of every attempt
         self.limited: list[tuple[float, str]] = []  # (monotonic time, request key) of every 429 for being busy
@@ -69,7 +71,8 @@ class FaultServer:
     def reply(self, body: dict, n: int) -> dict:
         """A well-formed chat-completion body with `n` choices."""
         user, seed = body["messages"][-1]["content"], body.get("seed")
-        choices = [{"index": i, "message": {"role": "assistant", "content": f"{user}|seed={seed}|i={i}"},
+        text = [self.answer if self.answer is not None else f"{user}|seed={seed}|i={i}" for i in range(n)]
+        choices = [{"index": i, "message": {"role": "assistant", "content": text[i]},
                     "finish_reason": "stop"} for i in range(n)]
         return {"id": "chatcmpl-fault", "object": "chat.completion", "created": 0, "model": body.get("model", "m"),
                 "choices": choices, "usage": {"prompt_tokens": 10, "completion_tokens": 5 * n,
@@ -165,6 +168,32 @@ class FaultServer:
         self.httpd.server_close()
 
     def __enter__(self) -> "FaultServer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class FaultServerProcess:
+    """A FaultServer (`delay_s`, `answer`) in its own process, so serving it does not share the client's interpreter."""
+
+    def __init__(self, delay_s: float, answer: str | None = None) -> None:
+        code = ("import sys\nfrom cowest.testing.faults import FaultServer\n"
+                f"s = FaultServer(delay_s={delay_s!r}, answer={answer!r})\nprint(s.url, flush=True)\nsys.stdin.read()\n")
+        self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
+        assert self.proc.stdout is not None and self.proc.stdin is not None
+        self.url = self.proc.stdout.readline().strip()
+        if not self.url:
+            raise RuntimeError(f"the stand-in server process exited with {self.proc.wait(10)}")
+
+    def close(self) -> None:
+        """End the process (closing its stdin ends it)."""
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            self.proc.stdin.close()
+        self.proc.wait(10)
+
+    def __enter__(self) -> "FaultServerProcess":
         return self
 
     def __exit__(self, *exc: object) -> None:
