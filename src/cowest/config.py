@@ -141,6 +141,8 @@ class EvalConfig(_Strict):
     # Token cap of every strong-model answer in evaluation (None: collab.strong_max_tokens), the same for all
     # systems, so that no baseline's chain of thought is cut where a collaborative answer is not.
     strong_max_tokens: int | None = Field(None, ge=1)
+    # Also evaluate the weak variants on the task's held-out fact-recall probe, when it has one (`eval_recall`).
+    recall_probe: bool = True
     price: PriceConfig | None = None
 
 

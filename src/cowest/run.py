@@ -382,7 +382,7 @@ class Run:
         write_text(self.dir / "config.yaml", dump_recipe(self.recipe))
         try:
             self.train_and_evaluate()
-            if "recall" in self.task.extra:
+            if "recall" in self.task.extra and self.recipe.eval.recall_probe:
                 weak_systems = [s for s in ("weak_base", "weak_sft", "weak_aligned") if s in self.recipe.eval.systems]
                 self.evaluate(weak_systems or ["weak_sft", "weak_aligned"], name="eval_recall", split="recall")
             if self.recipe.ablations.any:
