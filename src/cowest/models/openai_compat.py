@@ -216,7 +216,9 @@ class OpenAIBackend(BaseBackend):
         def submit(i: int, j: int, k: int) -> None:
             pending[self._pool.submit(self._request, convs[i], k, sampling.seed + j, sampling, cancel)] = (i, j, k)
 
-        with tqdm(total=len(convs), desc=f"requests {self.cfg.model}", leave=False, disable=None) as bar:
+        # no bar for a few requests: overlapped mining and evaluation send each question's on its own
+        quiet = True if len(convs) < 8 else None
+        with tqdm(total=len(convs), desc=f"requests {self.cfg.model}", leave=False, disable=quiet) as bar:
             try:
                 for i in range(len(convs)):
                     if n == 1 or self._n_honoured is not False:
