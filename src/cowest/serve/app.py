@@ -11,6 +11,7 @@ from typing import AsyncIterator
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from .auth import KeyCheck
 from .metrics import Metrics
@@ -20,19 +21,44 @@ from .service import Service
 log = logging.getLogger(__name__)
 
 
+DRAIN_BYTES = 64 * 2**20  # how much of an oversized body is read and dropped so that its sender gets the 413
+DRAIN_SECONDS = 5.0
+
+
 async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, or a 413 as soon as it is known to exceed `limit` bytes."""
-    too_big = APIError(413, f"request body over this server's limit of {limit} bytes", code="request_too_large")
+    """The request body, or a 413 once it is known to exceed `limit` bytes."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_big
+    over = declared is not None and declared.isdigit() and int(declared) > limit
     chunks, size = [], 0
-    async for chunk in request.stream():  # a body without Content-Length is counted as it arrives
-        size += len(chunk)
-        if size > limit:
-            raise too_big
-        chunks.append(chunk)
+    if not over:
+        async for chunk in request.stream():  # a body without Content-Length is counted as it arrives
+            size += len(chunk)
+            if size > limit:
+                over = True
+                break
+            chunks.append(chunk)
+    if over:
+        await _drain(request)
+        raise APIError(413, f"request body over this server's limit of {limit} bytes", code="request_too_large")
     return b"".join(chunks)
+
+
+async def _drain(request: Request) -> None:
+    """Read and drop the rest of a refused body, within bounds.
+
+    Closing a connection with unread bytes in it makes the kernel answer the still-sending client with a reset, which
+    usually reaches it before the 413 does; reading the rest first lets the client see why it was refused.
+    """
+    async def drop() -> None:
+        seen = 0
+        async for chunk in request.stream():
+            seen += len(chunk)
+            if seen > DRAIN_BYTES:
+                return
+    try:
+        await asyncio.wait_for(drop(), DRAIN_SECONDS)
+    except (asyncio.TimeoutError, ClientDisconnect, RuntimeError):
+        pass  # a body too large or too slow to drain, or a client already gone: answer anyway
 
 
 def create_app(service: Service, keys: list[str] | None = None, metrics: Metrics | None = None) -> FastAPI:
