@@ -252,3 +252,15 @@ def test_recipe_can_still_turn_checkpointing_on_with_the_old_name(tmp_path):
     from cowest.train.common import _cpu_bf16_native
 
     assert off.bf16 == (torch.cuda.is_bf16_supported() if torch.cuda.is_available() else _cpu_bf16_native())
+
+
+def test_the_recipes_batch_is_split_over_the_launchers_processes(monkeypatch):
+    from cowest.config import RecipeError
+    from cowest.train.common import per_process
+
+    args = {"per_device_train_batch_size": 8, "learning_rate": 1e-4}
+    assert per_process(args) == args
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert per_process(args) == {"per_device_train_batch_size": 2, "learning_rate": 1e-4}
+    with pytest.raises(RecipeError, match="per_device_train_batch_size: 6 rows a step do not split over 4 processes"):
+        per_process({"per_device_train_batch_size": 6})

@@ -31,7 +31,13 @@ def _main(
     from .logs import setup
 
     _state["verbose"] = verbose
-    setup(int(verbose) - int(quiet))
+    setup(int(verbose) - int(quiet) if _main_process() else -2)  # several processes: the main one tells the story
+
+
+def _main_process() -> bool:
+    from . import dist
+
+    return dist.is_main()
 
 
 def _fail(msg: str, code: int = 1) -> typer.Exit:
@@ -46,6 +52,7 @@ def command(*names: str, target: typer.Typer = app) -> Callable:
     def wrap(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def inner(*args, **kwargs):
+            from . import dist
             from .config import RecipeError
             from .errors import CowestError
 
@@ -55,6 +62,8 @@ def command(*names: str, target: typer.Typer = app) -> Callable:
                 if _state["verbose"]:
                     raise
                 raise _fail(str(e), 2 if isinstance(e, RecipeError) else 1) from None
+            finally:
+                dist.finish()
 
         return target.command(*names)(inner)
 
@@ -89,7 +98,9 @@ def run(
 ) -> None:
     """Run the whole method: sft -> mine -> dpo (x rounds) -> eval. Finished stages are skipped."""
     if seeds is None:
-        typer.echo(_run(recipe, set_).run_all()["report.md"].read_text())
+        paths = _run(recipe, set_).run_all()
+        if _main_process():
+            typer.echo(paths["report.md"].read_text())
         return
     import json
 
@@ -102,8 +113,12 @@ def run(
     for n in seed_list:
         extra = [f"seed={n}", f"task.seed={n}", f"name={json.dumps(f'{base.name}-seed{n}')}"]
         r = _run(recipe, [*set_, *extra])
-        typer.echo(r.run_all()["report.md"].read_text())
+        report = r.run_all()["report.md"]
         dirs.append(r.dir)
+        if _main_process():
+            typer.echo(report.read_text())
+    if not _main_process():
+        return
     out = Path(base.output_dir) / f"{base.name}-seeds"
     try:
         write_comparison(dirs, out)

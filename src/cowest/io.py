@@ -1,4 +1,8 @@
-"""Artifact IO: atomic writes, JSONL, content hashes."""
+"""Artifact IO: atomic writes, JSONL, content hashes.
+
+Under several processes (`cowest.dist`) only the main process writes: elsewhere a write goes nowhere, so every
+stage's code stays the same and the run directory has one writer.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +15,17 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
+from . import dist
+
 
 @contextlib.contextmanager
 def atomic_file(dest: Path, mode: str = "w") -> Iterator[IO]:
     """Write to a temp file beside `dest`, fsync, then rename over it; the temp file goes on any error."""
     dest = Path(dest)
+    if not dist.is_main():
+        with open(os.devnull, mode) as sink:
+            yield sink
+        return
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
     try:
@@ -87,6 +97,13 @@ def read_jsonl(path: Path) -> list[dict]:
 def atomic_dir(target: Path) -> Iterator[Path]:
     """Yield a temporary sibling directory that replaces `target` only when the block succeeds."""
     target = Path(target)
+    if not dist.is_main():  # a scratch folder of this process's own, dropped after the block
+        scratch = Path(tempfile.mkdtemp(prefix=f"cowest-rank{dist.rank()}-"))
+        try:
+            yield scratch
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary directory

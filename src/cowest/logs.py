@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-LEVELS = {-1: logging.WARNING, 0: logging.INFO, 1: logging.DEBUG}
+LEVELS = {-2: logging.ERROR, -1: logging.WARNING, 0: logging.INFO, 1: logging.DEBUG}
 
 
 class _Stderr(logging.StreamHandler):
@@ -21,9 +21,9 @@ class _Stderr(logging.StreamHandler):
 
 
 def setup(verbosity: int = 0) -> None:
-    """Send the package's log records to stderr; -1 quiet (warnings only), 0 progress, 1 debug."""
+    """Send the package's log records to stderr; -2 errors only, -1 quiet (warnings too), 0 progress, 1 debug."""
     logger = logging.getLogger("cowest")
-    logger.setLevel(LEVELS[max(-1, min(1, verbosity))])
+    logger.setLevel(LEVELS[max(-2, min(1, verbosity))])
     if not any(getattr(h, "_cowest", False) for h in logger.handlers):
         handler = _Stderr()
         handler.setFormatter(logging.Formatter("[cowest %(asctime)s] %(message)s", datefmt="%H:%M:%S"))

@@ -7,7 +7,7 @@ from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 
-from . import checks
+from . import checks, dist
 from .collab import Collaborator, JudgeEvaluator, Prompter, RuleEvaluator, heldout_questions, mine
 from .collab.targets import sft_rows
 from .config import ModelConfig, Recipe, RecipeError, dump_recipe
@@ -15,6 +15,7 @@ from .errors import NoPairsError
 from .io import adapter_hash, hash_obj, read_json, read_jsonl, write_json, write_jsonl, write_text
 from .models import build_backend
 from .models.base import Backend
+from .models.shared import SharedBackend
 from .report import build_report
 from .stages import Ledger, StageDecl, declared_files, declared_inputs, eval_decl, file_hashes, round_decls
 from .tasks import TaskData, load_task
@@ -81,7 +82,7 @@ class Run:
         """The strong model, started on first use."""
         if self._strong is None:
             log.info("starting strong model (%s: %s)", self.recipe.strong.backend, self.recipe.strong.model)
-            self._strong = build_backend(self.recipe.strong, cache_path=self.cache_path)
+            self._strong = self._open(self.recipe.strong)
         return self._strong
 
     @property
@@ -90,8 +91,14 @@ class Run:
         if self.recipe.judge is None:
             return self.strong
         if self._judge is None:
-            self._judge = build_backend(self.recipe.judge, cache_path=self.cache_path)
+            self._judge = self._open(self.recipe.judge)
         return self._judge
+
+    def _open(self, cfg: ModelConfig) -> Backend:
+        """A strong model or judge: under several processes, opened and called by the main one only."""
+        if dist.active():
+            return SharedBackend(lambda: build_backend(cfg, cache_path=self.cache_path))
+        return build_backend(cfg, cache_path=self.cache_path)
 
     def release(self) -> None:
         """Stop servers and free models (before training, which needs every core)."""
@@ -105,6 +112,7 @@ class Run:
         cfg = self.recipe.eval_collab if evaluation else self.recipe.collab
         strong = self.recipe.strong
         overlap = strong.overlap if strong.overlap is not None else strong.backend == "openai"
+        overlap = overlap and not dist.active()  # shared answers need every process to call in one order
         return Collaborator(weak, self.strong, self.prompter, cfg, overlap=overlap)
 
     # ---- stage bookkeeping
@@ -183,7 +191,8 @@ class Run:
                      100 * cfg.target)
             if acc >= cfg.target or ext == cfg.max_extensions:
                 break
-            shutil.copytree(adapter, sdir / f"adapter_ext{ext}", dirs_exist_ok=True)  # kept in case the next is worse
+            keep = sdir / f"adapter_ext{ext}"  # kept in case the next is worse
+            dist.share(lambda: shutil.copytree(adapter, keep, dirs_exist_ok=True))
             lr = cfg.learning_rate_scale * r.sft.get("learning_rate", SFT_DEFAULTS["learning_rate"])
             args = r.sft | {"num_train_epochs": cfg.extra_epochs, "warmup_steps": cfg.warmup_steps, "learning_rate": lr}
             adapter = train_sft(base_path, rows, sdir, args, r.lora,
@@ -191,11 +200,14 @@ class Run:
                                 init_adapter=adapter)
         # the best validation accuracy; on a tie the later (longer-trained) adapter
         best = max((h["valid_accuracy"], h["extension"]) for h in history)
-        if best[1] != history[-1]["extension"]:
-            shutil.rmtree(adapter)
-            shutil.copytree(sdir / f"adapter_ext{best[1]}", adapter)
-        for ext in range(len(history)):
-            shutil.rmtree(sdir / f"adapter_ext{ext}", ignore_errors=True)
+        def keep_best() -> None:
+            if best[1] != history[-1]["extension"]:
+                shutil.rmtree(adapter)
+                shutil.copytree(sdir / f"adapter_ext{best[1]}", adapter)
+            for ext in range(len(history)):
+                shutil.rmtree(sdir / f"adapter_ext{ext}", ignore_errors=True)
+
+        dist.share(keep_best)
         if best[0] < cfg.target:
             log.warning("SFT validation accuracy %.1f%% stays below the target %.1f%% after %d extension(s)",
                         100 * best[0], 100 * cfg.target, cfg.max_extensions)
@@ -378,7 +390,7 @@ class Run:
         """sft -> (mine -> dpo) x rounds -> eval (+ the fact-recall probe when the task has one), ablations, report."""
         from .preflight import check_models
 
-        check_models(self.recipe)  # a missing key or model fails now, not after training
+        dist.share(lambda: check_models(self.recipe))  # a missing key or model fails now, not after training
         write_text(self.dir / "config.yaml", dump_recipe(self.recipe))
         try:
             self.train_and_evaluate()
@@ -389,7 +401,7 @@ class Run:
                 self.ablate()
         finally:
             self.release()
-        paths = build_report(self.dir)
+        paths = dist.share(lambda: build_report(self.dir))
         log.info("report: %s", paths["report.html"])
         return paths
 

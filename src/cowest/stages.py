@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from . import dist
 from .config import Recipe
 from .io import hash_obj, hash_path, read_json, write_json
 
@@ -167,11 +168,12 @@ class Ledger:
         wall = time.perf_counter() - t0
         after = self.usage()
         manifest = dict(
-            stage=name, key=key, inputs=inputs, counts=counts, wall_s=round(wall, 2),
+            stage=name, key=key, inputs=inputs, counts=counts, wall_s=round(wall, 2), processes=dist.world_size(),
             usage={m: {k: v - before.get(m, {}).get(k, 0) for k, v in u.items()} for m, u in after.items()},
             finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
         write_json(mpath, manifest)
+        dist.barrier()  # under several processes: the next stage's key reads this manifest everywhere
         self.timings[name] = wall
         log.info("%s: done in %.1fs", name, wall)
         return manifest

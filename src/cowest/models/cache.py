@@ -26,6 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from cowest import dist
 from cowest.models.base import Backend, BackendError, BaseBackend, Completion, Conversation, OnDone, Sampling
 
 from ..errors import CowestError
@@ -204,6 +205,8 @@ class CachedBackend(BaseBackend):
         self.cache = cache
         # conversations per inner call (each finished one is saved at once; this bounds a plain Backend's losses)
         self.chunk_size = chunk_size
+        # several processes share the file: the main one writes (after it a barrier lets the others read)
+        self.writes = dist.is_main()
 
     @property
     def identity(self) -> str:
@@ -291,7 +294,8 @@ class CachedBackend(BaseBackend):
                 if results[i][first + j] is None:  # a cached index (gap after a miss) keeps its value
                     results[i][first + j] = replace(c, cached=False)
                     rows.append((keys[i][first + j], identity, c))
-            self.cache.put_many(rows)
+            if self.writes:
+                self.cache.put_many(rows)
             then(i)
 
         return on_done

@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from cowest import dist
 from cowest.config import ModelConfig
 from cowest.io import adapter_hash
 from cowest.models.base import BackendError, BaseBackend, Completion, Conversation, OnDone, Sampling, truncate_at_stop
@@ -26,9 +27,11 @@ _HASH_MEMO: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sh
 
 
 def resolve_device(device: str) -> torch.device:
-    """`auto` means cuda when available, else cpu."""
+    """`auto` means this process's GPU when there is one, else cpu."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        return torch.device("cuda", dist.local_rank())  # several processes: each on its own GPU
     return torch.device(device)
 
 
@@ -176,19 +179,33 @@ class HFBackend(BaseBackend):
     def _generate(
         self, conversations: Sequence[Conversation], n: int, sampling: Sampling, on_done: OnDone | None = None
     ) -> list[list[Completion]]:
-        """Generate `n` completions per conversation, batched; sampling is seeded per batch (seed + batch index)."""
+        """Generate `n` completions per conversation, batched; sampling is seeded per batch (seed + batch index).
+
+        Under several processes each takes every world-th batch (same batches, same seeds: the same completions as
+        one process) and all get every result, in order.
+        """
         prompts = [self.encode_prompt(c) for c in conversations]
         results: list[list[Completion]] = [[] for _ in prompts]
         batches = self._batches([len(p) for p in prompts])
+        mine = list(range(dist.rank(), len(batches), dist.world_size()))
         devices = [self.device] if self.device.type == "cuda" else []
+        shown = None if dist.is_main() else True
         # fork_rng: seeding for reproducibility must not disturb the caller's RNG (e.g. a trainer's)
         with torch.random.fork_rng(devices=devices), torch.inference_mode():
-            for b, idx in enumerate(tqdm(batches, desc=f"generate {self.cfg.model}", leave=False, disable=None)):
+            for b in tqdm(mine, desc=f"generate {self.cfg.model}", leave=False, disable=shown):
                 torch.manual_seed(sampling.seed + b)
-                for i, comps in zip(idx, self._generate_batch([prompts[i] for i in idx], n, sampling)):
+                for i, comps in zip(batches[b], self._generate_batch([prompts[i] for i in batches[b]], n, sampling)):
                     results[i] = comps
-                    if on_done is not None:
+                    if on_done is not None and not dist.active():
                         on_done(i, comps)
+        if dist.active():
+            for i, comps in dist.gather([(i, results[i]) for b in mine for i in batches[b]]):
+                results[i] = comps
+            if on_done is not None:
+                for idx in batches:
+                    for i in idx:
+                        on_done(i, results[i])
+            dist.barrier()  # the main process has stored every result before any process looks in the cache again
         return results
 
     def _generate_batch(self, prompts: list[list[int]], n: int, sampling: Sampling) -> list[list[Completion]]:
@@ -242,8 +259,10 @@ class HFBackend(BaseBackend):
         seqs = [prompts[c] + option_ids[o] for c, o in items]
         scores = [0.0] * len(items)
         keep = max(len(o) for o in option_ids) + 1
+        batches = self._batches([len(s) for s in seqs])
+        mine = range(dist.rank(), len(batches), dist.world_size())  # several processes: each scores its share
         with torch.inference_mode():
-            for idx in self._batches([len(s) for s in seqs]):
+            for idx in (batches[b] for b in mine):
                 ids, mask = self._left_pad([seqs[i] for i in idx])
                 pos = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: positions start at each row's first token
                 # left padding puts every option at the right end: only the last `keep` logits are needed
@@ -254,6 +273,9 @@ class HFBackend(BaseBackend):
                     # token opt[k] sits at position width-len(opt)+k and is predicted by the one before it
                     start = keep - len(opt) - 1
                     scores[i] = sum(logp[r, start + k, t].item() for k, t in enumerate(opt))
+        if dist.active():
+            for i, score in dist.gather([(i, scores[i]) for b in mine for i in batches[b]]):
+                scores[i] = score
         return [scores[c * len(options) : (c + 1) * len(options)] for c in range(len(prompts))]
 
     def close(self) -> None:

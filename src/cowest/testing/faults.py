@@ -19,7 +19,7 @@ import threading
 import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Sequence
+from typing import Callable, Sequence
 
 FAULTS = (
     "429", "429-retry-after", "500", "503", "reset", "hang",
@@ -35,12 +35,14 @@ class FaultServer:
     """
 
     def __init__(self, faults: Sequence[str] = (), rate: float = 0.0, seed: int = 0, delay_s: float = 0.0,
-                 max_in_flight: int | None = None, retry_after_s: float = 1.0, answer: str | None = None) -> None:
+                 max_in_flight: int | None = None, retry_after_s: float = 1.0,
+                 answer: str | Callable[[dict, int], str] | None = None) -> None:
         unknown = set(faults) - set(FAULTS)
         if unknown:
             raise ValueError(f"unknown faults {sorted(unknown)}; known: {', '.join(FAULTS)}")
         self.faults, self.rate, self.seed, self.delay_s = tuple(faults), rate, seed, delay_s
-        self.answer = answer  # every reply's text; None: the request echoed (tells requests apart)
+        # every reply's text, or a function of (request body, choice index); None: the request echoed
+        self.answer = answer
         self.max_in_flight, self.retry_after_s, self.in_flight = max_in_flight, retry_after_s, 0
         self.arrivals: list[tuple[float, str]] = []  # (monotonic time, request key) of every attempt
         self.limited: list[tuple[float, str]] = []  # (monotonic time, request key) of every 429 for being busy
@@ -71,7 +73,10 @@ class FaultServer:
     def reply(self, body: dict, n: int) -> dict:
         """A well-formed chat-completion body with `n` choices."""
         user, seed = body["messages"][-1]["content"], body.get("seed")
-        text = [self.answer if self.answer is not None else f"{user}|seed={seed}|i={i}" for i in range(n)]
+        if callable(self.answer):
+            text = [self.answer(body, i) for i in range(n)]
+        else:
+            text = [self.answer if self.answer is not None else f"{user}|seed={seed}|i={i}" for i in range(n)]
         choices = [{"index": i, "message": {"role": "assistant", "content": text[i]},
                     "finish_reason": "stop"} for i in range(n)]
         return {"id": "chatcmpl-fault", "object": "chat.completion", "created": 0, "model": body.get("model", "m"),

@@ -12,6 +12,8 @@ import torch
 from peft import LoraConfig
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
+from cowest import dist
+from cowest.config import RecipeError
 from cowest.io import atomic_dir, write_json
 
 # Small Llama-like models: adapt every linear layer (PEFT's "all-linear" leaves the LM head out).
@@ -56,6 +58,8 @@ def trainer_defaults(out_dir: Path, seed: int) -> dict[str, Any]:
         "logging_steps": 1,
         "dataloader_num_workers": 0,
         "dataloader_pin_memory": cuda,
+        # several processes: LoRA uses every adapter weight, so DDP need not search each step for unused ones
+        "ddp_find_unused_parameters": False,
     }
 
 
@@ -69,6 +73,21 @@ def merge_args(*layers: dict[str, Any] | None) -> dict[str, Any]:
                 merged.pop(key.replace("gradient", "activation", 1), None)
             merged[key] = value
     return merged
+
+
+def per_process(args: dict[str, Any]) -> dict[str, Any]:
+    """Trainer args for this process: the recipe's batch is one step's, split over the launcher's processes.
+
+    So the same recipe takes the same optimizer steps on the same rows whether one process trains or several.
+    """
+    world = dist.world_size()
+    batch = args.get("per_device_train_batch_size", 8)
+    if world == 1:
+        return args
+    if batch % world:
+        raise RecipeError(f"per_device_train_batch_size: {batch} rows a step do not split over {world} processes; "
+                          f"the recipe's batch is one optimizer step's, so use a multiple of {world}")
+    return args | {"per_device_train_batch_size": batch // world}
 
 
 def disable_telemetry() -> None:
@@ -92,7 +111,7 @@ class JsonlLogCallback(TrainerCallback):
     def __init__(self, path: Path | None = None) -> None:
         self.path = Path(path) if path is not None else None
         self.records: list[dict[str, Any]] = []
-        if self.path is not None:
+        if self.path is not None and dist.is_main():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.write_text("")
 
@@ -129,4 +148,5 @@ def save_adapter(trainer: Any, out_dir: Path) -> Path:
     peft = {k: sorted(v) if isinstance(v, set) else v for k, v in peft.items()}  # target_modules is a set
     # Defaults included and readable without torch (the Trainer's training_args.bin is a pickle).
     write_json(out_dir / "trainer_config.json", {"trainer": json.loads(trainer.args.to_json_string()), "peft": peft})
+    dist.barrier()  # every process goes on to read the adapter the main one wrote
     return target

@@ -20,6 +20,7 @@ from cowest.train.common import (
     disable_telemetry,
     lora_config,
     merge_args,
+    per_process,
     save_adapter,
     trainer_defaults,
 )
@@ -162,9 +163,10 @@ def train_dpo(
     if method == "kto":
         dataset = to_unpaired(dataset, seed)
         eval_set = to_unpaired(eval_set, seed) if eval_set is not None else None
-        config, trainer_cls = KTOConfig(**merge_args(base, KTO_DEFAULTS, _kto_args(dpo_args, dataset))), KTOTrainer
+        kto_args = merge_args(base, KTO_DEFAULTS, _kto_args(dpo_args, dataset))
+        config, trainer_cls = KTOConfig(**per_process(kto_args)), KTOTrainer
     else:
-        config, trainer_cls = DPOConfig(**merge_args(base, DPO_DEFAULTS, dpo_args)), DPOTrainer
+        config, trainer_cls = DPOConfig(**per_process(merge_args(base, DPO_DEFAULTS, dpo_args))), DPOTrainer
     log = JsonlLogCallback(log_path)
     trainer = trainer_cls(
         model=model_path,  # a local path keeps a real model name, so TRL never looks for a reference on the Hub

@@ -12,12 +12,14 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import SFTConfig, SFTTrainer
 
+from cowest import dist
 from cowest.io import atomic_dir
 from cowest.train.common import (
     JsonlLogCallback,
     disable_telemetry,
     lora_config,
     merge_args,
+    per_process,
     save_adapter,
     trainer_defaults,
 )
@@ -69,7 +71,7 @@ def train_sft(
     dataset = _dataset(train_rows)
     eval_set = _dataset(eval_rows) if eval_rows else None
     select = VALIDATION_DEFAULTS if eval_set is not None else {}
-    args = SFTConfig(**merge_args(trainer_defaults(out_dir, seed), SFT_DEFAULTS, select, sft_args))
+    args = SFTConfig(**per_process(merge_args(trainer_defaults(out_dir, seed), SFT_DEFAULTS, select, sft_args)))
     log = JsonlLogCallback(log_path)
     model: Any = model_path  # a local path: TRL loads it in fp32 and the model keeps a real name (no Hub look-ups)
     peft_config = lora_config(lora_args)
@@ -97,8 +99,11 @@ def _dataset(rows: list[dict]) -> Dataset:
 
 
 def merge_adapter(base_path: str, adapter_dir: Path, out_dir: Path) -> Path:
-    """Merge a LoRA adapter into its base and save a plain checkpoint + tokenizer at `out_dir`."""
-    adapter_dir = Path(adapter_dir)
+    """Merge a LoRA adapter into its base and save a plain checkpoint + tokenizer at `out_dir` (main process)."""
+    return dist.share(lambda: _merge(base_path, Path(adapter_dir), Path(out_dir)))
+
+
+def _merge(base_path: str, adapter_dir: Path, out_dir: Path) -> Path:
     # merge in fp32: small LoRA deltas can round away when added to bf16 weights
     base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
     merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
