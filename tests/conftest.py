@@ -114,3 +114,17 @@ def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> TinyLM:
 def real_run(tmp_path_factory: pytest.TempPathFactory) -> RealRun:
     """A finished `cowest run` on the real offline models, shared by the end-to-end and the serving tests."""
     return run_real_recipe(tmp_path_factory.mktemp("real_run"))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--gpu", action="store_true", help="also run the tests marked gpu (they need CUDA)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked gpu run only with --gpu: CI has no GPU, and they fail rather than skip without one."""
+    if config.getoption("--gpu"):
+        return
+    dropped = [item for item in items if item.get_closest_marker("gpu")]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if not item.get_closest_marker("gpu")]

@@ -214,10 +214,24 @@ def training_markdown(folder: Path) -> str:
     return "\n\n".join(parts) + f"\n\n`{b['recipe']}`'s data and settings.\n"
 
 
+def multiprocess_markdown(folder: Path) -> str:
+    """The multi-process benchmark's figures (bench/bench_multiprocess.py --out DIR/multiprocess.json)."""
+    b = _bench(folder, "multiprocess", "bench_multiprocess.py")
+    what = {"draft": f"drafting ({b['questions']} questions x {b['k']} sampled drafts)", "sft": "SFT (1 epoch)"}
+    rows = [[what[r["task"]], r["config"], f"{r['wall_s']:.1f}", f"{r['tokens_per_s']:.0f}", f"{r['vs_naive']:.2f}x",
+             f"{r['steps']} steps, loss {r['train_loss']:.3f}" if r["task"] == "sft" else f"drafts {r['drafts_sha']}"]
+            for r in b["rows"]]
+    table = md_table(["work", "configuration", "wall s", "tokens / s", "vs naive", "result"], rows)
+    same = "identical" if b.get("drafts_identical") else "**not identical**"
+    rows_sft = next((r["rows"] for r in b["rows"] if r["task"] == "sft"), "?")
+    return (f"{table}\n\nThe drafts are {same} in every configuration; SFT trains {rows_sft} rows at the recipe's "
+            f"batch, split over the processes. `{b['recipe']}`'s weak model and settings; {b['machine']}.\n")
+
+
 KINDS = {"eval": eval_markdown, "valid": lambda d: eval_markdown(d, "eval_valid"), "diagnostics": diagnostics_markdown,
          "ablations": ablations_markdown, "faults": faults_markdown,
          "concurrency": concurrency_markdown, "rerun": rerun_markdown, "serve": serve_markdown,
-         "overlap": overlap_markdown, "training": training_markdown}
+         "overlap": overlap_markdown, "training": training_markdown, "multiprocess": multiprocess_markdown}
 
 
 def render_block(target: str, kind: str, root: Path) -> str:

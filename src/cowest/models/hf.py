@@ -27,10 +27,10 @@ _HASH_MEMO: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sh
 
 
 def resolve_device(device: str) -> torch.device:
-    """`auto` means this process's GPU when there is one, else cpu."""
+    """`auto` means this process's GPU when there is one, else cpu; plain `cuda` is this process's GPU too."""
     if device == "auto":
-        if not torch.cuda.is_available():
-            return torch.device("cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
         return torch.device("cuda", dist.local_rank())  # several processes: each on its own GPU
     return torch.device(device)
 
