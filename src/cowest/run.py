@@ -200,6 +200,7 @@ class Run:
                                 init_adapter=adapter)
         # the best validation accuracy; on a tie the later (longer-trained) adapter
         best = max((h["valid_accuracy"], h["extension"]) for h in history)
+
         def keep_best() -> None:
             if best[1] != history[-1]["extension"]:
                 shutil.rmtree(adapter)
