@@ -16,7 +16,6 @@ import argparse
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ import time
 from pathlib import Path
 
 from cowest.io import write_json
+from cowest.testing.serving import free_port
 
 HERE = Path(__file__).resolve()
 
@@ -89,12 +89,6 @@ def worker(task: str, recipe_path: Path, questions: int, k: int, out: Path) -> N
     if dist.is_main():
         out.write_text(json.dumps(result))
     dist.finish()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def configuration(task: str, recipe: Path, processes: int, threads: int, questions: int, k: int) -> dict:

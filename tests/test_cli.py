@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from cowest import assets
 from cowest.cli import app
 from cowest.io import read_json, read_jsonl
+from cowest.testing.serving import free_port
 
 
 def invoke(*args: str):
@@ -127,11 +128,7 @@ def test_recipe_commands_share_the_recipe_argument_and_set(cmd):
 
 
 def test_run_checks_every_model_before_the_first_stage(tmp_path, tiny_lm, monkeypatch):
-    import socket
-
-    with socket.socket() as s:  # a loopback port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # a loopback port nobody listens on
     monkeypatch.delenv("NO_SUCH_KEY", raising=False)
     d = recipe_dict(tiny_lm.path, tmp_path / "runs", name="pre",
                     strong={"backend": "openai", "model": "m", "base_url": f"http://127.0.0.1:{port}/v1",

@@ -16,16 +16,9 @@ from cowest.config import load_recipe
 from cowest.io import read_json, read_jsonl
 from cowest.tasks import load_task
 from cowest.testing.faults import FaultServer
+from cowest.testing.serving import free_port
 
 pytestmark = pytest.mark.multiprocess
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +80,7 @@ def test_two_processes_give_what_one_gives(tmp_path, tiny_lm, strong_server):
     one, calls_one = launch(tmp_path, tiny_lm.path, strong_server, 1)
     two, calls_two = launch(tmp_path, tiny_lm.path, strong_server, 2)
 
-    # every stage ran in two processes; the recipe's batch of 4 rows a step is 2 rows on each, so the same steps
+    # every stage ran in two processes; the recipe's batch of 2 rows a step is 1 row on each, so the same steps
     for stage in ("sft", "round_1/mine", "round_1/dpo", "eval", "eval_recall"):
         head, _, tail = stage.partition("/")
         manifest = lambda d: read_json(d / head / (f"{tail}.manifest.json" if tail else "manifest.json"))  # noqa: E731
@@ -118,6 +111,6 @@ def test_two_processes_give_what_one_gives(tmp_path, tiny_lm, strong_server):
     # the strong model is called by the main process only, and the second process wrote nothing of its own
     assert calls_two == calls_one > 0
     assert files(two) == files(one)
-    # `run` after the stage commands found sft, mining and DPO up to date on both processes
+    # `run` after the stage commands found sft, mining and DPO up to date (a process that disagreed would hang)
     for stage in ("sft", "round_1/mine", "round_1/dpo"):
         assert f"{stage}: up to date, skipped" in (tmp_path / "launch2-run.log").read_text(), stage

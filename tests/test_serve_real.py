@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,17 +20,12 @@ from cowest.config import load_recipe
 from cowest.io import read_jsonl
 from cowest.models.llamacpp import LlamaCppServer
 from cowest.tasks import load_task
+from cowest.testing.serving import free_port
 
 KEY = "sk-real-serve-1"
 STRONG = "qwen2.5-coder-1.5b-instruct"
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class CliServer:

@@ -212,10 +212,9 @@ def questions(count: int) -> list[list[dict[str, str]]]:
 
 def dead_url() -> str:
     """A loopback URL where nothing listens (a port bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v1"
+    from cowest.testing.serving import free_port
+
+    return f"http://127.0.0.1:{free_port()}/v1"
 
 
 def main(argv: Sequence[str]) -> None:

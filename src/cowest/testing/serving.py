@@ -8,6 +8,13 @@ import time
 from typing import Any
 
 
+def free_port() -> int:
+    """A loopback port free right now (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class ThreadedServer:
     """Serves `app` on 127.0.0.1 until `close()`; `url` is its base URL (no trailing /v1)."""
 
