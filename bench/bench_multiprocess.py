@@ -110,17 +110,6 @@ def configuration(task: str, recipe: Path, processes: int, threads: int, questio
         return json.loads(out.read_text())
 
 
-def machine() -> str:
-    import platform
-
-    import torch
-
-    info = Path("/proc/cpuinfo")
-    lines = info.read_text().splitlines() if info.exists() else []
-    name = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), platform.processor())
-    return f"{os.cpu_count()} CPUs ({name}), no GPU, torch {torch.__version__}"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("recipe", type=Path, nargs="?", default=Path("recipes/demo.yaml"))
@@ -135,6 +124,8 @@ def main() -> None:
     if args.worker:
         worker(args.worker, args.recipe, args.questions, args.k, args.result)
         return
+    from bench_training import machine  # this folder is on the path of a script run from it
+
     cores = os.cpu_count() or 1
     configs = [("one process, one thread", 1, 1), (f"one process, {cores} threads (naive)", 1, cores),
                (f"{args.processes} processes, one thread each", args.processes, 1)]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from test_run import recipe_dict, strong_script, write_recipe
+from test_run import recipe_dict, strong_answer, write_recipe
 
 from cowest.config import load_recipe
 from cowest.io import read_json, read_jsonl
@@ -26,12 +26,7 @@ def strong_server():
     """The strong model as an HTTP stand-in: an even-length draft leads it to the gold letter (test_run's script)."""
     golds: dict[str, str] = {}
 
-    def answer(body: dict, i: int) -> str:
-        conv = body["messages"]
-        q = conv[-1]["content"].split("\n")[0]
-        return strong_script(conv, i, None).replace("GOLD", golds.get(q, "A")).replace("WRONG", "Z")
-
-    with FaultServer(answer=answer) as server:
+    with FaultServer(answer=lambda body, i: strong_answer(body["messages"], golds)) as server:
         server.golds = golds
         yield server
 

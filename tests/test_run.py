@@ -54,6 +54,12 @@ def strong_script(conv, i, sampling):
     return "Final answer: WRONG"
 
 
+def strong_answer(conv, golds: dict[str, str]) -> str:
+    """`strong_script` with each question's gold letter filled in (Z for a wrong answer, A for an unknown question)."""
+    q = conv[-1]["content"].split("\n")[0]
+    return strong_script(conv, 0, None).replace("GOLD", golds.get(q, "A")).replace("WRONG", "Z")
+
+
 @pytest.fixture
 def scripted_strong(monkeypatch):
     """Replace the strong model of in-process runs by the script, behind the real SQLite cache."""
@@ -66,9 +72,7 @@ def scripted_strong(monkeypatch):
 
             def script(conv, i, sampling):
                 caps.append((conv[-1]["content"].startswith("Question:"), sampling.max_tokens))
-                out = strong_script(conv, i, sampling)
-                q = conv[-1]["content"].split("\n")[0]
-                return out.replace("GOLD", golds.get(q, "A")).replace("WRONG", "Z")
+                return strong_answer(conv, golds)
 
             b = CachedBackend(ScriptedBackend(script, f"strong:{Path(cfg.model).name}"), CallCache(cache_path))
             b.golds, b.caps = golds, caps
