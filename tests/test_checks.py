@@ -96,6 +96,7 @@ def test_a_run_that_changes_nothing_says_so_in_its_manifests_report_and_comparis
     """Fake models: the weak model writes the same short draft every time, cut at the cap, whatever its weights."""
     from fakes import ScriptedBackend
 
+    from cowest import context as context_mod
     from cowest import run as run_mod
     from cowest.compare import compare_markdown, compare_runs
     from cowest.config import Recipe
@@ -106,7 +107,7 @@ def test_a_run_that_changes_nothing_says_so_in_its_manifests_report_and_comparis
             return ScriptedBackend(lambda c, i, s: "Final answer: A", "strong")
         return ScriptedBackend(lambda c, i, s: "Background: dose\nAnswer: A", "weak", finish_reason="length")
 
-    monkeypatch.setattr(run_mod, "build_backend", fake_build)
+    monkeypatch.setattr(context_mod, "build_backend", fake_build)
     recipe = Recipe.model_validate({
         "name": "noop", "output_dir": str(tmp_path), "seed": 0,
         "task": {"name": "formulary", "options": {"n_drugs": 4, "wordings_per_fact": 2, "n_mining": 6, "n_test": 4}},

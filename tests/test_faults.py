@@ -169,7 +169,7 @@ def test_model_config_range_checks(knob, value):
 
 def test_call_policy_knobs_round_trip_and_change_no_stage_key():
     from cowest.config import Recipe
-    from cowest.stages import declared_inputs
+    from cowest.ledger import declared_inputs
 
     set_ = ModelConfig(backend="openai", model="m", deadline_s=30, max_consecutive_failures=2)
     assert ModelConfig(**set_.model_dump(mode="json")) == set_

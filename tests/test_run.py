@@ -15,6 +15,7 @@ import pytest
 import yaml
 from fakes import ScriptedBackend
 
+from cowest import context as context_mod
 from cowest import run as run_mod
 from cowest.config import AblationConfig, dump_recipe, load_recipe
 from cowest.io import adapter_hash, read_json, read_jsonl
@@ -64,7 +65,7 @@ def strong_answer(conv, golds: dict[str, str]) -> str:
 def scripted_strong(monkeypatch):
     """Replace the strong model of in-process runs by the script, behind the real SQLite cache."""
     built = []
-    real = run_mod.build_backend
+    real = context_mod.build_backend
 
     def fake_build(cfg, cache_path=None):
         if cfg.batch_size == 16:  # the strong config in recipe_dict
@@ -80,7 +81,7 @@ def scripted_strong(monkeypatch):
             return b
         return real(cfg, cache_path=cache_path)
 
-    monkeypatch.setattr(run_mod, "build_backend", fake_build)
+    monkeypatch.setattr(context_mod, "build_backend", fake_build)
     return built
 
 
@@ -391,16 +392,18 @@ def test_sft_trains_on_while_validation_accuracy_is_below_target(tmp_path, tiny_
                     sft={"max_steps": 2, "per_device_train_batch_size": 4, "max_length": 512},
                     sft_recall={"target": 0.9, "extra_epochs": 1, "max_extensions": 2})
     run = run_mod.Run(load_recipe(write_recipe(tmp_path, d)))
-    real = run._valid_accuracy
+    from cowest.stages import sft as sft_stage
+
+    real = sft_stage.valid_accuracy
     # the real measurement on the first adapter, then scripted ones: the middle adapter is the best
     seen: list[tuple[str, float]] = []
 
-    def scripted(adapter, examples):
-        acc = real(adapter, examples) if not seen else [0.5, 0.25][len(seen) - 1]
+    def scripted(ctx, adapter, examples):
+        acc = real(ctx, adapter, examples) if not seen else [0.5, 0.25][len(seen) - 1]
         seen.append((adapter_hash(adapter), acc))
         return acc
 
-    monkeypatch.setattr(run, "_valid_accuracy", scripted)
+    monkeypatch.setattr(sft_stage, "valid_accuracy", scripted)
     with caplog.at_level("WARNING"):
         counts = run.sft()["counts"]
     assert len(seen) == 3 and len({h for h, _ in seen}) == 3  # each extension trained the adapter further
@@ -413,10 +416,10 @@ def test_sft_trains_on_while_validation_accuracy_is_below_target(tmp_path, tiny_
     assert not list(out.glob("adapter_ext*"))
     assert "stays below the target" in caplog.text
     # the measurement agrees with the evaluation stage on the same adapter and questions
-    monkeypatch.setattr(run, "_valid_accuracy", real)
+    monkeypatch.setattr(sft_stage, "valid_accuracy", real)
     first = run.evaluate(["weak_sft"], name="eval_sft_valid", split="sft_valid")
     assert read_json(run.dir / "eval_sft_valid/results.json")["systems"]["weak_sft"]["score"]["value"] == \
-        real(out / "adapter", run.task.extra["sft_valid"])
+        real(run, out / "adapter", run.task.extra["sft_valid"])
     assert first
 
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from cowest.config import Recipe
 from cowest.io import hash_obj
-from cowest.stages import CALL_POLICY, NOT_READ, READS, field_keys, plan
+from cowest.ledger import CALL_POLICY, NOT_READ, READS, field_keys, plan
 
 SYSTEMS = ["weak_sft", "weak_aligned", "strong", "refine", "cowest"]
 EVALS = {"eval_sft_valid": ("sft_valid", ["weak_sft"]), "eval_valid": ("valid", SYSTEMS), "eval": ("test", SYSTEMS),

@@ -1,4 +1,4 @@
-"""Stage bookkeeping: what each stage reads, the skip key derived from it, and the manifest written when it ends.
+"""The stage ledger: what each stage reads, the skip key derived from it, and the manifest written when it ends.
 
 A stage re-runs when anything it declares changes: the recipe fields it reads (`READS`), the stages it runs after
 (their keys chain into its own), the content of the files it reads, and call-time extras (round, split, systems).

@@ -1,0 +1,176 @@
+"""What every stage is handed: the recipe, its task and prompts, the models (opened on first use), the run
+directory's ledger and the questions each stage uses."""
+
+from __future__ import annotations
+
+import logging
+from functools import cached_property
+from pathlib import Path
+
+from . import dist
+from .collab import Collaborator, Prompter
+from .config import CollabConfig, ModelConfig, Recipe
+from .io import adapter_hash, read_json
+from .ledger import Ledger, StageDecl, declared_files, declared_inputs
+from .models import build_backend
+from .models.base import Backend
+from .models.shared import SharedBackend
+from .tasks import TaskData, load_task
+
+log = logging.getLogger(__name__)
+
+
+class RunContext:
+    """One recipe's run directory, its data, its models and its stage ledger."""
+
+    def __init__(self, recipe: Recipe):
+        self.recipe = recipe
+        self.dir = recipe.run_dir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._strong: Backend | None = None
+        self._judge: Backend | None = None
+        self._weak_seen: list[Backend] = []  # weak variants loaded so far, for usage accounting
+        self.ledger = Ledger(self.dir, self.usage)
+        self._cache_path: Path | None = None  # ablation sub-runs share their parent's call cache
+
+    # ---- data and prompts
+    @cached_property
+    def task(self) -> TaskData:
+        """The loaded task (splits, corpus, extras)."""
+        return load_task(self.recipe.task)
+
+    @cached_property
+    def prompter(self) -> Prompter:
+        """Prompt renderer for this task and draft format."""
+        c = self.recipe.collab
+        return Prompter(self.task.type, c.draft_format, c.prompts, c.draft_sections)
+
+    @cached_property
+    def questions(self):
+        """Which training questions SFT, its validation and mining use (`roles.assign`)."""
+        from .roles import assign
+
+        return assign(self.task, self.recipe)
+
+    # ---- models
+    @property
+    def cache_path(self) -> Path:
+        """The run's SQLite call cache."""
+        return self._cache_path or self.dir / "cache.sqlite"
+
+    def model_dir(self, round_: int) -> Path:
+        """Merged checkpoint that round `round_` (1-based) starts from: SFT for round 1, else the last aligned one."""
+        k = round_ - 1
+        while k >= 1 and dpo_skipped(self.dir, k):
+            k -= 1
+        return self.dir / ("sft" if k < 1 else f"round_{k}") / "merged"
+
+    def weak_config(self, variant: str) -> ModelConfig:
+        """The weak model variant: 'base', 'sft', 'aligned' (last round) or 'round_K'; a round whose alignment was
+        skipped (too few pairs) is the model it started from."""
+        base = self.recipe.weak
+        if variant == "base":
+            return base
+        k = 0 if variant == "sft" else self.recipe.rounds if variant == "aligned" else int(variant.removeprefix("round_"))
+        while k >= 1 and dpo_skipped(self.dir, k):
+            k -= 1
+        if k < 1:
+            return base.model_copy(update={"adapter": str(self.dir / "sft" / "adapter")})
+        return base.model_copy(update={"model": str(self.model_dir(k)), "adapter": str(self.dir / f"round_{k}" / "adapter")})
+
+    def weak(self, variant: str) -> Backend:
+        """Load a weak model variant behind the call cache."""
+        backend = build_backend(self.weak_config(variant), cache_path=self.cache_path)
+        self._weak_seen.append(backend)
+        return backend
+
+    def weak_with(self, adapter: Path) -> Backend:
+        """The base weak model with an adapter that is not (yet) a run variant, behind the call cache."""
+        backend = build_backend(self.recipe.weak.model_copy(update={"adapter": str(adapter)}), cache_path=self.cache_path)
+        self._weak_seen.append(backend)
+        return backend
+
+    @property
+    def strong(self) -> Backend:
+        """The strong model, started on first use."""
+        if self._strong is None:
+            log.info("starting strong model (%s: %s)", self.recipe.strong.backend, self.recipe.strong.model)
+            self._strong = self._open(self.recipe.strong)
+        return self._strong
+
+    @property
+    def judge(self) -> Backend:
+        """The judge model (the strong model unless one is configured)."""
+        if self.recipe.judge is None:
+            return self.strong
+        if self._judge is None:
+            self._judge = self._open(self.recipe.judge)
+        return self._judge
+
+    def _open(self, cfg: ModelConfig) -> Backend:
+        """A strong model or judge: under several processes, opened and called by the main one only."""
+        if dist.active():
+            return SharedBackend(lambda: build_backend(cfg, cache_path=self.cache_path))
+        return build_backend(cfg, cache_path=self.cache_path)
+
+    def release(self) -> None:
+        """Stop servers and free models (before training, which needs every core)."""
+        for b in (self._strong, self._judge):
+            if b is not None:
+                b.close()
+        self._strong = self._judge = None
+
+    def collaborator(self, weak: Backend | None, evaluation: bool = False) -> Collaborator:
+        """Collaborator over the given weak model and the strong model (with the evaluation's settings if asked)."""
+        cfg = self.recipe.eval_collab if evaluation else self.recipe.collab
+        strong = self.recipe.strong
+        overlap = strong.overlap if strong.overlap is not None else strong.backend == "openai"
+        overlap = overlap and not dist.active()  # shared answers need every process to call in one order
+        return Collaborator(weak, self.strong, self.prompter, cfg, overlap=overlap)
+
+    def weak_only(self) -> Collaborator:
+        """A collaborator for weak-only evaluations: no strong model is started."""
+        return WeakOnly(self.prompter, self.recipe.collab)
+
+    # ---- stage bookkeeping
+    @property
+    def timings(self) -> dict[str, float]:
+        """Wall seconds per stage run by this object (0.0: skipped as up to date)."""
+        return self.ledger.timings
+
+    def manifest_path(self, name: str) -> Path:
+        """Where a stage's manifest lives."""
+        return self.ledger.manifest_path(name)
+
+    def inputs(self, decl: StageDecl, **extra: object) -> dict:
+        """A stage's declared inputs: the recipe fields it reads, its upstream stages' keys, and call-time extras."""
+        return dict(declared_inputs(self.recipe, decl.kind), after={a: self.ledger.key(a) for a in decl.after},
+                    files=declared_files(self.recipe, decl.kind), **dict(decl.extra),
+                    **extra)
+
+    def usage(self) -> dict[str, dict]:
+        """Token usage per model identity over every backend opened so far."""
+        snap: dict[str, dict] = {}
+        for b in (*self._weak_seen, self._strong, self._judge):
+            if b is not None:
+                prev = snap.get(b.identity, {})
+                snap[b.identity] = {k: v + prev.get(k, 0) for k, v in b.usage.as_dict().items()}
+        return snap
+
+
+class WeakOnly(Collaborator):
+    """A collaborator for weak-only evaluations: no strong model is started."""
+
+    def __init__(self, prompter: Prompter, cfg: CollabConfig):
+        super().__init__(None, None, prompter, cfg)  # type: ignore[arg-type]
+
+
+def weak_key(cfg: ModelConfig) -> str:
+    """Cache-safe identity of a weak model variant (adapter content included)."""
+    return f"{cfg.model}|{adapter_hash(Path(cfg.adapter)) if cfg.adapter and Path(cfg.adapter).exists() else cfg.adapter}"
+
+
+def dpo_skipped(run_dir: Path, round_: int) -> bool:
+    """Whether round `round_`'s alignment was skipped (too few pairs): its weak model is the one it started from."""
+    path = run_dir / f"round_{round_}" / "dpo.manifest.json"
+    return path.exists() and bool((read_json(path).get("counts") or {}).get("skipped"))

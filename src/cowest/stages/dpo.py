@@ -1,0 +1,49 @@
+"""Stage 3: preference alignment (DPO, IPO, +SFT term, or KTO per recipe) on the mined pairs; the reference is the
+round's starting model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import checks
+from ..context import RunContext
+from ..errors import NoPairsError
+from ..io import adapter_hash, read_jsonl
+from ..ledger import file_hashes, round_decls
+
+
+def run_dpo(ctx: RunContext, round_: int) -> dict:
+    """Align round `round_`'s weak model on its pairs unless up to date; returns the manifest."""
+    from ..train import merge_adapter, train_dpo
+
+    ctx.release()
+    r = ctx.recipe
+    rdir = ctx.dir / f"round_{round_}"
+    pairs, heldout = rdir / "pairs.jsonl", rdir / "pairs_heldout.jsonl"
+    start = ctx.model_dir(round_)
+    decl = round_decls(round_, r.rounds)[1]
+    inputs = ctx.inputs(decl, pairs=file_hashes([pairs, heldout]))
+
+    def run(sdir: Path) -> dict:
+        rows = read_jsonl(pairs)
+        if not rows:
+            raise NoPairsError(
+                f"{pairs}: mining produced no preference pairs, so there is nothing to align on. "
+                "Try more drafts (mining.k), a higher mining.temperature, more questions, or mining.mode: rank."
+            )
+        log_path = sdir / "train_log.jsonl"
+        adapter = train_dpo(str(start), pairs, sdir, r.dpo, r.lora, seed=r.seed, log_path=log_path,
+                            method=r.alignment, eval_pairs=heldout if heldout.exists() else None)
+        # The next round starts from this round's merged model.
+        if round_ < r.rounds:
+            merge_adapter(str(start), adapter, sdir / "merged")
+        steps = read_jsonl(log_path) if log_path.exists() else []
+        margins = [s["rewards/margins"] for s in steps if "rewards/margins" in s]
+        held_epochs = [{k.removeprefix("eval_"): s[k] for k in ("epoch", "eval_rewards/accuracies",
+                                                                 "eval_rewards/margins", "eval_loss") if k in s}
+                       for s in steps if "eval_rewards/margins" in s]
+        counts = dict(pairs=len(rows), steps=len(margins), final_margin=margins[-1] if margins else None,
+                      heldout=held_epochs, adapter_hash=adapter_hash(adapter))
+        return {**counts, "warnings": checks.report(checks.dpo_warnings(counts, round_))}
+
+    return ctx.ledger.run(decl.name, rdir, inputs, run)

@@ -1,0 +1,96 @@
+"""Stage 4: the evaluation systems on a split (the test, the held-out mined questions, a probe), with confidence
+intervals, paired comparisons and draft diagnostics; writes predictions, results and their tables."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from pathlib import Path
+
+from .. import checks
+from ..context import RunContext, weak_key
+from ..io import hash_obj, read_json, write_json, write_jsonl, write_text
+from ..ledger import eval_decl
+
+log = logging.getLogger(__name__)
+
+
+def run_eval(ctx: RunContext, systems: list[str] | None = None, name: str = "eval", split: str | None = None) -> dict:
+    """Evaluate `systems` (default: the recipe's) on `split` (default: the recipe's) unless up to date."""
+    from ..evaluate import evaluate, get_systems
+    from ..report import results_csv
+    from ..report.tables import comparisons_markdown, results_markdown
+
+    r = ctx.recipe
+    split = split or r.eval.split
+    systems_ = get_systems(systems or default_systems(ctx))
+    variants = sorted({s.variant for s in systems_ if s.variant})
+    examples = split_examples(ctx, split)
+    if r.eval.limit is not None and split == r.eval.split:  # the limit is the recipe's split's; probes stay whole
+        examples = examples[: r.eval.limit]
+    best = None
+    if split == "test":  # the best single model is fixed on validation data (or a priori), never on the test
+        from ..compare import best_single
+
+        best = best_single(ctx.dir, [s.name for s in systems_])
+    decl = eval_decl(name, split, [s.name for s in systems_], r.rounds)
+    inputs = ctx.inputs(decl, split=split, systems=[s.name for s in systems_],
+                        questions=hash_obj([e.id for e in examples]), best_single=best["system"] if best else None,
+                        weak_models={v: weak_key(ctx.weak_config(v)) for v in variants})
+
+    def run(sdir: Path) -> dict:
+        if any(s.kind != "weak" for s in systems_):
+            collab = ctx.collaborator(None, evaluation=True)
+        else:
+            collab = ctx.weak_only()
+        rows, results = evaluate(examples, systems_, ctx.weak, collab, r.eval, seed=r.seed, corpus=ctx.task.corpus,
+                                 best_single=best["system"] if best else None)
+        results.update(task=r.task.name, split=split, recipe=r.name, date=datetime.now().isoformat(timespec="seconds"))
+        if best:
+            results["best_single"] = {k: best[k] for k in ("system", "rule", "detail")}
+        write_jsonl(sdir / "predictions.jsonl", rows)
+        write_json(sdir / "results.json", results)
+        tables = f"{results_markdown(results)}\n\n{comparisons_markdown(results)}".strip()
+        write_text(sdir / "results.md", f"# {r.name}: {r.task.name} / {split} ({len(examples)} questions)\n\n{tables}\n")
+        write_text(sdir / "results.csv", results_csv(results))
+        warns = checks.eval_warnings(results, name, r.collab.draft_max_tokens)
+        warns += checks.shown_draft_warnings(rows, r.collab.draft_sections, name)
+        return dict(questions=len(examples), systems=len(systems_), warnings=checks.report(warns))
+
+    manifest = ctx.ledger.run(name, ctx.dir / name, inputs, run)
+    log.info("%s", (ctx.dir / name / "results.md").read_text().strip())
+    return manifest
+
+
+def split_examples(ctx: RunContext, split: str) -> list:
+    """The questions of a split: the test, the held-out mined questions (`valid`) or a task extra (a probe)."""
+    if split == "test":
+        return ctx.task.test
+    if split == "valid":
+        return valid_examples(ctx)
+    return ctx.task.extra[split]
+
+
+def valid_examples(ctx: RunContext) -> list:
+    """The mined questions held out of DPO in round 1 (validation: settings are chosen here, never on the test)."""
+    path = ctx.dir / "round_1" / "heldout.json"
+    held = set(read_json(path)) if path.exists() else set()
+    return [e for e in ctx.task.train if e.id in held]
+
+
+def run_eval_valid(ctx: RunContext) -> dict | None:
+    """The recipe's single-model and collaboration systems on the held-out mined questions (`eval_valid/`)."""
+    from ..evaluate import get_systems
+
+    if not valid_examples(ctx):
+        return None
+    names = [s.name for s in get_systems(default_systems(ctx)) if s.kind in ("weak", "strong", "collab")]
+    return run_eval(ctx, names, name="eval_valid", split="valid")
+
+
+def default_systems(ctx: RunContext) -> list[str]:
+    """The recipe's eval systems, plus CoWest after each earlier round when there are several."""
+    names = list(ctx.recipe.eval.systems)
+    if ctx.recipe.rounds > 1 and "cowest" in names:
+        names += [f"cowest_round_{k}" for k in range(1, ctx.recipe.rounds) if f"cowest_round_{k}" not in names]
+    return names
