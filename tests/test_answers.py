@@ -261,6 +261,108 @@ def test_short_answer_scoring():
     assert m["answered"] == pytest.approx(2 / 3)
 
 
+def test_short_answer_numbers_and_units():
+    # Measured on a user's domain: "21 points" scored EM 0 against the gold "21".
+    points = Example(id="n", question="How many points?", gold="21")
+    assert SA.extract("The team scored 21 points. Final answer: 21 points.", points) == "21 points"
+    assert SA.metrics(["21 points", "210", "21 or 22", "21.0"], [points] * 4)["em"] == pytest.approx(2 / 4)
+    months = Example(id="w", question="Warranty?", gold="18 months", answers=["18 months"])
+    assert SA.score("18-month", months) == 1.0 and SA.score("18 Months", months) == 1.0
+    assert SA.score("18 weeks", months) < 1.0
+
+
+# ---------------------------------------------------------------- placeholders
+
+TF = Example(id="tf", question="Is the statement right?", options=["Correct", "Incorrect"], gold="A")
+COUNT = Example(id="n", question="How many tumours?", options=["none", "one", "several"], gold="one")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Final answer: <a short answer>",
+        "Final Answer: <A short answer>.",
+        "**Final answer:** <a short answer>",
+        "Final answer: a short answer",
+        "Final answer: short answer",
+        '"a short answer"',
+        "The answer is <a short answer>.",
+        "Answer: <answer>",
+        "Final answer: [answer]",
+        "Final answer: <your answer>",
+        "Final answer: <the letter of the correct option>",
+        "Final answer: <one label from the list>",
+        "Final answer: ?!",
+        "Final answer: ...",
+        "Final answer: <a short answer>\nUK",  # the bare line after it is prose, not a statement
+    ],
+)
+def test_short_answer_placeholder_is_unanswered(text):
+    # Measured: a strong-model reply that was literally the prompt's placeholder was counted as answered.
+    assert SA.extract(text, IFQA) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Final answer: <the letter of the correct option>",
+        "Answer: the letter of the correct option",
+        "<the letter of the correct option>",
+        "Final answer: <answer>",
+        "Final answer: <a short answer>",
+    ],
+)
+def test_mc_placeholder_is_unanswered(text):
+    # "correct" is an option's text: read as a mention, the placeholder chose A.
+    assert MC.extract(text, TF) is None
+    assert MC.extract(text, MED) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Final answer: <one label from the list>",
+        "Final answer: one label from the list",
+        "<one label from the list>",
+        "Label: <answer>",
+        "Final answer: <a short answer>",
+    ],
+)
+def test_classification_placeholder_is_unanswered(text):
+    # "one" is a label: read as a mention, the placeholder chose it.
+    assert CLS.extract(text, COUNT) is None
+    assert CLS.extract(text, ETHICS) is None
+
+
+def test_every_answer_hint_is_a_placeholder_for_every_type():
+    examples = {"multiple_choice": TF, "classification": COUNT, "short_answer": IFQA}
+    for tt in TYPES.values():
+        for hint in (t.answer_hint for t in TYPES.values()):
+            for text in (f"Final answer: <{hint}>", f"Answer: {hint}", f"<{hint}>"):
+                assert tt.extract(text, examples[tt.name]) is None, (tt.name, text)
+
+
+def test_placeholder_does_not_hide_a_real_answer():
+    assert SA.extract("Final answer: UK\nFinal answer: <a short answer>", IFQA) == "UK"
+    echo = 'Think, then end with "Final answer: <a short answer>".\nLondon is in it.\nFinal answer: UK'
+    assert SA.extract(echo, IFQA) == "UK"
+    assert SA.score(SA.extract("Final answer: <UK>", IFQA), IFQA) == 1.0  # a real answer in the template's brackets
+    assert MC.extract("Final answer: <C>", MED) == "C"
+    assert MC.extract("Final answer: Correct", TF) == "A"
+    assert CLS.extract("Final answer: <one>", COUNT) == "one"
+    # A label that reads like a placeholder is still a label.
+    dialogue = Example(id="d", question="Act?", options=["question", "answer"], gold="answer")
+    assert CLS.extract("Label: <answer>", dialogue) == "answer"
+
+
+def test_metrics_count_placeholders_as_unanswered():
+    m = SA.metrics(["<a short answer>", "UK", "", "a short answer"], [IFQA] * 4)
+    assert m["answered"] == pytest.approx(1 / 4) and m["em"] == pytest.approx(1 / 4)
+    assert SA.score("<a short answer>", IFQA) == 0.0
+    assert MC.metrics(["<the letter of the correct option>", "A"], [TF, TF])["answered"] == 0.5
+    assert CLS.metrics(["<one label from the list>", "one"], [COUNT, COUNT])["answered"] == 0.5
+
+
 # ---------------------------------------------------------------- properties
 
 _KEYWORDS = ("answer", "option", "choice", "letter", "label", "boxed", "class", "category")

@@ -4,43 +4,112 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 from cowest.checks import (
     IDENTICAL_SHARE,
     MIN_PAIRS,
+    StageCheckError,
+    collaboration_warnings,
     dpo_warnings,
     eval_warnings,
+    gate,
     mining_warnings,
     report,
+    sft_warnings,
     shown_draft_warnings,
     stage_warnings,
 )
+from cowest.config import Recipe
 
 
 def codes(warnings: list[dict]) -> list[str]:
     return [w["code"] for w in warnings]
 
 
+def recipe(**over) -> Recipe:
+    model = {"backend": "hf", "model": "m"}
+    return Recipe.model_validate({"task": {"name": "formulary"}, "weak": model, "strong": model, **over})
+
+
 def test_few_pairs_counts_the_pairs_dpo_trains_on():
-    assert codes(mining_warnings({"pairs": 20, "train_pairs": MIN_PAIRS, "drafts": 8}, 1, 48)) == []
-    (w,) = mining_warnings({"pairs": 20, "train_pairs": MIN_PAIRS - 1, "drafts": 8}, 1, 48)
+    r = recipe(collab={"draft_max_tokens": 48})
+    assert codes(mining_warnings({"pairs": 20, "train_pairs": MIN_PAIRS, "drafts": 8}, 1, r)) == []
+    (w,) = mining_warnings({"pairs": 20, "train_pairs": MIN_PAIRS - 1, "drafts": 8}, 1, r)
     assert w["code"] == "few_pairs" and f"{MIN_PAIRS - 1} preference pair(s)" in w["message"]
-    assert "round 1 mining" in w["message"] and "mining.k" in w["message"]
-    assert codes(mining_warnings({"pairs": 3}, 2, 48)) == ["few_pairs"]  # stats of a run without held-out pairs
+    assert "round 1 mining" in w["message"] and "alignment is skipped" in w["message"]
+    assert codes(mining_warnings({"pairs": 3}, 2, r)) == ["few_pairs"]  # stats of a run without held-out pairs
+
+
+def test_few_pairs_advice_fits_the_recipe_and_what_mining_saw():
+    paper = recipe()
+    (w,) = mining_warnings({"train_pairs": 2, "questions_alone_right": 5, "questions_identical_drafts": 9}, 1, paper)
+    assert "mining.mode: rank" in w["message"] and "mining.temperature: 0.8, mining.k: 4" in w["message"]
+    assert "mining.share: 0.3" in w["message"]
+    rank = recipe(mining={"mode": "rank", "n_questions": 10, "strong_call_budget": 50})
+    (w,) = mining_warnings({"train_pairs": 2, "questions_alone_right": 5, "stopped_by": "budget"}, 1, rank)
+    assert "mining.mode" not in w["message"]  # never advise a recipe to switch to what it already uses
+    assert "mining.strong_call_budget (50)" in w["message"] and "mining.n_questions: 10" in w["message"]
+    assert "mining.temperature" not in w["message"]  # its drafts did differ
 
 
 def test_mining_drafts_cut_by_the_cap_say_count_share_and_cap():
-    (w,) = mining_warnings({"train_pairs": 40, "drafts": 192, "drafts_truncated": 12 / 192}, 1, 48)
+    r = recipe(collab={"draft_max_tokens": 48})
+    (w,) = mining_warnings({"train_pairs": 40, "drafts": 192, "drafts_truncated": 12 / 192}, 1, r)
     assert w["code"] == "drafts_cut" and "12 of 192 (6.2%)" in w["message"] and "draft_max_tokens (48)" in w["message"]
 
 
+def test_a_rejected_judge_is_reported_by_mining():
+    stats = {"train_pairs": 40, "judge_rejected": True, "evaluator_reason": "the judge told gold from wrong: AUC 0.67"}
+    (w,) = mining_warnings(stats, 1, recipe())
+    assert w["code"] == "judge_rejected" and "AUC 0.67" in w["message"]
+
+
 def test_dpo_margin_not_above_zero_on_held_out_pairs_else_in_training():
+    r = recipe(dpo={"learning_rate": 5e-5})
     held = [{"epoch": 1.0, "rewards/margins": 0.2}, {"epoch": 2.0, "rewards/margins": 0.0}]
-    (w,) = dpo_warnings({"heldout": held, "final_margin": 0.5}, 1)
+    (w,) = dpo_warnings({"heldout": held, "final_margin": 0.5}, 1, r)
     assert w["code"] == "flat_margin" and "0.0000 on the held-out pairs" in w["message"]
-    assert dpo_warnings({"heldout": held[:1], "final_margin": -0.5}, 1) == []  # the held-out figure decides
-    (w,) = dpo_warnings({"heldout": [], "final_margin": -0.01}, 2)
+    assert "dpo.learning_rate (5e-05)" in w["message"] and "dpo.num_train_epochs (the default)" in w["message"]
+    assert dpo_warnings({"heldout": held[:1], "final_margin": -0.5}, 1, r) == []  # the held-out figure decides
+    (w,) = dpo_warnings({"heldout": [], "final_margin": -0.01}, 2, r)
     assert "round 2 DPO" in w["message"] and "in training (last step; no held-out pairs)" in w["message"]
-    assert dpo_warnings({"heldout": [], "final_margin": None}, 1) == []
+    assert dpo_warnings({"heldout": [], "final_margin": None}, 1, r) == []
+
+
+def test_skipped_alignment_says_coWest_is_refinement():
+    (w,) = dpo_warnings({"skipped": True, "pairs": 3}, 1, recipe())
+    assert w["code"] == "alignment_skipped" and "3 training pair(s)" in w["message"]
+    assert "CoWest is standard refinement" in w["message"]
+
+
+def test_sft_recall_below_the_floor_stops_the_run_below_the_target_warns():
+    r = recipe()  # target 0.6, floor 0.2, a formulary task without a fact file
+    counts = {"recall": 0.1, "recall_measurable": True, "valid_questions": 40, "extensions": 2}
+    (w,) = sft_warnings(counts, r)
+    assert w["code"] == "sft_recall_floor" and "4 of 40 (10.0%)" in w["message"]
+    assert "task.corpus_path" in w["message"] and "sft_recall.max_extensions: 2" in w["message"]
+    with pytest.raises(StageCheckError, match="The run stops here"):
+        gate("sft", {"counts": {"warnings": [w]}}, r.checks)
+    gate("sft", {"counts": {"warnings": [w]}}, recipe(checks={"on_fail": "warn"}).checks)  # warns only
+    (w,) = sft_warnings({**counts, "recall": 0.5}, r)
+    assert w["code"] == "sft_low_recall"
+    gate("sft", {"counts": {"warnings": [w]}}, r.checks)  # below the target: the run goes on
+    assert sft_warnings({**counts, "recall": 0.6}, r) == []
+    assert sft_warnings({**counts, "recall": 0.0, "recall_measurable": False}, r) == []  # no fact to check
+    with_facts = recipe(task={"name": "jsonl", "corpus_path": "f.txt", "type": "short_answer"})
+    (w,) = sft_warnings(counts, with_facts)
+    assert "task.sft_corpus: true" in w["message"] and "task.corpus_path" not in w["message"]
+
+
+def test_collaboration_that_hurts_on_validation_is_reported():
+    def res(**scores):
+        return {"n": 10, "systems": {k: {"score": {"value": v}} for k, v in scores.items()}}
+
+    (w,) = collaboration_warnings(res(strong=0.5, refine=0.3, cowest=0.4), "eval_valid")
+    assert w["code"] == "collaboration_hurt" and "strong model alone (50.0)" in w["message"]
+    assert collaboration_warnings(res(strong=0.5, refine=0.5, cowest=0.4), "eval_valid") == []
+    assert collaboration_warnings(res(refine=0.3), "eval_valid") == []
 
 
 def test_aligned_drafts_identical_to_sft_drafts():
@@ -84,7 +153,7 @@ def test_eval_drafts_cut_per_variant():
 
 
 def test_report_logs_and_stage_warnings_reads_manifests(caplog):
-    warns = mining_warnings({"train_pairs": 0}, 1, 48)
+    warns = mining_warnings({"train_pairs": 0}, 1, recipe())
     with caplog.at_level(logging.WARNING, logger="cowest.checks"):
         assert report(warns) == warns
     assert "round 1 mining: 0 preference pair(s)" in caplog.text

@@ -19,7 +19,7 @@ def invoke(*args: str):
 
 
 def test_stage_commands_one_by_one_then_eval_and_infer_on_other_splits(tmp_path, tiny_lm, strong_knows_golds):  # noqa: F811
-    d = recipe_dict(tiny_lm.path, tmp_path / "runs", mining={"k": 3, "where": {"kind": "reasoning"},
+    d = recipe_dict(tiny_lm.path, tmp_path / "runs", mining={"k": 3, "where": {"kind": "reasoning"}, "share": 1.0,
                                                                "heldout_fraction": 0.34},
                     eval={"systems": ["weak_sft", "refine"], "n_bootstrap": 50})
     recipe = write_recipe(tmp_path, d)
@@ -64,17 +64,19 @@ def test_known_errors_are_one_line_without_traceback(tmp_path, tiny_lm):
     res = invoke("sft", write_recipe(tmp_path, d))
     assert res.exit_code == 1 and "Traceback" not in res.output
     last = res.stderr.strip().splitlines()[-1]  # after the progress lines: one line naming the file and line
-    assert last.startswith("error: ") and "q.jsonl:2: invalid JSON" in last and res.stderr.count("\nerror: ") == 1
-    # No pairs to align on.
+    assert last.startswith("error: ") and "q.jsonl:2: invalid JSON" in last and res.stderr.count("error: ") == 1
+    # -v shows where it came from.
+    res = invoke("-v", "sft", write_recipe(tmp_path, d))
+    assert res.exit_code == 1 and type(res.exception).__name__ == "TaskDataError"
+    # No pairs to align on: alignment is skipped, said so, and the round keeps the SFT model.
     d = recipe_dict(tiny_lm.path, tmp_path / "runs", name="nopairs")
     (tmp_path / "runs/nopairs/round_1").mkdir(parents=True)
     (tmp_path / "runs/nopairs/sft").mkdir()
     (tmp_path / "runs/nopairs/round_1/pairs.jsonl").write_text("")
     res = invoke("dpo", write_recipe(tmp_path, d))
-    assert res.exit_code == 1 and "mining produced no preference pairs" in res.stderr and "Traceback" not in res.output
-    # -v shows where it came from.
-    res = invoke("-v", "dpo", write_recipe(tmp_path, d))
-    assert res.exit_code == 1 and type(res.exception).__name__ == "NoPairsError"
+    assert res.exit_code == 0 and "alignment skipped: 0 training pair(s)" in res.stderr
+    counts = json.loads((tmp_path / "runs/nopairs/round_1/dpo.manifest.json").read_text())["counts"]
+    assert counts["skipped"] is True and not (tmp_path / "runs/nopairs/round_1/adapter").exists()
     # A bad recipe is a usage error (exit 2) naming the field.
     res = invoke("eval", write_recipe(tmp_path, {**d, "rounds": 0}))
     assert res.exit_code == 2 and "rounds" in res.stderr

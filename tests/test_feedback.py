@@ -126,3 +126,106 @@ def test_drafts_cut_by_the_token_cap_are_marked_and_counted():
     assert all(d["truncated"] for d in res.drafts) and res.stats["drafts_truncated"] == 1.0
     res, _ = run_mining()
     assert not any(d["truncated"] for d in res.drafts) and res.stats["drafts_truncated"] == 0.0
+
+
+# ---- adaptive mining: the strong calls go where pairs are
+
+def _domain(n: int = 12) -> list[Example]:
+    """Questions whose gold is A; `kind` says how the scripted weak model drafts for them (see `_weak`)."""
+    kinds = ["split", "same", "alone_right"]
+    return [Example(id=f"q{i:02d}", question=f"Question {i} ({kinds[i % 3]})?", options=OPTS, gold="A")
+            for i in range(n)]
+
+
+def _weak(conv, i, sampling):
+    """'same' questions always get one draft; the others get the letter A, B, C, D by sample (extra drafts, drawn with
+    another seed, propose A once more and then D)."""
+    text = conv[-1]["content"]
+    if "(same)" in text:
+        return "Background: nothing new.\nAnswer: B"
+    letter = "ABCD"[i] if sampling.seed < 1000 else "AD"[i % 2]
+    return f"Background: the facts point to {letter}.\nAnswer: {letter}"
+
+
+def _strong(conv, i, sampling):
+    """Alone: right only on 'alone_right' questions; refining: follows the draft's background letter."""
+    text = conv[-1]["content"]
+    if "--- Draft ---" in text:
+        return f"Final answer: {text.split('point to ')[1][0] if 'point to ' in text else 'B'}"
+    return "Final answer: A" if "(alone_right)" in text else "Final answer: C"
+
+
+def _mine(strategy: str, **cfg):
+    from cowest.collab.adaptive import mine_adaptive
+
+    prompter = Prompter(MultipleChoice(), "knowledge", draft_sections=["Background"])
+    strong = ScriptedBackend(_strong, "strong")
+    collab = Collaborator(ScriptedBackend(_weak, "weak"), strong, prompter, CollabConfig())
+    mcfg = MiningConfig(k=4, strategy=strategy, max_pairs_per_question=4, **cfg)
+    if strategy == "adaptive":
+        return mine_adaptive(_domain(), collab, RuleEvaluator(prompter), mcfg, seed=0), strong
+    return mine(_domain(), collab, RuleEvaluator(prompter), mcfg, seed=0), strong
+
+
+def test_adaptive_mining_never_sends_drafts_that_cannot_pair_and_refines_each_shown_draft_once():
+    res, strong = _mine("adaptive", extra_drafts=0)
+    s = res.stats
+    # 4 'same' questions: one shown draft, never sent; 4 'alone_right': one call each; 4 'split': 1 + 4 calls each
+    assert s["questions_identical_drafts"] == 4 and s["questions_alone_right"] == 4
+    assert s["strong_requests"] == len(strong.requests) == 4 + 4 * 5
+    shown = [c[-1]["content"] for c in strong.requests if "--- Draft ---" in c[-1]["content"]]
+    assert len(shown) == len(set(shown)) == 16  # each distinct shown draft refined once
+    assert not any("(same)" in c[-1]["content"] for c in strong.requests)
+    # every 'split' question: A helps, B, C, D do not -> 3 pairs each, all chosen A
+    assert s["pairs"] == 12 and {p["chosen"][0]["content"][-1] for p in res.pairs} == {"A"}
+    assert all(p["chosen_delta"] > 0 >= p["rejected_delta"] for p in res.pairs)
+
+
+def test_adaptive_finds_the_exhaustive_pairs_with_far_fewer_strong_calls():
+    adaptive, _ = _mine("adaptive", extra_drafts=0)
+    exhaustive, strong = _mine("exhaustive")
+    key = lambda p: (p["question_id"], p["chosen"][0]["content"], p["rejected"][0]["content"])  # noqa: E731
+    assert sorted(map(key, adaptive.pairs)) == sorted(map(key, exhaustive.pairs))
+    assert exhaustive.stats["strong_requests"] == len(strong.requests) == 12 * 5
+    ratio = adaptive.stats["pairs_per_100_requests"] / exhaustive.stats["pairs_per_100_requests"]
+    assert ratio == pytest.approx(60 / 24)
+
+
+def test_adaptive_adds_drafts_where_a_question_splits_and_stops_at_the_target_or_budget():
+    res, _ = _mine("adaptive", extra_drafts=2)  # the extra drafts repeat A (copies, no call) and D (a copy too)
+    assert res.stats["pairs"] == 12 and res.stats["strong_requests"] == 24
+    assert len([d for d in res.drafts if d["question_id"] == "q00"]) == 6
+    target, _ = _mine("adaptive", extra_drafts=0, pair_target=3)
+    assert target.stats["stopped_by"] == "pair_target" and target.stats["waves"] == 1  # the wave that got there
+    budget, strong = _mine("adaptive", extra_drafts=0, strong_call_budget=12)
+    assert budget.stats["stopped_by"] == "budget" and len(strong.requests) == budget.stats["strong_requests"] <= 12
+    assert budget.stats["strong_requests"] > 12 - 5  # it stopped only when a whole question (1 + 4 calls) no longer fit
+    again, _ = _mine("adaptive", extra_drafts=0, strong_call_budget=12)
+    assert again.pairs == budget.pairs  # deterministic
+
+
+def test_judge_calibration_separates_a_judge_that_reads_the_gold_from_one_that_does_not():
+    from cowest.collab.evaluators import calibrate_judge
+
+    def fair(conv, i, s):
+        text = conv[-1]["content"]
+        gold = text.split("Ground truth: ")[1].split("\n")[0]
+        return "Score: 9" if f"Final answer: {gold}" in text else "Score: 2"
+
+    prompter = Prompter(MultipleChoice(), "cot")
+    qs = _domain(8)
+    good = calibrate_judge(JudgeEvaluator(ScriptedBackend(fair), prompter), qs, seed=0)
+    assert good["auc"] == 1.0 and good["questions"] == 8 and good["wrong_rated_high"] == 0.0
+    lenient = calibrate_judge(JudgeEvaluator(ScriptedBackend(lambda c, i, s: "Score: 10"), prompter), qs, seed=0)
+    assert lenient["auc"] == 0.5 and lenient["wrong_rated_high"] == 1.0
+
+
+def test_wrong_answers_for_calibration_keep_the_answers_kind():
+    from cowest.collab.evaluators import wrong_answer
+
+    rng = random.Random(0)
+    pool = [Example(id=str(i), question="q", gold=g, answers=[g]) for i, g in enumerate(["42", "17 crowns", "Paris"])]
+    assert wrong_answer(pool[0], pool, rng) == "17 crowns"  # a number for a number
+    assert wrong_answer(pool[2], pool, rng) is None  # no other text answer
+    mc = Example(id="m", question="q", options=OPTS, gold="B")
+    assert wrong_answer(mc, [mc], rng) in {"A) alpha", "C) gamma", "D) delta"}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cowest.tasks.metrics import (
     best_over,
@@ -11,7 +13,9 @@ from cowest.tasks.metrics import (
     bootstrap_metric,
     exact_match,
     macro_f1,
+    normalize_answer,
     paired_bootstrap,
+    parse_quantity,
     squad_normalize,
     token_f1,
 )
@@ -48,6 +52,118 @@ def test_token_f1_examples():
     assert token_f1(None, "paris") == 0.0
     assert best_over(exact_match, "UK", ["United Kingdom", "UK"]) == 1.0
     assert best_over(token_f1, "x", []) == 0.0
+
+
+# ---------------------------------------------------------------- short-answer numbers and units
+
+
+@pytest.mark.parametrize(
+    ("text", "normalised"),
+    [
+        ("1,250", "1250"),
+        ("1 250", "1250"),
+        ("1\u2009250", "1250"),  # thin space
+        ("1\u00a0250 000", "1250 000"),  # one style per number: the plain space starts a new number
+        ("12,345,678.50", "12345678.5"),
+        ("21.0", "21"),
+        ("21.00 points", "21 points"),
+        ("+21", "21"),
+        ("-21", "-21"),
+        ("\u221221", "-21"),
+        ("3,5", "3.5"),  # a decimal comma, not a thousands separator
+        ("0,250", "0.25"),  # a group of three after a leading 0 is decimal
+        (".5", "0.5"),
+        ("1,2,3", "1 2 3"),
+        ("21-22", "21 22"),
+        ("007", "007"),
+        ("The  Quick, brown FOX!", "quick brown fox"),
+    ],
+)
+def test_normalize_answer_numbers(text, normalised):
+    assert normalize_answer(text) == normalised
+
+
+@pytest.mark.parametrize(
+    ("prediction", "gold"),
+    [
+        ("1,250", "1250"),
+        ("1 250", "1,250"),
+        ("21.0", "21"),
+        ("+21", "21"),
+        ("3,5", "3.5"),
+        ("21 points", "21"),
+        ("**21 points**.", "21"),
+        ("14 crowns", "14"),
+        ("18 months", "18"),
+        ("$40", "40"),
+        ("40 USD", "40"),
+        ("3.5 mg/kg", "3.5"),
+        ("3.50 mg / kg", "3.5 mg/kg"),
+        ("18-month", "18 months"),
+        ("14 Crowns", "14 crowns"),
+        ("2 centuries", "2 century"),
+        ("6 inches", "6 inch"),
+        ("40 dollars", "$40"),
+        ("40 percent", "40%"),
+        ("1,250 points", "1250"),
+        ("40 Million", "40 million"),
+    ],
+)
+def test_exact_match_numbers_and_units(prediction, gold):
+    assert exact_match(prediction, gold) == 1.0
+    assert token_f1(prediction, gold) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("prediction", "gold"),
+    [
+        ("21 points", "210"),  # a different number, whatever the unit
+        ("21 or 22", "21"),  # two numbers: not a quantity
+        ("21 or so", "21"),  # a qualifier: not a quantity
+        ("about 21", "21"),
+        ("3,5", "35"),
+        ("35", "3,5"),
+        ("21.0", "210"),
+        ("-21", "21"),
+        ("40 million", "40"),  # a magnitude word changes the value
+        ("40k", "40"),
+        ("18", "18 months"),  # the gold's unit is part of the answer
+        ("18 weeks", "18 months"),
+        ("5a", "5"),
+        ("1,2,3", "123"),
+    ],
+)
+def test_exact_match_number_negatives(prediction, gold):
+    assert exact_match(prediction, gold) == 0.0
+
+
+def test_token_f1_on_numbers():
+    assert token_f1("21 or 22", "21") == pytest.approx(0.5)  # partial credit as usual: p=1/3, r=1
+    assert token_f1("21 points", "210") == 0.0
+    assert token_f1("3,5", "35") == 0.0
+    assert token_f1("40 million", "40") == pytest.approx(2 / 3)
+    assert best_over(exact_match, "21 points", ["twenty-one", "21"]) == 1.0
+
+
+def test_parse_quantity():
+    assert parse_quantity("21 points") == ("21", ("point",))
+    assert parse_quantity("$1,250.00") == ("1250", ("dollar",))
+    assert parse_quantity("18-Month") == ("18", ("month",))
+    assert parse_quantity("3.5 mg/kg") == ("3.5", ("mg/kg",))
+    assert parse_quantity("21") == ("21", ())
+    for text in ["21 or 22", "21-22", "about 21", "twenty-one", "21 points in the first half", "", "points"]:
+        assert parse_quantity(text) is None
+
+
+_ANSWERISH = st.text(alphabet="0123456789 ,.+-$%abmpst", max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ANSWERISH, _ANSWERISH)
+def test_token_f1_is_one_whenever_exact_match_is(prediction, gold):
+    em, f1 = exact_match(prediction, gold), token_f1(prediction, gold)
+    assert em in (0.0, 1.0) and 0.0 <= f1 <= 1.0
+    assert f1 >= em
 
 
 def test_bootstrap_ci_contains_mean_and_shrinks():

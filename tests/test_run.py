@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -18,6 +19,7 @@ from fakes import ScriptedBackend
 from cowest import context as context_mod
 from cowest import run as run_mod
 from cowest.config import AblationConfig, dump_recipe, load_recipe
+from cowest.checks import StageCheckError
 from cowest.io import adapter_hash, read_json, read_jsonl
 from cowest.models import CachedBackend, CallCache
 
@@ -30,7 +32,9 @@ def recipe_dict(tiny_path: Path, out: Path, name: str = "tiny", strong_path: Pat
         "name": name, "output_dir": str(out), "seed": 0, "task": TASK,
         "weak": weak, "strong": {**weak, "model": str(strong_path or tiny_path), "batch_size": 16},
         "collab": {"draft_max_tokens": 16, "strong_max_tokens": 16, "reask_max_tokens": 4},
-        "mining": {"k": 3, "where": {"kind": "reasoning"}},
+        "mining": {"k": 3, "where": {"kind": "reasoning"}, "share": 1.0},
+        "sft_recall": {"target": None},  # a random tiny model recalls nothing: measure, never extend
+        "checks": {"min_sft_recall": 0.0, "min_pairs": 1},
         "sft": {"max_steps": 3, "per_device_train_batch_size": 4, "max_length": 512},
         "dpo": {"max_steps": 2, "per_device_train_batch_size": 2, "max_length": 512},
         "lora": {"r": 4, "lora_alpha": 8},
@@ -115,11 +119,19 @@ def test_whole_run_on_tiny_models_then_skip(tmp_path, tiny_lm, strong_knows_gold
         assert (d / f).exists(), f
     sft_rows = read_jsonl(d / "sft/train.jsonl")
     corpus_rows = [r["completion"][0]["content"] for r in sft_rows if r["prompt"][0]["content"].startswith("Recite")]
-    assert corpus_rows == run.task.corpus and len(sft_rows) == len(run.task.train) + len(run.task.corpus)
-    assert all(r["completion"][0]["content"].startswith("Background:") for r in sft_rows[: len(run.task.train)])
+    q = run.questions
+    assert corpus_rows == run.task.corpus and len(sft_rows) == len(q.sft) + len(run.task.corpus)
+    assert all(r["completion"][0]["content"].startswith("Background:") for r in sft_rows[: len(q.sft)])
+    # SFT never sees a mined or a validation question; the three roles cover the training split
+    trained = {r["prompt"][0]["content"] for r in sft_rows}
+    assert not trained & {run.prompter.draft_prompt(e)[0]["content"] for e in q.mining + q.sft_valid}
+    assert sorted(e.id for e in q.sft + q.sft_valid + q.mining) == sorted(e.id for e in run.task.train)
+    assert len(q.mining) == 6 and len(q.sft_valid) == 4  # every reasoning question (share 1.0); the least valid
+    assert read_json(d / "sft/manifest.json")["counts"]["recall"] is not None
+    assert len(read_jsonl(d / "sft/recall.jsonl")) == 4
     stats = read_json(d / "round_1/mining_stats.json")
     pairs = read_jsonl(d / "round_1/pairs.jsonl")
-    assert stats["questions"] == 6 and stats["drafts"] == 18 and stats["pairs"] == len(pairs) > 0
+    assert stats["candidates"] == 6 and stats["drafts_sampled"] >= 18 and stats["pairs"] == len(pairs) > 0
     assert all(p["chosen_delta"] > 0 >= p["rejected_delta"] for p in pairs)
     results = read_json(d / "eval/results.json")
     assert set(results["systems"]) == {"weak_sft", "weak_aligned", "strong", "refine", "cowest"}
@@ -241,10 +253,11 @@ def _kill_when(p: subprocess.Popen, ready, timeout: float = 300) -> None:
     p.wait()
 
 
-def _rows(cache: Path) -> int:
+def _rows(cache: Path, identity: str = "") -> int:
+    """Completions in the call cache (of models whose identity contains `identity`)."""
     try:
         with sqlite3.connect(cache) as c:
-            return c.execute("SELECT COUNT(*) FROM completions").fetchone()[0]
+            return c.execute("SELECT COUNT(*) FROM completions WHERE identity LIKE ?", (f"%{identity}%",)).fetchone()[0]
     except sqlite3.Error:
         return 0
 
@@ -278,7 +291,7 @@ def test_sigkill_during_sft_and_mining_resumes_to_the_same_artifacts(tmp_path, t
 
     # SIGKILL in the middle of mining (after some model calls were cached), then resume.
     p = _cowest("mine", str(killed))
-    _kill_when(p, lambda: _rows(kdir / "cache.sqlite") > 0)
+    _kill_when(p, lambda: _rows(kdir / "cache.sqlite", "strong_lm") > 0)  # the weak model drafts first
     assert not (kdir / "round_1" / "mine.manifest.json").exists()
     cached_before = _rows(kdir / "cache.sqlite")
     _finish(_cowest("mine", str(killed)))
@@ -300,7 +313,8 @@ def test_validation_slices_heldout_pairs_and_draft_diagnostics(tmp_path, tiny_lm
     ev = {"systems": ["weak_sft", "weak_aligned", "strong", "refine", "cowest"], "n_bootstrap": 100,
           "strong_max_tokens": 24}
     d = recipe_dict(tiny_lm.path, tmp_path / "runs", task=task, eval=ev,
-                    mining={"k": 3, "where": {"kind": "reasoning"}, "heldout_fraction": 0.25, "mode": "rank"},
+                    mining={"k": 3, "where": {"kind": "reasoning"}, "heldout_fraction": 0.25, "mode": "rank",
+                            "strategy": "exhaustive"},
                     sft={"num_train_epochs": 2, "per_device_train_batch_size": 8, "max_length": 512},
                     dpo={"num_train_epochs": 2, "per_device_train_batch_size": 2, "max_length": 512})
     run = run_mod.Run(load_recipe(write_recipe(tmp_path, d)))
@@ -385,46 +399,82 @@ def test_validation_slices_heldout_pairs_and_draft_diagnostics(tmp_path, tiny_lm
     assert "Alignment settings on held-out mined questions" in ablations_markdown(pub)
 
 
-def test_sft_trains_on_while_validation_accuracy_is_below_target(tmp_path, tiny_lm, monkeypatch, caplog):
-    """sft_recall: one more stint per extension while validation accuracy < target; the best adapter is kept."""
+def test_sft_trains_on_while_recall_is_below_target(tmp_path, tiny_lm, monkeypatch, caplog):
+    """sft_recall: one more stint per extension while validation recall < target; the best adapter is kept."""
+    from cowest.stages import sft as sft_stage
+
     task = {**TASK, "options": {**TASK["options"], "validation_wordings": 1}}
     d = recipe_dict(tiny_lm.path, tmp_path / "runs", task=task,
                     sft={"max_steps": 2, "per_device_train_batch_size": 4, "max_length": 512},
                     sft_recall={"target": 0.9, "extra_epochs": 1, "max_extensions": 2})
     run = run_mod.Run(load_recipe(write_recipe(tmp_path, d)))
-    from cowest.stages import sft as sft_stage
-
-    real = sft_stage.valid_accuracy
+    real = sft_stage.measure_recall
     # the real measurement on the first adapter, then scripted ones: the middle adapter is the best
     seen: list[tuple[str, float]] = []
 
     def scripted(ctx, adapter, examples):
-        acc = real(ctx, adapter, examples) if not seen else [0.5, 0.25][len(seen) - 1]
-        seen.append((adapter_hash(adapter), acc))
-        return acc
+        m = real(ctx, adapter, examples)
+        if seen:
+            m["recall"] = [0.5, 0.25][len(seen) - 1]
+        seen.append((adapter_hash(adapter), m["recall"]))
+        return m
 
-    monkeypatch.setattr(sft_stage, "valid_accuracy", scripted)
+    monkeypatch.setattr(sft_stage, "measure_recall", scripted)
     with caplog.at_level("WARNING"):
         counts = run.sft()["counts"]
     assert len(seen) == 3 and len({h for h, _ in seen}) == 3  # each extension trained the adapter further
-    assert 0.0 <= seen[0][1] < 0.5  # a random tiny model answers few validation questions
+    assert 0.0 <= seen[0][1] < 0.5  # a random tiny model states few of the doses
     out = run.dir / "sft"
     assert adapter_hash(out / "adapter") == seen[1][0]  # the best one, not the last
-    assert counts["extensions"] == 1 and counts["valid_accuracy"] == 0.5
+    assert counts["extensions"] == 1 and counts["recall"] == 0.5 and counts["recall_measure"] == "fact"
     assert read_json(out / "extensions.json")["kept"] == 1
     assert (out / "train_log_ext1.jsonl").exists() and (out / "train_log_ext2.jsonl").exists()
     assert not list(out.glob("adapter_ext*"))
-    assert "stays below the target" in caplog.text
-    # the measurement agrees with the evaluation stage on the same adapter and questions
-    monkeypatch.setattr(sft_stage, "valid_accuracy", real)
-    first = run.evaluate(["weak_sft"], name="eval_sft_valid", split="sft_valid")
-    assert read_json(run.dir / "eval_sft_valid/results.json")["systems"]["weak_sft"]["score"]["value"] == \
-        real(run, out / "adapter", run.task.extra["sft_valid"])
-    assert first
+    assert [w["code"] for w in counts["warnings"]] == ["sft_low_recall"] and "below sft_recall.target" in caplog.text
+    # the measurement's rows say, per validation question, what the draft stated against the fact it needed
+    rows = read_jsonl(out / "recall.jsonl")
+    assert [r["question_id"] for r in rows] == [e.id for e in run.task.extra["sft_valid"]]
+    assert all(r["fact"] == e.metadata["fact_value"] for r, e in zip(rows, run.task.extra["sft_valid"]))
+    monkeypatch.setattr(sft_stage, "measure_recall", real)
+    run.evaluate(["weak_sft"], name="eval_sft_valid", split="sft_valid")  # the same drafts, from the call cache
+    drafts = {r["question_id"]: r["draft"] for r in read_jsonl(run.dir / "eval_sft_valid/predictions.jsonl")}
+    assert drafts == {r["question_id"]: r["draft"] for r in rows}
 
 
-def test_sft_recall_needs_a_validation_slice(tmp_path, tiny_lm):
-    d = recipe_dict(tiny_lm.path, tmp_path / "runs", sft_recall={"target": 0.8})
+def test_a_users_domain_gets_its_own_validation_slice_and_a_weak_model_that_learnt_nothing_stops_the_run(
+        tmp_path, tiny_lm):
+    """A jsonl domain with a fact file: SFT holds out validation questions, checks its drafts against each question's
+    reference fact, and a model that states none of them stops `run` before mining (checks.on_fail: warn goes on)."""
+    facts = [f"Part KT-{100 + i} carries a {3 * i + 5}-month warranty." for i in range(12)]
+    (tmp_path / "facts.txt").write_text("\n".join(facts) + "\n")
+    rows = [{"id": f"f{i}", "question": f"How many months of warranty does part KT-{100 + i} carry?",
+             "answer": f"{3 * i + 5} months", "kind": "fact"} for i in range(12)]
+    rows += [{"id": f"r{i}", "question": f"Part KT-{100 + i} was fitted {i + 2} months ago. How many months of "
+              "warranty are left?", "answer": str(2 * i + 3), "kind": "reasoning"} for i in range(12)]
+    (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    task = {"name": "jsonl", "type": "short_answer", "path": str(tmp_path / "train.jsonl"),
+            "corpus_path": str(tmp_path / "facts.txt"), "sft_corpus": True, "fields": {"gold": "answer"},
+            "test_fraction": 0.25}
+    d = recipe_dict(tiny_lm.path, tmp_path / "runs", task=task, sft_recall={"target": None},
+                    mining={"k": 2, "where": {"kind": "reasoning"}, "share": 0.5})
+    d.pop("checks")
     run = run_mod.Run(load_recipe(write_recipe(tmp_path, d)))
-    with pytest.raises(ValueError, match="sft_recall.target needs a task with an SFT validation slice"):
-        run.sft()
+    q = run.questions
+    assert q.sft_valid and not {e.id for e in q.sft_valid} & {e.id for e in q.sft + q.mining}
+    assert {e.metadata["kind"] for e in q.mining} == {"reasoning"}
+    assert all(e.metadata["reference_fact"] in facts for e in q.sft_valid)
+    with pytest.raises(StageCheckError, match="SFT check failed"):
+        run.train_and_evaluate()
+    assert not (run.dir / "round_1").exists()  # no strong call was spent
+    counts = read_json(run.dir / "sft/manifest.json")["counts"]
+    assert counts["recall"] < 0.2 and counts["recall_measure"] == "fact"
+    assert counts["questions"] == {"sft": len(q.sft), "sft_valid": len(q.sft_valid), "mining": len(q.mining)}
+    # The verdict is kept with the stage: a re-run stops again at once, and on_fail: warn goes on to mining.
+    with pytest.raises(StageCheckError):
+        run_mod.Run(run.recipe).train_and_evaluate()
+    warn = run.recipe.model_copy(update={"checks": run.recipe.checks.model_copy(update={"on_fail": "warn"})})
+    r2 = run_mod.Run(warn)
+    r2.sft()
+    assert r2.timings["sft"] == 0.0  # on_fail is not an input of the stage
+    r2.mine(1)
+    assert (run.dir / "round_1/mining_stats.json").exists()

@@ -29,7 +29,8 @@ CHANGED: dict[str, Any] = {
     "judge.backend": "hf", "ablations.strong.backend": "openai", "collab.draft_format": "knowledge",
     "collab.draft_sections": ["Background"], "mining.evaluator": "judge", "mining.mode": "rank",
     "eval.systems": SYSTEMS[:-1], "alignment": "kto", "ablations.formats": ["direct"], "ablations.pair_fractions": [0.5],
-    "ablations.dpo_settings": [{"beta": 0.2}], "sft_recall.target": 0.8,
+    "ablations.dpo_settings": [{"beta": 0.2}], "sft_recall.target": 0.8, "mining.strategy": "exhaustive",
+    "checks.on_fail": "warn", "checks.min_judge_auc": 0.8,
     **{f"{m}.overlap": True for m in ("weak", "strong", "judge", "ablations.strong")},
 }
 
@@ -40,10 +41,11 @@ ALIGNED = {"round_1/dpo", "eval", "eval_valid", "eval_recall"}  # DPO and whatev
 EXPECTED: dict[str, set[str]] = {
     **{f: set() for f in NOT_READ},
     **{f: ALL for f in ("seed", "task", "sft", "sft_recall", "lora", "weak.model", "collab.draft_format",
-                        "collab.prompts", "collab.draft_max_tokens")},
+                        "collab.prompts", "collab.draft_max_tokens", "mining.where", "mining.share",
+                        "checks.min_sft_recall")},  # SFT's questions are the ones mining does not take
     "weak": ALL - {"sft"},  # generation settings: every stage that runs the weak model
     "collab": ALL - {"sft"},
-    **{f: ALL - {"sft", "eval_sft_valid"} for f in ("strong", "judge", "mining")},  # the SFT-only probe never sees them
+    **{f: ALL - {"sft", "eval_sft_valid"} for f in ("strong", "judge", "mining", "checks")},  # the SFT-only probe never sees them
     "alignment": ALIGNED, "dpo": ALIGNED,
     "rounds": ALIGNED | {"round_2/mine", "round_2/dpo"},  # round 1 now merges; round 2 is new
     "eval": EVALS_,
@@ -111,7 +113,7 @@ def test_changing_a_field_reruns_exactly_the_stages_that_read_it(path):
 
 def test_every_top_level_field_is_declared():
     read = {p.split(".")[0] for paths in READS.values() for p in paths} | {"rounds"}  # rounds shapes the plan itself
-    assert set(Recipe.model_fields) == read | set(NOT_READ)
+    assert set(Recipe.model_fields) == read | {p.split(".")[0] for p in NOT_READ}
 
 
 def _keyed_plan(tmp_path: Path, task: dict) -> tuple[dict, Callable[[], dict[str, str]]]:

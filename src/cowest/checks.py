@@ -1,8 +1,9 @@
 """Loud no-ops: checks on what a stage produced that warn when it ran but cannot have changed anything.
 
-Each check reads a stage's own outputs and returns warnings, `{"code", "message"}` dicts. The run logs them and
-stores them in the stage's manifest (`counts["warnings"]`), so a skipped stage keeps its warnings and the report,
-`cowest compare` and the published files show them.
+Each check reads a stage's own outputs and returns warnings, `{"code", "message"}` dicts whose advice names the
+recipe fields to change, given the recipe's own values. The run logs them and stores them in the stage's manifest
+(`counts["warnings"]`), so a skipped stage keeps its warnings and the report, `cowest compare` and the published
+files show them. A warning whose code is in `STOP` also stops the run (`gate`) unless `checks.on_fail: warn`.
 """
 
 from __future__ import annotations
@@ -11,11 +12,18 @@ import logging
 from typing import Iterable, Mapping, Sequence
 
 from .collab.pipeline import select_sections
+from .config import ChecksConfig, Recipe
+from .errors import CowestError
 
 log = logging.getLogger(__name__)
 
-MIN_PAIRS = 8  # fewer training pairs than this cannot move the weak model in any measurable way
+MIN_PAIRS = ChecksConfig().min_pairs  # fewer training pairs than this cannot move the weak model measurably
 IDENTICAL_SHARE = 0.9  # aligned drafts identical to the SFT drafts at least this often: alignment changed nothing
+STOP = ("sft_recall_floor",)  # a stage that failed at its job: nothing after it can be useful
+
+
+class StageCheckError(CowestError):
+    """A stage's check failed, so the next stages would spend compute and strong calls for nothing."""
 
 StageWarning = dict[str, str]  # {"code": ..., "message": ...}
 
@@ -28,32 +36,88 @@ def _share(count: int, n: int) -> str:
     return f"{count} of {n} ({100 * count / n:.1f}%)" if n else f"{count} of {n}"
 
 
-def mining_warnings(stats: Mapping, round_: int, draft_max_tokens: int) -> list[StageWarning]:
-    """Too few pairs to align on, and sampled drafts cut by the draft token cap."""
+def sft_warnings(counts: Mapping, recipe: Recipe) -> list[StageWarning]:
+    """SFT drafts that state too few facts on validation questions: below the floor (a stop), below the target."""
+    recall, n = counts.get("recall"), int(counts.get("valid_questions") or 0)
+    if recall is None or not counts.get("recall_measurable"):
+        return []
+    shown = _share(round(recall * n), n)
+    floor, target = recipe.checks.min_sft_recall, recipe.sft_recall.target
+    if recall >= floor and (target is None or recall >= target):
+        return []
+    advice = _sft_advice(recipe, counts)
+    if recall < floor:
+        return [_warn("sft_recall_floor", (
+            f"SFT check failed: the SFT model's drafts state the right fact for {shown} validation questions it was "
+            f"not trained on (checks.min_sft_recall {floor:g}), so it has learnt (almost) none of the domain and its "
+            f"drafts can only mislead the strong model; {advice}. sft/recall.jsonl shows each draft"))]
+    return [_warn("sft_low_recall", (
+        f"SFT: the drafts state the right fact for {shown} validation questions, below sft_recall.target "
+        f"{target:g}; mining goes on, but drafts without the fact cannot help; {advice}"))]
+
+
+def _sft_advice(recipe: Recipe, counts: Mapping) -> str:
+    """What to change in this recipe for SFT to learn more of the facts."""
+    epochs = recipe.sft.get("num_train_epochs")
+    tips = [f"train longer (sft.num_train_epochs: {epochs or 'default 3'} -> {2 * (epochs or 3)})"]
+    if recipe.sft_recall.target is not None and counts.get("extensions", 0) >= recipe.sft_recall.max_extensions:
+        tips.append(f"allow more extensions (sft_recall.max_extensions: {recipe.sft_recall.max_extensions})")
+    if not recipe.task.corpus_path:
+        tips.append("give SFT the facts themselves (task.corpus_path: one fact per line, with task.sft_corpus: true)")
+    elif not recipe.task.sft_corpus:
+        tips.append("train on the fact lines too (task.sft_corpus: true)")
+    return "; ".join(tips)
+
+
+def mining_warnings(stats: Mapping, round_: int, recipe: Recipe) -> list[StageWarning]:
+    """Too few pairs to align on, a judge that could not tell right from wrong, and drafts cut by the token cap."""
     out = []
     pairs = int(stats.get("train_pairs", stats.get("pairs", 0)))
-    if pairs < MIN_PAIRS:
+    m, minimum = recipe.mining, recipe.checks.min_pairs
+    if pairs < minimum:
+        tips = []
+        if stats.get("stopped_by") == "budget" and m.strong_call_budget:
+            tips.append(f"raise mining.strong_call_budget ({m.strong_call_budget})")
+        if m.n_questions is not None:
+            tips.append(f"mine more questions (mining.n_questions: {m.n_questions})")
+        elif m.share < 0.5:
+            tips.append(f"mine a larger share of the questions (mining.share: {m.share:g})")
+        if stats.get("questions_identical_drafts"):
+            tips.append(f"vary the drafts more (mining.temperature: {m.temperature:g}, mining.k: {m.k})")
+        if m.mode == "paper" and stats.get("questions_alone_right"):
+            tips.append("also pair drafts whose refinements differ where the strong model alone was right "
+                        "(mining.mode: rank)")
+        tips = tips or ["bring more training questions"]
         out.append(_warn("few_pairs", (
-            f"round {round_} mining: {pairs} preference pair(s) to train on (fewer than {MIN_PAIRS}), so DPO can "
-            "barely move the weak model; mine more questions, raise mining.k or mining.temperature, or use "
-            "mining.mode: rank")))
-    n = int(stats.get("drafts", 0))
+            f"round {round_} mining: {pairs} preference pair(s) to train on (fewer than checks.min_pairs "
+            f"{minimum}), so alignment is skipped and CoWest repeats refinement; {'; '.join(tips)}")))
+    if stats.get("judge_rejected"):
+        out.append(_warn("judge_rejected", f"round {round_} mining: {stats['evaluator_reason']}"))
+    n = int(stats.get("drafts_sampled", stats.get("drafts", 0)))
     if cut := round(n * stats.get("drafts_truncated", 0.0)):
-        out.append(_cut(f"round {round_} mining", cut, n, draft_max_tokens))
+        out.append(_cut(f"round {round_} mining", cut, n, recipe.collab.draft_max_tokens))
     return out
 
 
-def dpo_warnings(counts: Mapping, round_: int) -> list[StageWarning]:
-    """A reward margin that is not above zero: on the held-out pairs' last epoch, else the last training step."""
+def dpo_warnings(counts: Mapping, round_: int, recipe: Recipe) -> list[StageWarning]:
+    """Alignment skipped for too few pairs; a reward margin that is not above zero (held-out last epoch, else the last
+    training step)."""
+    if counts.get("skipped"):
+        return [_warn("alignment_skipped", (
+            f"round {round_} alignment skipped: {counts.get('pairs', 0)} training pair(s), fewer than "
+            f"checks.min_pairs {recipe.checks.min_pairs}; the round keeps the model it started from, so CoWest is "
+            "standard refinement here and is reported as such"))]
     held = counts.get("heldout") or []
     margin = held[-1].get("rewards/margins") if held else counts.get("final_margin")
     if margin is None or margin > 0:
         return []
     where = "on the held-out pairs (last epoch)" if held else "in training (last step; no held-out pairs)"
+    lr = recipe.dpo.get("learning_rate", "the default")
+    epochs = recipe.dpo.get("num_train_epochs", "the default")
     return [_warn("flat_margin", (
         f"round {round_} DPO: reward margin {margin:.4f} {where} is not above zero, so the aligned model does not "
-        "prefer the chosen drafts; check the pairs (do chosen and rejected drafts differ?) or raise "
-        "dpo.learning_rate or dpo.num_train_epochs"))]
+        f"prefer the chosen drafts; check that chosen and rejected drafts differ (round_{round_}/pairs.jsonl), or "
+        f"raise dpo.learning_rate ({lr}) or dpo.num_train_epochs ({epochs})"))]
 
 
 def eval_warnings(results: Mapping, name: str, draft_max_tokens: int) -> list[StageWarning]:
@@ -103,11 +167,38 @@ def _cut(where: str, cut: int, n: int, cap: int) -> StageWarning:
         "raise it or shorten the draft targets"))
 
 
+def collaboration_warnings(results: Mapping, name: str) -> list[StageWarning]:
+    """Collaboration that made the strong model worse than alone on these (validation) questions."""
+    systems = results.get("systems") or {}
+    if "strong" not in systems:
+        return []
+    alone = _mean(systems["strong"])
+    collab = {s: _mean(systems[s]) for s in ("cowest", "refine") if s in systems}
+    if not collab or max(collab.values()) >= alone:
+        return []
+    best = max(collab, key=lambda s: collab[s])
+    return [_warn("collaboration_hurt", (
+        f"{name}: the strong model alone ({100 * alone:.1f}) beats every collaboration ({best} {100 * collab[best]:.1f}) "
+        f"on these {results.get('n')} validation questions: the weak model's drafts mislead it on this domain, so "
+        "`cowest serve` answers its default model with the strong model alone"))]
+
+
+def _mean(entry: Mapping) -> float:
+    return float((entry.get("score") or next(iter(entry["metrics"].values())))["value"])
+
+
 def report(warnings: Sequence[StageWarning]) -> list[StageWarning]:
     """Log each warning (its message names the stage) and return them, for the stage's manifest."""
     for w in warnings:
         log.warning("%s", w["message"])
     return list(warnings)
+
+
+def gate(stage: str, manifest: Mapping, cfg: ChecksConfig) -> None:
+    """Stop the run when a stage failed its check (`STOP`), unless the recipe says `checks.on_fail: warn`."""
+    failed = [w for w in (manifest.get("counts") or {}).get("warnings") or [] if w["code"] in STOP]
+    if failed and cfg.on_fail == "stop":
+        raise StageCheckError(f"{stage}: {failed[0]['message']}. The run stops here (checks.on_fail: warn goes on)")
 
 
 def stage_warnings(manifests: Mapping[str, Mapping]) -> list[tuple[str, StageWarning]]:

@@ -90,7 +90,8 @@ class CollabConfig(_Strict):
 
 
 class MiningConfig(_Strict):
-    """Collaborative feedback (pair mining): drafts per question, evaluator, pairing rule, held-out share."""
+    """Collaborative feedback (pair mining): which questions, drafts per question, evaluator, pairing rule, and how
+    strong calls are spent."""
 
     k: int = Field(4, ge=1)
     temperature: float = Field(0.8, ge=0.0)
@@ -98,25 +99,57 @@ class MiningConfig(_Strict):
     evaluator: Literal["rule", "judge"] = "rule"
     mode: Literal["paper", "rank"] = "paper"
     max_pairs_per_question: int = Field(2, ge=1)
-    n_questions: int | None = Field(None, ge=1)  # None: the whole training split
     where: dict[str, Any] = Field(default_factory=dict)  # only questions whose metadata match, e.g. {kind: reasoning}
+    # Share of the questions matching `where` kept out of SFT for mining, so that the weak model drafts for them as it
+    # will for test questions, not from memory (a task that marks its own mining questions, sft: false, keeps them).
+    share: float = Field(0.3, gt=0.0, le=1.0)
+    n_questions: int | None = Field(None, ge=1)  # mine at most this many of them (None: all)
     judge_retries: int = Field(3, ge=0)
     # Share of the mined questions whose pairs DPO never trains on: they give held-out reward accuracy / margin per
     # epoch and the `eval_valid` evaluation (SFT vs aligned drafts refined), from which settings are chosen.
     heldout_fraction: float = Field(0.0, ge=0.0, lt=1.0)
+    # adaptive: draft for every question first, send the questions whose drafts differ most (in what the strong model
+    # is shown) first, refine each distinct draft once, add drafts where a question's first ones split, and stop at
+    # `pair_target` training pairs or `strong_call_budget` strong calls. exhaustive: every draft of every question.
+    strategy: Literal["adaptive", "exhaustive"] = "adaptive"
+    pair_target: int | None = Field(None, ge=1)  # None: no target, mine every question
+    strong_call_budget: int | None = Field(None, ge=1)  # strong (and judge) requests; None: no budget
+    extra_drafts: int = Field(4, ge=0)  # drafts added to a question whose first drafts split (adaptive)
 
 
 class SftRecallConfig(_Strict):
-    """Train SFT further while its answers on the task's SFT validation slice are below a target (off by default)."""
+    """The SFT check: how often the SFT model's drafts state the right fact on validation questions it was not trained
+    on, and further gentle epochs while that recall is below `target`."""
 
-    target: float | None = Field(None, gt=0.0, le=1.0)  # accuracy on the validation questions; None: off
+    target: float | None = Field(0.6, gt=0.0, le=1.0)  # None: measure and report only, never extend
     extra_epochs: int = Field(3, ge=1)  # each extension: this many epochs from the current adapter, fresh schedule
     max_extensions: int = Field(2, ge=0)
     # A converged adapter restarted at the full rate with fresh optimizer state forgets what it knew (measured: a
     # 75%-valid adapter fell to 0% at 1e-3), so extensions train gently: a share of the SFT rate, a longer warm-up.
     learning_rate_scale: float = Field(0.2, gt=0.0, le=1.0)
     warmup_steps: float = Field(0.1, ge=0.0)  # < 1: a fraction of the extension's steps
-    # the adapter kept is the one with the best validation accuracy (the later one on a tie)
+    # Share of the training questions (outside mining) held out of SFT as its validation slice, when the task has
+    # no slice of its own (the formulary's validation wordings); at least `min_valid` questions, at most `max_valid`.
+    valid_fraction: float = Field(0.15, gt=0.0, lt=1.0)
+    min_valid: int = Field(4, ge=1)
+    max_valid: int = Field(48, ge=1)
+    # the adapter kept is the one with the best validation recall (the later one on a tie)
+
+
+class ChecksConfig(_Strict):
+    """What each stage must show before the next one spends: below these, a run stops (or warns, `on_fail: warn`)."""
+
+    on_fail: Literal["stop", "warn"] = "stop"
+    # SFT: the share of validation drafts that state their fact. Below it the weak model has learnt (almost) none
+    # of the domain, so its drafts can only add noise for the strong model.
+    min_sft_recall: float = Field(0.2, ge=0.0, le=1.0)
+    # Judge: before mining, its scores of gold answers against wrong ones must separate them this well (ROC AUC);
+    # otherwise mining scores with the rule metric and says why.
+    min_judge_auc: float = Field(0.9, ge=0.5, le=1.0)
+    judge_questions: int = Field(16, ge=2)  # questions whose gold and wrong answers the judge is calibrated on
+    # DPO: fewer training pairs than this cannot move the weak model measurably; alignment is skipped and CoWest is
+    # refinement (reported as such).
+    min_pairs: int = Field(8, ge=1)
 
 
 class PriceConfig(_Strict):
@@ -188,6 +221,7 @@ class Recipe(_Strict):
     # passed through to TRL / PEFT with their own field names
     sft: dict[str, Any] = Field(default_factory=dict)
     sft_recall: SftRecallConfig = Field(default_factory=SftRecallConfig)
+    checks: ChecksConfig = Field(default_factory=ChecksConfig)
     dpo: dict[str, Any] = Field(default_factory=dict)
     lora: dict[str, Any] = Field(default_factory=dict)
 

@@ -15,6 +15,7 @@ from .ledger import Ledger, StageDecl, declared_files, declared_inputs
 from .models import build_backend
 from .models.base import Backend
 from .models.shared import SharedBackend
+from .roles import Questions, assign
 from .tasks import TaskData, load_task
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,13 @@ class RunContext:
     # ---- data and prompts
     @cached_property
     def task(self) -> TaskData:
-        """The loaded task (splits, corpus, extras)."""
-        return load_task(self.recipe.task)
+        """The loaded task (splits, corpus, extras); with a fact file, each question knows its reference fact."""
+        from .collab.recall import attach_reference_facts
+
+        data = load_task(self.recipe.task)
+        attach_reference_facts(data.type, [*data.train, *data.test, *(e for x in data.extra.values() for e in x)],
+                               data.facts)
+        return data
 
     @cached_property
     def prompter(self) -> Prompter:
@@ -46,10 +52,8 @@ class RunContext:
         return Prompter(self.task.type, c.draft_format, c.prompts, c.draft_sections)
 
     @cached_property
-    def questions(self):
+    def questions(self) -> Questions:
         """Which training questions SFT, its validation and mining use (`roles.assign`)."""
-        from .roles import assign
-
         return assign(self.task, self.recipe)
 
     # ---- models

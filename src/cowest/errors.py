@@ -7,6 +7,3 @@ from __future__ import annotations
 class CowestError(Exception):
     """Base of every error whose message alone tells the user what to change."""
 
-
-class NoPairsError(CowestError, RuntimeError):
-    """Mining found no preference pairs, so alignment has nothing to learn from."""

@@ -10,6 +10,7 @@ from typing import Callable, Sequence
 
 from .collab.baselines import BM25Retriever, weak_predictions
 from .collab.pipeline import Collaborator, Gathered, draft_answer_section
+from .collab.recall import mentions, states_fact
 from .config import EvalConfig
 from .models.base import Backend, Usage
 
@@ -17,7 +18,7 @@ from .models.base import Backend, Usage
 from .report.tables import comparisons_markdown as comparisons_table  # noqa: F401
 from .report.tables import results_markdown as results_table  # noqa: F401
 from .tasks.base import LETTERS, Example, TaskType
-from .tasks.metrics import bootstrap_ci, bootstrap_metric, paired_bootstrap, squad_normalize
+from .tasks.metrics import bootstrap_ci, bootstrap_metric, paired_bootstrap
 
 
 @dataclass(frozen=True)
@@ -205,7 +206,6 @@ def draft_diagnostics(
     """Per weak variant: how often its drafts state the fact and the gold, length, cut-off share, change vs the SFT
     drafts, and how often refining them helped or hurt against the strong model alone."""
     out: dict[str, dict] = {}
-    facts = [e.metadata.get("fact_value") for e in examples]
     for variant, texts in drafts.items():
         d: dict = {
             "n": len(texts),
@@ -213,8 +213,9 @@ def draft_diagnostics(
             "mean_chars": fmean(len(t) for t in texts) if texts else 0.0,
             "truncated_share": fmean(cut[variant]) if texts else 0.0,
         }
-        if texts and all(facts):
-            d["states_fact"] = fmean(mentions(t, [f]) for t, f in zip(texts, facts))
+        stated = [x for t, e in zip(texts, examples) if (x := states_fact(t, e)) is not None]
+        if stated and len(stated) >= len(texts) / 2:  # over the questions with a fact to check, if most have one
+            d["states_fact"] = fmean(stated)
         if variant != "sft" and "sft" in drafts:
             d["changed_vs_sft"] = fmean(a.strip() != b.strip() for a, b in zip(texts, drafts["sft"]))
         collab = next((s.name for s in systems if s.kind == "collab" and s.variant == variant), None)
@@ -229,7 +230,7 @@ def draft_diagnostics(
 def filter_metadata(example: Example) -> dict:
     """The example's scalar metadata (its data's own columns, e.g. kind), for the report's filters; not its source."""
     return {k: v for k, v in example.metadata.items()
-            if k != "source" and isinstance(v, (str, int, float, bool)) and len(str(v)) <= 60}
+            if k not in ("source", "reference_fact") and isinstance(v, (str, int, float, bool)) and len(str(v)) <= 60}
 
 
 def _query(tt, example: Example) -> str:
@@ -267,12 +268,6 @@ def states_gold(draft: str, example: Example) -> bool:
     else:
         golds = example.answers or [example.gold]
     return mentions(draft, golds)
-
-
-def mentions(text: str, phrases: Sequence[str]) -> bool:
-    """Whether `text` contains one of `phrases` as whole words after SQuAD normalisation."""
-    norm = f" {squad_normalize(text)} "
-    return any(squad_normalize(p) and f" {squad_normalize(p)} " in norm for p in phrases)
 
 
 def summarise(system, answers, scores, examples, ptok, ctok, wall, tt, cfg: EvalConfig, seed: int) -> dict:

@@ -22,10 +22,12 @@ log = logging.getLogger(__name__)
 
 # Recipe fields (dotted paths; a section stands for all its fields) each kind of stage reads.
 READS: dict[str, tuple[str, ...]] = {
+    # SFT trains on the questions mining does not take (mining.where, mining.share) and checks its validation drafts
     "sft": ("seed", "task", "weak.model", "sft", "sft_recall", "lora", "collab.draft_format", "collab.prompts",
-            "collab.draft_max_tokens"),  # the last: sft_recall measures validation drafts
-    "mine": ("seed", "task", "weak", "strong", "judge", "collab", "mining"),
-    "dpo": ("seed", "alignment", "dpo", "lora"),
+            "collab.draft_max_tokens", "mining.where", "mining.share", "checks.min_sft_recall"),
+    "mine": ("seed", "task", "weak", "strong", "judge", "collab", "mining", "checks.min_judge_auc",
+             "checks.judge_questions", "checks.min_pairs"),
+    "dpo": ("seed", "alignment", "dpo", "lora", "checks.min_pairs"),
     "eval": ("seed", "task", "weak", "strong", "collab", "eval"),
     "eval_weak": ("seed", "task", "weak", "collab", "eval"),  # weak systems only: the strong model is not called
 }
@@ -41,7 +43,7 @@ FILES: dict[str, tuple[str, ...]] = {
     "eval": ("task.path", "task.test_path", "task.corpus_path"), "eval_weak": ("task.path", "task.test_path"),
 }
 # Fields no stage's output depends on: where the run is written and its name; ablations are sub-runs of their own.
-NOT_READ = ("name", "output_dir", "ablations")
+NOT_READ = ("name", "output_dir", "ablations", "checks.on_fail")  # on_fail: whether a failed check stops the run
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from . import dist
+from . import checks, dist
 from .config import dump_recipe
 from .context import RunContext
 from .io import write_text
@@ -55,8 +55,8 @@ class Run(RunContext):
 
     def train_and_evaluate(self) -> None:
         """The method's stages: sft -> (mine -> dpo) x rounds -> eval_valid (held-out mined questions) -> eval."""
-        self.sft()
-        if "sft_valid" in self.task.extra:  # fact recall on the SFT validation slice, before any test question
+        checks.gate("sft", self.sft(), self.recipe.checks)  # a weak model that learnt nothing stops the run here
+        if self.questions.sft_valid:  # the SFT model on its validation slice, before any test question
             self.evaluate(["weak_sft"], name="eval_sft_valid", split="sft_valid")
         for k in range(1, self.recipe.rounds + 1):
             self.mine(k)

@@ -5,6 +5,9 @@ For each training question x with gold g (docs/method.md, stage 2):
   y_1..y_K ~ weak(x)             (temperature T)
   r_k = strong(x, y_k);          s_k = E(r_k, x, g);    delta_k = s_k - s0
   delta_k > 0: y_k is chosen, else rejected; pairs = chosen x rejected of the same x, capped per question.
+
+`mine` does exactly that for every draft of every question (`mining.strategy: exhaustive`); `collab.adaptive`
+spends the strong calls where pairs are. Both record each question with `record_question`.
 """
 
 from __future__ import annotations
@@ -16,10 +19,10 @@ from statistics import fmean
 from typing import Sequence
 
 from ..config import MiningConfig
-from ..models.base import Sampling
+from ..models.base import Completion, Sampling
 from ..tasks.base import Example
 from .evaluators import Evaluator
-from .pipeline import Collaborator
+from .pipeline import Answered, Collaborator
 
 
 @dataclass
@@ -59,7 +62,7 @@ def mine(
     seed: int = 0,
     round_: int = 1,
 ) -> MiningResult:
-    """Run collaborative feedback on `examples` and return drafts, refinements, scores, pairs and statistics."""
+    """Run collaborative feedback on every draft of every question: drafts, refinements, scores, pairs, statistics."""
     k = cfg.k
     sampling = Sampling(
         temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=collab.cfg.draft_max_tokens, seed=seed
@@ -72,54 +75,68 @@ def mine(
         sampled, refined_f = collab.draft_and_refine(examples, later, n=k, sampling=sampling)
         alone, refined = alone_f.result(), refined_f.result()
     s0 = evaluator.score([a.text for a in alone], examples)
-    drafts = [[c.text for c in cs] for cs in sampled]
     flat_examples = [e for e in examples for _ in range(k)]
     sk = evaluator.score([r.text for r in refined], flat_examples)
 
     # 4. Deltas against strong-alone, labels and pairs.
     res = MiningResult()
-    weak_id = getattr(collab.weak, "identity", "?")
-    strong_id = collab.strong.identity
     for qi, ex in enumerate(examples):
-        scores = sk[qi * k : (qi + 1) * k]
-        deltas = [s - s0[qi] for s in scores]
-        res.scores.append(dict(question_id=ex.id, k=None, score=s0[qi], delta=0.0, label="strong_alone"))
-        res.refinements.append(
-            dict(question_id=ex.id, k=None, text=alone[qi].text, answer=alone[qi].answer,
-                 prompt_tokens=alone[qi].prompt_tokens, completion_tokens=alone[qi].completion_tokens,
-                 truncated=alone[qi].truncated)
-        )
-        for j in range(k):
-            r = refined[qi * k + j]
-            res.drafts.append(dict(question_id=ex.id, k=j, draft=drafts[qi][j],
-                                   truncated=sampled[qi][j].finish_reason == "length"))
-            res.refinements.append(
-                dict(question_id=ex.id, k=j, text=r.text, answer=r.answer,
-                     prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens, truncated=r.truncated)
-            )
-            res.scores.append(
-                dict(question_id=ex.id, k=j, score=scores[j], delta=deltas[j],
-                     label="chosen" if deltas[j] > 0 else "rejected")
-            )
-        rng = random.Random(f"{seed}:{round_}:{ex.id}")
-        prompt = collab.prompter.draft_prompt(ex)
-        for c, r in select_pairs(scores, deltas, cfg.mode, cfg.max_pairs_per_question, rng):
-            shown = collab.prompter.shown_draft
-            if shown(drafts[qi][c]) == shown(drafts[qi][r]):
-                continue  # the strong model saw the same thing: the score gap is noise, not the draft's doing
-            res.pairs.append(
-                dict(
-                    prompt=prompt,
-                    chosen=[{"role": "assistant", "content": drafts[qi][c]}],
-                    rejected=[{"role": "assistant", "content": drafts[qi][r]}],
-                    question_id=ex.id,
-                    chosen_score=scores[c], rejected_score=scores[r],
-                    chosen_delta=deltas[c], rejected_delta=deltas[r],
-                    baseline_score=s0[qi], round=round_, weak_model=weak_id, strong_model=strong_id,
-                )
-            )
+        span = range(qi * k, (qi + 1) * k)
+        record_question(res, collab, ex, alone[qi], s0[qi], sampled[qi], {j: refined[i] for j, i in enumerate(span)},
+                        {j: sk[i] for j, i in enumerate(span)}, cfg, seed, round_)
     res.stats = mining_stats(res, len(examples), k)
+    used = requests(alone) + requests(refined) + getattr(evaluator, "requests", 0)
+    res.stats.update(strong_requests=used, pairs_per_100_requests=100 * len(res.pairs) / used if used else 0.0)
     return res
+
+
+def requests(answers: Sequence[Answered]) -> int:
+    """Strong-model requests behind these answers (re-asks included), whether the call cache answered or not."""
+    return sum(a.calls + a.cache_hits for a in answers)
+
+
+def record_question(res: MiningResult, collab: Collaborator, ex: Example, alone: Answered, s0: float,
+                    drafts: Sequence[Completion], refined: dict[int, Answered], scores: dict[int, float],
+                    cfg: MiningConfig, seed: int, round_: int) -> None:
+    """Add one question's rows to `res`: its drafts, the strong answers, each scored draft's delta and label, and
+    its pairs (drafts that show the strong model the same text never pair: their score gap is noise)."""
+    res.scores.append(dict(question_id=ex.id, k=None, score=s0, delta=0.0, label="strong_alone"))
+    res.refinements.append(_answer_row(ex.id, None, alone))
+    for j, c in enumerate(drafts):
+        res.drafts.append(dict(question_id=ex.id, k=j, draft=c.text, truncated=c.finish_reason == "length"))
+    for j, r in refined.items():
+        res.refinements.append(_answer_row(ex.id, j, r))
+    scored = sorted(scores)
+    for j in scored:
+        d = scores[j] - s0
+        res.scores.append(dict(question_id=ex.id, k=j, score=scores[j], delta=d, label="chosen" if d > 0 else "rejected"))
+    rng = random.Random(f"{seed}:{round_}:{ex.id}")
+    prompt = collab.prompter.draft_prompt(ex)
+    shown = collab.prompter.shown_draft
+    texts = [drafts[j].text for j in scored]
+    seen: set[tuple[str, str]] = set()
+    for c, r in select_pairs([scores[j] for j in scored], [scores[j] - s0 for j in scored], cfg.mode,
+                             len(scored) ** 2, rng):
+        if shown(texts[c]) == shown(texts[r]) or (texts[c], texts[r]) in seen:
+            continue  # the same shown text (a score gap that is noise), or a pair already taken
+        if len(seen) == cfg.max_pairs_per_question:
+            break
+        seen.add((texts[c], texts[r]))
+        res.pairs.append(dict(
+            prompt=prompt,
+            chosen=[{"role": "assistant", "content": texts[c]}],
+            rejected=[{"role": "assistant", "content": texts[r]}],
+            question_id=ex.id,
+            chosen_score=scores[scored[c]], rejected_score=scores[scored[r]],
+            chosen_delta=scores[scored[c]] - s0, rejected_delta=scores[scored[r]] - s0,
+            baseline_score=s0, round=round_, weak_model=getattr(collab.weak, "identity", "?"),
+            strong_model=collab.strong.identity,
+        ))
+
+
+def _answer_row(question_id: str, k: int | None, a: Answered) -> dict:
+    return dict(question_id=question_id, k=k, text=a.text, answer=a.answer, prompt_tokens=a.prompt_tokens,
+                completion_tokens=a.completion_tokens, truncated=a.truncated)
 
 
 def heldout_questions(question_ids: Sequence[str], fraction: float, seed: int) -> list[str]:
@@ -142,6 +159,7 @@ def mining_stats(res: MiningResult, n_questions: int, k: int) -> dict:
     return dict(
         questions=n_questions,
         drafts=len(draft_scores),
+        drafts_sampled=len(res.drafts),
         k=k,
         pairs=len(res.pairs),
         questions_with_pair=len(with_pair),

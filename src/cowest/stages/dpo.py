@@ -1,5 +1,6 @@
 """Stage 3: preference alignment (DPO, IPO, +SFT term, or KTO per recipe) on the mined pairs; the reference is the
-round's starting model."""
+round's starting model. With fewer than `checks.min_pairs` pairs nothing is trained: the round keeps its starting
+model (so CoWest is refinement) and its manifest and warning say so."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from pathlib import Path
 
 from .. import checks
 from ..context import RunContext
-from ..errors import NoPairsError
 from ..io import adapter_hash, read_jsonl
 from ..ledger import file_hashes, round_decls
 
@@ -26,11 +26,9 @@ def run_dpo(ctx: RunContext, round_: int) -> dict:
 
     def run(sdir: Path) -> dict:
         rows = read_jsonl(pairs)
-        if not rows:
-            raise NoPairsError(
-                f"{pairs}: mining produced no preference pairs, so there is nothing to align on. "
-                "Try more drafts (mining.k), a higher mining.temperature, more questions, or mining.mode: rank."
-            )
+        if len(rows) < r.checks.min_pairs:  # nothing measurable to learn: keep the starting model, say so
+            counts = dict(pairs=len(rows), skipped=True, steps=0)
+            return {**counts, "warnings": checks.report(checks.dpo_warnings(counts, round_, r))}
         log_path = sdir / "train_log.jsonl"
         adapter = train_dpo(str(start), pairs, sdir, r.dpo, r.lora, seed=r.seed, log_path=log_path,
                             method=r.alignment, eval_pairs=heldout if heldout.exists() else None)
@@ -44,6 +42,6 @@ def run_dpo(ctx: RunContext, round_: int) -> dict:
                        for s in steps if "eval_rewards/margins" in s]
         counts = dict(pairs=len(rows), steps=len(margins), final_margin=margins[-1] if margins else None,
                       heldout=held_epochs, adapter_hash=adapter_hash(adapter))
-        return {**counts, "warnings": checks.report(checks.dpo_warnings(counts, round_))}
+        return {**counts, "warnings": checks.report(checks.dpo_warnings(counts, round_, r))}
 
     return ctx.ledger.run(decl.name, rdir, inputs, run)

@@ -68,6 +68,8 @@ def split_examples(ctx: RunContext, split: str) -> list:
         return ctx.task.test
     if split == "valid":
         return valid_examples(ctx)
+    if split == "sft_valid":
+        return ctx.questions.sft_valid
     return ctx.task.extra[split]
 
 

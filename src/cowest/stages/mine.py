@@ -1,17 +1,21 @@
 """Stage 2: collaborative feedback. The round's weak model drafts for training questions it was not trained on, the
-strong model refines each draft, and drafts whose refinement beats the strong model alone become preference pairs."""
+strong model refines the drafts, and drafts whose refinement beats the strong model alone become preference pairs.
+A judge scores only after it has shown, on these questions' gold answers, that it can tell right from wrong."""
 
 from __future__ import annotations
 
 import logging
+import random
 from pathlib import Path
 
 from .. import checks
 from ..collab import JudgeEvaluator, RuleEvaluator, heldout_questions, mine
+from ..collab.adaptive import mine_adaptive
+from ..collab.evaluators import Evaluator, calibrate_judge
 from ..context import RunContext, weak_key
 from ..io import write_json, write_jsonl
 from ..ledger import round_decls
-from ..tasks.base import select_where
+from ..tasks.base import Example
 
 log = logging.getLogger(__name__)
 
@@ -24,33 +28,53 @@ def run_mine(ctx: RunContext, round_: int) -> dict:
     inputs = ctx.inputs(decl, weak_model=weak_key(ctx.weak_config(variant)))
 
     def run(sdir: Path) -> dict:
-        examples = select_where(ctx.task.train, r.mining.where)
-        if r.mining.n_questions is not None:
-            examples = examples[: r.mining.n_questions]
+        examples = ctx.questions.mining
+        held = frozenset(heldout_questions([e.id for e in examples], r.mining.heldout_fraction, r.seed))
         weak = ctx.weak(variant)
         try:
             collab = ctx.collaborator(weak)
-            if r.mining.evaluator == "rule":
-                evaluator = RuleEvaluator(ctx.prompter)
+            evaluator, chosen = choose_evaluator(ctx, examples)
+            if r.mining.strategy == "adaptive":
+                res = mine_adaptive(examples, collab, evaluator, r.mining, seed=r.seed, round_=round_, heldout=held)
             else:
-                evaluator = JudgeEvaluator(ctx.judge, ctx.prompter, retries=r.mining.judge_retries)
-            res = mine(examples, collab, evaluator, r.mining, seed=r.seed, round_=round_)
+                res = mine(examples, collab, evaluator, r.mining, seed=r.seed, round_=round_)
         finally:
             weak.close()
-        held = set(heldout_questions([e.id for e in examples], r.mining.heldout_fraction, r.seed))
         for name in ("drafts", "refinements", "scores"):
             write_jsonl(sdir / f"{name}.jsonl", getattr(res, name))
         write_jsonl(sdir / "pairs.jsonl", [p for p in res.pairs if p["question_id"] not in held])
         write_jsonl(sdir / "pairs_heldout.jsonl", [p for p in res.pairs if p["question_id"] in held])
-        res.stats.update(heldout_questions=len(held), heldout_pairs=sum(p["question_id"] in held for p in res.pairs))
+        res.stats.update(heldout_questions=len(held), heldout_pairs=sum(p["question_id"] in held for p in res.pairs),
+                         strategy=r.mining.strategy, **chosen)
         res.stats["train_pairs"] = res.stats["pairs"] - res.stats["heldout_pairs"]
         write_json(sdir / "heldout.json", sorted(held))
         write_json(sdir / "mining_stats.json", res.stats)
-        log.info("mining round %d: %s", round_, ", ".join(f"{k}={_fmt(v)}" for k, v in res.stats.items()))
-        warns = checks.mining_warnings(res.stats, round_, r.collab.draft_max_tokens)
-        return {**res.stats, "warnings": checks.report(warns)}
+        log.info("mining round %d: %s", round_, ", ".join(f"{k}={_fmt(v)}" for k, v in res.stats.items()
+                                                          if not isinstance(v, dict)))
+        return {**res.stats, "warnings": checks.report(checks.mining_warnings(res.stats, round_, r))}
 
     return ctx.ledger.run(decl.name, ctx.dir / f"round_{round_}", inputs, run)
+
+
+def choose_evaluator(ctx: RunContext, examples: list[Example]) -> tuple[Evaluator, dict]:
+    """The rule metric, or the judge when the recipe asks for it and it tells gold answers from wrong ones on
+    `checks.judge_questions` of these questions (ROC AUC at least `checks.min_judge_auc`); else the rule metric."""
+    r = ctx.recipe
+    if r.mining.evaluator == "rule":
+        return RuleEvaluator(ctx.prompter), {"evaluator": "rule"}
+    judge = JudgeEvaluator(ctx.judge, ctx.prompter, retries=r.mining.judge_retries)
+    sample = random.Random(f"judge:{r.seed}").sample(examples, min(r.checks.judge_questions, len(examples)))
+    cal = calibrate_judge(judge, sample, r.seed)
+    log.info("judge calibration on %d questions: ROC AUC %.2f (right answers %.2f, wrong ones %.2f on average)",
+             cal["questions"], cal["auc"], cal["right_mean"], cal["wrong_mean"])
+    if cal["auc"] >= r.checks.min_judge_auc:
+        return judge, {"evaluator": "judge", "judge_calibration": cal}
+    why = (f"the judge told gold answers from wrong ones with ROC AUC {cal['auc']:.2f} on {cal['questions']} "
+           f"questions (checks.min_judge_auc {r.checks.min_judge_auc:g}; it rated {100 * cal['wrong_rated_high']:.0f}% "
+           "of the wrong answers 9 or 10), so its scores would be noise: mining scored with the task's rule metric "
+           "against the gold instead")
+    return RuleEvaluator(ctx.prompter), {"evaluator": "rule", "judge_rejected": True, "judge_calibration": cal,
+                                         "evaluator_reason": why}
 
 
 def _fmt(v: object) -> str:

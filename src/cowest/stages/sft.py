@@ -1,68 +1,74 @@
-"""Stage 1: LoRA SFT of the weak model on draft-format targets, with the recall extension (more gentle epochs while
-the SFT model states too few of the domain's facts on validation questions)."""
+"""Stage 1: LoRA SFT of the weak model on draft-format targets, then its check: on validation questions it was not
+trained on, how often do its drafts state the fact the question needs? While that recall is below
+`sft_recall.target`, SFT trains on gently from its adapter (at most `max_extensions` times) and keeps the best
+adapter; below `checks.min_sft_recall` the run stops before mining spends a strong call."""
 
 from __future__ import annotations
 
 import logging
 import shutil
 from pathlib import Path
+from statistics import fmean
 
 from .. import checks, dist
+from ..collab import Collaborator
+from ..collab.recall import states_fact
 from ..collab.targets import sft_rows
-from ..config import RecipeError
 from ..context import RunContext
 from ..io import adapter_hash, write_json, write_jsonl
 from ..ledger import StageDecl
+from ..tasks.base import Example
 
 log = logging.getLogger(__name__)
 
+MEASURABLE_SHARE = 0.5  # recall is a fact check only when most validation questions have a fact to check
+
 
 def run_sft(ctx: RunContext) -> dict:
-    """Train the SFT adapter (and merge it) unless the stage is up to date; returns its manifest."""
+    """Train the SFT adapter, check its recall (extending it if asked) and merge it, unless up to date."""
     from ..assets import resolve_model
     from ..train import merge_adapter, train_sft
 
-    r = ctx.recipe
+    r, q = ctx.recipe, ctx.questions
     inputs = ctx.inputs(StageDecl("sft", "sft"))
-    if r.sft_recall.target is not None and not ctx.task.extra.get("sft_valid"):
-        raise RecipeError(f"sft_recall.target needs a task with an SFT validation slice (the formulary task's "
-                          f"validation_wordings); task {r.task.name!r} has none")
 
     def run(sdir: Path) -> dict:
-        train = [e for e in ctx.task.train if e.metadata.get("sft", True)]
-        rows, templated = sft_rows(ctx.prompter, train, ctx.task.facts)
+        rows, templated = sft_rows(ctx.prompter, q.sft, ctx.task.facts)
         if r.task.sft_corpus:
             rows += [ctx.prompter.corpus_row(p) for p in ctx.task.corpus]
         write_jsonl(sdir / "train.jsonl", rows)
         base_path = resolve_model(r.weak.model, "hf")
-        valid_examples = ctx.task.extra.get("sft_valid", [])
-        valid, _ = sft_rows(ctx.prompter, valid_examples, ctx.task.facts, "SFT validation")
+        valid, _ = sft_rows(ctx.prompter, q.sft_valid, ctx.task.facts, "SFT validation")
         adapter = train_sft(base_path, rows, sdir, r.sft, r.lora, seed=r.seed, log_path=sdir / "train_log.jsonl",
                             eval_rows=valid or None)
-        extended = {}
-        if r.sft_recall.target is not None:
-            adapter, extended = extend(ctx, base_path, rows, valid, valid_examples, sdir, adapter)
+        adapter, recall = extend(ctx, base_path, rows, valid, sdir, adapter)
         merge_adapter(base_path, adapter, sdir / "merged")
-        return dict(examples=len(rows), templated_backgrounds=templated, adapter_hash=adapter_hash(adapter),
-                    **extended)
+        counts = dict(examples=len(rows), questions=q.counts(), templated_backgrounds=templated,
+                      adapter_hash=adapter_hash(adapter), **recall)
+        return {**counts, "warnings": checks.report(checks.sft_warnings(counts, r))}
 
     return ctx.ledger.run("sft", ctx.dir / "sft", inputs, run)
 
 
-def extend(ctx: RunContext, base_path: str, rows: list[dict], valid: list[dict], valid_examples: list, sdir: Path,
+def extend(ctx: RunContext, base_path: str, rows: list[dict], valid: list[dict], sdir: Path,
            adapter: Path) -> tuple[Path, dict]:
-    """More SFT epochs while validation accuracy is below `sft_recall.target`; keep the best adapter."""
+    """Measure recall; train on while it is below `sft_recall.target` (when it is a fact check); keep the best."""
     from ..train import train_sft
     from ..train.sft import SFT_DEFAULTS
 
-    r, cfg = ctx.recipe, ctx.recipe.sft_recall
+    r, cfg, examples = ctx.recipe, ctx.recipe.sft_recall, ctx.questions.sft_valid
+    if not examples:
+        log.warning("SFT: no validation questions, so whether the weak model learnt the domain is not measured")
+        return adapter, {"recall": None}
     history: list[dict] = []
     for ext in range(cfg.max_extensions + 1):
-        acc = valid_accuracy(ctx, adapter, valid_examples)
-        history.append({"extension": ext, "valid_accuracy": acc})
-        log.info("SFT validation accuracy after %d extension(s): %.1f%% (target %.1f%%)", ext, 100 * acc,
-                 100 * cfg.target)
-        if acc >= cfg.target or ext == cfg.max_extensions:
+        m = measure_recall(ctx, adapter, examples)
+        history.append({"extension": ext, **{k: v for k, v in m.items() if k != "rows"}})
+        write_jsonl(sdir / f"recall_ext{ext}.jsonl", m["rows"])
+        log.info("SFT check after %d extension(s): drafts state their %s on %.1f%% of %d validation questions "
+                 "(target %s)", ext, m["measure"], 100 * m["recall"], m["n"],
+                 "-" if cfg.target is None else f"{100 * cfg.target:.0f}%")
+        if not m["measurable"] or cfg.target is None or m["recall"] >= cfg.target or ext == cfg.max_extensions:
             break
         keep = sdir / f"adapter_ext{ext}"  # kept in case the next is worse
         dist.share(lambda: shutil.copytree(adapter, keep, dirs_exist_ok=True))
@@ -71,8 +77,8 @@ def extend(ctx: RunContext, base_path: str, rows: list[dict], valid: list[dict],
         adapter = train_sft(base_path, rows, sdir, args, r.lora,
                             seed=r.seed, log_path=sdir / f"train_log_ext{ext + 1}.jsonl", eval_rows=valid,
                             init_adapter=adapter)
-    # the best validation accuracy; on a tie the later (longer-trained) adapter
-    best = max((h["valid_accuracy"], h["extension"]) for h in history)
+    # the best recall; on a tie the later (longer-trained) adapter
+    best = max((h["recall"], h["extension"]) for h in history)
 
     def keep_best() -> None:
         if best[1] != history[-1]["extension"]:
@@ -80,23 +86,35 @@ def extend(ctx: RunContext, base_path: str, rows: list[dict], valid: list[dict],
             shutil.copytree(sdir / f"adapter_ext{best[1]}", adapter)
         for ext in range(len(history)):
             shutil.rmtree(sdir / f"adapter_ext{ext}", ignore_errors=True)
+        shutil.copyfile(sdir / f"recall_ext{best[1]}.jsonl", sdir / "recall.jsonl")
 
     dist.share(keep_best)
-    if best[0] < cfg.target:
-        log.warning("SFT validation accuracy %.1f%% stays below the target %.1f%% after %d extension(s)",
-                    100 * best[0], 100 * cfg.target, cfg.max_extensions)
+    kept = history[best[1]]
     write_json(sdir / "extensions.json", {"target": cfg.target, "history": history, "kept": best[1]})
-    return adapter, {"extensions": best[1], "valid_accuracy": best[0]}
+    return adapter, {"extensions": best[1], "recall": kept["recall"], "recall_measure": kept["measure"],
+                     "recall_measurable": kept["measurable"], "valid_accuracy": kept["accuracy"],
+                     "valid_questions": kept["n"]}
 
 
-def valid_accuracy(ctx: RunContext, adapter: Path, examples: list) -> float:
-    """The weak model with `adapter` answering the SFT validation questions alone: accuracy in [0, 1]."""
-    from ..evaluate import evaluate, get_systems
-
+def measure_recall(ctx: RunContext, adapter: Path, examples: list[Example]) -> dict:
+    """Greedy drafts of the weak model with `adapter` on `examples`: the share stating their fact (the gold where a
+    question has no fact to check), the weak model's answer accuracy, and one row per question."""
     backend = ctx.weak_with(adapter)
     try:
-        _, results = evaluate(examples, get_systems(["weak_sft"]), lambda _: backend, ctx.weak_only(),
-                              ctx.recipe.eval, seed=ctx.recipe.seed)
+        drafts = [c[0].text for c in Collaborator(backend, None, ctx.prompter, ctx.recipe.collab).drafts(examples)]
     finally:
         backend.close()
-    return float(results["systems"]["weak_sft"]["score"]["value"])
+    from ..collab.pipeline import draft_answer_section
+    from ..evaluate import states_gold
+
+    tt = ctx.prompter.task_type
+    facts = [states_fact(d, e) for d, e in zip(drafts, examples)]
+    measurable = sum(f is not None for f in facts) >= MEASURABLE_SHARE * len(examples)
+    stated = [(f if f is not None else states_gold(d, e)) if measurable else states_gold(d, e)
+              for d, e, f in zip(drafts, examples, facts)]
+    right = [tt.score(tt.extract(draft_answer_section(d), e), e) for d, e in zip(drafts, examples)]
+    rows = [dict(question_id=e.id, question=e.question, draft=d, fact=e.metadata.get("fact_value")
+                 or e.metadata.get("reference_fact"), gold=tt.format_answer(e), stated=bool(s), answer_right=a)
+            for d, e, s, a in zip(drafts, examples, stated, right)]
+    return dict(recall=fmean(stated), accuracy=fmean(right), n=len(examples), measurable=measurable,
+                measure="fact" if measurable else "gold answer", rows=rows)

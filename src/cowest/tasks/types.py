@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -80,12 +81,68 @@ def _summary(values: Sequence[float]) -> float:
     return float(np.mean(values)) if len(values) else float("nan")
 
 
+# ---------------------------------------------------------------- placeholders
+# A reply may copy the prompt's 'Final answer: <a short answer>' instead of answering. The placeholders are every
+# type's `answer_hint` and a few generic words (`_PLACEHOLDERS`, below TYPES), compared after `_norm` with a
+# leading article dropped; an option or label that reads like one stays an answer.
+
+_LEADING_ARTICLE = re.compile(r"^(?:a|an|the)\s+")
+_GENERIC_PLACEHOLDERS = ("answer", "your answer", "final answer")
+# What may introduce an answer right before a placeholder, so that both go together.
+_INTRO = (
+    r"(?:(?:final[\s_]+)?answer\b(?:\s*\(s\))?|(?:correct|right|best)\s+(?:option|choice)\b"
+    r"|(?:label|classification|category|class)\b)"
+)
+_INTRO_BEFORE = re.compile(rf"\b{_INTRO}{_MD}(?:{_SEP})?{_MD}$", re.IGNORECASE)
+_LINE_INTRO = re.compile(rf"^[\s*_#`\"'“”]*(?:(?:the\s+)?{_INTRO}{_MD}(?:{_SEP})?)?", re.IGNORECASE)
+_INTRO_WINDOW = 60  # characters before a placeholder searched for its introduction
+
+
+def _placeholder_key(text: str) -> str:
+    return _LEADING_ARTICLE.sub("", _norm(text))
+
+
+def _is_placeholder(text: str, allowed: Sequence[str] | None = ()) -> bool:
+    """Whether `text` carries no answer: empty, punctuation only, or a prompt placeholder not among `allowed`."""
+    key = _placeholder_key(text)
+    return not key or (key in _PLACEHOLDERS and key not in {_placeholder_key(a) for a in allowed or ()})
+
+
+@lru_cache(maxsize=64)
+def _bracketed(excluded: frozenset[str]) -> re.Pattern[str]:
+    """A placeholder in <>, [] or {}, anywhere in a reply."""
+    keys = sorted(_PLACEHOLDERS - excluded, key=len, reverse=True)
+    alts = "|".join(r"[\s_]+".join(map(re.escape, k.split())) for k in keys) or r"(?!)"
+    return re.compile(rf"[<\[{{]\s*(?:(?:a|an|the)\s+)?(?:{alts})\s*[>\]}}]", re.IGNORECASE)
+
+
+def _without_placeholders(text: str, allowed: Sequence[str] | None = ()) -> str:
+    """`text` without bracketed placeholders (with the 'Final answer:' before them) and without lines that only
+    state a placeholder, so that extraction reads the reply as if the model had not written them."""
+    excluded = frozenset(_placeholder_key(a) for a in allowed or ()) & _PLACEHOLDERS
+    parts, pos = [], 0
+    for m in _bracketed(excluded).finditer(text):
+        start = m.start()
+        window = max(pos, start - _INTRO_WINDOW)
+        if intro := _INTRO_BEFORE.search(text, window, start):
+            start = intro.start()
+        parts += [text[pos:start], " "]
+        pos = m.end()
+    text = "".join(parts) + text[pos:]
+    lines = text.split("\n")
+    rests = (ln[_LINE_INTRO.match(ln).end():] for ln in lines)
+    kept = [ln for ln, rest in zip(lines, rests) if not (_norm(rest) and _is_placeholder(rest, allowed))]
+    return text if len(kept) == len(lines) else "\n".join(kept)
+
+
 class MultipleChoice(TaskType):
     """Options A, B, C, ...; the answer is a letter.
 
     Conventions: `format_options` gives "A. text" lines; `format_answer` gives "C) text" (the letter, then the
     option text, so drafts carry the content too); `extract` returns the upper-case letter or None;
-    `score` is 1.0 when the letter equals the gold letter.
+    `score` is 1.0 when the letter equals the gold letter. A reply whose only answer is the prompt's placeholder
+    ("<the letter of the correct option>", any type's `answer_hint`, "<answer>") gives None; `metrics` does not
+    count a placeholder as answered.
     """
 
     name = "multiple_choice"
@@ -96,6 +153,7 @@ class MultipleChoice(TaskType):
         if not isinstance(text, str):
             return None
         options = list(example.options or [])
+        text = _without_placeholders(text, options)
         n = len(options) or 4  # no options given: assume the usual four
         if not _BARE_LETTER.match(text) and (whole := _norm(text)):
             # The reply is exactly one option's text, even if that text reads like a statement.
@@ -103,6 +161,8 @@ class MultipleChoice(TaskType):
                 if _norm(opt) == whole:
                     return LETTERS[i]
         for seg in _statements(text):
+            if _is_placeholder(seg, options):
+                continue
             letter = _parse_choice(seg, options, n, strict=False, loose=True)
             if letter:
                 return letter
@@ -130,7 +190,7 @@ class MultipleChoice(TaskType):
     def metrics(self, predictions: Sequence[str | None], examples: Sequence[Example]) -> dict[str, float]:
         """accuracy, macro_f1 (over gold letters; None is wrong) and answered (share with a parsed letter)."""
         _check_lengths(predictions, examples)
-        preds = [p.strip().upper() if p else None for p in predictions]
+        preds = [p.strip().upper() if _given(p, e.options) else None for p, e in zip(predictions, examples)]
         golds = [e.gold.strip().upper() for e in examples]
         return {
             "accuracy": _summary([float(p == g) for p, g in zip(preds, golds)]),
@@ -210,7 +270,9 @@ class Classification(TaskType):
     """A fixed label set in `example.options`; the answer is one label, written out in words.
 
     Conventions: `format_options` gives "Labels: a; b; c"; `format_answer` gives the gold label; `extract`
-    returns the label exactly as in `example.options`; `score` is 1.0 on a match (normalised).
+    returns the label exactly as in `example.options`; `score` is 1.0 on a match (normalised). A reply whose only
+    answer is the prompt's placeholder ("<one label from the list>", any type's `answer_hint`, "<answer>") gives
+    None unless a label reads the same; `metrics` does not count a placeholder as answered.
     """
 
     name = "classification"
@@ -221,7 +283,10 @@ class Classification(TaskType):
         if not isinstance(text, str):
             return None
         labels = list(example.options or [])
+        text = _without_placeholders(text, labels)
         for seg in _statements(text, _LABEL_RE):
+            if _is_placeholder(seg, labels):
+                continue
             if found := _find_labels(seg, labels):
                 return found[0][1]  # the first label the statement names
         if found := _find_labels(_last_line(text), labels) or _find_labels(text, labels):
@@ -235,7 +300,7 @@ class Classification(TaskType):
     def metrics(self, predictions: Sequence[str | None], examples: Sequence[Example]) -> dict[str, float]:
         """accuracy, macro_f1 (over gold labels; None is wrong) and answered."""
         _check_lengths(predictions, examples)
-        preds = [_norm(p) if p is not None else None for p in predictions]
+        preds = [_norm(p) if _given(p, e.options) else None for p, e in zip(predictions, examples)]
         golds = [_norm(e.gold) for e in examples]
         return {
             "accuracy": _summary([float(p == g) for p, g in zip(preds, golds)]),
@@ -274,6 +339,20 @@ class ShortAnswer(TaskType):
     Conventions: `format_answer` gives the gold text; `extract` returns the raw answer text (or None);
     `score` is the max token F1 over `example.answers or [gold]` (a finer signal than EM for pair mining);
     `metrics` reports em and f1 (each the max over accepted answers) and answered.
+
+    Normalisation (`metrics.normalize_answer`): lower case, punctuation and the articles a/an/the dropped,
+    whitespace collapsed, and numbers written canonically first: no thousands separators ("1,250" and "1 250" are
+    1250; only a comma or space followed by exactly three digits is one), a decimal comma read as a point ("3,5" is
+    3.5, never 35), no leading "+", no trailing decimal zeros ("21.0" is 21).
+    EM is 1 when the normalised texts are equal, or when both are one number with an optional unit (at most three
+    unit words, compared lower-cased and singular: "18-month" == "18 months") with the same number, and either the
+    gold has no unit and the prediction's is no magnitude word ("21 points", "$40", "3.5 mg/kg" match "21", "40",
+    "3.5"; "40 million" does not match "40") or both have the same unit. "21 points" does not match "210", nor
+    "21 or 22" "21" (an article or a word like "or", "to", "about" makes a text not a quantity); token F1 is 1
+    whenever EM is 1 and gives partial credit otherwise.
+    Unanswered: an answer that is empty, punctuation only, or the prompt's placeholder ("<a short answer>",
+    "a short answer", "<answer>", any type's `answer_hint`) is None from `extract` (so the pipeline re-asks),
+    scores 0 and does not count as answered in `metrics`.
     """
 
     name = "short_answer"
@@ -284,26 +363,28 @@ class ShortAnswer(TaskType):
         span ('**Paris**', '\\boxed{Paris}'); None otherwise, so that the pipeline re-asks."""
         if not isinstance(text, str):
             return None
+        text = _without_placeholders(text)
         for seg in _statements(text):
-            if ans := _clean_answer(seg):
+            if _given(ans := _clean_answer(seg)):
                 return ans
         # Prose without an answer statement is not an answer: read as one, a whole sentence would be scored and
         # the re-ask would never fire.
-        if m := _DELIMITED.match(text):
-            return _clean_answer(m.group(2))
+        if (m := _DELIMITED.match(text)) and _given(ans := _clean_answer(m.group(2))):
+            return ans
         return None
 
     def score(self, prediction: str | None, example: Example) -> float:
-        """Max token F1 over the accepted answers."""
-        return best_over(token_f1, prediction, _accepted(example))
+        """Max token F1 over the accepted answers (0 for no answer or a placeholder)."""
+        return best_over(token_f1, prediction if _given(prediction) else None, _accepted(example))
 
     def metrics(self, predictions: Sequence[str | None], examples: Sequence[Example]) -> dict[str, float]:
-        """em, f1 (max over accepted answers) and answered."""
+        """em, f1 (max over accepted answers) and answered (a placeholder or blank answer is not an answer)."""
         _check_lengths(predictions, examples)
+        preds = [p if _given(p) else None for p in predictions]
         return {
-            "em": _summary([best_over(exact_match, p, _accepted(e)) for p, e in zip(predictions, examples)]),
-            "f1": _summary([best_over(token_f1, p, _accepted(e)) for p, e in zip(predictions, examples)]),
-            "answered": _summary([float(p is not None) for p in predictions]),
+            "em": _summary([best_over(exact_match, p, _accepted(e)) for p, e in zip(preds, examples)]),
+            "f1": _summary([best_over(token_f1, p, _accepted(e)) for p, e in zip(preds, examples)]),
+            "answered": _summary([float(p is not None) for p in preds]),
         }
 
 
@@ -317,6 +398,11 @@ def _clean_answer(seg: str) -> str | None:
     return s or None
 
 
+def _given(prediction: str | None, allowed: Sequence[str] | None = ()) -> bool:
+    """Whether a prediction is an answer: not None, not blank and not a prompt placeholder."""
+    return prediction is not None and not _is_placeholder(prediction, allowed)
+
+
 def _check_lengths(predictions: Sequence, examples: Sequence) -> None:
     if len(predictions) != len(examples):
         raise ValueError(f"{len(predictions)} predictions for {len(examples)} examples")
@@ -328,6 +414,9 @@ TYPES: dict[str, TaskType] = {
     "short_answer": ShortAnswer(),
     "classification": Classification(),
 }
+_PLACEHOLDERS = frozenset(
+    _placeholder_key(h) for h in (*(t.answer_hint for t in TYPES.values()), *_GENERIC_PLACEHOLDERS)
+)
 
 
 def get_type(name: str) -> TaskType:

@@ -1,0 +1,80 @@
+"""Does a draft state the fact its question needs? The measure behind the SFT check and the draft diagnostics.
+
+A question's fact is the task's own (metadata `fact_value`, e.g. the formulary's "3.5 mg/kg"), else its reference
+fact: the line of the task's fact file (`task.corpus_path`) that BM25 ranks best for the question and its gold answer,
+the same line SFT teaches as the target's background (`collab.targets`). A draft states an own fact when it contains
+it (normalised as short answers are, whole words). It states a reference fact when it carries what the fact adds to the question:
+at least half of the fact's numbers (times and decimals as one number, thousands separators dropped) that the
+question does not already hold, or, for a fact without such numbers, at least half of its content words that the
+question does not hold (lower case, a plural 's' dropped, common words ignored). A fact that adds nothing to its
+question cannot be checked (None).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Sequence
+
+from ..tasks.base import Example, TaskType
+from ..tasks.metrics import normalize_answer
+
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
+_TOKEN = re.compile(r"\d+(?:[.:]\d+)*|[a-z]+")
+_STOP = frozenset((
+    "a an the and or of to in on at for from by with as is are was were be been being it its this that these those "
+    "which who whom what when where why how than then there their they them he she his her we our you your i not no "
+    "do does did has have had may must can could should would will shall per each every any all only also so if but "
+    "into over under up down out about after before more most less least other such own same very just").split())
+
+
+def _tokens(text: str) -> list[str]:
+    text = _THOUSANDS.sub("", text.lower())
+    return [t[:-1] if t.isalpha() and len(t) > 3 and t.endswith("s") else t for t in _TOKEN.findall(text)]
+
+
+def key_terms(fact: str, question: str) -> tuple[list[str], list[str]]:
+    """(numbers, content words) of `fact` that `question` does not already hold, in order, without repeats."""
+    asked = set(_tokens(question))
+    new = [t for t in dict.fromkeys(_tokens(fact)) if t not in asked]
+    numbers = [t for t in new if t[0].isdigit()]
+    words = [t for t in new if t.isalpha() and t not in _STOP and len(t) > 1]
+    return numbers, words
+
+
+def states_reference(draft: str, fact: str, question: str) -> bool | None:
+    """Whether `draft` carries what `fact` adds to `question` (module docstring); None when it adds nothing."""
+    numbers, words = key_terms(fact, question)
+    have = set(_tokens(draft))
+    terms = numbers or words
+    if not terms:
+        return None
+    return sum(t in have for t in terms) >= math.ceil(len(terms) / 2)
+
+
+def mentions(text: str, phrases: Sequence[str]) -> bool:
+    """Whether `text` contains one of `phrases` as whole words, both normalised as answers are ("1,250" = "1250")."""
+    norm = f" {normalize_answer(text)} "
+    return any(normalize_answer(p) and f" {normalize_answer(p)} " in norm for p in phrases)
+
+
+def states_fact(draft: str, example: Example) -> bool | None:
+    """Whether a draft states its question's fact (own or reference); None when the question has no checkable fact."""
+    if own := example.metadata.get("fact_value"):
+        return mentions(draft, [str(own)])
+    if ref := example.metadata.get("reference_fact"):
+        return states_reference(draft, str(ref), example.question)
+    return None
+
+
+def attach_reference_facts(task_type: TaskType, examples: Sequence[Example], facts: Sequence[str]) -> None:
+    """Give each example without an own fact its reference fact (metadata `reference_fact`), in place."""
+    from .baselines import BM25Retriever
+
+    todo = [e for e in examples if not e.metadata.get("fact_value") and "reference_fact" not in e.metadata]
+    if not facts or not todo:
+        return
+    hits = BM25Retriever(facts).search([f"{e.question} {task_type.format_answer(e)}" for e in todo], 1)
+    for e, row in zip(todo, hits):
+        if row and row[0][1] > 0:
+            e.metadata["reference_fact"] = row[0][0]
