@@ -112,6 +112,18 @@ def test_collaboration_that_hurts_on_validation_is_reported():
     assert collaboration_warnings(res(refine=0.3), "eval_valid") == []
 
 
+def test_the_served_default_is_the_best_system_on_validation_cowest_on_a_tie():
+    from cowest.stages.evaluate import served_default
+
+    def res(**scores):
+        return {"systems": {k: {"score": {"value": v}} for k, v in scores.items()}}
+
+    assert served_default(res(strong=0.5, refine=0.3, cowest=0.4)) == "strong"
+    assert served_default(res(strong=0.5, refine=0.5, cowest=0.5)) == "cowest"
+    assert served_default(res(strong=0.5, refine=0.6, cowest=0.5, weak_sft=0.9)) == "refine"
+    assert served_default(res(weak_sft=0.9)) is None
+
+
 def test_aligned_drafts_identical_to_sft_drafts():
     n = 30
     almost = {"aligned": {"n": n, "changed_vs_sft": 1 / n, "truncated_share": 0.0}}

@@ -348,6 +348,8 @@ def test_validation_slices_heldout_pairs_and_draft_diagnostics(tmp_path, tiny_lm
     assert all("rewards/accuracies" in h and "rewards/margins" in h for h in dpo["heldout"])
     valid = read_json(out / "eval_valid/results.json")
     assert valid["n"] == len(held) and valid["split"] == "valid"
+    from cowest.stages.evaluate import served_default
+    assert read_json(out / "eval_valid/manifest.json")["counts"]["served_default"] == served_default(valid)
     assert {r["question_id"] for r in read_jsonl(out / "eval_valid/predictions.jsonl")} == held
 
     res = read_json(out / "eval/results.json")
@@ -478,3 +480,23 @@ def test_a_users_domain_gets_its_own_validation_slice_and_a_weak_model_that_lear
     assert r2.timings["sft"] == 0.0  # on_fail is not an input of the stage
     r2.mine(1)
     assert (run.dir / "round_1/mining_stats.json").exists()
+
+
+def test_too_few_pairs_skip_alignment_and_cowest_is_reported_as_refinement(tmp_path, tiny_lm, strong_knows_golds):
+    d = recipe_dict(tiny_lm.path, tmp_path / "runs", checks={"min_sft_recall": 0.0, "min_pairs": 10_000},
+                    eval={"systems": ["weak_sft", "weak_aligned", "refine", "cowest"], "n_bootstrap": 50})
+    run = run_mod.Run(load_recipe(write_recipe(tmp_path, d)))
+    run.run_all()
+    dpo = read_json(run.dir / "round_1/dpo.manifest.json")["counts"]
+    assert dpo["skipped"] and [w["code"] for w in dpo["warnings"]] == ["alignment_skipped"]
+    assert not (run.dir / "round_1/adapter").exists()
+    assert run.weak_config("aligned") == run.weak_config("sft")  # the round keeps the SFT model
+    res = read_json(run.dir / "eval/results.json")
+    assert res["alignment_skipped"] == ["round_1"]
+    assert "alignment skipped" in res["systems"]["cowest"]["label"]
+    assert "alignment skipped" in res["systems"]["weak_aligned"]["label"]
+    assert "alignment skipped" not in res["systems"]["refine"]["label"]
+    rows = read_jsonl(run.dir / "eval/predictions.jsonl")
+    by = {(r["system"], r["question_id"]): r["text"] for r in rows}
+    assert all(by["cowest", q] == by["refine", q] for s, q in by if s == "refine")
+    assert "alignment skipped" in (run.dir / "report.md").read_text()

@@ -433,6 +433,9 @@ class StubRun:
     def weak_config(self, variant: str) -> ModelConfig:
         return self.recipe.weak.model_copy(update={"adapter": str(self.dir / variant)})
 
+    def manifest_path(self, name: str):
+        return self.dir / name / "manifest.json"
+
     def weak(self, variant: str):
         self.opened.append(variant)
         return CountingWeak(DRAFT, variant)
@@ -443,7 +446,8 @@ def test_the_served_systems_follow_the_run_s_trained_models(tmp_path):
 
     sft_only = StubRun(tmp_path / "a", ["sft"])
     svc = service_from_run(sft_only, None, Limits())
-    assert [s.name for s in svc.available()] == ["refine", "strong", "weak"] and sft_only.opened == ["sft"]
+    assert [s.name for s in svc.available()] == ["refine", "strong", "weak", "default"] and sft_only.opened == ["sft"]
+    assert svc.system("default").kind == "collab" and svc.system("default").variant == "sft"  # no validation: refine
     assert svc._strong_concurrency == 2  # the llama.cpp server's slots
     with pytest.raises(ServeConfigError, match="cowest: the run"):
         service_from_run(StubRun(tmp_path / "b", ["sft"]), ["cowest"], Limits())
@@ -451,9 +455,25 @@ def test_the_served_systems_follow_the_run_s_trained_models(tmp_path):
         service_from_run(StubRun(tmp_path / "c", []), ["gpt"], Limits())
     both = StubRun(tmp_path / "d", ["sft", "aligned"])
     svc = service_from_run(both, ["cowest", "strong"], Limits())
-    assert [s.name for s in svc.available()] == ["cowest", "strong"] and both.opened == ["aligned"]
+    assert [s.name for s in svc.available()] == ["cowest", "strong", "default"] and both.opened == ["aligned"]
     assert svc.cfg.strong_max_tokens == both.recipe.collab.strong_max_tokens
     budget = StubRun(tmp_path / "e", ["aligned"])  # answers get the evaluation's token cap, as `cowest eval` gives
     budget.recipe = budget.recipe.model_copy(update={"eval": budget.recipe.eval.model_copy(
         update={"strong_max_tokens": 384})})
     assert service_from_run(budget, ["cowest"], Limits()).cfg.strong_max_tokens == 384
+
+
+def test_the_default_model_is_the_system_validation_chose(tmp_path):
+    """When drafts made the strong model worse on the run's validation questions, `default` is the strong model."""
+    from cowest.io import write_json
+    from cowest.serve.service import service_from_run
+
+    run = StubRun(tmp_path / "r", ["sft", "aligned"])
+    write_json(run.manifest_path("eval_valid"), {"counts": {"served_default": "strong"}})
+    svc = service_from_run(run, None, Limits())
+    default = svc.system("default")
+    assert default.kind == "strong" and "validation" in default.description
+    listed = {s.name: s for s in svc.available()}
+    assert listed["default"].description.startswith("strong: ")
+    write_json(run.manifest_path("eval_valid"), {"counts": {"served_default": "cowest"}})
+    assert service_from_run(run, None, Limits()).system("default").variant == "aligned"

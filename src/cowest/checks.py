@@ -172,8 +172,8 @@ def collaboration_warnings(results: Mapping, name: str) -> list[StageWarning]:
     systems = results.get("systems") or {}
     if "strong" not in systems:
         return []
-    alone = _mean(systems["strong"])
-    collab = {s: _mean(systems[s]) for s in ("cowest", "refine") if s in systems}
+    alone = mean_score(systems["strong"])
+    collab = {s: mean_score(systems[s]) for s in ("cowest", "refine") if s in systems}
     if not collab or max(collab.values()) >= alone:
         return []
     best = max(collab, key=lambda s: collab[s])
@@ -183,7 +183,8 @@ def collaboration_warnings(results: Mapping, name: str) -> list[StageWarning]:
         "`cowest serve` answers its default model with the strong model alone"))]
 
 
-def _mean(entry: Mapping) -> float:
+def mean_score(entry: Mapping) -> float:
+    """A system's mean per-question score in a results.json (its primary metric when there is no score)."""
     return float((entry.get("score") or next(iter(entry["metrics"].values())))["value"])
 
 

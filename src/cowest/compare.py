@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from .checks import shown_draft_warnings, stage_warnings
+from .checks import mean_score, shown_draft_warnings, stage_warnings
 from .errors import CowestError
 from .io import read_json, read_jsonl, write_json, write_text
 from .report.artifacts import stage_manifests
@@ -58,17 +58,12 @@ def _scores(path: Path, rows: list[dict]) -> dict[str, dict[str, float]]:
     return out
 
 
-def _mean_score(entry: dict) -> float:
-    """A system's mean score in a results.json (its primary metric when there is no score)."""
-    return float((entry.get("score") or next(iter(entry["metrics"].values())))["value"])
-
-
 def best_single(run_dir: Path, test_systems: list[str]) -> dict[str, Any]:
     """The single model to beat, fixed from the run's validation evaluation, never from the test."""
     singles = [s for s in test_systems if is_single(s)]
     path = run_dir / VALID_EVAL / "results.json"
     valid = read_json(path) if path.is_file() else {"systems": {}}
-    candidates = {s: _mean_score(valid["systems"][s]) for s in singles if s in valid["systems"]}
+    candidates = {s: mean_score(valid["systems"][s]) for s in singles if s in valid["systems"]}
     if candidates:
         best = max(candidates, key=lambda s: candidates[s])  # ties: the first in the test's order
         n_valid = valid.get("n")

@@ -68,8 +68,10 @@ class Service:
 
     def __init__(self, prompter: Prompter, cfg: CollabConfig, strong: Backend | None, weak: Mapping[str, Backend],
                  limits: Limits = Limits(), strong_concurrency: int = 4, labels: list[str] | None = None,
-                 on_batch: Callable[[str, int], None] | None = None, systems: list[str] | None = None) -> None:
+                 on_batch: Callable[[str, int], None] | None = None, systems: list[str] | None = None,
+                 default: tuple[str, str] | None = None) -> None:
         self.systems = systems  # None: every system the models allow
+        self.default = default  # (system, why): what the model name `default` answers as
         self.prompter, self.cfg, self.strong, self.limits, self.labels = prompter, cfg, strong, limits, labels
         self.weak = dict(weak)
         if "aligned" not in self.weak and "sft" in self.weak:
@@ -96,6 +98,9 @@ class Service:
                 continue
             if (not needs_strong or self.strong is not None) and (variant is None or variant in self.weak):
                 out.append(s)
+        chosen = next((s for s in out if self.default and s.name == self.default[0]), None)
+        if chosen is not None:
+            out.append(replace(chosen, name="default", description=f"{chosen.name}: {self.default[1]}"))
         return out
 
     def system(self, name: str) -> ServedSystem:
@@ -236,10 +241,25 @@ def service_from_run(run: Run, names: list[str] | None, limits: Limits,
     if run.prompter.task_type.name == "classification":
         sets = {tuple(e.options or ()) for e in run.task.train}
         labels = list(next(iter(sets))) if len(sets) == 1 else None
-    log.info("serving %s (weak variants: %s)", ", ".join(s.name for s in wanted), ", ".join(variants) or "none")
+    default = default_system(run, [s.name for s in wanted])
+    log.info("serving %s (weak variants: %s); default: %s", ", ".join(s.name for s in wanted),
+             ", ".join(variants) or "none", default[0] if default else "none")
     # serving is inference: answers get the evaluation's settings, as `cowest eval` gives them
     return Service(run.prompter, run.recipe.eval_collab, strong, weak, limits, strong_limit(run.recipe.strong), labels,
-                   on_batch, systems=[s.name for s in wanted])
+                   on_batch, systems=[s.name for s in wanted], default=default)
+
+
+def default_system(run: Run, served: list[str]) -> tuple[str, str] | None:
+    """What the model name `default` answers as: the system the run's validation chose, else CoWest (or refinement
+    when alignment is missing), with why."""
+    from ..io import read_json
+
+    path = run.manifest_path("eval_valid")
+    chosen = (read_json(path).get("counts") or {}).get("served_default") if path.exists() else None
+    if chosen in served:
+        return chosen, "the best of CoWest, refinement and strong alone on the run's validation questions"
+    fallback = next((s for s in ("cowest", "refine", "strong") if s in served), None)
+    return (fallback, "no validation result chose one; the method's own system") if fallback else None
 
 
 def _variant_in(s: ServedSystem, trained: list[str]) -> str | None:

@@ -8,7 +8,8 @@ from datetime import datetime
 from pathlib import Path
 
 from .. import checks
-from ..context import RunContext, weak_key
+from ..context import RunContext, dpo_skipped, weak_key
+from ..evaluate import get_systems
 from ..io import hash_obj, read_json, write_json, write_jsonl, write_text
 from ..ledger import eval_decl
 
@@ -17,7 +18,7 @@ log = logging.getLogger(__name__)
 
 def run_eval(ctx: RunContext, systems: list[str] | None = None, name: str = "eval", split: str | None = None) -> dict:
     """Evaluate `systems` (default: the recipe's) on `split` (default: the recipe's) unless up to date."""
-    from ..evaluate import evaluate, get_systems
+    from ..evaluate import evaluate
     from ..report import results_csv
     from ..report.tables import comparisons_markdown, results_markdown
 
@@ -46,6 +47,7 @@ def run_eval(ctx: RunContext, systems: list[str] | None = None, name: str = "eva
         rows, results = evaluate(examples, systems_, ctx.weak, collab, r.eval, seed=r.seed, corpus=ctx.task.corpus,
                                  best_single=best["system"] if best else None)
         results.update(task=r.task.name, split=split, recipe=r.name, date=datetime.now().isoformat(timespec="seconds"))
+        mark_skipped_alignment(ctx, results)
         if best:
             results["best_single"] = {k: best[k] for k in ("system", "rule", "detail")}
         write_jsonl(sdir / "predictions.jsonl", rows)
@@ -55,11 +57,30 @@ def run_eval(ctx: RunContext, systems: list[str] | None = None, name: str = "eva
         write_text(sdir / "results.csv", results_csv(results))
         warns = checks.eval_warnings(results, name, r.collab.draft_max_tokens)
         warns += checks.shown_draft_warnings(rows, r.collab.draft_sections, name)
-        return dict(questions=len(examples), systems=len(systems_), warnings=checks.report(warns))
+        extra = {}
+        if split == "valid":  # validation decides what `cowest serve` answers as its default model
+            warns += checks.collaboration_warnings(results, name)
+            extra["served_default"] = served_default(results)
+        return dict(questions=len(examples), systems=len(systems_), warnings=checks.report(warns), **extra)
 
     manifest = ctx.ledger.run(name, ctx.dir / name, inputs, run)
     log.info("%s", (ctx.dir / name / "results.md").read_text().strip())
     return manifest
+
+
+def mark_skipped_alignment(ctx: RunContext, results: dict) -> None:
+    """Rows whose weak model is an aligned round that was skipped (too few pairs) say that they repeat the SFT rows."""
+    skipped = [k for k in range(1, ctx.recipe.rounds + 1) if dpo_skipped(ctx.dir, k)]
+    if not skipped:
+        return
+    results["alignment_skipped"] = [f"round_{k}" for k in skipped]
+    for name, entry in results["systems"].items():
+        variant = next((s.variant for s in get_systems([name])), None)
+        k = ctx.recipe.rounds if variant == "aligned" else int(variant.removeprefix("round_")) \
+            if variant and variant.startswith("round_") else 0
+        if k in skipped:
+            same = "SFT model" if ctx.weak_config(variant) == ctx.weak_config("sft") else "previous round's model"
+            entry["label"] += f" = {same} (alignment skipped: too few pairs)"
 
 
 def split_examples(ctx: RunContext, split: str) -> list:
@@ -82,8 +103,6 @@ def valid_examples(ctx: RunContext) -> list:
 
 def run_eval_valid(ctx: RunContext) -> dict | None:
     """The recipe's single-model and collaboration systems on the held-out mined questions (`eval_valid/`)."""
-    from ..evaluate import get_systems
-
     if not valid_examples(ctx):
         return None
     names = [s.name for s in get_systems(default_systems(ctx)) if s.kind in ("weak", "strong", "collab")]
@@ -96,3 +115,15 @@ def default_systems(ctx: RunContext) -> list[str]:
     if ctx.recipe.rounds > 1 and "cowest" in names:
         names += [f"cowest_round_{k}" for k in range(1, ctx.recipe.rounds) if f"cowest_round_{k}" not in names]
     return names
+
+
+SERVED = ("cowest", "refine", "strong")  # the systems `cowest serve` can answer as its default, preferred in this order
+
+
+def served_default(results: dict) -> str | None:
+    """The served system with the best mean score on the validation questions (a tie goes to the earlier in SERVED)."""
+    systems = results.get("systems") or {}
+    found = [s for s in SERVED if s in systems]
+    if not found:
+        return None
+    return max(found, key=lambda s: (checks.mean_score(systems[s]), -found.index(s)))
