@@ -138,6 +138,48 @@ def _stage(recipe: Path, overrides: list[str], fn: Callable) -> None:
 
 
 @command()
+def init(
+    data: Path = typer.Argument(..., exists=True, dir_okay=False, help="Your training questions (.jsonl/.json/.csv)."),
+    test: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="Your test questions (same columns)."),
+    facts: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="Your domain's facts, one a line."),
+    type_: Optional[str] = typer.Option(None, "--type", help="multiple_choice, short_answer or classification "
+                                                               "(default: read from the data)."),
+    field: list[str] = typer.Option([], "--field", help="Our field = your column, e.g. --field gold=label."),
+    name: Optional[str] = typer.Option(None, help="The run's name (default: the data's folder or file name)."),
+    minutes: float = typer.Option(60.0, min=10, help="Budget on the offline default models, 2 CPU cores."),
+    strong_calls: Optional[int] = typer.Option(None, min=50, help="Budget in strong calls instead (a remote model)."),
+    strong_model: Optional[str] = typer.Option(None, help="The strong model (with --base-url: an endpoint's)."),
+    base_url: Optional[str] = typer.Option(None, help="An OpenAI-compatible endpoint for the strong model."),
+    out: Optional[Path] = typer.Option(None, help="Where to write the recipe (default: recipe.yaml beside DATA)."),
+    force: bool = typer.Option(False, help="Overwrite an existing recipe."),
+) -> None:
+    """Write a recipe for your own data, with the settings the measurements support, sized by a budget."""
+    from .config import load_recipe
+    from .recipes import default_name, render, size, survey
+    from .tasks import load_task
+
+    if base_url and not strong_model:
+        raise _fail("--base-url needs --strong-model (the endpoint's model name)", 2)
+    given = dict(f.split("=", 1) for f in field if "=" in f)
+    if len(given) != len(field):
+        raise _fail(f"--field takes OUR_FIELD=COLUMN, got {', '.join(f for f in field if '=' not in f)}", 2)
+    target = out or data.parent / "recipe.yaml"
+    if target.exists() and not force:
+        raise _fail(f"{target} exists; pass --force to overwrite it or --out to write elsewhere", 2)
+    found = survey(str(data), str(test) if test else None, str(facts) if facts else None, type_, given)
+    sizes = size(found, minutes, strong_calls)
+    text = render(found, sizes, name or default_name(str(data)), strong_model, base_url)
+    target.write_text(text)
+    task = load_task(load_recipe(target, check_trainers=False).task)  # the recipe reads the data as written
+    typer.echo(f"{target}: {found.type}, {len(task.train)} training and {len(task.test)} test questions"
+               + (f", {found.facts} facts" if found.facts else "")
+               + (f"; mining {found.where} ({found.pool} questions)" if found.where else ""), err=True)
+    for note in found.notes:
+        typer.secho(f"note: {note}", fg="yellow", err=True)
+    typer.echo(str(target))
+
+
+@command()
 def sft(recipe: Path = RecipeArg, set_: list[str] = SetOpt) -> None:
     """Stage 1: LoRA SFT of the weak model."""
     _stage(recipe, set_, lambda r: r.sft())

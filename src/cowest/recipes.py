@@ -1,0 +1,189 @@
+"""`cowest init DATA_FILE`: a recipe for a user's own data, with the settings the published measurements support,
+sized by a budget of minutes on the offline default models (or of strong calls for a remote strong model).
+
+`survey` reads the data (columns, task type, which questions resemble the test ones, the facts' length), `size`
+turns a budget into the recipe's numbers, and `render` writes the recipe, every choice with its reason beside it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import textwrap
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .tasks.base import LETTERS
+from .tasks.readers import TaskDataError, iter_rows, iter_text_lines
+
+# Column names each field is looked for under, in order (a user's own mapping wins: --field gold=col).
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "id": ("id", "idx", "uid", "qid"),
+    "question": ("question", "q", "prompt", "input", "query", "text"),
+    "gold": ("gold", "answer", "label", "target", "output", "correct_answer", "solution"),
+    "options": ("options", "choices"),
+    "answers": ("answers", "aliases", "accepted"),
+    "explanation": ("explanation", "exp", "rationale", "background"),
+}
+MAX_LABELS = 10  # a gold with at most this many distinct values over many rows is a label
+
+# What the budget pays for, measured with the offline default models on the 2-core CPU machine (README, "What to
+# expect on your own data"): seconds per SFT row and epoch, per strong call in mining and in evaluation (where
+# every answer gets 384 tokens), strong calls per test question (strong alone, retrieval, refinement, CoWest).
+SFT_ROW_EPOCH_S = 0.75
+MINE_CALL_S = 7.0
+EVAL_CALL_S = 9.0
+EVAL_CALLS_PER_QUESTION = 4
+SHARES = {"sft": 0.25, "mine": 0.3, "eval": 0.3}  # of the budget; the rest: drafting, DPO, validation, loading
+PAIR_TARGET = 48  # 40 to train on and the held-out share's: fewer left DPO's margins flat in our measurements
+
+
+@dataclass
+class Survey:
+    """What `cowest init` learnt about the data."""
+
+    path: str
+    test_path: str | None
+    facts_path: str | None
+    fields: dict[str, str]  # our field -> the file's column
+    type: str
+    rows: int
+    test_rows: int
+    where: dict[str, str] = field(default_factory=dict)  # training questions that look like the test's
+    pool: int = 0  # training questions matching `where`
+    facts: int = 0
+    fact_words: int = 0  # 90th percentile of a fact's words
+    notes: list[str] = field(default_factory=list)
+
+
+def survey(path: str, test_path: str | None = None, facts_path: str | None = None, task_type: str | None = None,
+           fields: dict[str, str] | None = None) -> Survey:
+    """Read the data files and decide the field mapping, the task type and the mining selection."""
+    rows = [r for _, r in iter_rows(path)]
+    test = [r for _, r in iter_rows(test_path)] if test_path else []
+    if not rows:
+        raise TaskDataError(f"{path}: no rows")
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    mapping = _map_fields(columns, fields or {}, path)
+    kind = task_type or _task_type(rows, mapping)
+    s = Survey(path=path, test_path=test_path, facts_path=facts_path, fields=mapping, type=kind, rows=len(rows),
+               test_rows=len(test))
+    s.where, s.pool = _like_test(rows, test, columns, mapping)
+    if facts_path:
+        facts = [line for _, line in iter_text_lines(facts_path)]
+        s.facts = len(facts)
+        words = sorted(len(f.split()) for f in facts)
+        s.fact_words = words[min(len(words) - 1, int(0.9 * len(words)))] if words else 0
+    else:
+        s.notes.append("no fact file (--facts): SFT learns only from the questions' explanations, and the SFT check "
+                       "can only ask whether drafts state the gold answer")
+    return s
+
+
+def _map_fields(columns: list[str], given: dict[str, str], path: str) -> dict[str, str]:
+    lower = {c.lower(): c for c in columns}
+    out = {}
+    for ours, names in COLUMNS.items():
+        if ours in given:
+            if given[ours] not in columns:
+                raise TaskDataError(f"{path}: --field {ours}={given[ours]}: no such column; columns: {', '.join(columns)}")
+            out[ours] = given[ours]
+        elif found := next((lower[n] for n in names if n in lower), None):
+            out[ours] = found
+    for need in ("question", "gold"):
+        if need not in out and not (need == "gold" and "answers" in out):
+            raise TaskDataError(f"{path}: no column for the {need} (looked for {', '.join(COLUMNS[need])}); name it "
+                                f"with --field {need}=COLUMN (columns: {', '.join(columns)})")
+    return out
+
+
+def _task_type(rows: list[dict], f: dict[str, str]) -> str:
+    golds = [str(r.get(f.get("gold", ""), "")).strip() for r in rows]
+    if "options" in f:
+        sets = {tuple(r.get(f["options"]) or ()) if isinstance(r.get(f["options"]), list) else r.get(f["options"])
+                for r in rows}
+        if len(sets) == 1 and not all(g.upper() in LETTERS for g in golds):
+            return "classification"  # one label set for every row, golds given as labels
+        return "multiple_choice"
+    distinct = set(g.lower() for g in golds)
+    if len(distinct) <= MAX_LABELS and len(rows) >= 4 * len(distinct):
+        return "classification"
+    return "short_answer"
+
+
+def _like_test(rows: list[dict], test: list[dict], columns: list[str], f: dict[str, str]) -> tuple[dict, int]:
+    """A column whose one value marks every test question (e.g. kind: reasoning): mine the training questions like
+    them. None found: every training question is a mining candidate."""
+    if test:
+        for c in columns:
+            if c in f.values():
+                continue
+            values = Counter(str(r.get(c)) for r in rows if c in r)
+            in_test = {str(r.get(c)) for r in test}
+            if 1 < len(values) <= 6 and len(in_test) == 1 and (v := in_test.pop()) in values:
+                return {c: v}, values[v]
+    return {}, len(rows)
+
+
+@dataclass
+class Sizes:
+    """The recipe's numbers for a budget."""
+
+    sft_epochs: int
+    strong_call_budget: int
+    n_test: int | None
+    share: float
+    draft_max_tokens: int
+    minutes: float | None
+    why: list[str] = field(default_factory=list)
+
+
+def size(s: Survey, minutes: float | None = 60.0, strong_calls: int | None = None) -> Sizes:
+    """Split a budget of minutes (offline default models, 2 cores) or of strong calls between the stages."""
+    share = min(0.6, max(0.3, 60 / max(s.pool, 1)))  # about 60 mining candidates, at most 60% of them
+    sft_rows = s.rows - round(share * s.pool) + s.facts
+    draft_words = max(16, 2 * s.fact_words + 6)  # a Background of up to two facts, and the Answer line
+    tokens = min(256, max(48, 8 * math.ceil(1.6 * draft_words / 8)))
+    if strong_calls is not None:
+        mine = round(0.45 * strong_calls)
+        n_test = round(0.45 * strong_calls / EVAL_CALLS_PER_QUESTION)
+        epochs, why = 4, [f"{strong_calls} strong calls: 45% to mining, 45% to evaluation"]
+    else:
+        budget = 60 * (minutes or 60.0)
+        epochs = min(6, max(2, round(SHARES["sft"] * budget / (max(sft_rows, 1) * SFT_ROW_EPOCH_S))))
+        mine = round(SHARES["mine"] * budget / MINE_CALL_S)
+        n_test = round(SHARES["eval"] * budget / (EVAL_CALLS_PER_QUESTION * EVAL_CALL_S))
+        why = [f"{minutes:g} minutes on 2 CPU cores with the offline default models: a quarter to SFT "
+               f"({sft_rows} rows x {epochs} epochs), 30% to mining ({mine} strong calls), 30% to the test evaluation"]
+    avail = s.test_rows or round(0.3 * s.rows)
+    n_test = max(20, min(n_test, avail))
+    return Sizes(sft_epochs=epochs, strong_call_budget=max(mine, 40), n_test=n_test if n_test < avail else None,
+                 share=round(share, 2), draft_max_tokens=tokens, minutes=minutes if strong_calls is None else None,
+                 why=why)
+
+
+def _fields_yaml(f: dict[str, str]) -> str:
+    moved = {k: v for k, v in f.items() if k != v}
+    return "{" + ", ".join(f"{k}: {v}" for k, v in moved.items()) + "}" if moved else "{}"
+
+
+def render(s: Survey, z: Sizes, name: str, strong_model: str | None = None, base_url: str | None = None) -> str:
+    """The recipe as YAML text, each setting with its reason."""
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    env = Environment(loader=PackageLoader("cowest"), undefined=StrictUndefined, keep_trailing_newline=True,
+                      trim_blocks=True, lstrip_blocks=True)
+    text = env.get_template("recipe.yaml.j2").render(
+        s=s, z=z, name=name, fields=_fields_yaml(s.fields), strong_model=strong_model, base_url=base_url,
+        pair_target=PAIR_TARGET, where="{" + ", ".join(f"{k}: {v}" for k, v in s.where.items()) + "}",
+        header=textwrap.wrap(f"Written by `cowest init {s.path}`: the settings our measurements support (README, "
+                             f"\"What to expect on your own data\"), sized for {'; '.join(z.why)}.", 112))
+    return text if text.endswith("\n") else text + "\n"
+
+
+def default_name(path: str) -> str:
+    """A run name from the data file's folder or stem ('examples/rail-fares/train.jsonl' -> 'rail-fares')."""
+    p = Path(path)
+    stem = p.parent.name if p.stem in ("train", "data", "questions") and p.parent.name else p.stem
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-") or "my-domain"

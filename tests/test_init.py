@@ -1,0 +1,85 @@
+"""`cowest init`: a recipe for a user's own data, read from the data and sized by a budget."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cowest.cli import app
+from cowest.config import load_recipe
+from cowest.recipes import size, survey
+from cowest.tasks import load_task
+from cowest.tasks.readers import TaskDataError
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+def _files(name: str) -> tuple[str, str, str]:
+    d = EXAMPLES / name
+    return str(d / "train.jsonl"), str(d / "test.jsonl"), str(d / "facts.txt")
+
+
+@pytest.mark.parametrize("name,kind,pool", [("spare-parts", "multiple_choice", 8), ("rail-fares", "short_answer", 100),
+                                            ("travel-policy", "classification", 160)])
+def test_the_survey_reads_type_fields_and_the_questions_like_the_test(name, kind, pool):
+    s = survey(*_files(name))
+    assert s.type == kind and s.fields["gold"] == "answer" and s.fields["question"] == "question"
+    assert s.where == {"kind": "reasoning"} and s.pool == pool  # every test question is a reasoning one
+    assert s.facts > 0 and s.fact_words > 0 and not s.notes
+
+
+def test_sizes_follow_the_budget():
+    s = survey(*_files("rail-fares"))
+    small, large = size(s, minutes=30), size(s, minutes=120)
+    assert small.strong_call_budget < large.strong_call_budget and small.n_test < large.n_test
+    assert small.sft_epochs <= large.sft_epochs and 2 <= small.sft_epochs <= 6
+    calls = size(s, strong_calls=400)
+    assert calls.strong_call_budget == 180 and calls.n_test == 45 and calls.minutes is None
+    long_facts = size(survey(*_files("travel-policy")), minutes=60)
+    assert long_facts.draft_max_tokens > size(s, minutes=60).draft_max_tokens  # room for two long clauses
+
+
+def test_init_writes_a_recipe_that_loads_and_reads_the_data(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "r.yaml"
+    train, test, facts = (str(Path(p).relative_to(ROOT)) for p in _files("travel-policy"))
+    res = CliRunner().invoke(app, ["init", train, "--test", test, "--facts", facts, "--out", str(out),
+                                   "--minutes", "45"])
+    assert res.exit_code == 0, res.output
+    assert "classification, 240 training" in res.stderr
+    recipe = load_recipe(out)
+    assert recipe.name == "travel-policy" and recipe.task.type == "classification"
+    assert recipe.mining.where == {"kind": "reasoning"} and recipe.mining.pair_target == 48
+    assert recipe.collab.draft_sections == ["Background"] and recipe.strong.n_parallel == 1
+    task = load_task(recipe.task)
+    assert len(task.train) == 240 and len(task.test) == recipe.task.n_test
+    # every setting says why, and a second init does not overwrite the first
+    assert out.read_text().count("#") > 20
+    again = CliRunner().invoke(app, ["init", train, "--out", str(out)])
+    assert again.exit_code == 2 and "exists" in again.stderr
+
+
+def test_init_with_a_remote_strong_model_and_no_facts(tmp_path):
+    rows = [{"q": f"What is {i} + {i}?", "label": str(2 * i)} for i in range(40)]
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    res = CliRunner().invoke(app, ["init", str(tmp_path / "d.jsonl"), "--field", "question=q", "--field", "gold=label",
+                                   "--strong-calls", "200", "--strong-model", "gpt-4o",
+                                   "--base-url", "http://localhost:9/v1"])
+    assert res.exit_code == 0, res.output
+    recipe = load_recipe(tmp_path / "recipe.yaml")
+    assert recipe.strong.backend == "openai" and recipe.strong.model == "gpt-4o" and recipe.task.type == "short_answer"
+    assert recipe.task.fields == {"question": "q", "gold": "label"} and recipe.mining.where == {}
+    assert "no fact file" in res.stderr and recipe.mining.strong_call_budget == 90
+    assert len(load_task(recipe.task).train) > 0
+
+
+def test_a_missing_column_or_a_wrong_mapping_is_named(tmp_path):
+    (tmp_path / "d.jsonl").write_text('{"prompt_text": "Q?", "answer": "A"}\n')
+    with pytest.raises(TaskDataError, match="no column for the question .* --field question=COLUMN"):
+        survey(str(tmp_path / "d.jsonl"))
+    with pytest.raises(TaskDataError, match="--field question=nope: no such column; columns: prompt_text, answer"):
+        survey(str(tmp_path / "d.jsonl"), fields={"question": "nope"})
