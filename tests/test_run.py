@@ -500,3 +500,28 @@ def test_too_few_pairs_skip_alignment_and_cowest_is_reported_as_refinement(tmp_p
     by = {(r["system"], r["question_id"]): r["text"] for r in rows}
     assert all(by["cowest", q] == by["refine", q] for s, q in by if s == "refine")
     assert "alignment skipped" in (run.dir / "report.md").read_text()
+
+
+def test_on_policy_alignment_trains_grpo_with_the_collaborative_reward_within_the_budget(
+        tmp_path, tiny_lm, strong_knows_golds):
+    d = recipe_dict(tiny_lm.path, tmp_path / "runs", alignment="grpo",
+                    grpo={"max_steps": 6, "num_generations": 2, "per_device_train_batch_size": 2},
+                    mining={"k": 2, "where": {"kind": "reasoning"}, "share": 1.0, "heldout_fraction": 0.34,
+                            "strong_call_budget": 8},
+                    eval={"systems": ["weak_sft", "weak_aligned", "refine", "cowest"], "n_bootstrap": 50})
+    run = run_mod.Run(load_recipe(write_recipe(tmp_path, d)))
+    run.train_and_evaluate()
+    out = run.dir / "round_1"
+    counts = read_json(out / "dpo.manifest.json")["counts"]
+    assert counts["method"] == "grpo" and counts["heldout_questions"] == 2 and counts["questions"] == 4
+    assert not (out / "mine.manifest.json").exists()  # on-policy alignment mines as it trains
+    # it stopped once the budget was spent: at most one step's calls (2 questions alone + 2 drafts) beyond it
+    assert 8 <= counts["strong_calls"] <= 8 + 4 and counts["steps"] < 6
+    rewards = read_jsonl(out / "rewards.jsonl")
+    assert len(rewards) == counts["drafts_scored"] and all(r["delta"] == r["score"] - r["alone"] for r in rewards)
+    held = set(read_json(out / "heldout.json"))
+    assert not held & {r["question_id"] for r in rewards}  # validation questions are never trained on
+    assert (out / "adapter/adapter_config.json").exists()
+    assert run.weak_config("aligned").adapter == str(out / "adapter")
+    assert {r["question_id"] for r in read_jsonl(run.dir / "eval_valid/predictions.jsonl")} == held
+    assert set(read_json(run.dir / "eval/results.json")["systems"]) == {"weak_sft", "weak_aligned", "refine", "cowest"}

@@ -47,6 +47,7 @@ EXPECTED: dict[str, set[str]] = {
     "collab": ALL - {"sft"},
     **{f: ALL - {"sft", "eval_sft_valid"} for f in ("strong", "judge", "mining", "checks")},  # the SFT-only probe never sees them
     "alignment": ALIGNED, "dpo": ALIGNED,
+    "grpo": set(),  # read by on-policy alignment only (alignment: grpo), which BASE does not use
     "rounds": ALIGNED | {"round_2/mine", "round_2/dpo"},  # round 1 now merges; round 2 is new
     "eval": EVALS_,
 }
@@ -109,6 +110,16 @@ def test_changing_a_field_reruns_exactly_the_stages_that_read_it(path):
     after = field_keys(changed, plan(changed, EVALS))
     rerun = {s for s in after if after[s] != before.get(s)}
     assert rerun == _expected(path), path
+
+
+def test_on_policy_alignment_is_one_stage_a_round_that_reads_mining_and_the_models():
+    grpo = BASE.model_copy(update={"alignment": "grpo"})
+    stages = plan(grpo, EVALS)
+    assert "round_1/mine" not in stages and stages["round_1/dpo"].kind == "grpo"
+    before = field_keys(grpo, stages)
+    for path in ("grpo", "mining.strong_call_budget", "strong.model", "collab.draft_max_tokens"):
+        changed = _with(grpo, path) if path != "grpo" else grpo.model_copy(update={"grpo": {"beta": 0.1}})
+        assert field_keys(changed, plan(changed, EVALS))["round_1/dpo"] != before["round_1/dpo"], path
 
 
 def test_every_top_level_field_is_declared():

@@ -217,12 +217,15 @@ class Recipe(_Strict):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     ablations: AblationConfig = Field(default_factory=AblationConfig)
     rounds: int = Field(1, ge=1)
-    alignment: Literal["dpo", "kto"] = "dpo"  # kto: unpaired helpful / unhelpful drafts (the `dpo:` block configures it)
+    # kto: unpaired helpful / unhelpful drafts (the `dpo:` block configures it); grpo: on-policy, the weak model
+    # samples drafts as it trains, rewarded by the collaborative feedback within mining.strong_call_budget (`grpo:`)
+    alignment: Literal["dpo", "kto", "grpo"] = "dpo"
     # passed through to TRL / PEFT with their own field names
     sft: dict[str, Any] = Field(default_factory=dict)
     sft_recall: SftRecallConfig = Field(default_factory=SftRecallConfig)
     checks: ChecksConfig = Field(default_factory=ChecksConfig)
     dpo: dict[str, Any] = Field(default_factory=dict)
+    grpo: dict[str, Any] = Field(default_factory=dict)
     lora: dict[str, Any] = Field(default_factory=dict)
 
     @property
@@ -281,10 +284,10 @@ def apply_override(data: dict, assignment: str) -> None:
 def _check_passthrough(recipe: Recipe, source: str) -> None:
     """Unknown keys in the sft/dpo/lora blocks are errors naming the key."""
     from peft import LoraConfig
-    from trl import DPOConfig, KTOConfig, SFTConfig
+    from trl import DPOConfig, GRPOConfig, KTOConfig, SFTConfig
 
     align_cls = KTOConfig if recipe.alignment == "kto" else DPOConfig
-    for block, cls in (("sft", SFTConfig), ("dpo", align_cls), ("lora", LoraConfig)):
+    for block, cls in (("sft", SFTConfig), ("dpo", align_cls), ("grpo", GRPOConfig), ("lora", LoraConfig)):
         known = {f.name for f in dataclasses.fields(cls)}
         for key in getattr(recipe, block):
             if key not in known:

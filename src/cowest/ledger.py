@@ -28,6 +28,9 @@ READS: dict[str, tuple[str, ...]] = {
     "mine": ("seed", "task", "weak", "strong", "judge", "collab", "mining", "checks.min_judge_auc",
              "checks.judge_questions", "checks.min_pairs"),
     "dpo": ("seed", "alignment", "dpo", "lora", "checks.min_pairs"),
+    # on-policy alignment samples drafts and asks the strong model as it trains: mining's settings and the models
+    "grpo": ("seed", "task", "alignment", "grpo", "lora", "weak", "strong", "judge", "collab", "mining",
+             "checks.min_judge_auc", "checks.judge_questions"),
     "eval": ("seed", "task", "weak", "strong", "collab", "eval"),
     "eval_weak": ("seed", "task", "weak", "collab", "eval"),  # weak systems only: the strong model is not called
 }
@@ -39,7 +42,7 @@ MODEL_FIELDS = ("weak", "strong", "judge")
 # backgrounds, task.sft_corpus) and the retrieval baseline; mining and weak-only evaluations see it only through the
 # SFT model, whose key chains into theirs.
 FILES: dict[str, tuple[str, ...]] = {
-    "sft": ("task.path", "task.corpus_path"), "mine": ("task.path",), "dpo": (),
+    "sft": ("task.path", "task.corpus_path"), "mine": ("task.path",), "dpo": (), "grpo": ("task.path",),
     "eval": ("task.path", "task.test_path", "task.corpus_path"), "eval_weak": ("task.path", "task.test_path"),
 }
 # Fields no stage's output depends on: where the run is written and its name; ablations are sub-runs of their own.
@@ -82,21 +85,25 @@ def variant_stage(variant: str | None, rounds: int) -> str | None:
     return f"round_{k}/dpo"
 
 
-def eval_decl(name: str, split: str, systems: Sequence[str], rounds: int) -> StageDecl:
-    """An evaluation stage: after the stages that trained its weak variants (and mining, for the held-out split)."""
+def eval_decl(name: str, split: str, systems: Sequence[str], rounds: int, alignment: str = "dpo") -> StageDecl:
+    """An evaluation stage: after the stages that trained its weak variants (and the stage that held out the
+    validation questions, for that split: mining, or on-policy alignment)."""
     from .evaluate import get_systems
 
     systems_ = get_systems(systems)
     after = {variant_stage(s.variant, rounds) for s in systems_} - {None}
     if split == "valid":  # the held-out mined questions
-        after.add("round_1/mine")
+        after.add("round_1/dpo" if alignment == "grpo" else "round_1/mine")
     kind = "eval_weak" if all(s.kind == "weak" for s in systems_) else "eval"
     return StageDecl(name, kind, tuple(sorted(after)))
 
 
-def round_decls(k: int, rounds: int) -> tuple[StageDecl, StageDecl]:
-    """Round k's mining and DPO: both start from the SFT model (round 1) or the previous round's."""
+def round_decls(k: int, rounds: int, alignment: str = "dpo") -> tuple[StageDecl, ...]:
+    """Round k's mining and alignment, both from the SFT model (round 1) or the previous round's; on-policy
+    alignment (grpo) mines as it trains, so its round is one stage (named `round_k/dpo` all the same)."""
     start = "sft" if k == 1 else f"round_{k - 1}/dpo"
+    if alignment == "grpo":
+        return (StageDecl(f"round_{k}/dpo", "grpo", (start,), (("round", k), ("merge", k < rounds))),)
     return (StageDecl(f"round_{k}/mine", "mine", (start,), (("round", k),)),
             StageDecl(f"round_{k}/dpo", "dpo", (start, f"round_{k}/mine"), (("round", k), ("merge", k < rounds))))
 
@@ -105,8 +112,9 @@ def plan(recipe: Recipe, evals: Mapping[str, tuple[str, Sequence[str]]]) -> dict
     """The run's stages in order; `evals` maps an evaluation's name to (split, systems)."""
     stages = [StageDecl("sft", "sft")]
     for k in range(1, recipe.rounds + 1):
-        stages += round_decls(k, recipe.rounds)
-    stages += [eval_decl(name, split, systems, recipe.rounds) for name, (split, systems) in evals.items()]
+        stages += round_decls(k, recipe.rounds, recipe.alignment)
+    stages += [eval_decl(name, split, systems, recipe.rounds, recipe.alignment)
+               for name, (split, systems) in evals.items()]
     return {s.name: s for s in stages}
 
 

@@ -59,7 +59,8 @@ class Run(RunContext):
         if self.questions.sft_valid:  # the SFT model on its validation slice, before any test question
             self.evaluate(["weak_sft"], name="eval_sft_valid", split="sft_valid")
         for k in range(1, self.recipe.rounds + 1):
-            self.mine(k)
+            if self.recipe.alignment != "grpo":  # on-policy alignment mines while it trains
+                self.mine(k)
             self.dpo(k)
         self.evaluate_valid()
         self.evaluate()

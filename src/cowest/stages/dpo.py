@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .. import checks
 from ..context import RunContext
-from ..io import adapter_hash, read_jsonl
+from ..io import adapter_hash, read_jsonl, write_json, write_jsonl
 from ..ledger import file_hashes, round_decls
 
 
@@ -21,10 +21,12 @@ def run_dpo(ctx: RunContext, round_: int) -> dict:
     rdir = ctx.dir / f"round_{round_}"
     pairs, heldout = rdir / "pairs.jsonl", rdir / "pairs_heldout.jsonl"
     start = ctx.model_dir(round_)
-    decl = round_decls(round_, r.rounds)[1]
+    decl = round_decls(round_, r.rounds, r.alignment)[-1]
     inputs = ctx.inputs(decl, pairs=file_hashes([pairs, heldout]))
 
     def run(sdir: Path) -> dict:
+        if r.alignment == "grpo":
+            return align_on_policy(ctx, round_, start, sdir)
         rows = read_jsonl(pairs)
         if len(rows) < r.checks.min_pairs:  # nothing measurable to learn: keep the starting model, say so
             counts = dict(pairs=len(rows), skipped=True, steps=0)
@@ -45,3 +47,37 @@ def run_dpo(ctx: RunContext, round_: int) -> dict:
         return {**counts, "warnings": checks.report(checks.dpo_warnings(counts, round_, r))}
 
     return ctx.ledger.run(decl.name, rdir, inputs, run)
+
+
+def align_on_policy(ctx: RunContext, round_: int, start: Path, sdir: Path) -> dict:
+    """GRPO on the mining questions (the held-out share excepted), rewarded by the collaborative feedback, within
+    `mining.strong_call_budget` strong calls."""
+    from ..collab import heldout_questions
+    from ..collab.reward import CollabReward
+    from ..train import merge_adapter
+    from ..train.grpo import train_grpo
+    from .mine import choose_evaluator
+
+    r = ctx.recipe
+    examples = ctx.questions.mining
+    held = set(heldout_questions([e.id for e in examples], r.mining.heldout_fraction, r.seed))
+    write_json(sdir / "heldout.json", sorted(held))  # the validation questions, as offline mining writes them
+    train = [e for e in examples if e.id not in held]
+    weak_path = str(start)
+    evaluator, chosen = choose_evaluator(ctx, train)
+    reward = CollabReward(ctx.collaborator(None), evaluator, train)
+    log_path = sdir / "train_log.jsonl"
+    adapter = train_grpo(weak_path, [{"prompt": ctx.prompter.draft_prompt(e), "question_id": e.id} for e in train],
+                         reward, sdir, r.grpo, r.lora, seed=r.seed, log_path=log_path, spent=lambda: reward.calls,
+                         budget=r.mining.strong_call_budget, max_completion_length=r.collab.draft_max_tokens,
+                         temperature=r.mining.temperature)
+    ctx.release()
+    if round_ < r.rounds:
+        merge_adapter(weak_path, adapter, sdir / "merged")
+    write_jsonl(sdir / "rewards.jsonl", reward.rows)
+    steps = [s for s in read_jsonl(log_path) if "reward" in s] if log_path.exists() else []
+    return dict(method="grpo", questions=len(train), heldout_questions=len(held), strong_calls=reward.calls,
+                steps=len(steps), drafts_scored=len(reward.rows),
+                mean_reward_first=steps[0]["reward"] if steps else None,
+                mean_reward_last=steps[-1]["reward"] if steps else None, adapter_hash=adapter_hash(adapter), **chosen)
+

@@ -34,7 +34,7 @@ def run_eval(ctx: RunContext, systems: list[str] | None = None, name: str = "eva
         from ..compare import best_single
 
         best = best_single(ctx.dir, [s.name for s in systems_])
-    decl = eval_decl(name, split, [s.name for s in systems_], r.rounds)
+    decl = eval_decl(name, split, [s.name for s in systems_], r.rounds, r.alignment)
     inputs = ctx.inputs(decl, split=split, systems=[s.name for s in systems_],
                         questions=hash_obj([e.id for e in examples]), best_single=best["system"] if best else None,
                         weak_models={v: weak_key(ctx.weak_config(v)) for v in variants})

@@ -24,7 +24,7 @@ def run_mine(ctx: RunContext, round_: int) -> dict:
     """Mine round `round_`'s pairs with the previous round's weak model unless up to date; returns the manifest."""
     r = ctx.recipe
     variant = "sft" if round_ == 1 else f"round_{round_ - 1}"
-    decl = round_decls(round_, r.rounds)[0]
+    decl = round_decls(round_, r.rounds)[0]  # offline alignment's mining (on-policy mines in its own stage)
     inputs = ctx.inputs(decl, weak_model=weak_key(ctx.weak_config(variant)))
 
     def run(sdir: Path) -> dict:
