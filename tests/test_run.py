@@ -118,9 +118,10 @@ def test_whole_run_on_tiny_models_then_skip(tmp_path, tiny_lm, strong_knows_gold
               "eval_recall/results.json", "report.md"]:
         assert (d / f).exists(), f
     sft_rows = read_jsonl(d / "sft/train.jsonl")
-    corpus_rows = [r["completion"][0]["content"] for r in sft_rows if r["prompt"][0]["content"].startswith("Recite")]
+    recited = [r["completion"][0]["content"] for r in sft_rows if r["prompt"][0]["content"].startswith("Recite")]
     q = run.questions
-    assert corpus_rows == run.task.corpus and len(sft_rows) == len(q.sft) + len(run.task.corpus)
+    assert sorted(f for r in recited for f in r.split("\n")) == sorted(run.task.corpus)  # each fact once, packed
+    assert len(sft_rows) == len(q.sft) + len(recited) and len(recited) < len(run.task.corpus)
     assert all(r["completion"][0]["content"].startswith("Background:") for r in sft_rows[: len(q.sft)])
     # SFT never sees a mined or a validation question; the three roles cover the training split
     trained = {r["prompt"][0]["content"] for r in sft_rows}

@@ -104,3 +104,34 @@ def test_loader_background_metadata_is_kept_and_not_searched():
     e = mc("f", "Warranty of part KT-3305?", ["6 months", "24 months"], "B", metadata={"background": "Own fact."})
     assert knowledge_backgrounds(prompter, [e], FACTS) == [None]
     assert prompter.draft_target(e, "ignored") == "Background: Own fact.\nAnswer: B) 24 months"
+
+
+def test_a_second_fact_joins_the_background_only_while_it_stays_one_short_line():
+    from cowest.collab.targets import EVIDENCE_WORDS, fact_backgrounds
+
+    prompter = Prompter(ShortAnswer(), "knowledge")
+    short = ["The Kestrel Line fare from Amberly to Dunmore is 14 crowns.",
+             "The Kestrel Line journey from Amberly to Dunmore takes 45 minutes."]
+    q = Example(id="q", question="What does a Kestrel Line ticket from Amberly to Dunmore cost?", gold="14 crowns")
+    assert fact_backgrounds(prompter, [q], short) == [" ".join(short)]  # two short facts of the same route
+    long_ = [f"Clause {i} of the Kestrel Line tariff: tickets from Amberly to Dunmore " + "cost more on holidays " * 8
+             for i in (1, 2)]
+    (bg,) = fact_backgrounds(prompter, [q], long_)
+    assert bg in long_ and len(long_[0].split()) * 2 > EVIDENCE_WORDS  # the best long clause alone
+
+
+def test_corpus_rows_repeat_each_fact_in_fresh_orders_packed_into_short_rows():
+    from cowest.collab.targets import EVIDENCE_WORDS, corpus_rows
+
+    prompter = Prompter(ShortAnswer(), "knowledge")
+    facts = [f"Part KT-{i} carries a {i + 3}-month warranty." for i in range(30)] + ["A long clause" + " word" * 70]
+    rows = corpus_rows(prompter, facts, repeats=3, seed=0)
+    recited = [r["completion"][0]["content"].split("\n") for r in rows]
+    assert sorted(f for row in recited for f in row) == sorted(facts * 3)  # every fact exactly `repeats` times
+    assert all(len(row) == 1 or len(" ".join(row).split()) <= EVIDENCE_WORDS for row in recited)
+    assert [facts[-1]] in recited  # a long fact alone in its row
+    assert len(rows) < len(facts) * 3  # packed: fewer rows than facts
+    first = [f for r in corpus_rows(prompter, facts, 1, seed=0) for f in r["completion"][0]["content"].split("\n")]
+    again = [f for r in corpus_rows(prompter, facts, 1, seed=0) for f in r["completion"][0]["content"].split("\n")]
+    other = [f for r in corpus_rows(prompter, facts, 1, seed=1) for f in r["completion"][0]["content"].split("\n")]
+    assert first == again and first != other  # seeded

@@ -68,7 +68,10 @@ class TaskConfig(_Strict):
     test_fraction: float = 0.3  # checked where the split is made (it names the field)
     seed: int = 0
     options: dict[str, Any] = Field(default_factory=dict)  # loader-specific knobs
-    sft_corpus: bool = False  # also SFT the weak model on the task's corpus passages (knowledge injection)
+    # Also SFT the weak model on the task's corpus passages (knowledge injection): true, or how many times each passage
+    # is seen per epoch. A fact line is short, so repeating it is the cheapest way to the ~50 exposures a small model
+    # needed to recall a number (measured: README, "What to expect on your own data").
+    sft_corpus: bool | int = Field(False, ge=0)
     # The domain's own fact statements: plain text, one fact per line, or JSONL with a `text` field. They become the
     # task's corpus (retrieval baseline, task.sft_corpus) and the source of SFT backgrounds for rows without one.
     corpus_path: str | None = None

@@ -228,10 +228,25 @@ def multiprocess_markdown(folder: Path) -> str:
             f"batch, split over the processes. `{b['recipe']}`'s weak model and settings; {b['machine']}.\n")
 
 
+def mining_markdown(folder: Path) -> str:
+    """The mining benchmark's figures (bench/bench_mining.py --out DIR/mining.json)."""
+    b = _bench(folder, "mining", "bench_mining.py")
+    rows = [[r["strategy"], str(r["questions"]), str(r["strong_requests"]), str(r["strong_calls_made"]), str(r["pairs"]),
+             str(r["questions_with_pair"]), f"{r['pairs_per_100_calls']:.1f}", f"{r['vs_exhaustive']:.2f}x",
+             f"{r['wall_s']:.0f}"] for r in b["rows"]]
+    table = md_table(["mining", "questions", "strong requests", "strong calls made", "pairs", "questions with a pair",
+                      "pairs / 100 calls", "vs exhaustive", "wall s"], rows)
+    return (f"{table}\n\n`{b['data']}` ({b['task']}), the SFT model of `{b['run']}`, k = {b['k']} drafts a question "
+            f"(adaptive: {b['extra_drafts']} more where a question splits), the strong model shown "
+            f"{', '.join(b['draft_sections'] or ['the whole draft'])}; each way with an empty call cache; "
+            f"{b['machine']}.\n")
+
+
 KINDS = {"eval": eval_markdown, "valid": lambda d: eval_markdown(d, "eval_valid"), "diagnostics": diagnostics_markdown,
          "ablations": ablations_markdown, "faults": faults_markdown,
          "concurrency": concurrency_markdown, "rerun": rerun_markdown, "serve": serve_markdown,
-         "overlap": overlap_markdown, "training": training_markdown, "multiprocess": multiprocess_markdown}
+         "overlap": overlap_markdown, "training": training_markdown, "multiprocess": multiprocess_markdown,
+         "mining": mining_markdown}
 
 
 def render_block(target: str, kind: str, root: Path) -> str:

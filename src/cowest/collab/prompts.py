@@ -40,7 +40,7 @@ TEMPLATES: dict[str, str] = {
         "Think step by step in at most 3 short sentences, then end with \"Final answer: <{answer_hint}>\"."
     ),
     # SFT rows that teach the weak model the domain corpus itself (task.sft_corpus).
-    "corpus": "Recite an entry from the domain knowledge base.",
+    "corpus": "Recite entries from the domain knowledge base.",
     # Sent as a follow-up turn when no answer could be read from the first reply.
     "answer_only": 'Reply with only "Final answer: <{answer_hint}>".',
     "judge": (

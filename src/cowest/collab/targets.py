@@ -10,6 +10,7 @@ the stage warns how many rows got it.
 from __future__ import annotations
 
 import logging
+import random
 import re
 from typing import Sequence
 
@@ -50,9 +51,17 @@ def fact_backgrounds(prompter: Prompter, examples: Sequence[Example], facts: Seq
     tt = prompter.task_type
     queries = [f"{e.question} {tt.format_answer(e)}" for e in examples]
     hits = BM25Retriever(facts).search(queries, k)
-    # A runner-up far below the best hit shares only common words with the question: noise, not knowledge.
-    return [" ".join(p for p, score in row if score > 0 and score >= RELATIVE_SCORE * row[0][1]) or None
-            for row in hits]
+    out: list[str | None] = []
+    for row in hits:
+        # A runner-up far below the best hit shares only common words with the question: noise, not knowledge; and a
+        # background is one line of a short draft, so a second long fact is left out.
+        kept: list[str] = []
+        for p, score in row:
+            fits = not kept or len(" ".join([*kept, p]).split()) <= EVIDENCE_WORDS
+            if score > 0 and score >= RELATIVE_SCORE * row[0][1] and fits:
+                kept.append(p)
+        out.append(" ".join(kept) or None)
+    return out
 
 
 def knowledge_backgrounds(prompter: Prompter, examples: Sequence[Example], facts: Sequence[str]) -> list[str | None]:
@@ -82,3 +91,23 @@ def sft_rows(prompter: Prompter, examples: Sequence[Example], facts: Sequence[st
             "the answer ('The relevant fact is that the answer ... is X'); give the data an explanation column or a "
             "fact corpus (task.corpus_path)", what, templated, len(examples))
     return [prompter.sft_row(e, b) for e, b in zip(examples, backgrounds)], templated
+
+
+def corpus_rows(prompter: Prompter, passages: Sequence[str], repeats: int, seed: int = 0,
+                max_words: int = EVIDENCE_WORDS) -> list[dict]:
+    """SFT rows that teach the corpus itself, each passage `repeats` times: every repeat in a fresh seeded order,
+    consecutive passages packed into one row up to `max_words` (a long passage alone), so that the chat template's
+    fixed tokens are paid once per row rather than once per fact."""
+    rows: list[dict] = []
+    for r in range(repeats):
+        order = list(passages)
+        random.Random(f"corpus:{seed}:{r}").shuffle(order)
+        chunk: list[str] = []
+        for p in order:
+            if chunk and len(" ".join([*chunk, p]).split()) > max_words:
+                rows.append(prompter.corpus_row("\n".join(chunk)))
+                chunk = []
+            chunk.append(" ".join(p.split()))
+        if chunk:
+            rows.append(prompter.corpus_row("\n".join(chunk)))
+    return rows

@@ -13,7 +13,7 @@ from statistics import fmean
 from .. import checks, dist
 from ..collab import Collaborator
 from ..collab.recall import states_fact
-from ..collab.targets import sft_rows
+from ..collab.targets import corpus_rows, sft_rows
 from ..context import RunContext
 from ..io import adapter_hash, write_json, write_jsonl
 from ..ledger import StageDecl
@@ -34,8 +34,7 @@ def run_sft(ctx: RunContext) -> dict:
 
     def run(sdir: Path) -> dict:
         rows, templated = sft_rows(ctx.prompter, q.sft, ctx.task.facts)
-        if r.task.sft_corpus:
-            rows += [ctx.prompter.corpus_row(p) for p in ctx.task.corpus]
+        rows += corpus_rows(ctx.prompter, ctx.task.corpus, int(r.task.sft_corpus), r.seed)  # true: once
         write_jsonl(sdir / "train.jsonl", rows)
         base_path = resolve_model(r.weak.model, "hf")
         valid, _ = sft_rows(ctx.prompter, q.sft_valid, ctx.task.facts, "SFT validation")

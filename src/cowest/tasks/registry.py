@@ -42,7 +42,7 @@ COMMON = LoaderInfo(
         "task.corpus_path": "your own fact corpus: plain text, one fact per line, or JSONL with a 'text' field. It "
                             "replaces the corpus built from the training rows (retrieval baseline, task.sft_corpus) "
                             "and gives a background to SFT targets of rows without explanation or evidence",
-        "task.sft_corpus": "also SFT the weak model on every corpus passage",
+        "task.sft_corpus": "also SFT the weak model on every corpus passage: true, or how many times per epoch",
     },
 )
 
