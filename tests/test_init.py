@@ -23,8 +23,8 @@ def _files(name: str) -> tuple[str, str, str]:
     return str(d / "train.jsonl"), str(d / "test.jsonl"), str(d / "facts.txt")
 
 
-@pytest.mark.parametrize("name,kind,pool", [("spare-parts", "multiple_choice", 8), ("rail-fares", "short_answer", 100),
-                                            ("travel-policy", "classification", 160)])
+@pytest.mark.parametrize("name,kind,pool", [("spare-parts", "multiple_choice", 8), ("rail-fares", "short_answer", 60),
+                                            ("travel-policy", "classification", 80)])
 def test_the_survey_reads_type_fields_and_the_questions_like_the_test(name, kind, pool):
     s = survey(*_files(name))
     assert s.type == kind and s.fields["gold"] == "answer" and s.fields["question"] == "question"
@@ -50,13 +50,13 @@ def test_init_writes_a_recipe_that_loads_and_reads_the_data(tmp_path, monkeypatc
     res = CliRunner().invoke(app, ["init", train, "--test", test, "--facts", facts, "--out", str(out),
                                    "--minutes", "45"])
     assert res.exit_code == 0, res.output
-    assert "classification, 240 training" in res.stderr
+    assert "classification, 120 training" in res.stderr
     recipe = load_recipe(out)
     assert recipe.name == "travel-policy" and recipe.task.type == "classification"
     assert recipe.mining.where == {"kind": "reasoning"} and recipe.mining.pair_target == 48
     assert recipe.collab.draft_sections == ["Background"] and recipe.strong.n_parallel == 1
     task = load_task(recipe.task)
-    assert len(task.train) == 240 and len(task.test) == recipe.task.n_test
+    assert len(task.train) == 120 and len(task.test) == recipe.task.n_test
     # every setting says why, and a second init does not overwrite the first
     assert out.read_text().count("#") > 20
     again = CliRunner().invoke(app, ["init", train, "--out", str(out)])

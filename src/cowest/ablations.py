@@ -28,6 +28,8 @@ def ablate(run: "Run") -> dict:
         out["strong_swap"] = _ablate_strong(run, a.strong)
     if a.dpo_settings:
         out["dpo_search"] = _search_dpo(run, a.dpo_settings)
+    if a.at_budget:
+        out["at_budget"] = _at_budget(run, a.at_budget)
     write_json(run.dir / "ablations" / "results.json", out)
     return out
 
@@ -119,6 +121,56 @@ def _search_dpo(run: "Run", settings: list[dict]) -> list[dict]:
                     **{k: drafts[k] for k in ("helped", "hurt", "changed_vs_sft", "states_fact") if k in drafts},
                     "valid_stage": valid["key"] if valid else None})
     return out
+
+
+def _at_budget(run: "Run", variants: list[str]) -> list[dict]:
+    """The run's alignment (one offline round) beside each variant at the same strong-call budget, on the held-out
+    mined questions only: offline DPO over N rounds (budget and pair target split between them), on-policy GRPO."""
+    m = run.recipe.mining
+    if m.strong_call_budget is None or not m.heldout_fraction:
+        raise RuntimeError("at_budget needs mining.strong_call_budget and mining.heldout_fraction > 0")
+    out = [_budget_row(run, "dpo, 1 round")]
+    for variant in variants:
+        if variant == "grpo":
+            child = _child(run, "at-budget-grpo", share=["sft"], rounds=1, alignment="grpo",
+                           eval=_eval_systems(run, ["weak_sft", "strong", "refine", "cowest"]))
+            rounds = 1
+        else:
+            rounds = int(variant.removeprefix("rounds_"))
+            split = {"strong_call_budget": m.strong_call_budget // rounds,
+                     "pair_target": m.pair_target // rounds if m.pair_target else None}
+            child = _child(run, f"at-budget-{variant}", share=["sft"], rounds=rounds,
+                           mining=m.model_copy(update=split),
+                           eval=_eval_systems(run, ["weak_sft", "strong", "refine", "cowest"]))
+        try:
+            for k in range(1, rounds + 1):
+                if child.recipe.alignment != "grpo":
+                    child.mine(k)
+                child.dpo(k)
+            child.evaluate_valid()
+        finally:
+            child.release()
+        out.append(_budget_row(child, "grpo (on-policy)" if variant == "grpo" else f"dpo, {rounds} rounds"))
+    return out
+
+
+def _budget_row(run: "Run", label: str) -> dict:
+    """What one alignment variant spent (strong calls over its rounds) and what it gave on the held-out questions."""
+    spent, trained = 0, []
+    for k in range(1, run.recipe.rounds + 1):
+        mined = run.manifest_path(f"round_{k}/mine")
+        if mined.exists():
+            spent += read_json(mined)["counts"].get("strong_requests", 0)
+        counts = read_json(run.manifest_path(f"round_{k}/dpo"))["counts"]
+        spent += counts.get("strong_calls", 0)
+        trained.append("skipped" if counts.get("skipped") else f"{counts.get('pairs', counts.get('drafts_scored'))}")
+    res = _read_results(run.dir / "eval_valid")
+    drafts = (res or {}).get("drafts", {}).get("aligned", {})
+    diff = (res or {}).get("comparisons", {}).get("cowest - refine", {})
+    return {"variant": label, "strong_calls": spent, "trained_on": ", ".join(trained), "valid_n": res["n"] if res else 0,
+            "refine": _primary_score(res, "refine"), "cowest": _primary_score(res, "cowest"),
+            "cowest_minus_refine": {k: diff[k] for k in ("diff", "lo", "hi") if k in diff},
+            **{k: drafts[k] for k in ("helped", "hurt", "changed_vs_sft", "states_fact") if k in drafts}}
 
 
 def _ablate_strong(run: "Run", strong: ModelConfig) -> dict:

@@ -191,6 +191,9 @@ class AblationConfig(_Strict):
     # Alignment settings to compare on held-out mined questions only (never the test): each entry overrides the
     # `dpo:` block (an `alignment: kto` key switches the method); DPO from the SFT model on round 1's pairs.
     dpo_settings: list[dict[str, Any]] = Field(default_factory=list)
+    # Alignment at the same strong-call budget (mining.strong_call_budget), judged on the held-out mined questions:
+    # offline DPO over 2 or 3 rounds (the budget split between them) and on-policy GRPO, beside the run's own one round.
+    at_budget: list[Literal["rounds_2", "rounds_3", "grpo"]] = Field(default_factory=list)
 
     @field_validator("pair_fractions")
     @classmethod
@@ -202,7 +205,7 @@ class AblationConfig(_Strict):
     @property
     def any(self) -> bool:
         """Whether any ablation is configured."""
-        return bool(self.formats or self.pair_fractions or self.strong or self.dpo_settings)
+        return bool(self.formats or self.pair_fractions or self.strong or self.dpo_settings or self.at_budget)
 
 
 class Recipe(_Strict):

@@ -7,6 +7,7 @@ from typing import Any, Sequence
 
 from ..tasks.base import Example
 from .evaluators import Evaluator
+from .feedback import requests
 from .pipeline import Collaborator
 
 
@@ -21,13 +22,14 @@ class CollabReward:
         self.by_id = {e.id: e for e in examples}
         self.alone: dict[str, float] = {}
         self.sent: set[tuple[str, str]] = set()  # (question, shown draft) refined so far
+        self.requests = 0  # strong requests for them, re-asks included, as mining counts them
         self.rows: list[dict] = []  # every scored draft, for the stage's record
 
     @property
     def calls(self) -> int:
-        """Distinct strong calls so far: one per question alone, one per distinct shown draft of a question (and a
-        judge's requests, when it scores)."""
-        return len(self.alone) + len(self.sent) + getattr(self.evaluator, "requests", 0)
+        """Strong requests so far: the strong model alone once per question and each distinct shown draft of a
+        question refined once (repeats are the call cache's), re-asks and a judge's requests included."""
+        return self.requests + getattr(self.evaluator, "requests", 0)
 
     def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], question_id: Sequence[str],
                  **_: Any) -> list[float]:
@@ -37,6 +39,7 @@ class CollabReward:
         new = [e for e in {e.id: e for e in examples}.values() if e.id not in self.alone]
         if new:
             alone = self.collab.strong_alone(new)
+            self.requests += requests(alone)
             for e, s in zip(new, self.evaluator.score([a.text for a in alone], new)):
                 self.alone[e.id] = s
         answers = self.collab.refine(examples, drafts)
@@ -44,7 +47,9 @@ class CollabReward:
         shown = self.collab.prompter.shown_draft
         out = []
         for e, d, a, s in zip(examples, drafts, answers, scores):
-            self.sent.add((e.id, shown(d)))
+            if (e.id, shown(d)) not in self.sent:
+                self.sent.add((e.id, shown(d)))
+                self.requests += requests([a])
             out.append(s - self.alone[e.id])
             self.rows.append(dict(question_id=e.id, draft=d, refined=a.text, score=s, alone=self.alone[e.id],
                                   delta=out[-1]))

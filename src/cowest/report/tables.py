@@ -351,6 +351,18 @@ def ablation_tables(ab: dict, level: float = DEFAULT_CONFIDENCE) -> list[tuple[s
         out.append(("Alignment settings on held-out mined questions (validation, never the test)",
                     ["setting", "questions", "refinement %", "CoWest %", "aligned drafts helped %", "hurt %",
                      "changed vs SFT %", "held-out reward acc (last epoch)", "held-out margin (last epoch)"], rows))
+    if ab.get("at_budget"):
+        rows = []
+        for d in ab["at_budget"]:
+            gap = d.get("cowest_minus_refine") or {}
+            rows.append([d["variant"], fmt(d.get("strong_calls")), str(d.get("trained_on", "")), fmt(d.get("valid_n")),
+                         ci_text(d.get("refine")), ci_text(d.get("cowest")),
+                         f"{100 * gap['diff']:+.1f} [{100 * gap['lo']:+.1f}, {100 * gap['hi']:+.1f}]" if gap else "",
+                         pct(d.get("helped")), pct(d.get("changed_vs_sft")), pct(d.get("states_fact"))])
+        out.append(("Alignment at the same strong-call budget, on held-out mined questions (validation)",
+                    ["alignment", "strong calls", "pairs / drafts scored per round", "questions", "refinement %",
+                     "CoWest %", "CoWest - refinement (points)", "aligned drafts helped %", "changed vs SFT %",
+                     "aligned drafts state the fact %"], rows))
     return out
 
 
