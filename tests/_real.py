@@ -16,9 +16,14 @@ RECIPE = {
     "weak": {"backend": "hf", "model": "smollm2-135m-instruct", "batch_size": 16},
     "strong": {"backend": "llamacpp", "model": "qwen2.5-coder-1.5b-instruct", "n_ctx": 2048},
     "collab": {"draft_max_tokens": 64, "strong_max_tokens": 96},
-    # The strong model also judges (1-10): graded scores rarely tie, so rank mode finds pairs on six questions.
-    "mining": {"k": 3, "temperature": 1.0, "mode": "rank", "evaluator": "judge", "where": {"kind": "reasoning"}},
+    # The strong model is asked to judge (1-10), so its calibration on gold and wrong answers runs; rank mode finds
+    # pairs on six questions whichever evaluator it leaves mining with. Four SFT steps teach the format, not the
+    # facts: the SFT check measures and warns, and alignment trains on whatever pairs there are.
+    "mining": {"k": 3, "temperature": 1.0, "mode": "rank", "evaluator": "judge", "where": {"kind": "reasoning"},
+               "share": 1.0},
     "sft": {"max_steps": 4, "per_device_train_batch_size": 4, "learning_rate": 0.001},
+    "sft_recall": {"target": None},
+    "checks": {"on_fail": "warn", "min_pairs": 1, "judge_questions": 6},
     "dpo": {"max_steps": 1, "per_device_train_batch_size": 2},
     "eval": {"systems": ["weak_sft", "weak_aligned", "strong", "supericl", "retrieval", "refine", "cowest"],
              "n_bootstrap": 200, "retrieval_k": 2},

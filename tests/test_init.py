@@ -83,3 +83,15 @@ def test_a_missing_column_or_a_wrong_mapping_is_named(tmp_path):
         survey(str(tmp_path / "d.jsonl"))
     with pytest.raises(TaskDataError, match="--field question=nope: no such column; columns: prompt_text, answer"):
         survey(str(tmp_path / "d.jsonl"), fields={"question": "nope"})
+
+
+@pytest.mark.parametrize("folder,name", [("spare-parts", "spare-parts"), ("rail-fares", "rail-fares"),
+                                         ("travel-policy", "travel-policy"), ("formulary", "formulary-files")])
+def test_the_shipped_example_recipes_are_what_init_writes(tmp_path, monkeypatch, folder, name):
+    monkeypatch.chdir(ROOT)
+    d = f"examples/{folder}"
+    out = tmp_path / "recipe.yaml"
+    res = CliRunner().invoke(app, ["init", f"{d}/train.jsonl", "--test", f"{d}/test.jsonl", "--facts", f"{d}/facts.txt",
+                                   "--name", name, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert out.read_text() == (ROOT / d / "recipe.yaml").read_text()

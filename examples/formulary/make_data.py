@@ -19,7 +19,9 @@ from cowest.config import TaskConfig
 from cowest.tasks.formulary import load_formulary
 
 HERE = Path(__file__).resolve().parent
-OPTIONS = {"n_drugs": 8, "facts": ["dose"], "statements_per_fact": 8, "wordings_per_fact": 5, "n_mining": 96,
+# One statement of each dose, as a user's fact file has one line a fact (cowest's formulary recipes repeat each
+# dose in 8 wordings; here SFT's repeats do that work: task.sft_corpus).
+OPTIONS = {"n_drugs": 8, "facts": ["dose"], "statements_per_fact": 1, "wordings_per_fact": 5, "n_mining": 96,
            "n_test": 120}
 
 

@@ -174,7 +174,7 @@ def init(
     typer.echo(f"{target}: {found.type}, {len(task.train)} training and {len(task.test)} test questions"
                + (f", {found.facts} facts" if found.facts else "")
                + (f"; mining {found.where} ({found.pool} questions)" if found.where else ""), err=True)
-    for note in found.notes:
+    for note in found.notes + sizes.notes:
         typer.secho(f"note: {note}", fg="yellow", err=True)
     typer.echo(str(target))
 

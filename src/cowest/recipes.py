@@ -29,9 +29,14 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 MAX_LABELS = 10  # a gold with at most this many distinct values over many rows is a label
 
 # What the budget pays for, measured with the offline default models on the 2-core CPU machine (README, "What to
-# expect on your own data"): seconds per SFT row and epoch, per strong call in mining and in evaluation (where
+# expect on your own data"): seconds per SFT step (8 rows), per strong call in mining and in evaluation (where
 # every answer gets 384 tokens), strong calls per test question (strong alone, retrieval, refinement, CoWest).
-SFT_ROW_EPOCH_S = 0.75
+SFT_STEP_S = 7.0
+SFT_EPOCHS = 4  # the draft format is learnt by then; the facts need their repeats too
+# Times each fact line is seen in SFT (repeats x epochs): 48 rail facts seen 24 times were stated by 50% of
+# validation drafts, 40 times by 60%, the formulary's doses seen ~56 times by 92%.
+EXPOSURES = 40
+PACKED_WORDS = 60  # fact lines packed into one SFT row up to this many words (collab.targets.EVIDENCE_WORDS)
 MINE_CALL_S = 7.0
 EVAL_CALL_S = 9.0
 EVAL_CALLS_PER_QUESTION = 4
@@ -131,36 +136,52 @@ class Sizes:
     """The recipe's numbers for a budget."""
 
     sft_epochs: int
+    fact_repeats: int  # task.sft_corpus: each fact line this many times per epoch (0: no fact file)
     strong_call_budget: int
     n_test: int | None
     share: float
     draft_max_tokens: int
     minutes: float | None
     why: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def size(s: Survey, minutes: float | None = 60.0, strong_calls: int | None = None) -> Sizes:
     """Split a budget of minutes (offline default models, 2 cores) or of strong calls between the stages."""
     share = min(0.6, max(0.3, 60 / max(s.pool, 1)))  # about 60 mining candidates, at most 60% of them
-    sft_rows = s.rows - round(share * s.pool) + s.facts
-    draft_words = max(16, 2 * s.fact_words + 6)  # a Background of up to two facts, and the Answer line
+    question_rows = round(0.85 * (s.rows - share * s.pool))  # SFT's questions: not mined, not validation
+    draft_words = max(16, min(2 * s.fact_words, PACKED_WORDS) + 6)  # a Background of one or two facts, the Answer
     tokens = min(256, max(48, 8 * math.ceil(1.6 * draft_words / 8)))
+    epochs, repeats = SFT_EPOCHS, math.ceil(EXPOSURES / SFT_EPOCHS) if s.facts else 0
+    per_row = max(1, PACKED_WORDS // max(s.fact_words, 1))
+
+    def sft_s(e: int, r: int) -> float:
+        return e * math.ceil((question_rows + math.ceil(s.facts * r / per_row)) / 8) * SFT_STEP_S
+
+    notes = []
     if strong_calls is not None:
         mine = round(0.45 * strong_calls)
         n_test = round(0.45 * strong_calls / EVAL_CALLS_PER_QUESTION)
-        epochs, why = 4, [f"{strong_calls} strong calls: 45% to mining, 45% to evaluation"]
+        why = [f"{strong_calls} strong calls: 45% to mining, 45% to evaluation"]
     else:
         budget = 60 * (minutes or 60.0)
-        epochs = min(6, max(2, round(SHARES["sft"] * budget / (max(sft_rows, 1) * SFT_ROW_EPOCH_S))))
+        while sft_s(epochs, repeats) > SHARES["sft"] * budget and (repeats > 2 or epochs > 2):
+            repeats, epochs = (repeats - 1, epochs) if repeats > 2 else (repeats, epochs - 1)
         mine = round(SHARES["mine"] * budget / MINE_CALL_S)
         n_test = round(SHARES["eval"] * budget / (EVAL_CALLS_PER_QUESTION * EVAL_CALL_S))
-        why = [f"{minutes:g} minutes on 2 CPU cores with the offline default models: a quarter to SFT "
-               f"({sft_rows} rows x {epochs} epochs), 30% to mining ({mine} strong calls), 30% to the test evaluation"]
+        why = [f"{minutes:g} minutes on 2 CPU cores with the offline default models: about "
+               f"{sft_s(epochs, repeats) / 60:.0f} minutes to SFT ({epochs} epochs, each fact line {repeats} times an epoch), "
+               f"30% to mining ({mine} strong calls), 30% to the test evaluation"]
+    if s.facts and repeats * epochs < EXPOSURES:
+        need = sft_s(SFT_EPOCHS, math.ceil(EXPOSURES / SFT_EPOCHS)) / 60
+        notes.append(f"the budget shows each of the {s.facts} facts {repeats * epochs} times in SFT, fewer than the "
+                     f"{EXPOSURES} that gave 60% recall: expect the SFT check to warn or stop; about {need:.0f} minutes "
+                     "of SFT would show them enough (--minutes), or bring fewer facts")
     avail = s.test_rows or round(0.3 * s.rows)
     n_test = max(20, min(n_test, avail))
-    return Sizes(sft_epochs=epochs, strong_call_budget=max(mine, 40), n_test=n_test if n_test < avail else None,
-                 share=round(share, 2), draft_max_tokens=tokens, minutes=minutes if strong_calls is None else None,
-                 why=why)
+    return Sizes(sft_epochs=epochs, fact_repeats=repeats, strong_call_budget=max(mine, 40),
+                 n_test=n_test if n_test < avail else None, share=round(share, 2), draft_max_tokens=tokens,
+                 minutes=minutes if strong_calls is None else None, why=why, notes=notes)
 
 
 def _fields_yaml(f: dict[str, str]) -> str:
@@ -177,6 +198,7 @@ def render(s: Survey, z: Sizes, name: str, strong_model: str | None = None, base
     text = env.get_template("recipe.yaml.j2").render(
         s=s, z=z, name=name, fields=_fields_yaml(s.fields), strong_model=strong_model, base_url=base_url,
         pair_target=PAIR_TARGET, where="{" + ", ".join(f"{k}: {v}" for k, v in s.where.items()) + "}",
+        notes=[textwrap.wrap(n, 108) for n in s.notes + z.notes],
         header=textwrap.wrap(f"Written by `cowest init {s.path}`: the settings our measurements support (README, "
                              f"\"What to expect on your own data\"), sized for {'; '.join(z.why)}.", 112))
     return text if text.endswith("\n") else text + "\n"
