@@ -135,3 +135,23 @@ def test_corpus_rows_repeat_each_fact_in_fresh_orders_packed_into_short_rows():
     again = [f for r in corpus_rows(prompter, facts, 1, seed=0) for f in r["completion"][0]["content"].split("\n")]
     other = [f for r in corpus_rows(prompter, facts, 1, seed=1) for f in r["completion"][0]["content"].split("\n")]
     assert first == again and first != other  # seeded
+
+
+def test_a_runner_up_about_another_entity_never_joins_the_background():
+    from cowest.collab.targets import fact_backgrounds
+
+    prompter = Prompter(MultipleChoice(), "knowledge")
+    facts = ["Pylulotrel has a maximum daily dose of 2 mg/kg.", "Zorexotarone has a maximum daily dose of 8.5 mg/kg.",
+             "Gavexomivol has a maximum daily dose of 7 mg/kg.", "Kalulotarone has a maximum daily dose of 3 mg/kg.",
+             "Rhenirazine has a maximum daily dose of 9.5 mg/kg."]
+    q = Example(id="q", question="A 108 kg patient is to receive Pylulotrel. What is the highest daily dose?",
+                options=["216 mg", "324 mg"], gold="A")
+    assert fact_backgrounds(prompter, [q], facts) == [facts[0]]  # not another drug's dose besides it
+    rail = ["On the Kestrel Line, a single ticket from Drovensby to Nethercaw costs 79 crowns.",
+            "On the Kestrel Line, a single ticket from Fennrick to Nethercaw costs 23 crowns.",
+            "On the Kestrel Line, the journey from Drovensby to Nethercaw takes 105 minutes.",
+            "On the Heron Line, the journey from Fennrick to Umberfold takes 80 minutes.",
+            "On the Heron Line, a single ticket from Umberfold to Greythorn costs 12 crowns."]
+    r = Example(id="r", question="How much does a single ticket from Drovensby to Nethercaw on the Kestrel Line cost?",
+                gold="79 crowns")
+    assert fact_backgrounds(Prompter(ShortAnswer(), "knowledge"), [r], rail) == [f"{rail[0]} {rail[2]}"]  # same route

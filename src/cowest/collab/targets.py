@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import random
 import re
+from collections import Counter
 from typing import Sequence
 
 from ..tasks.base import Example
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 FACTS_PER_TARGET = 2  # a question usually needs one fact of its entity, a reasoning question two
 RELATIVE_SCORE = 0.3  # a further fact is kept when its BM25 score is at least this share of the best one's
+CANDIDATES = 3  # runners-up looked at beyond `FACTS_PER_TARGET`, so a later one about the same thing can be found
 EVIDENCE_WORDS = 60  # a background is one line of a short draft: longer evidence is cut at a sentence end
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
@@ -45,23 +47,42 @@ def evidence_background(example: Example, max_words: int = EVIDENCE_WORDS) -> st
 
 def fact_backgrounds(prompter: Prompter, examples: Sequence[Example], facts: Sequence[str],
                      k: int = FACTS_PER_TARGET) -> list[str | None]:
-    """The `k` facts BM25 ranks best for each example's question and gold answer (None when none matches)."""
+    """The facts BM25 ranks best for each example's question and gold answer, at most `k` (None when none matches).
+
+    A further fact joins the best one only when it is about the same thing or adds the other half of the question:
+    of the question's rare words (in at most a quarter of the facts: a name, a code, a place), it holds all that the
+    best fact holds (the same route's other fact), or only others (the rule beside the part it applies to). A
+    runner-up that holds some of the best fact's rare words but not all is another entity's fact that shares only
+    common words with the question ("maximum daily dose of" another drug): noise, not knowledge. It must also score
+    at least `RELATIVE_SCORE` of the best, and the background stay one short line.
+    """
     if not facts or not examples:
         return [None] * len(examples)
     tt = prompter.task_type
     queries = [f"{e.question} {tt.format_answer(e)}" for e in examples]
-    hits = BM25Retriever(facts).search(queries, k)
+    hits = BM25Retriever(facts).search(queries, k + CANDIDATES)
+    seen_in = Counter(w for f in facts for w in set(_words(f)))
+    rare_df = max(2, len(facts) // 4)
     out: list[str | None] = []
-    for row in hits:
-        # A runner-up far below the best hit shares only common words with the question: noise, not knowledge; and a
-        # background is one line of a short draft, so a second long fact is left out.
+    for e, row in zip(examples, hits):
+        rare = {w for w in _words(e.question) if 0 < seen_in[w] <= rare_df}
         kept: list[str] = []
         for p, score in row:
-            fits = not kept or len(" ".join([*kept, p]).split()) <= EVIDENCE_WORDS
-            if score > 0 and score >= RELATIVE_SCORE * row[0][1] and fits:
-                kept.append(p)
+            if len(kept) == k or score <= 0 or score < RELATIVE_SCORE * row[0][1]:
+                continue
+            if kept:
+                best, mine = rare & set(_words(kept[0])), rare & set(_words(p))
+                same = bool(best) and best <= mine  # nothing identifies the best fact: no sibling of it either
+                other_half = bool(mine) and not mine & best
+                if not (same or other_half) or len(" ".join([*kept, p]).split()) > EVIDENCE_WORDS:
+                    continue
+            kept.append(p)
         out.append(" ".join(kept) or None)
     return out
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+(?:-[a-z0-9]+)*", text.lower())
 
 
 def knowledge_backgrounds(prompter: Prompter, examples: Sequence[Example], facts: Sequence[str]) -> list[str | None]:
