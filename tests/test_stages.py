@@ -30,7 +30,7 @@ CHANGED: dict[str, Any] = {
     "collab.draft_sections": ["Background"], "mining.evaluator": "judge", "mining.mode": "rank",
     "eval.systems": SYSTEMS[:-1], "alignment": "kto", "ablations.formats": ["direct"], "ablations.pair_fractions": [0.5],
     "ablations.dpo_settings": [{"beta": 0.2}], "sft_recall.target": 0.8, "mining.strategy": "exhaustive",
-    "checks.on_fail": "warn", "checks.min_judge_auc": 0.8, "ablations.at_budget": ["grpo"],
+    "checks.on_fail": "warn", "checks.min_judge_auc": 0.8,
     **{f"{m}.overlap": True for m in ("weak", "strong", "judge", "ablations.strong")},
 }
 
@@ -171,14 +171,3 @@ def test_editing_the_fact_corpus_reruns_sft_and_the_evaluations_that_retrieve(tm
     after = keys()
     # Weak-only evaluations and mining read the corpus only through the SFT model (its key chains into theirs).
     assert {n for n in stages if after[n] != before[n]} == {"sft", "eval_valid", "eval"}
-
-
-def test_fact_rewordings_are_a_stage_before_sft_that_reads_the_strong_model():
-    words = BASE.model_copy(update={"task": BASE.task.model_copy(update={"corpus_path": "f.txt", "fact_paraphrases": 2})})
-    stages = plan(words, EVALS)
-    assert list(stages)[:2] == ["facts", "sft"] and stages["sft"].after == ("facts",)
-    before = field_keys(words, stages)
-    changed = words.model_copy(update={"strong": words.strong.model_copy(update={"model": "other"})})
-    after = field_keys(changed, plan(changed, EVALS))
-    assert after["facts"] != before["facts"] and after["sft"] != before["sft"]  # new rewordings, new SFT
-    assert "facts" not in plan(BASE, EVALS) and plan(BASE, EVALS)["sft"].after == ()  # none asked: no stage

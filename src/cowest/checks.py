@@ -69,16 +69,6 @@ def _sft_advice(recipe: Recipe, counts: Mapping) -> str:
     return "; ".join(tips)
 
 
-def facts_warnings(counts: Mapping) -> list[StageWarning]:
-    """Fewer than half the asked rewordings kept: SFT sees each fact in fewer wordings than the recipe planned."""
-    asked, kept = int(counts.get("asked", 0)), int(counts.get("kept", 0))
-    if not asked or kept >= asked / 2:
-        return []
-    return [_warn("few_rewordings", (
-        f"facts: the strong model's rewordings kept every number and name of their fact line in {_share(kept, asked)} "
-        "cases, so SFT sees most facts in their own wording only; raise task.sft_corpus to repeat them instead"))]
-
-
 def mining_warnings(stats: Mapping, round_: int, recipe: Recipe) -> list[StageWarning]:
     """Too few pairs to align on, a judge that could not tell right from wrong, and drafts cut by the token cap."""
     out = []

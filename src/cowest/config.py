@@ -72,10 +72,6 @@ class TaskConfig(_Strict):
     # is seen per epoch. A fact line is short, so repeating it is the cheapest way to the ~50 exposures a small model
     # needed to recall a number (measured: README, "What to expect on your own data").
     sft_corpus: bool | int = Field(False, ge=0)
-    # Rewordings of each fact line the strong model writes before SFT (the `facts` stage), taught beside the line
-    # itself: one wording repeated teaches a small model the sentence more than the fact. A rewording that loses a
-    # number or a name of its fact is dropped.
-    fact_paraphrases: int = Field(0, ge=0, le=8)
     # The domain's own fact statements: plain text, one fact per line, or JSONL with a `text` field. They become the
     # task's corpus (retrieval baseline, task.sft_corpus) and the source of SFT backgrounds for rows without one.
     corpus_path: str | None = None

@@ -22,8 +22,6 @@ log = logging.getLogger(__name__)
 
 # Recipe fields (dotted paths; a section stands for all its fields) each kind of stage reads.
 READS: dict[str, tuple[str, ...]] = {
-    # the strong model rewording the fact lines for SFT (task.fact_paraphrases > 0)
-    "facts": ("seed", "task.corpus_path", "task.fact_paraphrases", "strong"),
     # SFT trains on the questions mining does not take (mining.where, mining.share) and checks its validation drafts
     "sft": ("seed", "task", "weak.model", "sft", "sft_recall", "lora", "collab.draft_format", "collab.prompts",
             "collab.draft_max_tokens", "mining.where", "mining.share", "checks.min_sft_recall"),
@@ -44,7 +42,7 @@ MODEL_FIELDS = ("weak", "strong", "judge")
 # backgrounds, task.sft_corpus) and the retrieval baseline; mining and weak-only evaluations see it only through the
 # SFT model, whose key chains into theirs.
 FILES: dict[str, tuple[str, ...]] = {
-    "facts": ("task.corpus_path",), "sft": ("task.path", "task.corpus_path"), "mine": ("task.path",), "dpo": (), "grpo": ("task.path",),
+    "sft": ("task.path", "task.corpus_path"), "mine": ("task.path",), "dpo": (), "grpo": ("task.path",),
     "eval": ("task.path", "task.test_path", "task.corpus_path"), "eval_weak": ("task.path", "task.test_path"),
 }
 # Fields no stage's output depends on: where the run is written and its name; ablations are sub-runs of their own.
@@ -110,20 +108,9 @@ def round_decls(k: int, rounds: int, alignment: str = "dpo") -> tuple[StageDecl,
             StageDecl(f"round_{k}/dpo", "dpo", (start, f"round_{k}/mine"), (("round", k), ("merge", k < rounds))))
 
 
-def paraphrasing(recipe: Recipe) -> bool:
-    """Whether the run starts with the strong model rewording the fact lines (the `facts` stage)."""
-    return bool(recipe.task.fact_paraphrases and recipe.task.corpus_path)
-
-
-def sft_decl(recipe: Recipe) -> StageDecl:
-    """SFT: after the fact rewordings when the recipe asks for them."""
-    return StageDecl("sft", "sft", ("facts",) if paraphrasing(recipe) else ())
-
-
 def plan(recipe: Recipe, evals: Mapping[str, tuple[str, Sequence[str]]]) -> dict[str, StageDecl]:
     """The run's stages in order; `evals` maps an evaluation's name to (split, systems)."""
-    stages = [StageDecl("facts", "facts")] if paraphrasing(recipe) else []
-    stages += [sft_decl(recipe)]
+    stages = [StageDecl("sft", "sft")]
     for k in range(1, recipe.rounds + 1):
         stages += round_decls(k, recipe.rounds, recipe.alignment)
     stages += [eval_decl(name, split, systems, recipe.rounds, recipe.alignment)

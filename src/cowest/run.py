@@ -16,7 +16,6 @@ from .io import write_text
 from .report import build_report
 from .stages.dpo import run_dpo
 from .stages.evaluate import default_systems, run_eval, run_eval_valid, valid_examples
-from .stages.facts import run_facts
 from .stages.mine import run_mine
 from .stages.sft import run_sft
 
@@ -25,10 +24,6 @@ log = logging.getLogger(__name__)
 
 class Run(RunContext):
     """One recipe's run: its context plus the stages in order."""
-
-    def facts(self) -> dict | None:
-        """Stage 0, when asked for: the strong model rewords the fact lines for SFT."""
-        return run_facts(self)
 
     def sft(self) -> dict:
         """Stage 1: LoRA SFT of the weak model on draft-format targets."""
@@ -60,7 +55,7 @@ class Run(RunContext):
 
     def train_and_evaluate(self) -> None:
         """The method's stages: sft -> (mine -> dpo) x rounds -> eval_valid (held-out mined questions) -> eval."""
-        checks.gate("sft", self.sft(), self.recipe.checks)  # after the fact rewordings, when asked for  # a weak model that learnt nothing stops the run here
+        checks.gate("sft", self.sft(), self.recipe.checks)  # a weak model that learnt nothing stops the run here
         if self.questions.sft_valid:  # the SFT model on its validation slice, before any test question
             self.evaluate(["weak_sft"], name="eval_sft_valid", split="sft_valid")
         for k in range(1, self.recipe.rounds + 1):

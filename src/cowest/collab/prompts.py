@@ -39,11 +39,6 @@ TEMPLATES: dict[str, str] = {
         "Passages from the domain's reference material (they may not all be relevant):\n{passages}\n"
         "Think step by step in at most 3 short sentences, then end with \"Final answer: <{answer_hint}>\"."
     ),
-    # The strong model rewording a fact line for SFT (task.fact_paraphrases); it need not know the fact.
-    "paraphrase": (
-        "Say the fact below in other words, as one sentence. Keep every name, code, number and unit exactly as "
-        "written, and add nothing that it does not say.\nFact: {fact}"
-    ),
     # SFT rows that teach the weak model the domain corpus itself (task.sft_corpus).
     "corpus": "Recite entries from the domain knowledge base.",
     # Sent as a follow-up turn when no answer could be read from the first reply.

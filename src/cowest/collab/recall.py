@@ -21,7 +21,7 @@ from ..tasks.metrics import normalize_answer
 
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
 _TOKEN = re.compile(r"\d+(?:[.:]\d+)*|[a-z]+")
-STOPWORDS = frozenset((
+_STOP = frozenset((
     "a an the and or of to in on at for from by with as is are was were be been being it its this that these those "
     "which who whom what when where why how than then there their they them he she his her we our you your i not no "
     "do does did has have had may must can could should would will shall per each every any all only also so if but "
@@ -38,7 +38,7 @@ def key_terms(fact: str, question: str) -> tuple[list[str], list[str]]:
     asked = set(_tokens(question))
     new = [t for t in dict.fromkeys(_tokens(fact)) if t not in asked]
     numbers = [t for t in new if t[0].isdigit()]
-    words = [t for t in new if t.isalpha() and t not in STOPWORDS and len(t) > 1]
+    words = [t for t in new if t.isalpha() and t not in _STOP and len(t) > 1]
     return numbers, words
 
 

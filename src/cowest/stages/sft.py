@@ -16,8 +16,7 @@ from ..collab.recall import states_fact
 from ..collab.targets import corpus_rows, sft_rows
 from ..context import RunContext
 from ..io import adapter_hash, write_json, write_jsonl
-from ..ledger import sft_decl
-from .facts import reworded, run_facts
+from ..ledger import StageDecl
 from ..tasks.base import Example
 
 log = logging.getLogger(__name__)
@@ -31,13 +30,11 @@ def run_sft(ctx: RunContext) -> dict:
     from ..train import merge_adapter, train_sft
 
     r, q = ctx.recipe, ctx.questions
-    run_facts(ctx)  # its rewordings of the fact lines first, when the recipe asks for them
-    inputs = ctx.inputs(sft_decl(r))
+    inputs = ctx.inputs(StageDecl("sft", "sft"))
 
     def run(sdir: Path) -> dict:
         rows, templated = sft_rows(ctx.prompter, q.sft, ctx.task.facts)
-        passages = [*ctx.task.corpus, *reworded(ctx)]  # the fact lines and the strong model's rewordings of them
-        rows += corpus_rows(ctx.prompter, passages, int(r.task.sft_corpus), r.seed)  # true: once
+        rows += corpus_rows(ctx.prompter, ctx.task.corpus, int(r.task.sft_corpus), r.seed)  # true: once
         write_jsonl(sdir / "train.jsonl", rows)
         base_path = resolve_model(r.weak.model, "hf")
         valid, _ = sft_rows(ctx.prompter, q.sft_valid, ctx.task.facts, "SFT validation")
