@@ -9,7 +9,9 @@ from fakes import ScriptedBackend
 from cowest.collab import Collaborator, Prompter
 from cowest.collab.baselines import BM25Retriever, answer_prefix, weak_predictions
 from cowest.config import CollabConfig, EvalConfig, ModelConfig, PriceConfig
-from cowest.evaluate import evaluate, get_systems, results_table
+from cowest.evaluate import evaluate
+from cowest.report.tables import results_markdown
+from cowest.systems import get_systems
 from cowest.models.hf import HFBackend
 from cowest.tasks.base import Example
 from cowest.tasks.types import Classification, MultipleChoice, ShortAnswer
@@ -82,7 +84,7 @@ def test_supericl_and_retrieval_systems_show_the_strong_model_their_evidence(wea
     assert all(r["draft"] == CORPUS[0] for r in retrieval_rows)  # the passage shown is kept for the drill-down
     # 10 prompt + 5 completion tokens a call (the scripted backend): 1000 * (10 * 2 + 5 * 8) / 1e6
     assert res["systems"]["retrieval"]["cost_per_1k"] == pytest.approx(0.06)
-    assert "cost / 1k q (USD)" in results_table(res)
+    assert "cost / 1k q (USD)" in results_markdown(res)
     assert "retrieval - strong" not in res["comparisons"]  # only collaborative systems are compared
 
 

@@ -4,7 +4,9 @@ from fakes import ScriptedBackend
 
 from cowest.collab import Collaborator, Prompter
 from cowest.config import CollabConfig, EvalConfig
-from cowest.evaluate import evaluate, get_systems, results_table, states_gold
+from cowest.evaluate import evaluate, states_gold
+from cowest.report.tables import results_markdown
+from cowest.systems import get_systems
 from cowest.tasks.base import Example
 from cowest.tasks.types import MultipleChoice
 
@@ -36,7 +38,7 @@ def test_evaluate_rows_results_and_comparisons():
     assert res["systems"]["refine"]["strong_prompt_tokens_per_q"] == 10
     comp = res["comparisons"]["refine - weak_sft"]
     assert comp["diff"] == 1.0 and comp["lo"] == 1.0 and comp["p_value"] == 0.0
-    table = results_table(res)
+    table = results_markdown(res)
     assert "| standard refinement (SFT draft -> strong) | 100.0 [100.0, 100.0]" in table
 
 
@@ -114,7 +116,7 @@ def test_calls_and_cache_hits_are_counted_apart_from_wall_time(tmp_path):
     assert got == {"weak_sft": (5, 0), "weak_aligned": (0, 5), "refine": (10, 0), "cowest": (0, 10)}
     _, again = evaluate(examples, systems, weak, collab, EvalConfig(n_bootstrap=50))
     assert all(v["calls"] == 0 and v["cache_hits"] > 0 for v in again["systems"].values())
-    table = results_table(again)
+    table = results_markdown(again)
     assert table.splitlines()[0].endswith("| strong tok/q | model calls | cache hits | wall s |")
 
 

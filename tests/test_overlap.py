@@ -8,7 +8,8 @@ from fakes import ScriptedBackend
 
 from cowest.collab import Collaborator, Prompter, RuleEvaluator, mine
 from cowest.config import CollabConfig, EvalConfig, MiningConfig
-from cowest.evaluate import evaluate, get_systems
+from cowest.evaluate import evaluate
+from cowest.systems import get_systems
 from cowest.models.base import BackendError, Sampling
 from cowest.models.cache import CachedBackend, CallCache
 from cowest.tasks.base import Example

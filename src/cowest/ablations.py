@@ -6,16 +6,32 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Protocol, Sequence
 
-from .config import AblationConfig, EvalConfig, ModelConfig, dump_recipe
+from .config import AblationConfig, EvalConfig, ModelConfig, Recipe, dump_recipe
 from .io import read_json, read_jsonl, write_json, write_jsonl, write_text
 
-if TYPE_CHECKING:
-    from .run import Run
+
+class Run(Protocol):
+    """What an ablation needs of a run (`cowest.run.Run`): its recipe and folder, and its stages; a sub-run is
+    `type(run)(recipe)`."""
+
+    recipe: Recipe
+    dir: Path
+
+    def __init__(self, recipe: Recipe, cache_path: Path | None = None) -> None: ...
+    @property
+    def cache_path(self) -> Path: ...
+    def mine(self, round_: int) -> dict: ...
+    def dpo(self, round_: int) -> dict: ...
+    def evaluate(self) -> dict: ...
+    def evaluate_valid(self) -> dict | None: ...
+    def train_and_evaluate(self) -> None: ...
+    def manifest_path(self, name: str) -> Path: ...
+    def release(self) -> None: ...
 
 
-def ablate(run: "Run") -> dict:
+def ablate(run: Run) -> dict:
     """The recipe's ablations (formats, pair subsets, strong swap, alignment settings) -> ablations/results.json."""
     a = run.recipe.ablations
     run.release()
@@ -34,11 +50,10 @@ def ablate(run: "Run") -> dict:
     return out
 
 
-def _child(run: "Run", tag: str, share: Sequence[str] = (), **update: object) -> "Run":
+def _child(run: Run, tag: str, share: Sequence[str] = (), **update: object) -> Run:
     """A sub-run in ablations/<tag> with recipe fields replaced; `share` links this run's stage directories."""
     update = dict(name=f"{run.recipe.name}/ablations/{tag}", ablations=AblationConfig(), **update)
-    child = type(run)(run.recipe.model_copy(update=update))
-    child._cache_path = run.cache_path
+    child = type(run)(run.recipe.model_copy(update=update), cache_path=run.cache_path)
     write_text(child.dir / "config.yaml", dump_recipe(child.recipe))
     for d in share:
         link = child.dir / d
@@ -47,11 +62,11 @@ def _child(run: "Run", tag: str, share: Sequence[str] = (), **update: object) ->
     return child
 
 
-def _eval_systems(run: "Run", systems: list[str]) -> EvalConfig:
+def _eval_systems(run: Run, systems: list[str]) -> EvalConfig:
     return run.recipe.eval.model_copy(update={"systems": systems})
 
 
-def _ablate_format(run: "Run", fmt: str) -> dict:
+def _ablate_format(run: Run, fmt: str) -> dict:
     """SFT, mining, DPO and evaluation with another draft format: refinement (unaligned) vs CoWest (aligned)."""
     res = _read_results(run.dir / "eval")
     if not (fmt == run.recipe.collab.draft_format and res and {"refine", "cowest"} <= res["systems"].keys()):
@@ -65,7 +80,7 @@ def _ablate_format(run: "Run", fmt: str) -> dict:
     return {"format": fmt, "unaligned": _primary_score(res, "refine"), "aligned": _primary_score(res, "cowest")}
 
 
-def _ablate_pairs(run: "Run", fractions: list[float]) -> list[dict]:
+def _ablate_pairs(run: Run, fractions: list[float]) -> list[dict]:
     """A learning curve: DPO from the SFT model on nested seeded subsets of round 1's pairs, then CoWest."""
     pairs = read_jsonl(run.dir / "round_1" / "pairs.jsonl")
     order = list(range(len(pairs)))
@@ -90,7 +105,7 @@ def _ablate_pairs(run: "Run", fractions: list[float]) -> list[dict]:
     return out
 
 
-def _search_dpo(run: "Run", settings: list[dict]) -> list[dict]:
+def _search_dpo(run: Run, settings: list[dict]) -> list[dict]:
     """Each alignment setting trained on round 1's training pairs and judged on the held-out mined questions
     only: held-out reward accuracy / margin per epoch, and SFT vs aligned drafts refined by the strong model."""
     src = run.dir / "round_1"
@@ -123,7 +138,7 @@ def _search_dpo(run: "Run", settings: list[dict]) -> list[dict]:
     return out
 
 
-def _at_budget(run: "Run", variants: list[str]) -> list[dict]:
+def _at_budget(run: Run, variants: list[str]) -> list[dict]:
     """The run's alignment (one offline round) beside each variant at the same strong-call budget, on the held-out
     mined questions only: offline DPO over N rounds (budget and pair target split between them), on-policy GRPO."""
     m = run.recipe.mining
@@ -154,7 +169,7 @@ def _at_budget(run: "Run", variants: list[str]) -> list[dict]:
     return out
 
 
-def _budget_row(run: "Run", label: str) -> dict:
+def _budget_row(run: Run, label: str) -> dict:
     """What one alignment variant spent (strong calls over its rounds) and what it gave on the held-out questions."""
     spent, trained = 0, []
     for k in range(1, run.recipe.rounds + 1):
@@ -173,7 +188,7 @@ def _budget_row(run: "Run", label: str) -> dict:
             **{k: drafts[k] for k in ("helped", "hurt", "changed_vs_sft", "states_fact") if k in drafts}}
 
 
-def _ablate_strong(run: "Run", strong: ModelConfig) -> dict:
+def _ablate_strong(run: Run, strong: ModelConfig) -> dict:
     """Strong alone, refinement and CoWest with a second strong model and the same weak models."""
     rounds = [f"round_{k}" for k in range(1, run.recipe.rounds + 1)]
     child = _child(run, "strong-swap", share=["sft", *rounds], strong=strong,

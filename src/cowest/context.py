@@ -16,6 +16,7 @@ from .models import build_backend
 from .models.base import Backend
 from .models.shared import SharedBackend
 from .roles import Questions, assign
+from .systems import round_of
 from .tasks import TaskData, load_task
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,8 @@ log = logging.getLogger(__name__)
 class RunContext:
     """One recipe's run directory, its data, its models and its stage ledger."""
 
-    def __init__(self, recipe: Recipe):
+    def __init__(self, recipe: Recipe, cache_path: Path | None = None):
+        """`cache_path`: another run's call cache to share (an ablation's sub-run shares its parent's)."""
         self.recipe = recipe
         self.dir = recipe.run_dir
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -32,7 +34,7 @@ class RunContext:
         self._judge: Backend | None = None
         self._weak_seen: list[Backend] = []  # weak variants loaded so far, for usage accounting
         self.ledger = Ledger(self.dir, self.usage)
-        self._cache_path: Path | None = None  # ablation sub-runs share their parent's call cache
+        self._cache_path = cache_path
 
     # ---- data and prompts
     @cached_property
@@ -75,7 +77,7 @@ class RunContext:
         base = self.recipe.weak
         if variant == "base":
             return base
-        k = 0 if variant == "sft" else self.recipe.rounds if variant == "aligned" else int(variant.removeprefix("round_"))
+        k = round_of(variant, self.recipe.rounds)
         while k >= 1 and dpo_skipped(self.dir, k):
             k -= 1
         if k < 1:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
 import time
-from dataclasses import dataclass
 from statistics import fmean
 from typing import Callable, Sequence
 
@@ -13,54 +11,9 @@ from .collab.pipeline import Collaborator, Gathered, draft_answer_section
 from .collab.recall import mentions, states_fact
 from .config import EvalConfig
 from .models.base import Backend, Usage
-
-# results.md is the report's results and comparisons tables, from the one renderer of results.json
-from .report.tables import comparisons_markdown as comparisons_table  # noqa: F401
-from .report.tables import results_markdown as results_table  # noqa: F401
+from .systems import System
 from .tasks.base import LETTERS, Example, TaskType
 from .tasks.metrics import bootstrap_ci, bootstrap_metric, paired_bootstrap
-
-
-@dataclass(frozen=True)
-class System:
-    """One row of the results table: who answers, and with which weak model variant."""
-
-    name: str
-    label: str
-    kind: str  # "weak" | "strong" | "collab" | "supericl" | "retrieval"
-    variant: str | None = None  # weak model variant: "base" | "sft" | "aligned" | "round_K"
-
-
-SYSTEMS: dict[str, System] = {
-    s.name: s
-    for s in [
-        System("weak_base", "weak base", "weak", "base"),
-        System("weak_sft", "weak SFT", "weak", "sft"),
-        System("weak_aligned", "weak aligned (DPO)", "weak", "aligned"),
-        System("strong", "strong alone (CoT)", "strong"),
-        System("supericl", "SuperICL-style (SFT weak answer + confidence -> strong)", "supericl", "sft"),
-        System("retrieval", "retrieval (BM25 passages -> strong)", "retrieval"),
-        System("collab_base", "collaboration (base draft -> strong)", "collab", "base"),
-        System("refine", "standard refinement (SFT draft -> strong)", "collab", "sft"),
-        System("cowest", "CoWest (aligned draft -> strong)", "collab", "aligned"),
-    ]
-}
-_ROUND = re.compile(r"^(weak|cowest)_round_([1-9][0-9]*)$")
-
-
-def get_systems(names: Sequence[str]) -> list[System]:
-    """Look up systems by name (plus `weak_round_K` / `cowest_round_K`) with a clear error."""
-    out = []
-    for n in names:
-        if n in SYSTEMS:
-            out.append(SYSTEMS[n])
-        elif m := _ROUND.match(n):
-            who, k = m.groups()
-            label = f"weak aligned, round {k}" if who == "weak" else f"CoWest, round {k} draft -> strong"
-            out.append(System(n, label, "weak" if who == "weak" else "collab", f"round_{k}"))
-        else:
-            raise ValueError(f"unknown eval system {n!r}; known: {', '.join(SYSTEMS)}, weak_round_K, cowest_round_K")
-    return out
 
 
 def evaluate(

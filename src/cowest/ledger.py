@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping, Sequence
 from . import dist
 from .config import Recipe
 from .io import hash_obj, hash_path, read_json, write_json
+from .systems import get_systems, round_of
 
 log = logging.getLogger(__name__)
 
@@ -81,15 +82,12 @@ def variant_stage(variant: str | None, rounds: int) -> str | None:
         return None
     if variant == "sft":
         return "sft"
-    k = rounds if variant == "aligned" else int(variant.removeprefix("round_"))
-    return f"round_{k}/dpo"
+    return f"round_{round_of(variant, rounds)}/dpo"
 
 
 def eval_decl(name: str, split: str, systems: Sequence[str], rounds: int, alignment: str = "dpo") -> StageDecl:
     """An evaluation stage: after the stages that trained its weak variants (and the stage that held out the
     validation questions, for that split: mining, or on-policy alignment)."""
-    from .evaluate import get_systems
-
     systems_ = get_systems(systems)
     after = {variant_stage(s.variant, rounds) for s in systems_} - {None}
     if split == "valid":  # the held-out mined questions

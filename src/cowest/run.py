@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 
 from . import checks, dist
+from .ablations import ablate
 from .config import dump_recipe
 from .context import RunContext
 from .io import write_text
@@ -86,6 +87,4 @@ class Run(RunContext):
 
     def ablate(self) -> dict:
         """The recipe's ablations (draft formats, pair subsets, strong swap, alignment settings)."""
-        from .ablations import ablate
-
         return ablate(self)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from .. import checks
 from ..context import RunContext, dpo_skipped, weak_key
-from ..evaluate import get_systems
 from ..io import hash_obj, read_json, write_json, write_jsonl, write_text
 from ..ledger import eval_decl
+from ..systems import DEFAULT_SERVED, get_systems, round_of
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,7 @@ def mark_skipped_alignment(ctx: RunContext, results: dict) -> None:
     results["alignment_skipped"] = [f"round_{k}" for k in skipped]
     for name, entry in results["systems"].items():
         variant = next((s.variant for s in get_systems([name])), None)
-        k = ctx.recipe.rounds if variant == "aligned" else int(variant.removeprefix("round_")) \
-            if variant and variant.startswith("round_") else 0
+        k = round_of(variant, ctx.recipe.rounds)
         if k in skipped:
             same = "SFT model" if ctx.weak_config(variant) == ctx.weak_config("sft") else "previous round's model"
             entry["label"] += f" = {same} (alignment skipped: too few pairs)"
@@ -117,13 +116,11 @@ def default_systems(ctx: RunContext) -> list[str]:
     return names
 
 
-SERVED = ("cowest", "refine", "strong")  # the systems `cowest serve` can answer as its default, preferred in this order
-
-
 def served_default(results: dict) -> str | None:
-    """The served system with the best mean score on the validation questions (a tie goes to the earlier in SERVED)."""
+    """The served system with the best mean score on the validation questions (a tie goes to the earlier in
+    `systems.DEFAULT_SERVED`)."""
     systems = results.get("systems") or {}
-    found = [s for s in SERVED if s in systems]
+    found = [s for s in DEFAULT_SERVED if s in systems]
     if not found:
         return None
     return max(found, key=lambda s: (checks.mean_score(systems[s]), -found.index(s)))
