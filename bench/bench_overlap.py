@@ -20,7 +20,8 @@ from pathlib import Path
 
 from cowest.collab import Collaborator, Prompter, RuleEvaluator, mine
 from cowest.config import CollabConfig, EvalConfig, MiningConfig, ModelConfig, load_recipe
-from cowest.evaluate import evaluate, get_systems
+from cowest.evaluate import evaluate
+from cowest.systems import get_systems
 from cowest.io import write_json
 from cowest.models.hf import HFBackend
 from cowest.models.openai_compat import OpenAIBackend

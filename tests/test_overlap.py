@@ -113,11 +113,11 @@ def test_overlapped_evaluation_equals_sequential():
     (rows_seq, res_seq), (rows_ovl, res_ovl) = out[False], out[True]
     assert rows_ovl == rows_seq
     for name in ("strong", "refine", "cowest"):
-        assert res_ovl["systems"][name]["metrics"] == res_seq["systems"][name]["metrics"]
+        assert res_ovl.systems[name].metrics == res_seq.systems[name].metrics
         # a strong call per question, plus the drafts' weak calls for the collaborations
-        assert res_ovl["systems"][name]["calls"] == res_seq["systems"][name]["calls"] == len(EXAMPLES) * (
+        assert res_ovl.systems[name].calls == res_seq.systems[name].calls == len(EXAMPLES) * (
             1 if name == "strong" else 2)
-    assert res_ovl["comparisons"] == res_seq["comparisons"]
+    assert res_ovl.comparisons == res_seq.comparisons
 
 
 def test_cached_backend_reports_each_conversation_once_as_it_finishes(tmp_path):

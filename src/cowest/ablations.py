@@ -10,6 +10,7 @@ from typing import Protocol, Sequence
 
 from .config import AblationConfig, EvalConfig, ModelConfig, Recipe, dump_recipe
 from .io import read_json, read_jsonl, write_json, write_jsonl, write_text
+from .results import EvalResults, load_results
 
 
 class Run(Protocol):
@@ -69,7 +70,7 @@ def _eval_systems(run: Run, systems: list[str]) -> EvalConfig:
 def _ablate_format(run: Run, fmt: str) -> dict:
     """SFT, mining, DPO and evaluation with another draft format: refinement (unaligned) vs CoWest (aligned)."""
     res = _read_results(run.dir / "eval")
-    if not (fmt == run.recipe.collab.draft_format and res and {"refine", "cowest"} <= res["systems"].keys()):
+    if not (fmt == run.recipe.collab.draft_format and res and {"refine", "cowest"} <= res.systems.keys()):
         child = _child(run, f"format-{fmt}", collab=run.recipe.collab.model_copy(update={"draft_format": fmt}),
                        eval=_eval_systems(run, ["refine", "cowest"]))
         try:
@@ -87,11 +88,11 @@ def _ablate_pairs(run: Run, fractions: list[float]) -> list[dict]:
     random.Random(run.recipe.seed).shuffle(order)
     base = _read_results(run.dir / "eval")
     out = []
-    if base and "refine" in base["systems"]:
+    if base and "refine" in base.systems:
         out.append({"fraction": 0.0, "n_pairs": 0, **_primary_score(base, "refine")})
     for f in sorted(fractions):
         n = max(1, round(f * len(pairs)))
-        if n == len(pairs) and run.recipe.rounds == 1 and base and "cowest" in base["systems"]:
+        if n == len(pairs) and run.recipe.rounds == 1 and base and "cowest" in base.systems:
             out.append({"fraction": f, "n_pairs": n, **_primary_score(base, "cowest")})
             continue
         child = _child(run, f"pairs-{f:g}", share=["sft"], rounds=1, eval=_eval_systems(run, ["cowest"]))
@@ -129,11 +130,9 @@ def _search_dpo(run: Run, settings: list[dict]) -> list[dict]:
         finally:
             child.release()
         res = _read_results(child.dir / "eval_valid")
-        drafts = (res or {}).get("drafts", {}).get("aligned", {})
         out.append({"setting": {"alignment": alignment, **setting}, "heldout": counts.get("heldout", []),
-                    "valid_n": res["n"] if res else 0, "cowest": _primary_score(res, "cowest"),
-                    "refine": _primary_score(res, "refine"),
-                    **{k: drafts[k] for k in ("helped", "hurt", "changed_vs_sft", "states_fact") if k in drafts},
+                    "valid_n": res.n if res else 0, "cowest": _primary_score(res, "cowest"),
+                    "refine": _primary_score(res, "refine"), **_aligned_drafts(res),
                     "valid_stage": valid["key"] if valid else None})
     return out
 
@@ -180,12 +179,11 @@ def _budget_row(run: Run, label: str) -> dict:
         spent += counts.get("strong_calls", 0)
         trained.append("skipped" if counts.get("skipped") else f"{counts.get('pairs', counts.get('drafts_scored'))}")
     res = _read_results(run.dir / "eval_valid")
-    drafts = (res or {}).get("drafts", {}).get("aligned", {})
-    diff = (res or {}).get("comparisons", {}).get("cowest - refine", {})
-    return {"variant": label, "strong_calls": spent, "trained_on": ", ".join(trained), "valid_n": res["n"] if res else 0,
+    diff = res.comparisons.get("cowest - refine") if res else None
+    return {"variant": label, "strong_calls": spent, "trained_on": ", ".join(trained), "valid_n": res.n if res else 0,
             "refine": _primary_score(res, "refine"), "cowest": _primary_score(res, "cowest"),
-            "cowest_minus_refine": {k: diff[k] for k in ("diff", "lo", "hi") if k in diff},
-            **{k: drafts[k] for k in ("helped", "hurt", "changed_vs_sft", "states_fact") if k in drafts}}
+            "cowest_minus_refine": {"diff": diff.diff, "lo": diff.lo, "hi": diff.hi} if diff else {},
+            **_aligned_drafts(res)}
 
 
 def _ablate_strong(run: Run, strong: ModelConfig) -> dict:
@@ -199,18 +197,23 @@ def _ablate_strong(run: Run, strong: ModelConfig) -> dict:
         child.release()
     res = _read_results(child.dir / "eval")
     return {"strong_model": strong.model,
-            "systems": {n: {"label": v["label"], **_primary_score(res, n)} for n, v in res["systems"].items()}}
+            "systems": {n: {"label": v.label, **_primary_score(res, n)} for n, v in res.systems.items()}}
 
 
-def _read_results(eval_dir: Path) -> dict | None:
+def _read_results(eval_dir: Path) -> EvalResults | None:
     """An evaluation's results.json, None when it has not run."""
-    path = eval_dir / "results.json"
-    return read_json(path) if path.exists() else None
+    return load_results(eval_dir / "results.json")
 
 
-def _primary_score(results: dict | None, system: str) -> dict:
+def _primary_score(results: EvalResults | None, system: str) -> dict:
     """{value, lo, hi} of a system's primary (first) metric."""
-    metrics = results["systems"][system]["metrics"] if results else {}
-    if not metrics:
+    primary = results.systems[system].primary if results else None
+    if primary is None:
         raise RuntimeError(f"no evaluation of {system!r} to read for the ablation")
-    return dict(next(iter(metrics.values())))
+    return primary.dump()
+
+
+def _aligned_drafts(results: EvalResults | None) -> dict:
+    """What the aligned drafts did on the held-out questions: helped, hurt, changed vs SFT, stated the fact."""
+    d = results.drafts.get("aligned") if results else None
+    return {k: getattr(d, k) for k in ("helped", "hurt", "changed_vs_sft", "states_fact") if d and d.holds(k)}

@@ -13,13 +13,13 @@ from .report.seeds import compare_markdown
 from .report.tables import (
     ablation_tables,
     comparisons_markdown,
-    confidence,
     dpo_heldout_rows,
     draft_rows,
     fact_recall_rows,
     level_label,
     md_table,
     mining_round_rows,
+    or_missing,
     results_markdown,
 )
 
@@ -86,8 +86,8 @@ def eval_markdown(run_dir: Path, eval_name: str = "eval") -> str:
         parts.append(comp)
     if (drafts := draft_rows(res))[1]:
         parts.append(md_table(*drafts))
-    parts.append(f"{res.get('recipe', Path(run_dir).name)}, {res.get('split', eval_name)} split, {res.get('n')} "
-                 f"questions; brackets: {level_label(confidence(res))} bootstrap confidence intervals.")
+    parts.append(f"{or_missing(res.recipe, Path(run_dir).name)}, {or_missing(res.split, eval_name)} split, {res.n} "
+                 f"questions; brackets: {level_label(res.level)} bootstrap confidence intervals.")
     return "\n\n".join(parts) + "\n"
 
 
@@ -99,7 +99,7 @@ def diagnostics_markdown(run_dir: Path) -> str:
     if (held := dpo_heldout_rows(a))[1]:
         parts.append(md_table(*held))
     if (valid := a.evals.get("eval_valid")) and (drafts := draft_rows(valid))[1]:
-        parts.append(f"Held-out mined questions ({valid.get('n')}), SFT vs aligned drafts refined:\n\n"
+        parts.append(f"Held-out mined questions ({valid.n}), SFT vs aligned drafts refined:\n\n"
                      + md_table(*drafts))
     if not parts:
         raise PublishError(f"{run_dir}: no SFT, mining or DPO artifacts to report")

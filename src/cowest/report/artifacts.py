@@ -10,7 +10,7 @@ from typing import Any, Callable
 import yaml
 
 from ..io import read_json, read_jsonl
-from .tables import DEFAULT_CONFIDENCE
+from ..results import DEFAULT_CONFIDENCE, EvalResults, read_results
 
 
 @dataclass
@@ -21,7 +21,7 @@ class Artifacts:
     config_text: str | None = None
     config: dict = field(default_factory=dict)
     manifests: dict[str, dict] = field(default_factory=dict)  # stage name -> manifest, in report order
-    evals: dict[str, dict] = field(default_factory=dict)  # eval dir name -> results.json, "eval" first
+    evals: dict[str, EvalResults] = field(default_factory=dict)  # eval dir name -> results.json, "eval" first
     predictions: list[dict] = field(default_factory=list)  # eval/predictions.jsonl
     rounds: list[int] = field(default_factory=list)
     mining: dict[int, dict] = field(default_factory=dict)
@@ -34,8 +34,8 @@ class Artifacts:
     @property
     def name(self) -> str:
         """The recipe name (config, else results, else the folder name)."""
-        ev = self.evals.get("eval", {})
-        return str(self.config.get("name") or ev.get("recipe") or self.dir.name)
+        ev = self.evals.get("eval")
+        return str(self.config.get("name") or (ev.recipe if ev else None) or self.dir.name)
 
     @property
     def confidence(self) -> float:
@@ -56,8 +56,9 @@ def load(run_dir: Path) -> Artifacts:
             a.warnings.append(f"config.yaml: not valid YAML ({e})")
     a.manifests = stage_manifests(d, a)
     for name in _eval_dirs(d):
-        if (r := _opt(read_json, d / name / "results.json", a)) is not None:
-            r.setdefault("confidence", a.confidence)  # results written before the level was stored
+        if (r := _opt(read_results, d / name / "results.json", a)) is not None:
+            if r.confidence is None:  # results written before the level was stored
+                r.confidence = a.confidence
             a.evals[name] = r
     a.predictions = _opt(read_jsonl, d / "eval" / "predictions.jsonl", a) or []
     a.rounds = sorted({int(m[1]) for p in d.glob("round_*")

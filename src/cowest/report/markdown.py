@@ -17,6 +17,7 @@ from .tables import (
     headline,
     md_table,
     model_rows,
+    or_missing,
     results_markdown,
     sft_summary,
     stage_rows,
@@ -33,8 +34,8 @@ def render_markdown(a: Artifacts) -> str:
     """The report.md text of loaded artifacts."""
     parts = [f"# cowest run `{a.name}`"]
     if ev := a.evals.get("eval"):
-        parts.append(f"task `{ev.get('task', '?')}`, split `{ev.get('split', '?')}`, {ev.get('n', '?')} questions, "
-                     f"{ev.get('date', '')}".rstrip(", "))
+        parts.append(f"task `{or_missing(ev.task)}`, split `{or_missing(ev.split)}`, {or_missing(ev.n)} "
+                     f"questions, {or_missing(ev.date, '')}".rstrip(", "))
         if h := headline(ev):
             parts.append(f"**{h}**")
     if lines := warning_lines(a):  # first, where nobody reads past them

@@ -11,6 +11,7 @@ from .. import checks
 from ..context import RunContext, dpo_skipped, weak_key
 from ..io import hash_obj, read_json, write_json, write_jsonl, write_text
 from ..ledger import eval_decl
+from ..results import VALID_EVAL, BestSingle, EvalResults, best_single, load_results
 from ..systems import DEFAULT_SERVED, get_systems, round_of
 
 log = logging.getLogger(__name__)
@@ -31,9 +32,7 @@ def run_eval(ctx: RunContext, systems: list[str] | None = None, name: str = "eva
         examples = examples[: r.eval.limit]
     best = None
     if split == "test":  # the best single model is fixed on validation data (or a priori), never on the test
-        from ..compare import best_single
-
-        best = best_single(ctx.dir, [s.name for s in systems_])
+        best = best_single(load_results(ctx.dir / VALID_EVAL / "results.json"), [s.name for s in systems_])
     decl = eval_decl(name, split, [s.name for s in systems_], r.rounds, r.alignment)
     inputs = ctx.inputs(decl, split=split, systems=[s.name for s in systems_],
                         questions=hash_obj([e.id for e in examples]), best_single=best["system"] if best else None,
@@ -46,12 +45,13 @@ def run_eval(ctx: RunContext, systems: list[str] | None = None, name: str = "eva
             collab = ctx.weak_only()
         rows, results = evaluate(examples, systems_, ctx.weak, collab, r.eval, seed=r.seed, corpus=ctx.task.corpus,
                                  best_single=best["system"] if best else None)
-        results.update(task=r.task.name, split=split, recipe=r.name, date=datetime.now().isoformat(timespec="seconds"))
+        results.task, results.split, results.recipe = r.task.name, split, r.name
+        results.date = datetime.now().isoformat(timespec="seconds")
         mark_skipped_alignment(ctx, results)
         if best:
-            results["best_single"] = {k: best[k] for k in ("system", "rule", "detail")}
+            results.best_single = BestSingle(**{k: best[k] for k in ("system", "rule", "detail")})
         write_jsonl(sdir / "predictions.jsonl", rows)
-        write_json(sdir / "results.json", results)
+        write_json(sdir / "results.json", results.dump())
         tables = f"{results_markdown(results)}\n\n{comparisons_markdown(results)}".strip()
         write_text(sdir / "results.md", f"# {r.name}: {r.task.name} / {split} ({len(examples)} questions)\n\n{tables}\n")
         write_text(sdir / "results.csv", results_csv(results))
@@ -68,18 +68,18 @@ def run_eval(ctx: RunContext, systems: list[str] | None = None, name: str = "eva
     return manifest
 
 
-def mark_skipped_alignment(ctx: RunContext, results: dict) -> None:
+def mark_skipped_alignment(ctx: RunContext, results: EvalResults) -> None:
     """Rows whose weak model is an aligned round that was skipped (too few pairs) say that they repeat the SFT rows."""
     skipped = [k for k in range(1, ctx.recipe.rounds + 1) if dpo_skipped(ctx.dir, k)]
     if not skipped:
         return
-    results["alignment_skipped"] = [f"round_{k}" for k in skipped]
-    for name, entry in results["systems"].items():
+    results.alignment_skipped = [f"round_{k}" for k in skipped]
+    for name, entry in results.systems.items():
         variant = next((s.variant for s in get_systems([name])), None)
         k = round_of(variant, ctx.recipe.rounds)
         if k in skipped:
             same = "SFT model" if ctx.weak_config(variant) == ctx.weak_config("sft") else "previous round's model"
-            entry["label"] += f" = {same} (alignment skipped: too few pairs)"
+            entry.label = f"{entry.label} = {same} (alignment skipped: too few pairs)"
 
 
 def split_examples(ctx: RunContext, split: str) -> list:
@@ -116,11 +116,11 @@ def default_systems(ctx: RunContext) -> list[str]:
     return names
 
 
-def served_default(results: dict) -> str | None:
+def served_default(results: EvalResults | dict) -> str | None:
     """The served system with the best mean score on the validation questions (a tie goes to the earlier in
     `systems.DEFAULT_SERVED`)."""
-    systems = results.get("systems") or {}
+    systems = EvalResults.of(results).systems
     found = [s for s in DEFAULT_SERVED if s in systems]
     if not found:
         return None
-    return max(found, key=lambda s: (checks.mean_score(systems[s]), -found.index(s)))
+    return max(found, key=lambda s: (systems[s].mean_score, -found.index(s)))

@@ -104,7 +104,7 @@ def measure_recall(ctx: RunContext, adapter: Path, examples: list[Example]) -> d
     finally:
         backend.close()
     from ..collab.pipeline import draft_answer_section
-    from ..evaluate import states_gold
+    from ..collab.recall import states_gold
 
     tt = ctx.prompter.task_type
     facts = [states_fact(d, e) for d, e in zip(drafts, examples)]
