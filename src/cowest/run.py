@@ -16,7 +16,7 @@ from .context import RunContext
 from .io import write_text
 from .report import build_report
 from .stages.dpo import run_dpo
-from .stages.evaluate import default_systems, run_eval, run_eval_valid, valid_examples
+from .stages.evaluate import run_eval, run_eval_valid
 from .stages.mine import run_mine
 from .stages.sft import run_sft
 
@@ -45,14 +45,6 @@ class Run(RunContext):
     def evaluate_valid(self) -> dict | None:
         """The single-model and collaboration systems on the held-out mined questions (`eval_valid/`)."""
         return run_eval_valid(self)
-
-    def valid_examples(self) -> list:
-        """The mined questions held out of DPO in round 1."""
-        return valid_examples(self)
-
-    def default_systems(self) -> list[str]:
-        """The recipe's eval systems, plus CoWest after each earlier round when there are several."""
-        return default_systems(self)
 
     def train_and_evaluate(self) -> None:
         """The method's stages: sft -> (mine -> dpo) x rounds -> eval_valid (held-out mined questions) -> eval."""
