@@ -63,7 +63,7 @@ class Service:
             self._weak_alone = "aligned"
         self.on_batch = on_batch
         self.collab = Collaborator(None, strong, prompter, cfg) if strong is not None else None
-        self._strong_concurrency = strong_concurrency
+        self.strong_concurrency = strong_concurrency
         self._strong_pool: ThreadPoolExecutor | None = None
         self.batchers: dict[str, DraftBatcher] = {}
 
@@ -98,7 +98,7 @@ class Service:
     # ---- lifecycle (inside the event loop)
     def start(self) -> None:
         """Start the draft batchers and the strong pool."""
-        self._strong_pool = ThreadPoolExecutor(max_workers=self._strong_concurrency, thread_name_prefix="cowest-strong")
+        self._strong_pool = ThreadPoolExecutor(max_workers=self.strong_concurrency, thread_name_prefix="cowest-strong")
         for variant, backend in self.weak.items():
             def counted(size: int, v: str = variant) -> None:
                 if self.on_batch is not None:
