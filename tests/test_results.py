@@ -30,8 +30,8 @@ def test_every_published_results_file_loads_and_dumps_back_unchanged(path: Path)
 
 
 def test_an_old_file_reads_with_defaults_and_a_new_one_says_its_version(tmp_path: Path):
-    old = {"n": 2, "systems": {"strong": {"label": "strong", "metrics": {"accuracy": {"value": 0.5, "lo": 0, "hi": 1}}}},
-           "comparisons": {}, "future_field": [1]}
+    accuracy = {"accuracy": {"value": 0.5, "lo": 0, "hi": 1}}
+    old = {"n": 2, "systems": {"strong": {"label": "strong", "metrics": accuracy}}, "comparisons": {}, "future_field": [1]}
     write_json(tmp_path / "results.json", old)
     res = read_results(tmp_path / "results.json")
     assert res.version == 0 and res.confidence is None and res.level == 0.95 and res.scored_in() == "accuracy"
@@ -46,9 +46,11 @@ def test_an_old_file_reads_with_defaults_and_a_new_one_says_its_version(tmp_path
 
 
 def test_the_best_single_model_comes_from_validation_or_is_fixed_a_priori():
-    valid = EvalResults.of({"n": 16, "systems": {
-        "weak_sft": {"metrics": {"accuracy": {"value": 0.4, "lo": 0, "hi": 1}}, "score": {"value": 0.6, "lo": 0, "hi": 1}},
-        "strong": {"metrics": {"accuracy": {"value": 0.5, "lo": 0, "hi": 1}}}}})
+    def ci(v: float) -> dict:
+        return {"value": v, "lo": 0.0, "hi": 1.0}
+
+    valid = EvalResults.of({"n": 16, "systems": {"weak_sft": {"metrics": {"accuracy": ci(0.4)}, "score": ci(0.6)},
+                                                 "strong": {"metrics": {"accuracy": ci(0.5)}}}})
     chosen = best_single(valid, ["weak_sft", "strong", "cowest"])
     assert chosen["system"] == "weak_sft" and chosen["rule"] == "validation" and chosen["n_valid"] == 16
     assert best_single(None, ["strong", "cowest"])["rule"] == "a priori"
