@@ -15,6 +15,7 @@ from fakes import ScriptedBackend
 
 from cowest.collab.pipeline import Prompter
 from cowest.config import CollabConfig, ModelConfig, Recipe, TaskConfig
+from cowest.layout import RunLayout
 from cowest.models.base import BackendError, Completion, Conversation, Sampling
 from cowest.models.openai_compat import OpenAIBackend
 from cowest.serve import Limits, ServeConfigError, serve_recipe, serve_run
@@ -411,7 +412,7 @@ class StubRun:
 
     def __init__(self, tmp_path, trained: Sequence[str]) -> None:
         tmp_path.mkdir()
-        self.dir, self.opened = tmp_path, []
+        self.dir, self.layout, self.opened = tmp_path, RunLayout(tmp_path), []
         for v in trained:
             (tmp_path / v).mkdir()
         self.recipe = Recipe(task=TaskConfig(name="formulary"), weak=ModelConfig(backend="hf", model="w"),
@@ -421,9 +422,6 @@ class StubRun:
 
     def weak_config(self, variant: str) -> ModelConfig:
         return self.recipe.weak.model_copy(update={"adapter": str(self.dir / variant)})
-
-    def manifest_path(self, name: str):
-        return self.dir / name / "manifest.json"
 
     def weak(self, variant: str):
         self.opened.append(variant)
@@ -458,11 +456,11 @@ def test_the_default_model_is_the_system_validation_chose(tmp_path):
     from cowest.serve.service import service_from_run
 
     run = StubRun(tmp_path / "r", ["sft", "aligned"])
-    write_json(run.manifest_path("eval_valid"), {"counts": {"served_default": "strong"}})
+    write_json(run.layout.manifest("eval_valid"), {"counts": {"served_default": "strong"}})
     svc = service_from_run(run, None, Limits())
     default = svc.system("default")
     assert default.kind == "strong" and "validation" in default.description
     listed = {s.name: s for s in svc.available()}
     assert listed["default"].description.startswith("strong: ")
-    write_json(run.manifest_path("eval_valid"), {"counts": {"served_default": "cowest"}})
+    write_json(run.layout.manifest("eval_valid"), {"counts": {"served_default": "cowest"}})
     assert service_from_run(run, None, Limits()).system("default").variant == "aligned"

@@ -4,12 +4,14 @@ parent's call cache (and, where the setting allows, its SFT stage)."""
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 from typing import Protocol, Sequence
 
 from .config import AblationConfig, EvalConfig, ModelConfig, Recipe, dump_recipe
 from .io import read_json, read_jsonl, write_json, write_jsonl, write_text
+from .layout import RunLayout
 from .results import EvalResults, load_results
 
 
@@ -18,7 +20,7 @@ class Run(Protocol):
     `type(run)(recipe)`."""
 
     recipe: Recipe
-    dir: Path
+    layout: RunLayout
 
     def __init__(self, recipe: Recipe, cache_path: Path | None = None) -> None: ...
     @property
@@ -28,7 +30,6 @@ class Run(Protocol):
     def evaluate(self) -> dict: ...
     def evaluate_valid(self) -> dict | None: ...
     def train_and_evaluate(self) -> None: ...
-    def manifest_path(self, name: str) -> Path: ...
     def release(self) -> None: ...
 
 
@@ -47,7 +48,7 @@ def ablate(run: Run) -> dict:
         out["dpo_search"] = _search_dpo(run, a.dpo_settings)
     if a.at_budget:
         out["at_budget"] = _at_budget(run, a.at_budget)
-    write_json(run.dir / "ablations" / "results.json", out)
+    write_json(run.layout.ablation_results, out)
     return out
 
 
@@ -55,11 +56,11 @@ def _child(run: Run, tag: str, share: Sequence[str] = (), **update: object) -> R
     """A sub-run in ablations/<tag> with recipe fields replaced; `share` links this run's stage directories."""
     update = dict(name=f"{run.recipe.name}/ablations/{tag}", ablations=AblationConfig(), **update)
     child = type(run)(run.recipe.model_copy(update=update), cache_path=run.cache_path)
-    write_text(child.dir / "config.yaml", dump_recipe(child.recipe))
+    write_text(child.layout.config, dump_recipe(child.recipe))
     for d in share:
-        link = child.dir / d
+        link = child.layout.stage_dir(d)
         if not link.exists() and not link.is_symlink():
-            link.symlink_to(Path("..", "..", d), target_is_directory=True)
+            link.symlink_to(os.path.relpath(run.layout.stage_dir(d), child.layout.root), target_is_directory=True)
     return child
 
 
@@ -69,7 +70,7 @@ def _eval_systems(run: Run, systems: list[str]) -> EvalConfig:
 
 def _ablate_format(run: Run, fmt: str) -> dict:
     """SFT, mining, DPO and evaluation with another draft format: refinement (unaligned) vs CoWest (aligned)."""
-    res = _read_results(run.dir / "eval")
+    res = _read_results(run.layout)
     if not (fmt == run.recipe.collab.draft_format and res and {"refine", "cowest"} <= res.systems.keys()):
         child = _child(run, f"format-{fmt}", collab=run.recipe.collab.model_copy(update={"draft_format": fmt}),
                        eval=_eval_systems(run, ["refine", "cowest"]))
@@ -77,16 +78,16 @@ def _ablate_format(run: Run, fmt: str) -> dict:
             child.train_and_evaluate()
         finally:
             child.release()
-        res = _read_results(child.dir / "eval")
+        res = _read_results(child.layout)
     return {"format": fmt, "unaligned": _primary_score(res, "refine"), "aligned": _primary_score(res, "cowest")}
 
 
 def _ablate_pairs(run: Run, fractions: list[float]) -> list[dict]:
     """A learning curve: DPO from the SFT model on nested seeded subsets of round 1's pairs, then CoWest."""
-    pairs = read_jsonl(run.dir / "round_1" / "pairs.jsonl")
+    pairs = read_jsonl(run.layout.round(1).pairs)
     order = list(range(len(pairs)))
     random.Random(run.recipe.seed).shuffle(order)
-    base = _read_results(run.dir / "eval")
+    base = _read_results(run.layout)
     out = []
     if base and "refine" in base.systems:
         out.append({"fraction": 0.0, "n_pairs": 0, **_primary_score(base, "refine")})
@@ -96,21 +97,21 @@ def _ablate_pairs(run: Run, fractions: list[float]) -> list[dict]:
             out.append({"fraction": f, "n_pairs": n, **_primary_score(base, "cowest")})
             continue
         child = _child(run, f"pairs-{f:g}", share=["sft"], rounds=1, eval=_eval_systems(run, ["cowest"]))
-        write_jsonl(child.dir / "round_1" / "pairs.jsonl", [pairs[i] for i in sorted(order[:n])])
+        write_jsonl(child.layout.round(1).pairs, [pairs[i] for i in sorted(order[:n])])
         try:
             child.dpo(1)
             child.evaluate()
         finally:
             child.release()
-        out.append({"fraction": f, "n_pairs": n, **_primary_score(_read_results(child.dir / "eval"), "cowest")})
+        out.append({"fraction": f, "n_pairs": n, **_primary_score(_read_results(child.layout), "cowest")})
     return out
 
 
 def _search_dpo(run: Run, settings: list[dict]) -> list[dict]:
     """Each alignment setting trained on round 1's training pairs and judged on the held-out mined questions
     only: held-out reward accuracy / margin per epoch, and SFT vs aligned drafts refined by the strong model."""
-    src = run.dir / "round_1"
-    if not (src / "heldout.json").exists() or not read_json(src / "heldout.json"):
+    src = run.layout.round(1)
+    if not src.heldout.exists() or not read_json(src.heldout):
         raise RuntimeError("dpo_settings needs held-out mined questions: set mining.heldout_fraction > 0 and run")
     out = []
     for i, setting in enumerate(settings):
@@ -122,14 +123,16 @@ def _search_dpo(run: Run, settings: list[dict]) -> list[dict]:
             child = _child(run, f"dpo-{i}", share=["sft"], rounds=1, alignment=alignment,
                            dpo={**run.recipe.dpo, **setting},
                            eval=_eval_systems(run, ["weak_sft", "strong", "refine", "cowest"]))
-            for name in ("pairs.jsonl", "pairs_heldout.jsonl", "heldout.json"):
-                write_text(child.dir / "round_1" / name, (src / name).read_text())
+            dest = child.layout.round(1)
+            for mined, copy in ((src.pairs, dest.pairs), (src.pairs_heldout, dest.pairs_heldout),
+                                (src.heldout, dest.heldout)):
+                write_text(copy, mined.read_text())
         try:
             counts = child.dpo(1)["counts"]
             valid = child.evaluate_valid()
         finally:
             child.release()
-        res = _read_results(child.dir / "eval_valid")
+        res = _read_results(child.layout, "eval_valid")
         out.append({"setting": {"alignment": alignment, **setting}, "heldout": counts.get("heldout", []),
                     "valid_n": res.n if res else 0, "cowest": _primary_score(res, "cowest"),
                     "refine": _primary_score(res, "refine"), **_aligned_drafts(res),
@@ -172,13 +175,13 @@ def _budget_row(run: Run, label: str) -> dict:
     """What one alignment variant spent (strong calls over its rounds) and what it gave on the held-out questions."""
     spent, trained = 0, []
     for k in range(1, run.recipe.rounds + 1):
-        mined = run.manifest_path(f"round_{k}/mine")
+        mined = run.layout.manifest(f"round_{k}/mine")
         if mined.exists():
             spent += read_json(mined)["counts"].get("strong_requests", 0)
-        counts = read_json(run.manifest_path(f"round_{k}/dpo"))["counts"]
+        counts = read_json(run.layout.manifest(f"round_{k}/dpo"))["counts"]
         spent += counts.get("strong_calls", 0)
         trained.append("skipped" if counts.get("skipped") else f"{counts.get('pairs', counts.get('drafts_scored'))}")
-    res = _read_results(run.dir / "eval_valid")
+    res = _read_results(run.layout, "eval_valid")
     diff = res.comparisons.get("cowest - refine") if res else None
     return {"variant": label, "strong_calls": spent, "trained_on": ", ".join(trained), "valid_n": res.n if res else 0,
             "refine": _primary_score(res, "refine"), "cowest": _primary_score(res, "cowest"),
@@ -195,14 +198,14 @@ def _ablate_strong(run: Run, strong: ModelConfig) -> dict:
         child.evaluate()
     finally:
         child.release()
-    res = _read_results(child.dir / "eval")
+    res = _read_results(child.layout)
     return {"strong_model": strong.model,
             "systems": {n: {"label": v.label, **_primary_score(res, n)} for n, v in res.systems.items()}}
 
 
-def _read_results(eval_dir: Path) -> EvalResults | None:
-    """An evaluation's results.json, None when it has not run."""
-    return load_results(eval_dir / "results.json")
+def _read_results(layout: RunLayout, name: str = "eval") -> EvalResults | None:
+    """A run's evaluation results, None when it has not run."""
+    return load_results(layout.eval(name).results)
 
 
 def _primary_score(results: EvalResults | None, system: str) -> dict:

@@ -9,6 +9,8 @@ from typing import Callable, Optional
 
 import typer
 
+from .layout import ComparisonDir, RunLayout
+
 app = typer.Typer(help="Weak-strong LLM collaboration with preference alignment (CoWest).", no_args_is_help=True)
 models_app = typer.Typer(help="Offline model and data assets.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -124,7 +126,7 @@ def run(
         write_comparison(dirs, out)
     except (ValueError, KeyError) as e:
         raise _fail(f"comparing the seeds: {e}") from None
-    typer.echo((out / "compare.md").read_text())
+    typer.echo(ComparisonDir(out).md.read_text())
     typer.echo(f"comparison: {out}", err=True)
 
 
@@ -204,7 +206,7 @@ def _split_overrides(split: str | None, limit: int | None) -> list[str]:
 def _evaluate(r, systems: list[str] | None = None, name: str = "eval") -> None:
     """Evaluate and print the results table on stdout (progress goes to stderr)."""
     r.evaluate(systems, name=name)
-    typer.echo((r.dir / name / "results.md").read_text())
+    typer.echo(r.layout.eval(name).results_md.read_text())
 
 
 @command("eval")
@@ -261,7 +263,7 @@ def serve(
     from .serve import Limits, serve_run
 
     if target.is_dir():
-        recipe_path = target / "config.yaml"
+        recipe_path = RunLayout(target).config
         if not recipe_path.is_file():
             raise _fail(f"{target}: no config.yaml (is it a run directory? `cowest run` writes one)", 2)
         # the run is where it lies, wherever the server is started from
@@ -303,8 +305,9 @@ def compare(
         raise _fail(f"malformed results: missing key {e}") from None
     except ValueError as e:  # CompareError, or a bad JSON / JSONL line
         raise _fail(str(e)) from None
-    typer.echo((out / "compare.md").read_text())
-    typer.echo(f"written: {out / 'compare.md'}, {out / 'compare.json'}", err=True)
+    written = ComparisonDir(out)
+    typer.echo(written.md.read_text())
+    typer.echo(f"written: {written.md}, {written.json}", err=True)
 
 
 @command()

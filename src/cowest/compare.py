@@ -10,6 +10,7 @@ import yaml
 from .checks import shown_draft_warnings, stage_warnings
 from .errors import CowestError
 from .io import read_jsonl, write_json, write_text
+from .layout import ComparisonDir, RunLayout
 from .report.artifacts import stage_manifests
 from .report.seeds import compare_markdown
 from .results import VALID_EVAL, SystemResult, best_single, load_results, read_results
@@ -35,7 +36,7 @@ def _need(path: Path) -> Path:
 
 def _config(run_dir: Path) -> dict:
     """The run's config.yaml as a dict ({} when absent)."""
-    path = run_dir / "config.yaml"
+    path = RunLayout(run_dir).config
     return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.is_file() else {}
 
 
@@ -55,8 +56,9 @@ def _scores(path: Path, rows: list[dict]) -> dict[str, dict[str, float]]:
 def _load_run(run_dir: Path, eval_name: str) -> dict[str, Any]:
     """One run's config, test results, per-question scores and fixed best single model."""
     cfg = _config(run_dir)
-    results = read_results(_need(run_dir / eval_name / "results.json"))
-    predictions = _need(run_dir / eval_name / "predictions.jsonl")
+    run = RunLayout(run_dir)
+    results = read_results(_need(run.eval(eval_name).results))
+    predictions = _need(run.eval(eval_name).predictions)
     rows = read_jsonl(predictions)
     scores = _scores(predictions, rows)
     systems = list(results.systems)
@@ -67,8 +69,8 @@ def _load_run(run_dir: Path, eval_name: str) -> dict[str, Any]:
         if w["message"] not in warnings:
             warnings.append(w["message"])
     return {"dir": run_dir, "name": str(cfg.get("name") or run_dir.name), "seed": cfg.get("seed"), "cfg": cfg,
-            "results": results, "scores": scores, "best": best_single(load_results(run_dir / VALID_EVAL / "results.json"),
-                                                                       systems), "warnings": warnings}
+            "results": results, "scores": scores, "best": best_single(load_results(run.eval(VALID_EVAL).results), systems),
+            "warnings": warnings}
 
 
 def _system_row(entry: SystemResult) -> dict[str, Any]:
@@ -159,7 +161,7 @@ def write_comparison(
 ) -> dict[str, Any]:
     """Compare the runs and write compare.json and compare.md (atomically) into out_dir."""
     data = compare_runs(run_dirs, eval_name, n_boot=n_boot, confidence=confidence, seed=seed)
-    out_dir = Path(out_dir)
-    write_json(out_dir / "compare.json", data)
-    write_text(out_dir / "compare.md", compare_markdown(data))
+    out = ComparisonDir(Path(out_dir))
+    write_json(out.json, data)
+    write_text(out.md, compare_markdown(data))
     return data

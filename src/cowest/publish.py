@@ -11,6 +11,7 @@ from typing import Callable
 
 from .errors import CowestError
 from .io import atomic_dir, read_json
+from .layout import ComparisonDir, RunLayout
 from .report.artifacts import Artifacts, load
 from .report.seeds import compare_markdown
 from .report.tables import (
@@ -26,16 +27,6 @@ from .report.tables import (
     results_markdown,
 )
 
-# Small result files of a run, relative to the run directory (weights, caches and training data never match).
-RUN_PATTERNS: tuple[str, ...] = (
-    "config.yaml", "report.md", "*manifest.json", "*/*manifest.json",
-    "eval*/results.json", "eval*/results.csv", "eval*/results.md", "eval*/predictions.jsonl",
-    "round_*/mining_stats.json", "round_*/pairs.jsonl", "round_*/pairs_heldout.jsonl", "round_*/heldout.json",
-    "round_*/train_log.jsonl", "sft/train_log.jsonl", "ablations/results.json",
-)
-COMPARE_FILES: tuple[str, ...] = ("compare.json", "compare.md")
-NEVER = {"adapter", "merged", "cache.sqlite"}  # path parts that are never published, whatever matched
-
 BLOCK = re.compile(r"(<!-- cowest:table (\S+) (\S+) -->\n)(.*?)(<!-- /cowest:table -->)", re.DOTALL)
 
 
@@ -45,13 +36,13 @@ class PublishError(CowestError, ValueError):
 
 def publishable(src: Path) -> list[Path]:
     """The files publish() copies from a run or compare directory, relative to it, sorted."""
-    src = Path(src)
-    if (src / "compare.json").is_file() and not (src / "config.yaml").is_file():
-        return [Path(n) for n in COMPARE_FILES if (src / n).is_file()]
-    if not (src / "config.yaml").is_file():
-        raise PublishError(f"{src}: neither a run directory (config.yaml) nor a comparison (compare.json)")
-    found = {p.relative_to(src) for pat in RUN_PATTERNS for p in src.glob(pat) if p.is_file()}
-    return sorted(p for p in found if not NEVER & set(p.parts))
+    run, comparison = RunLayout(src), ComparisonDir(Path(src))
+    if comparison.json.is_file() and not run.config.is_file():
+        return [p.relative_to(comparison.dir) for p in (comparison.json, comparison.md) if p.is_file()]
+    if not run.config.is_file():
+        raise PublishError(f"{src}: neither a run directory ({run.config.name}) nor a comparison "
+                           f"({comparison.json.name})")
+    return run.published()
 
 
 def publish(src: Path, dest: Path) -> list[Path]:
@@ -70,20 +61,19 @@ def publish(src: Path, dest: Path) -> list[Path]:
     return [dest / rel for rel in files]
 
 
-def _loaded(run_dir: Path, rel: str) -> Artifacts:
-    """The run's artifacts, or a PublishError when `rel` is missing or unreadable."""
+def _loaded(run_dir: Path, path: Path) -> Artifacts:
+    """The run's artifacts, or a PublishError when `path` (one of them) is missing or unreadable."""
     a = load(Path(run_dir))
-    path = Path(run_dir) / rel
     if not path.is_file():
         raise PublishError(f"{path}: missing")
-    if bad := [w for w in a.warnings if w.startswith(rel)]:
+    if bad := [w for w in a.warnings if w.startswith(path.relative_to(a.dir).as_posix())]:
         raise PublishError(f"{run_dir}/{bad[0]}")
     return a
 
 
 def eval_markdown(run_dir: Path, eval_name: str = "eval") -> str:
     """A published run's evaluation as the report shows it: results, paired comparisons and draft diagnostics."""
-    res = _loaded(run_dir, f"{eval_name}/results.json").evals[eval_name]
+    res = _loaded(run_dir, RunLayout(run_dir).eval(eval_name).results).evals[eval_name]
     parts = [results_markdown(res, keys=True)]
     if (comp := comparisons_markdown(res)):
         parts.append(comp)
@@ -111,7 +101,7 @@ def diagnostics_markdown(run_dir: Path) -> str:
 
 def ablations_markdown(run_dir: Path) -> str:
     """A published run's ablations (including the alignment settings search) as tables."""
-    a = _loaded(run_dir, "ablations/results.json")
+    a = _loaded(run_dir, RunLayout(run_dir).ablation_results)
     tables = ablation_tables(a.ablations, a.confidence)
     return "\n\n".join(f"{title}:\n\n{md_table(h, r)}" for title, h, r in tables) + "\n"
 
@@ -140,7 +130,7 @@ def render_block(target: str, kind: str, root: Path) -> str:
     if root != folder and root not in folder.parents:
         raise PublishError(f"cowest:table {target} {kind}: {target} is outside {root}")
     if kind == "compare":
-        path = folder / "compare.json"
+        path = ComparisonDir(folder).json
         if not path.is_file():
             raise PublishError(f"cowest:table {target} {kind}: {path} missing")
         return compare_markdown(read_json(path))

@@ -63,7 +63,7 @@ class Run(RunContext):
         from .preflight import check_models
 
         dist.share(lambda: check_models(self.recipe))  # a missing key or model fails now, not after training
-        write_text(self.dir / "config.yaml", dump_recipe(self.recipe))
+        write_text(self.layout.config, dump_recipe(self.recipe))
         try:
             self.train_and_evaluate()
             if "recall" in self.task.extra and self.recipe.eval.recall_probe:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Callable, Mapping
 from ..collab.pipeline import Collaborator, Prompter, draft_answer_section
 from ..config import CollabConfig, ModelConfig
 from ..models.base import Backend, BackendError, Sampling
+from ..results import VALID_EVAL
 from ..systems import DEFAULT_SERVED, SERVED, SYSTEMS, System, served_systems
 from ..tasks.base import Example
 from .batching import DraftBatcher
@@ -237,7 +238,7 @@ def default_system(run: Run, served: list[str]) -> tuple[str, str] | None:
     when alignment is missing), with why."""
     from ..io import read_json
 
-    path = run.manifest_path("eval_valid")
+    path = run.layout.manifest(VALID_EVAL)
     chosen = (read_json(path).get("counts") or {}).get("served_default") if path.exists() else None
     if chosen in served:
         return chosen, "the best of CoWest, refinement and strong alone on the run's validation questions"

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from pathlib import Path
 
 from .. import checks
-from ..context import RunContext, dpo_skipped, weak_key
+from ..context import RunContext, weak_key
 from ..io import hash_obj, read_json, write_json, write_jsonl, write_text
 from ..ledger import eval_decl
 from ..results import VALID_EVAL, BestSingle, EvalResults, best_single, load_results
@@ -32,13 +31,15 @@ def run_eval(ctx: RunContext, systems: list[str] | None = None, name: str = "eva
         examples = examples[: r.eval.limit]
     best = None
     if split == "test":  # the best single model is fixed on validation data (or a priori), never on the test
-        best = best_single(load_results(ctx.dir / VALID_EVAL / "results.json"), [s.name for s in systems_])
+        best = best_single(load_results(ctx.layout.eval(VALID_EVAL).results), [s.name for s in systems_])
     decl = eval_decl(name, split, [s.name for s in systems_], r.rounds, r.alignment)
     inputs = ctx.inputs(decl, split=split, systems=[s.name for s in systems_],
                         questions=hash_obj([e.id for e in examples]), best_single=best["system"] if best else None,
                         weak_models={v: weak_key(ctx.weak_config(v)) for v in variants})
 
-    def run(sdir: Path) -> dict:
+    out = ctx.layout.eval(name)
+
+    def run() -> dict:
         if any(s.kind != "weak" for s in systems_):
             collab = ctx.collaborator(None, evaluation=True)
         else:
@@ -50,11 +51,11 @@ def run_eval(ctx: RunContext, systems: list[str] | None = None, name: str = "eva
         mark_skipped_alignment(ctx, results)
         if best:
             results.best_single = BestSingle(**{k: best[k] for k in ("system", "rule", "detail")})
-        write_jsonl(sdir / "predictions.jsonl", rows)
-        write_json(sdir / "results.json", results.dump())
+        write_jsonl(out.predictions, rows)
+        write_json(out.results, results.dump())
         tables = f"{results_markdown(results)}\n\n{comparisons_markdown(results)}".strip()
-        write_text(sdir / "results.md", f"# {r.name}: {r.task.name} / {split} ({len(examples)} questions)\n\n{tables}\n")
-        write_text(sdir / "results.csv", results_csv(results))
+        write_text(out.results_md, f"# {r.name}: {r.task.name} / {split} ({len(examples)} questions)\n\n{tables}\n")
+        write_text(out.results_csv, results_csv(results))
         warns = checks.eval_warnings(results, name, r.collab.draft_max_tokens)
         warns += checks.shown_draft_warnings(rows, r.collab.draft_sections, name)
         extra = {}
@@ -63,14 +64,14 @@ def run_eval(ctx: RunContext, systems: list[str] | None = None, name: str = "eva
             extra["served_default"] = served_default(results)
         return dict(questions=len(examples), systems=len(systems_), warnings=checks.report(warns), **extra)
 
-    manifest = ctx.ledger.run(name, ctx.dir / name, inputs, run)
-    log.info("%s", (ctx.dir / name / "results.md").read_text().strip())
+    manifest = ctx.ledger.run(name, inputs, run)
+    log.info("%s", out.results_md.read_text().strip())
     return manifest
 
 
 def mark_skipped_alignment(ctx: RunContext, results: EvalResults) -> None:
     """Rows whose weak model is an aligned round that was skipped (too few pairs) say that they repeat the SFT rows."""
-    skipped = [k for k in range(1, ctx.recipe.rounds + 1) if dpo_skipped(ctx.dir, k)]
+    skipped = [k for k in range(1, ctx.recipe.rounds + 1) if ctx.alignment_skipped(k)]
     if not skipped:
         return
     results.alignment_skipped = [f"round_{k}" for k in skipped]
@@ -95,7 +96,7 @@ def split_examples(ctx: RunContext, split: str) -> list:
 
 def valid_examples(ctx: RunContext) -> list:
     """The mined questions held out of DPO in round 1 (validation: settings are chosen here, never on the test)."""
-    path = ctx.dir / "round_1" / "heldout.json"
+    path = ctx.layout.round(1).heldout
     held = set(read_json(path)) if path.exists() else set()
     return [e for e in ctx.task.train if e.id in held]
 

@@ -14,6 +14,7 @@ from trl import SFTConfig, SFTTrainer
 
 from cowest import dist
 from cowest.io import atomic_dir
+from cowest.layout import TrainDir
 from cowest.train.common import (
     JsonlLogCallback,
     disable_telemetry,
@@ -88,7 +89,7 @@ def train_sft(
         callbacks=[log],
     )
     trainer.train()
-    for ckpt in out_dir.glob("checkpoint-*"):  # the best epoch is loaded; its checkpoints are not needed again
+    for ckpt in TrainDir(out_dir).checkpoints():  # the best epoch is loaded; its checkpoints are not needed again
         shutil.rmtree(ckpt, ignore_errors=True)
     return save_adapter(trainer, out_dir)
 
