@@ -43,8 +43,8 @@ def test_batched_greedy_equals_one_by_one_and_keeps_order(tiny_lm):
 def test_each_batch_is_reported_as_soon_as_it_is_generated(tiny_lm):
     backend = _backend(tiny_lm, batch_size=3)
     batches_run = []
-    generate_batch = backend._generate_batch
-    backend._generate_batch = lambda *a: batches_run.append(1) or generate_batch(*a)
+    generate_batch = backend.generate_batch
+    backend.generate_batch = lambda *a: batches_run.append(1) or generate_batch(*a)
     seen: dict[int, tuple[str, int]] = {}
     out = backend.generate(CONVS, 2, Sampling(temperature=1.0, max_tokens=6),
                            on_done=lambda i, comps: seen.update({i: ([c.text for c in comps], len(batches_run))}))

