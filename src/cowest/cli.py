@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from pathlib import Path
 from typing import Callable, Optional
@@ -104,8 +105,6 @@ def run(
         if _main_process():
             typer.echo(paths["report.md"].read_text())
         return
-    import json
-
     from .compare import write_comparison
     from .config import load_recipe
 
@@ -220,8 +219,6 @@ def eval_(
 @command()
 def ablate(recipe: Path = RecipeArg, set_: list[str] = SetOpt) -> None:
     """The recipe's ablations (after `run`): draft formats, pair subsets, a second strong model, alignment settings."""
-    import json
-
     r = _run(recipe, set_)
     if not r.recipe.ablations.any:
         raise _fail("the recipe has no ablations: block (formats, pair_fractions, strong or dpo_settings)", 2)
@@ -257,8 +254,6 @@ def serve(
     set_: list[str] = SetOpt,
 ) -> None:
     """Serve the run's collaboration as an OpenAI-compatible endpoint (/v1/chat/completions, /v1/models, /metrics)."""
-    import json
-
     from .config import load_recipe
     from .serve import Limits, serve_run
 
@@ -363,33 +358,8 @@ def tasks(
         for name in chosen:
             typer.echo(f"{name:<{width}}  {describe(name).summary}")
         return
-    blocks = [_info_text(name, describe(name)) for name in chosen]
-    typer.echo("\n\n".join([*blocks, _info_text("every task", COMMON)]))
-
-
-def _info_text(name: str, info) -> str:
-    """A loader's description as indented, wrapped text."""
-    import textwrap
-
-    def items(title: str, entries: dict[str, str]) -> list[str]:
-        if not entries:
-            return []
-        width = min(max(map(len, entries)), 28)
-        out = [f"  {title}"]
-        for key, text in entries.items():
-            head = f"    {key:<{width}}  "
-            out += textwrap.wrap(text, 116, initial_indent=head, subsequent_indent=" " * len(head)) or [head]
-        return out
-
-    lines = [f"{name}: {info.summary}"]
-    lines += items("task.fields (our field: what your column holds; unmapped: the column of the same name)",
-                   info.fields)
-    lines += items("recipe fields", info.knobs)
-    if info.notes:
-        lines.append("  notes")
-        for note in info.notes:
-            lines += textwrap.wrap(note, 116, initial_indent="    - ", subsequent_indent="      ")
-    return "\n".join(lines)
+    blocks = [describe(name).text(name) for name in chosen]
+    typer.echo("\n\n".join([*blocks, COMMON.text("every task")]))
 
 
 @command("install", target=models_app)
