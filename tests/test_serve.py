@@ -13,7 +13,7 @@ import openai
 import pytest
 from fakes import ScriptedBackend
 
-from cowest.collab.pipeline import Prompter
+from cowest.collab import Prompter
 from cowest.config import CollabConfig, ModelConfig, Recipe, TaskConfig
 from cowest.layout import RunLayout
 from cowest.models.base import BackendError, Completion, Conversation, Sampling

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Iterable, Mapping, Sequence
 
-from .collab.pipeline import select_sections
+from .collab.prompter import select_sections
 from .config import ChecksConfig, Recipe
 from .errors import CowestError
 from .results import EvalResults

@@ -8,7 +8,9 @@ from statistics import fmean
 from typing import Callable, Sequence
 
 from .collab.baselines import BM25Retriever, weak_predictions
-from .collab.pipeline import Collaborator, Gathered, Later, draft_answer_section
+from .collab.overlap import Gathered, Later
+from .collab.pipeline import Collaborator
+from .collab.prompter import draft_answer_section
 from .collab.recall import states_fact, states_gold
 from .config import EvalConfig
 from .models.base import Backend, Usage

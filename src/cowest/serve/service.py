@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable, Mapping
 
-from ..collab.pipeline import Collaborator, Prompter, draft_answer_section
+from ..collab.pipeline import Collaborator
+from ..collab.prompter import Prompter, draft_answer_section
 from ..config import CollabConfig, ModelConfig
 from ..models.base import Backend, BackendError, Sampling
 from ..results import VALID_EVAL

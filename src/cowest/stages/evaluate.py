@@ -101,6 +101,22 @@ def valid_examples(ctx: RunContext) -> list:
     return [e for e in ctx.task.train if e.id in held]
 
 
+def run_eval_sft_valid(ctx: RunContext) -> dict | None:
+    """The SFT model on its validation slice (`eval_sft_valid/`), when SFT has one."""
+    if not ctx.questions.sft_valid:
+        return None
+    return run_eval(ctx, ["weak_sft"], name="eval_sft_valid", split="sft_valid")
+
+
+def run_eval_recall(ctx: RunContext) -> dict | None:
+    """The recipe's weak systems (else the SFT and aligned ones) on the task's fact-recall probe (`eval_recall/`),
+    when the task has one and the recipe asks for it."""
+    if "recall" not in ctx.task.extra or not ctx.recipe.eval.recall_probe:
+        return None
+    weak_systems = [s for s in ("weak_base", "weak_sft", "weak_aligned") if s in ctx.recipe.eval.systems]
+    return run_eval(ctx, weak_systems or ["weak_sft", "weak_aligned"], name="eval_recall", split="recall")
+
+
 def run_eval_valid(ctx: RunContext) -> dict | None:
     """The recipe's single-model and collaboration systems on the held-out mined questions (`eval_valid/`)."""
     if not valid_examples(ctx):

@@ -101,7 +101,7 @@ def measure_recall(ctx: RunContext, adapter: Path, examples: list[Example]) -> d
         drafts = [c[0].text for c in Collaborator(backend, None, ctx.prompter, ctx.recipe.collab).drafts(examples)]
     finally:
         backend.close()
-    from ..collab.pipeline import draft_answer_section
+    from ..collab.prompter import draft_answer_section
     from ..collab.recall import states_gold
 
     tt = ctx.prompter.task_type
