@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 CONFIG, CACHE, MANIFEST = "config.yaml", "cache.sqlite", "manifest.json"
 # The small result files of a run that `cowest publish` copies (weights, caches and training data never match).
@@ -33,28 +34,26 @@ PUBLISHED: tuple[str, ...] = (
 NEVER_PUBLISHED = {"adapter", "merged", CACHE}  # path parts never published, whatever matched
 
 
+class In:
+    """A file or folder of a folder object: `pairs = In("pairs.jsonl")` makes `RoundDir(d).pairs` d/pairs.jsonl."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, folder: Any, owner: type | None = None) -> Any:
+        return self if folder is None else Path(folder.dir) / self.name
+
+
 @dataclass(frozen=True)
 class TrainDir:
     """A folder a training writes: the adapter, the trainer and PEFT configs it trained with, its log, checkpoints
     (only if a recipe turns them on), and the adapter merged into its base for the next stage."""
 
     dir: Path
-
-    @property
-    def adapter(self) -> Path:
-        return self.dir / "adapter"
-
-    @property
-    def trainer_config(self) -> Path:
-        return self.dir / "trainer_config.json"
-
-    @property
-    def train_log(self) -> Path:
-        return self.dir / "train_log.jsonl"
-
-    @property
-    def merged(self) -> Path:
-        return self.dir / "merged"
+    adapter = In("adapter")
+    trainer_config = In("trainer_config.json")
+    train_log = In("train_log.jsonl")
+    merged = In("merged")
 
     def checkpoints(self) -> list[Path]:
         """The trainer's checkpoint-N folders."""
@@ -65,18 +64,9 @@ class TrainDir:
 class SftDir(TrainDir):
     """sft/: the training rows, the adapter, and the recall check with its extensions."""
 
-    @property
-    def train(self) -> Path:
-        return self.dir / "train.jsonl"
-
-    @property
-    def recall(self) -> Path:
-        """The kept adapter's drafts on the validation questions, one row each."""
-        return self.dir / "recall.jsonl"
-
-    @property
-    def extensions(self) -> Path:
-        return self.dir / "extensions.json"
+    train = In("train.jsonl")
+    recall = In("recall.jsonl")  # the kept adapter's drafts on the validation questions, one row each
+    extensions = In("extensions.json")
 
     def recall_after(self, ext: int) -> Path:
         """The recall rows after `ext` extensions."""
@@ -95,31 +85,15 @@ class SftDir(TrainDir):
 class RoundDir(TrainDir):
     """round_<k>/: what mining found, and the aligned model."""
 
+    pairs = In("pairs.jsonl")
+    pairs_heldout = In("pairs_heldout.jsonl")
+    heldout = In("heldout.json")  # the ids of the mined questions held out of alignment (the validation questions)
+    mining_stats = In("mining_stats.json")
+    rewards = In("rewards.jsonl")  # on-policy alignment's rewarded drafts
+
     def mined(self, name: str) -> Path:
         """`drafts`, `refinements` or `scores`: every row mining wrote of that kind."""
         return self.dir / f"{name}.jsonl"
-
-    @property
-    def pairs(self) -> Path:
-        return self.dir / "pairs.jsonl"
-
-    @property
-    def pairs_heldout(self) -> Path:
-        return self.dir / "pairs_heldout.jsonl"
-
-    @property
-    def heldout(self) -> Path:
-        """The ids of the mined questions held out of alignment (the validation questions)."""
-        return self.dir / "heldout.json"
-
-    @property
-    def mining_stats(self) -> Path:
-        return self.dir / "mining_stats.json"
-
-    @property
-    def rewards(self) -> Path:
-        """On-policy alignment's rewarded drafts."""
-        return self.dir / "rewards.jsonl"
 
 
 @dataclass(frozen=True)
@@ -127,22 +101,10 @@ class EvalDir:
     """An evaluation's folder (eval/, eval_valid/, ...)."""
 
     dir: Path
-
-    @property
-    def predictions(self) -> Path:
-        return self.dir / "predictions.jsonl"
-
-    @property
-    def results(self) -> Path:
-        return self.dir / "results.json"
-
-    @property
-    def results_md(self) -> Path:
-        return self.dir / "results.md"
-
-    @property
-    def results_csv(self) -> Path:
-        return self.dir / "results.csv"
+    predictions = In("predictions.jsonl")
+    results = In("results.json")
+    results_md = In("results.md")
+    results_csv = In("results.csv")
 
 
 @dataclass(frozen=True)
@@ -150,18 +112,18 @@ class ComparisonDir:
     """A `cowest compare` folder: compare.json (the data) and compare.md (its tables)."""
 
     dir: Path
-
-    @property
-    def json(self) -> Path:
-        return self.dir / "compare.json"
-
-    @property
-    def md(self) -> Path:
-        return self.dir / "compare.md"
+    json = In("compare.json")
+    md = In("compare.md")
 
 
 class RunLayout:
     """Every path of one run folder."""
+
+    config = In(CONFIG)
+    cache = In(CACHE)
+    report_md = In("report.md")
+    report_html = In("report.html")
+    ablation_results = In("ablations/results.json")
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -170,20 +132,8 @@ class RunLayout:
         return f"RunLayout({str(self.root)!r})"
 
     @property
-    def config(self) -> Path:
-        return self.root / CONFIG
-
-    @property
-    def cache(self) -> Path:
-        return self.root / CACHE
-
-    @property
-    def report_md(self) -> Path:
-        return self.root / "report.md"
-
-    @property
-    def report_html(self) -> Path:
-        return self.root / "report.html"
+    def dir(self) -> Path:
+        return self.root
 
     def plot(self, name: str) -> Path:
         return self.root / "plots" / f"{name}.png"
@@ -197,10 +147,6 @@ class RunLayout:
 
     def eval(self, name: str) -> EvalDir:
         return EvalDir(self.root / name)
-
-    @property
-    def ablation_results(self) -> Path:
-        return self.root / "ablations" / "results.json"
 
     def ablation(self, tag: str) -> RunLayout:
         """An ablation's sub-run, in ablations/<tag>."""

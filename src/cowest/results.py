@@ -30,7 +30,7 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from .io import read_json
 
@@ -107,13 +107,13 @@ class DraftDiagnostics(_Part):
     """What one weak variant's drafts held, and whether refining them helped."""
 
     n: int = 0
-    states_gold: float = 0.0
+    states_gold: float = Field(0.0, description="share of drafts that state the gold answer's text")
     mean_chars: float = 0.0
-    truncated_share: float = 0.0
-    states_fact: float | None = None
-    changed_vs_sft: float | None = None
-    helped: float | None = None
-    hurt: float | None = None
+    truncated_share: float = Field(0.0, description="share of drafts cut at collab.draft_max_tokens")
+    states_fact: float | None = Field(None, description="share stating the question's fact, where most have one")
+    changed_vs_sft: float | None = Field(None, description="share that differ from the SFT model's drafts")
+    helped: float | None = Field(None, description="share whose refinement beat the strong model alone")
+    hurt: float | None = Field(None, description="share whose refinement lost to the strong model alone")
 
 
 class BestSingle(_Part):

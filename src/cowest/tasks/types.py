@@ -65,6 +65,11 @@ def _bracketed(excluded: frozenset[str]) -> re.Pattern[str]:
     return re.compile(rf"[<\[{{]\s*(?:(?:a|an|the)\s+)?(?:{alts})\s*[>\]}}]", re.IGNORECASE)
 
 
+def _readable(text: object, allowed: Sequence[str] | None = ()) -> str | None:
+    """A reply as extraction reads it (`_without_placeholders`); None for anything that is not text."""
+    return _without_placeholders(text, allowed) if isinstance(text, str) else None
+
+
 def _without_placeholders(text: str, allowed: Sequence[str] | None = ()) -> str:
     """`text` without bracketed placeholders (with the 'Final answer:' before them) and without lines that only
     state a placeholder, so that extraction reads the reply as if the model had not written them."""
@@ -99,11 +104,10 @@ class MultipleChoice(TaskType):
 
     def extract(self, text: str, example: Example) -> str | None:
         """The chosen option's letter, from answer statements first, then the text's shape; None if unclear."""
-        if not isinstance(text, str):
-            return None
         options = list(example.options or [])
-        text = _without_placeholders(text, options)
         n = len(options) or 4  # no options given: assume the usual four
+        if (text := _readable(text, options)) is None:
+            return None
         if not BARE_LETTER.match(text) and (whole := norm(text)):
             # The reply is exactly one option's text, even if that text reads like a statement.
             for i, opt in enumerate(options[:n]):
@@ -229,10 +233,9 @@ class Classification(TaskType):
 
     def extract(self, text: str, example: Example) -> str | None:
         """The label named after the last 'Final answer:'/'Answer:', else the last label mentioned; None if none."""
-        if not isinstance(text, str):
-            return None
         labels = list(example.options or [])
-        text = _without_placeholders(text, labels)
+        if (text := _readable(text, labels)) is None:
+            return None
         for seg in statements(text, LABEL_RE):
             if _is_placeholder(seg, labels):
                 continue
@@ -310,9 +313,8 @@ class ShortAnswer(TaskType):
     def extract(self, text: str, example: Example) -> str | None:
         """The answer after the last 'Final answer:' / 'Answer:' / 'the answer is', or a reply that is one delimited
         span ('**Paris**', '\\boxed{Paris}'); None otherwise, so that the pipeline re-asks."""
-        if not isinstance(text, str):
+        if (text := _readable(text)) is None:
             return None
-        text = _without_placeholders(text)
         for seg in statements(text):
             if _given(ans := _clean_answer(seg)):
                 return ans

@@ -15,15 +15,8 @@ from trl import SFTConfig, SFTTrainer
 from cowest import dist
 from cowest.io import atomic_dir
 from cowest.layout import TrainDir
-from cowest.train.common import (
-    JsonlLogCallback,
-    disable_telemetry,
-    lora_config,
-    merge_args,
-    per_process,
-    save_adapter,
-    trainer_defaults,
-)
+from cowest.train.common import JsonlLogCallback, disable_telemetry, lora_config, merge_args, per_process
+from cowest.train.common import save_adapter, trainer_defaults
 
 SFT_DEFAULTS: dict[str, Any] = {
     "completion_only_loss": True,  # learn the draft, not the question
