@@ -28,6 +28,30 @@ from cowest.testing.serving import free_port
 HERE = Path(__file__).resolve()
 
 
+def draft_figures(run, questions: int, k: int) -> dict:
+    """`k` sampled drafts for each of `questions` questions, timed after a warm-up batch; the drafts' hash."""
+    from cowest import dist
+    from cowest.models import build_backend
+    from cowest.models.base import Sampling
+
+    r = run.recipe
+    examples = (run.task.train + run.task.test + run.task.extra.get("recall", []))[:questions]
+    convs = [run.prompter.draft_prompt(e) for e in examples]
+    weak = build_backend(r.weak.model_copy(update={"cache": "off"}))
+    sampling = Sampling(temperature=r.mining.temperature, top_p=1.0, max_tokens=r.collab.draft_max_tokens,
+                        seed=r.seed)
+    weak.generate(convs[: r.weak.batch_size], n=1, sampling=sampling)  # warm-up, not measured
+    dist.barrier()
+    t0 = time.perf_counter()
+    drafts = weak.generate(convs, n=k, sampling=sampling)
+    dist.barrier()
+    wall = time.perf_counter() - t0
+    texts = [c.text for row in drafts for c in row]
+    tokens = sum(c.completion_tokens for row in drafts for c in row)
+    return {"wall_s": round(wall, 2), "drafts": len(texts), "tokens": tokens, "tokens_per_s": round(tokens / wall, 1),
+            "drafts_sha": hashlib.sha256(json.dumps(texts).encode()).hexdigest()[:16]}
+
+
 def worker(task: str, recipe_path: Path, questions: int, k: int, out: Path) -> None:
     """One configuration's timed work; the main process writes its figures to `out`."""
     import torch
@@ -36,8 +60,6 @@ def worker(task: str, recipe_path: Path, questions: int, k: int, out: Path) -> N
     from cowest.assets import resolve_model
     from cowest.collab.targets import sft_rows
     from cowest.config import load_recipe
-    from cowest.models import build_backend
-    from cowest.models.base import Sampling
     from cowest.run import Run
 
     run = Run(load_recipe(recipe_path))
@@ -45,22 +67,7 @@ def worker(task: str, recipe_path: Path, questions: int, k: int, out: Path) -> N
     threads = torch.get_num_threads()
     result: dict = {"task": task, "processes": dist.world_size(), "threads": threads}
     if task == "draft":
-        examples = (run.task.train + run.task.test + run.task.extra.get("recall", []))[:questions]
-        convs = [run.prompter.draft_prompt(e) for e in examples]
-        weak = build_backend(r.weak.model_copy(update={"cache": "off"}))
-        sampling = Sampling(temperature=r.mining.temperature, top_p=1.0, max_tokens=r.collab.draft_max_tokens,
-                            seed=r.seed)
-        weak.generate(convs[: r.weak.batch_size], n=1, sampling=sampling)  # warm-up, not measured
-        dist.barrier()
-        t0 = time.perf_counter()
-        drafts = weak.generate(convs, n=k, sampling=sampling)
-        dist.barrier()
-        wall = time.perf_counter() - t0
-        texts = [c.text for row in drafts for c in row]
-        tokens = sum(c.completion_tokens for row in drafts for c in row)
-        result |= {"wall_s": round(wall, 2), "drafts": len(texts), "tokens": tokens,
-                   "tokens_per_s": round(tokens / wall, 1),
-                   "drafts_sha": hashlib.sha256(json.dumps(texts).encode()).hexdigest()[:16]}
+        result |= draft_figures(run, questions, k)
     else:
         from cowest.train import train_sft
         from cowest.train.common import load_log

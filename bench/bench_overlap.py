@@ -20,7 +20,8 @@ from pathlib import Path
 
 from cowest.collab import Collaborator, Prompter, RuleEvaluator, mine
 from cowest.config import CollabConfig, EvalConfig, MiningConfig, ModelConfig, load_recipe
-from cowest.evaluate import evaluate, get_systems
+from cowest.evaluate import evaluate
+from cowest.systems import get_systems
 from cowest.io import write_json
 from cowest.models.hf import HFBackend
 from cowest.models.openai_compat import OpenAIBackend
@@ -28,6 +29,33 @@ from cowest.run import Run
 from cowest.testing.faults import FaultServerProcess
 
 EVAL_SYSTEMS = ["weak_sft", "weak_aligned", "strong", "refine", "cowest"]
+
+
+def timed_weak(cfg: ModelConfig, weak_s: list[float]) -> HFBackend:
+    """The weak model, adding the seconds it takes to load and to generate to `weak_s[0]`."""
+    t0 = time.perf_counter()
+    model = HFBackend(cfg)
+    generate = model._generate
+
+    def timed(*a, **kw):
+        t = time.perf_counter()
+        try:
+            return generate(*a, **kw)
+        finally:
+            weak_s[0] += time.perf_counter() - t
+
+    model._generate = timed  # type: ignore[method-assign]
+    weak_s[0] += time.perf_counter() - t0
+    return model
+
+
+def summary(row: dict, latency: float) -> str:
+    """One measured row as a line of the log."""
+    return (f"sequential {row['sequential_s']:6.1f} s, overlapped {row['overlapped_s']:6.1f} s, bound "
+            f"{row['bound_s']:6.1f} s (weak {row['weak_overlapped_s']:.1f}, in the sequential run {row['weak_s']:.1f}; "
+            f"strong {row['strong_calls']} x {latency:g} / {row['slots']} = {row['strong_bound_s']:.1f}); overlapped "
+            f"{row['overlapped_vs_bound']:.3f}x of the bound, sequential {row['sequential_vs_bound']:.3f}x; "
+            f"{row['speedup']:.2f}x faster")
 
 
 def main() -> None:
@@ -55,20 +83,7 @@ def main() -> None:
     weak_s = [0.0]  # seconds in the weak model (loading and generating), summed over a run
 
     def weak_model() -> HFBackend:
-        t0 = time.perf_counter()
-        model = HFBackend(weak_cfg)
-        generate = model._generate
-
-        def timed(*a, **kw):
-            t = time.perf_counter()
-            try:
-                return generate(*a, **kw)
-            finally:
-                weak_s[0] += time.perf_counter() - t
-
-        model._generate = timed  # type: ignore[method-assign]
-        weak_s[0] += time.perf_counter() - t0
-        return model
+        return timed_weak(weak_cfg, weak_s)
 
     with FaultServerProcess(args.latency, answer="Final answer: A") as server:
         for slots in args.slots:
@@ -99,12 +114,7 @@ def main() -> None:
                         "sequential_vs_bound": round(row["sequential_s"] / bound, 3),
                         "speedup": round(row["sequential_s"] / row["overlapped_s"], 2)}
                 out["rows"].append(row)
-                print(f"{workload:>6}, {slots:>2} slots: sequential {row['sequential_s']:6.1f} s, overlapped "
-                      f"{row['overlapped_s']:6.1f} s, bound {bound:6.1f} s (weak {row['weak_overlapped_s']:.1f}, in the sequential run "
-                      f"{row['weak_s']:.1f}; strong {calls} "
-                      f"x {args.latency:g} / {slots} = {strong_bound:.1f}); overlapped "
-                      f"{row['overlapped_vs_bound']:.3f}x of the bound, sequential {row['sequential_vs_bound']:.3f}x; "
-                      f"{row['speedup']:.2f}x faster", flush=True)
+                print(f"{workload:>6}, {slots:>2} slots: {summary(row, args.latency)}", flush=True)
     if args.out:
         write_json(args.out, out)
         print(f"wrote {args.out}")

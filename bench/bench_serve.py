@@ -24,6 +24,7 @@ import openai
 from cowest.collab import Prompter
 from cowest.config import CollabConfig, ModelConfig, TaskConfig, load_recipe
 from cowest.io import write_json
+from cowest.layout import RunLayout
 from cowest.models import build_backend
 from cowest.models.openai_compat import OpenAIBackend
 from cowest.run import Run
@@ -106,20 +107,23 @@ def measure(service: Service, questions: list, requests: int, levels: list[int],
     return rows
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=16)
     ap.add_argument("--levels", type=int, nargs="+", default=[1, 4, 16])
     ap.add_argument("--latency", type=float, default=0.3, help="seconds the stand-in takes per call")
     ap.add_argument("--run", type=Path, help="a finished run: serve its aligned adapter")
     ap.add_argument("--out", type=Path, help="write the figures as JSON (for `cowest readme`)")
-    args = ap.parse_args()
+    return ap.parse_args()
 
+
+def main() -> None:
+    args = arguments()
     task = load_task(TaskConfig(name="formulary", options={"n_drugs": 6, "n_test": max(args.requests, 16)}))
     weak_cfg = ModelConfig(backend="hf", model="smollm2-135m-instruct", batch_size=16, cache="off")
     if args.run:  # the run's aligned model: its merged SFT checkpoint plus the last round's adapter
         where = [f"output_dir={json.dumps(str(args.run.parent))}", f"name={json.dumps(args.run.name)}"]
-        run = Run(load_recipe(args.run / "config.yaml", where))
+        run = Run(load_recipe(RunLayout(args.run).config, where))
         weak_cfg = run.weak_config("aligned").model_copy(update={"cache": "off", "batch_size": 16})
         task = run.task  # its own questions
     questions = task.test

@@ -79,12 +79,12 @@ def pair_tokens(model_path: str, pairs: list[dict]) -> int:
 
 def machine() -> str:
     """CPU count and model, and whether it runs bf16 natively."""
-    from cowest.train.common import _cpu_bf16_native
+    from cowest.train.common import cpu_bf16_native
 
     info = Path("/proc/cpuinfo")
     lines = info.read_text().splitlines() if info.exists() else []
     name = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), platform.processor())
-    return (f"{os.cpu_count()} CPUs ({name}, native bf16: {'yes' if _cpu_bf16_native() else 'no'}), "
+    return (f"{os.cpu_count()} CPUs ({name}, native bf16: {'yes' if cpu_bf16_native() else 'no'}), "
             f"torch {torch.__version__}")
 
 

@@ -110,6 +110,21 @@ def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> TinyLM:
     return build_tiny_lm(tmp_path_factory.mktemp("tiny_lm"))
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread(request: pytest.FixtureRequest):
+    """The tiny models' matrices on one thread: on a shared 2-core box a second thread only adds contention, which
+    can make a one-second test take a minute. Tests on the real models keep torch's threads."""
+    if any(request.node.get_closest_marker(m) for m in ("integration", "multiprocess", "gpu")):
+        yield
+        return
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def real_run(tmp_path_factory: pytest.TempPathFactory) -> RealRun:
     """A finished `cowest run` on the real offline models, shared by the end-to-end and the serving tests."""
@@ -121,7 +136,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked gpu run only with --gpu: CI has no GPU, and they fail rather than skip without one."""
+    """Tests on the real models, on several processes or on a GPU are slow; tests marked gpu run only with --gpu:
+    CI has no GPU, and they fail rather than skip without one."""
+    for item in items:
+        if any(item.get_closest_marker(m) for m in ("integration", "multiprocess", "gpu")):
+            item.add_marker(pytest.mark.slow)
     if config.getoption("--gpu"):
         return
     dropped = [item for item in items if item.get_closest_marker("gpu")]

@@ -70,7 +70,7 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
             dist, ver = r.split("==")
             shutil.copy(wheels / f"{dist.replace('-', '_')}-{ver}-py3-none-any.whl", dest)
 
-    monkeypatch.setattr(assets, "_pip_download", download)
+    monkeypatch.setattr(assets, "pip_download", download)
     return calls
 
 
@@ -168,7 +168,7 @@ def test_pip_failure_shows_pip_stderr(monkeypatch: pytest.MonkeyPatch, tmp_path:
 
     monkeypatch.setattr(assets.subprocess, "run", run)
     with pytest.raises(AssetError) as e:
-        assets._pip_download(["nope==1"], tmp_path)
+        assets.pip_download(["nope==1"], tmp_path)
     assert "PyPI" in str(e.value) and "No matching distribution found for nope==1" in str(e.value)
 
 

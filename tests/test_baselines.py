@@ -9,7 +9,9 @@ from fakes import ScriptedBackend
 from cowest.collab import Collaborator, Prompter
 from cowest.collab.baselines import BM25Retriever, answer_prefix, weak_predictions
 from cowest.config import CollabConfig, EvalConfig, ModelConfig, PriceConfig
-from cowest.evaluate import evaluate, get_systems, results_table
+from cowest.evaluate import evaluate
+from cowest.report.tables import results_markdown
+from cowest.systems import get_systems
 from cowest.models.hf import HFBackend
 from cowest.tasks.base import Example
 from cowest.tasks.types import Classification, MultipleChoice, ShortAnswer
@@ -74,16 +76,16 @@ def test_supericl_and_retrieval_systems_show_the_strong_model_their_evidence(wea
     cfg = EvalConfig(n_bootstrap=100, retrieval_k=1, price=PriceConfig(prompt_per_million=2, completion_per_million=8))
     rows, res = evaluate(examples, get_systems(["strong", "supericl", "retrieval"]), lambda v: weak, collab, cfg,
                          corpus=CORPUS)
-    acc = {k: v["metrics"]["accuracy"]["value"] for k, v in res["systems"].items()}
+    acc = {k: v.metrics["accuracy"].value for k, v in res.systems.items()}
     assert acc == {"strong": 0.0, "supericl": 0.0, "retrieval": 1.0}
     supericl_prompts = [c[-1]["content"] for c in strong.requests if "small domain-specialised model" in c[-1]["content"]]
     assert len(supericl_prompts) == 6 and all("(confidence 0." in t or "(confidence 1.00)" in t for t in supericl_prompts)
     retrieval_rows = [r for r in rows if r["system"] == "retrieval"]
     assert all(r["draft"] == CORPUS[0] for r in retrieval_rows)  # the passage shown is kept for the drill-down
     # 10 prompt + 5 completion tokens a call (the scripted backend): 1000 * (10 * 2 + 5 * 8) / 1e6
-    assert res["systems"]["retrieval"]["cost_per_1k"] == pytest.approx(0.06)
-    assert "cost / 1k q (USD)" in results_table(res)
-    assert "retrieval - strong" not in res["comparisons"]  # only collaborative systems are compared
+    assert res.systems["retrieval"].cost_per_1k == pytest.approx(0.06)
+    assert "cost / 1k q (USD)" in results_markdown(res)
+    assert "retrieval - strong" not in res.comparisons  # only collaborative systems are compared
 
 
 def test_per_round_systems_and_unknown_names():

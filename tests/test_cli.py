@@ -18,6 +18,7 @@ def invoke(*args: str):
     return CliRunner().invoke(app, [str(a) for a in args])
 
 
+@pytest.mark.slow
 def test_stage_commands_one_by_one_then_eval_and_infer_on_other_splits(tmp_path, tiny_lm, strong_knows_golds):  # noqa: F811
     d = recipe_dict(tiny_lm.path, tmp_path / "runs", mining={"k": 3, "where": {"kind": "reasoning"}, "share": 1.0,
                                                                "heldout_fraction": 0.34},

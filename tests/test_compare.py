@@ -131,7 +131,7 @@ def fake_run_all(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
         (self.dir / "report.md").write_text(f"# {r.name}\n")
         return {"report.md": self.dir / "report.md"}
 
-    monkeypatch.setattr(cowest.config, "_check_passthrough", lambda *a: None)
+    monkeypatch.setattr(cowest.config, "check_passthrough", lambda *a: None)
     monkeypatch.setattr(cowest.run.Run, "run_all", run_all)
     return calls
 

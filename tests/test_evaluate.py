@@ -4,7 +4,10 @@ from fakes import ScriptedBackend
 
 from cowest.collab import Collaborator, Prompter
 from cowest.config import CollabConfig, EvalConfig
-from cowest.evaluate import evaluate, get_systems, results_table, states_gold
+from cowest.collab.recall import states_gold
+from cowest.evaluate import evaluate
+from cowest.report.tables import results_markdown
+from cowest.systems import get_systems
 from cowest.tasks.base import Example
 from cowest.tasks.types import MultipleChoice
 
@@ -30,13 +33,13 @@ def test_evaluate_rows_results_and_comparisons():
     systems = get_systems(["weak_sft", "strong", "refine"])
     rows, res = evaluate(examples, systems, lambda v: weak, collab, EvalConfig(n_bootstrap=200))
     assert len(rows) == 60 and {r["system"] for r in rows} == {"weak_sft", "strong", "refine"}
-    acc = {k: v["metrics"]["accuracy"]["value"] for k, v in res["systems"].items()}
+    acc = {k: v.metrics["accuracy"].value for k, v in res.systems.items()}
     assert acc == {"weak_sft": 0.0, "strong": 0.0, "refine": 1.0}
-    assert res["systems"]["weak_sft"]["draft_states_gold"] == 1.0
-    assert res["systems"]["refine"]["strong_prompt_tokens_per_q"] == 10
-    comp = res["comparisons"]["refine - weak_sft"]
-    assert comp["diff"] == 1.0 and comp["lo"] == 1.0 and comp["p_value"] == 0.0
-    table = results_table(res)
+    assert res.systems["weak_sft"].draft_states_gold == 1.0
+    assert res.systems["refine"].strong_prompt_tokens_per_q == 10
+    comp = res.comparisons["refine - weak_sft"]
+    assert comp.diff == 1.0 and comp.lo == 1.0 and comp.p_value == 0.0
+    table = results_markdown(res)
     assert "| standard refinement (SFT draft -> strong) | 100.0 [100.0, 100.0]" in table
 
 
@@ -46,7 +49,7 @@ def test_results_store_their_confidence_level():
     collab = Collaborator(None, strong, Prompter(MultipleChoice(), "knowledge"), CollabConfig())
     _, res = evaluate(examples, get_systems(["strong"]), lambda v: strong, collab,
                       EvalConfig(n_bootstrap=50, confidence=0.9))
-    assert res["confidence"] == 0.9
+    assert res.confidence == 0.9
 
 
 class _CappedBackend(ScriptedBackend):
@@ -87,9 +90,9 @@ def test_short_answers_without_a_final_answer_are_reasked_and_reported():
     # Three replies had no answer statement and were asked once more, with the re-ask's own token cap.
     assert len(strong.requests) == 4 + 3
     assert [len(c) for c in strong.requests[4:]] == [3, 3, 3] and caps == [256] * 4 + [32] * 3
-    s = res["systems"]["strong"]
-    assert s["answered"] == 0.75 and s["truncated_share"] == 0.5
-    assert s["metrics"]["em"]["value"] == 0.75
+    s = res.systems["strong"]
+    assert s.answered == 0.75 and s.truncated_share == 0.5
+    assert s.metrics["em"].value == 0.75
     headers, rows, _ = results_rows(res)
     row = dict(zip(headers, rows[0]))
     assert row["answered %"] == "75.0" and row["cut at token cap %"] == "50.0"
@@ -109,12 +112,12 @@ def test_calls_and_cache_hits_are_counted_apart_from_wall_time(tmp_path):
     collab = Collaborator(None, strong, prompter, CollabConfig())
     systems = get_systems(["weak_sft", "weak_aligned", "refine", "cowest"])
     _, res = evaluate(examples, systems, weak, collab, EvalConfig(n_bootstrap=50))
-    got = {k: (v["calls"], v["cache_hits"]) for k, v in res["systems"].items()}
+    got = {k: (v.calls, v.cache_hits) for k, v in res.systems.items()}
     # weak: 5 SFT draft calls, then the same 5 conversations for the aligned variant come from the cache
     assert got == {"weak_sft": (5, 0), "weak_aligned": (0, 5), "refine": (10, 0), "cowest": (0, 10)}
     _, again = evaluate(examples, systems, weak, collab, EvalConfig(n_bootstrap=50))
-    assert all(v["calls"] == 0 and v["cache_hits"] > 0 for v in again["systems"].values())
-    table = results_table(again)
+    assert all(v.calls == 0 and v.cache_hits > 0 for v in again.systems.values())
+    table = results_markdown(again)
     assert table.splitlines()[0].endswith("| strong tok/q | model calls | cache hits | wall s |")
 
 
@@ -129,12 +132,12 @@ def test_comparisons_name_their_metric_and_small_p_values():
     collab = Collaborator(None, strong, Prompter(ShortAnswer(), "knowledge"), CollabConfig())
     _, res = evaluate(examples, get_systems(["strong", "refine"]), lambda v: weak, collab, EvalConfig(n_bootstrap=200))
     # Short answers: the primary column is EM, the per-question scores (and so the comparisons) are token F1.
-    assert res["score_metric"] == "f1" and list(res["systems"]["strong"]["metrics"])[0] == "em"
+    assert res.score_metric == "f1" and list(res.systems["strong"].metrics)[0] == "em"
     headers, rows = comparison_rows(res)
     assert rows[0][0] == "refine - strong (token F1) (best single model)"
     assert rows[0][3] == ("< 0.001", "sig")  # p = 0: every resample favours refinement
-    assert headline({**res, "comparisons": {"cowest - strong": {**res["comparisons"]["refine - strong"]}}}).endswith(
-        "one-sided p < 0.001)")
+    renamed = {**res.dump(), "comparisons": {"cowest - strong": res.comparisons["refine - strong"].dump()}}
+    assert headline(renamed).endswith("one-sided p < 0.001)")
     assert [p_text(p) for p in (0.0, 0.0009, 0.001, 0.0423)] == ["< 0.001", "< 0.001", "0.001", "0.042"]
     # A file written before the metric was stored: accuracy where the systems have it.
     old = {"systems": {"a": {"metrics": {"accuracy": {}, "macro_f1": {}}}},

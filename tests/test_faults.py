@@ -135,6 +135,7 @@ def test_stand_in_listens_on_loopback_only():
     assert dead_url().startswith("http://127.0.0.1:")
 
 
+@pytest.mark.slow  # a client process killed mid-batch, then resumed
 def test_kill_9_repeats_no_finished_call(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(Path(cowest.__file__).parents[1]))
     with FaultServer(delay_s=0.05) as s:

@@ -42,9 +42,9 @@ def device() -> torch.device:
 
 
 def bf16_trainer(device: torch.device) -> bool:
-    from cowest.train.common import _cpu_bf16_native
+    from cowest.train.common import cpu_bf16_native
 
-    return torch.cuda.is_bf16_supported() if device.type == "cuda" else _cpu_bf16_native()
+    return torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_bf16_native()
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ def _backend(tiny_lm, batch_size: int = 3, **kw) -> HFBackend:
     return HFBackend(cfg, model=tiny_lm.model, tokenizer=tiny_lm.tokenizer)
 
 
+@pytest.mark.slow  # generation on the tiny model, seconds each
 def test_batched_greedy_equals_one_by_one_and_keeps_order(tiny_lm):
     backend = _backend(tiny_lm, batch_size=3)
     assert isinstance(backend, Backend)
@@ -40,11 +41,12 @@ def test_batched_greedy_equals_one_by_one_and_keeps_order(tiny_lm):
     assert backend.usage.calls == len(CONVS)
 
 
+@pytest.mark.slow  # generation on the tiny model, seconds each
 def test_each_batch_is_reported_as_soon_as_it_is_generated(tiny_lm):
     backend = _backend(tiny_lm, batch_size=3)
     batches_run = []
-    generate_batch = backend._generate_batch
-    backend._generate_batch = lambda *a: batches_run.append(1) or generate_batch(*a)
+    generate_batch = backend.generate_batch
+    backend.generate_batch = lambda *a: batches_run.append(1) or generate_batch(*a)
     seen: dict[int, tuple[str, int]] = {}
     out = backend.generate(CONVS, 2, Sampling(temperature=1.0, max_tokens=6),
                            on_done=lambda i, comps: seen.update({i: ([c.text for c in comps], len(batches_run))}))
@@ -54,6 +56,7 @@ def test_each_batch_is_reported_as_soon_as_it_is_generated(tiny_lm):
     assert backend.usage.calls == 2 * len(CONVS)
 
 
+@pytest.mark.slow  # generation on the tiny model, seconds each
 def test_n_samples_seeded_and_distinct(tiny_lm):
     backend = _backend(tiny_lm)
     sampling = Sampling(temperature=1.0, top_p=0.95, max_tokens=8, seed=3)
@@ -65,6 +68,7 @@ def test_n_samples_seeded_and_distinct(tiny_lm):
     assert other != out
 
 
+@pytest.mark.slow  # generation on the tiny model, seconds each
 def test_greedy_n_returns_copies(tiny_lm):
     out = _backend(tiny_lm).generate(CONVS[:2], 2, Sampling(max_tokens=6))
     assert all(r[0].text == r[1].text and r[0] is not r[1] for r in out)
@@ -171,6 +175,7 @@ def test_logprobs_of_options_after_a_reply_prefix(tiny_lm):
         backend.logprobs_of_options(CONVS[:3], [" A"], prefixes[:2])
 
 
+@pytest.mark.slow  # generation on the tiny model, seconds each
 def test_loads_by_path_through_assets(tiny_lm, monkeypatch):
     fake = types.ModuleType("cowest.assets")
     fake.resolve_model = lambda name, kind: name  # the real module maps asset names to files

@@ -12,7 +12,9 @@ import pytest
 from cowest.config import TaskConfig
 from cowest.tasks import available, load_task
 from cowest.tasks.base import Example
-from cowest.tasks.loaders import TaskDataError, iter_rows, parse_mcq_prompt, split_examples
+from cowest.tasks.families.evals import parse_mcq_prompt
+from cowest.tasks.readers import TaskDataError, iter_rows
+from cowest.tasks.splits import split_examples
 from cowest.tasks.types import Classification, MultipleChoice, ShortAnswer
 
 FIX = Path(__file__).parent / "fixtures"

@@ -189,7 +189,7 @@ def test_bootstrap_ci_chunking_is_invisible(monkeypatch):
 
     values = np.linspace(0, 1, 37)
     whole = bootstrap_ci(values, n_boot=300, seed=3)
-    monkeypatch.setattr(metrics, "_CHUNK_ELEMS", 100)  # forces many small chunks
+    monkeypatch.setattr(metrics, "CHUNK_ELEMS", 100)  # forces many small chunks
     assert bootstrap_ci(values, n_boot=300, seed=3) == pytest.approx(whole)
 
 

@@ -3,98 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from cowest.config import ModelConfig
 from cowest.models.base import Backend, BackendError, Sampling
 from cowest.models.openai_compat import OpenAIBackend
+from cowest.testing.faults import FaultServer
 
 KEY = "sk-test-secret-4242"
 
 
-class FakeServer:
-    """A chat-completions server; `script` holds status codes to answer first (then 200), per request order."""
-
-    def __init__(self, honour_n: bool = True, delay_s: float = 0.0) -> None:
-        self.honour_n = honour_n
-        self.delay_s = delay_s
-        self.script: list[int] = []
-        self.slow_first: list[float] = []  # extra delays for the first requests (timeouts)
-        self.requests: list[dict] = []
-        self.auth: list[str | None] = []
-        self.active = 0
-        self.max_active = 0
-        self.lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:  # keep pytest output clean
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with server.lock:
-                    server.requests.append(body)
-                    server.auth.append(self.headers.get("Authorization"))
-                    status = server.script.pop(0) if server.script else 200
-                    extra = server.slow_first.pop(0) if server.slow_first else 0.0
-                    server.active += 1
-                    server.max_active = max(server.max_active, server.active)
-                try:
-                    time.sleep(server.delay_s + extra)
-                    if self.path != "/v1/chat/completions":
-                        status = 404
-                    payload = server.reply(body) if status == 200 else {
-                        "error": {"message": f"scripted failure {status}", "type": "server_error", "code": None}
-                    }
-                    data = json.dumps(payload).encode()
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    if status == 429:
-                        self.send_header("Retry-After", "0")
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):  # the client timed out and left
-                    pass
-                finally:
-                    with server.lock:
-                        server.active -= 1
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-        self.thread.start()
-
-    def reply(self, body: dict) -> dict:
-        n = body.get("n", 1) if self.honour_n else 1
-        user = body["messages"][-1]["content"]
-        seed = body.get("seed")
-        choices = [
-            {"index": i, "message": {"role": "assistant", "content": f"{user}|seed={seed}|i={i} STOP tail"},
-             "finish_reason": "stop"}
-            for i in range(n)
-        ]
-        return {
-            "id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": body["model"],
-            "choices": choices,
-            "usage": {"prompt_tokens": 10, "completion_tokens": 7 * n, "total_tokens": 10 + 7 * n},
-        }
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+def stand_in(honour_n: bool = True, delay_s: float = 0.0) -> FaultServer:
+    """The stand-in chat server without faults: each choice echoes the question, seed and index, then ' STOP tail'."""
+    return FaultServer(delay_s=delay_s, honour_n=honour_n, completion_tokens=7, answer=lambda body, i: (
+        f"{body['messages'][-1]['content']}|seed={body.get('seed')}|i={i} STOP tail"))
 
 
 @pytest.fixture
 def server():
-    s = FakeServer()
+    s = stand_in()
     yield s
     s.close()
 
@@ -169,7 +98,7 @@ def test_client_error_not_retried(server):
 
 
 def test_one_failure_cancels_the_rest_of_the_batch():
-    s = FakeServer(delay_s=0.05)
+    s = stand_in(delay_s=0.05)
     s.script = [400]
     try:
         b = _backend(s.url, max_concurrency=1)
@@ -190,7 +119,7 @@ def test_unreachable_server_is_a_backend_error():
 
 
 def test_concurrency_cap():
-    s = FakeServer(delay_s=0.15)
+    s = stand_in(delay_s=0.15)
     try:
         b = _backend(s.url, max_concurrency=3)
         out = b.generate([_conv(f"q{i}") for i in range(9)], 1, Sampling())
@@ -212,7 +141,7 @@ def test_n_honoured_one_request_usage_split(server):
 
 
 def test_n_fallback_when_server_ignores_n():
-    s = FakeServer(honour_n=False)
+    s = stand_in(honour_n=False)
     try:
         b = _backend(s.url)
         out = b.generate([_conv("q")], 3, Sampling(temperature=1.0, seed=5))

@@ -8,7 +8,8 @@ from fakes import ScriptedBackend
 
 from cowest.collab import Collaborator, Prompter, RuleEvaluator, mine
 from cowest.config import CollabConfig, EvalConfig, MiningConfig
-from cowest.evaluate import evaluate, get_systems
+from cowest.evaluate import evaluate
+from cowest.systems import get_systems
 from cowest.models.base import BackendError, Sampling
 from cowest.models.cache import CachedBackend, CallCache
 from cowest.tasks.base import Example
@@ -112,11 +113,11 @@ def test_overlapped_evaluation_equals_sequential():
     (rows_seq, res_seq), (rows_ovl, res_ovl) = out[False], out[True]
     assert rows_ovl == rows_seq
     for name in ("strong", "refine", "cowest"):
-        assert res_ovl["systems"][name]["metrics"] == res_seq["systems"][name]["metrics"]
+        assert res_ovl.systems[name].metrics == res_seq.systems[name].metrics
         # a strong call per question, plus the drafts' weak calls for the collaborations
-        assert res_ovl["systems"][name]["calls"] == res_seq["systems"][name]["calls"] == len(EXAMPLES) * (
+        assert res_ovl.systems[name].calls == res_seq.systems[name].calls == len(EXAMPLES) * (
             1 if name == "strong" else 2)
-    assert res_ovl["comparisons"] == res_seq["comparisons"]
+    assert res_ovl.comparisons == res_seq.comparisons
 
 
 def test_cached_backend_reports_each_conversation_once_as_it_finishes(tmp_path):

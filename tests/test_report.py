@@ -373,6 +373,7 @@ def visible_rows(dom: str) -> tuple[int, int]:
     return len(p.rows), sum(not h for h in p.rows)
 
 
+@pytest.mark.slow  # a headless browser
 def test_html_renders_in_chromium(built, tmp_path):
     run, _ = built
     url = (run / "report.html").resolve().as_uri()
@@ -384,6 +385,7 @@ def test_html_renders_in_chromium(built, tmp_path):
     assert 'id="drill-shown" class="muted">showing 6 of 6' in dom
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flt", ["cowest_only", "strong_only", "both_wrong", "all"])
 def test_filter_from_url_hash(built, tmp_path, flt):
     run, _ = built
@@ -394,6 +396,7 @@ def test_filter_from_url_hash(built, tmp_path, flt):
                      rf'data-filter="{flt}"', dom)
 
 
+@pytest.mark.slow
 def test_screenshot_is_not_blank(built, tmp_path):
     from PIL import Image
 

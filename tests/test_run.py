@@ -23,6 +23,8 @@ from cowest.checks import StageCheckError
 from cowest.io import adapter_hash, read_json, read_jsonl
 from cowest.models import CachedBackend, CallCache
 
+pytestmark = pytest.mark.slow  # every test here trains through the pipeline on tiny models
+
 TASK = {"name": "formulary", "options": {"n_drugs": 4, "wordings_per_fact": 2, "n_mining": 6, "n_test": 4}}
 
 

@@ -7,15 +7,15 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from http.server import ThreadingHTTPServer
 from typing import Sequence
 
 import openai
 import pytest
 from fakes import ScriptedBackend
 
-from cowest.collab.pipeline import Prompter
+from cowest.collab import Prompter
 from cowest.config import CollabConfig, ModelConfig, Recipe, TaskConfig
+from cowest.layout import RunLayout
 from cowest.models.base import BackendError, Completion, Conversation, Sampling
 from cowest.models.openai_compat import OpenAIBackend
 from cowest.serve import Limits, ServeConfigError, serve_recipe, serve_run
@@ -309,18 +309,8 @@ def test_a_full_server_answers_429_and_a_slow_one_504():
 # ---- the strong model failing, and coming back
 
 
-def restart(fs: FaultServer, port: int) -> None:
-    """Serve again on the same port (the fault server was closed: a stopped backend coming back)."""
-    fs.httpd = ThreadingHTTPServer(("127.0.0.1", port), fs._handler())
-    fs.httpd.daemon_threads = True
-    fs.stopping.clear()
-    fs.thread = threading.Thread(target=fs.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    fs.thread.start()
-
-
 def test_strong_backend_errors_are_per_request_and_the_server_recovers():
     fs = FaultServer(faults=("500",), rate=0.0)
-    port = fs.httpd.server_address[1]
     cfg = ModelConfig(backend="openai", model="fault-model", base_url=fs.url, max_retries=0, timeout_s=5, deadline_s=5)
     strong = OpenAIBackend(cfg, api_key="sk-local")
     s = Served(make_service(strong=strong))
@@ -340,7 +330,7 @@ def test_strong_backend_errors_are_per_request_and_the_server_recovers():
         assert e.value.status_code == 503 and e.value.code == "upstream_unavailable"
         assert ask(c, "weak").choices[0].message.content == DRAFT  # the weak system does not need it
         assert s.get("/health", key=None)[0] == 200
-        restart(fs, port)
+        fs.restart()
         assert ask(c).model_extra["cowest"]["draft"] == DRAFT
     finally:
         s.close()
@@ -422,7 +412,7 @@ class StubRun:
 
     def __init__(self, tmp_path, trained: Sequence[str]) -> None:
         tmp_path.mkdir()
-        self.dir, self.opened = tmp_path, []
+        self.dir, self.layout, self.opened = tmp_path, RunLayout(tmp_path), []
         for v in trained:
             (tmp_path / v).mkdir()
         self.recipe = Recipe(task=TaskConfig(name="formulary"), weak=ModelConfig(backend="hf", model="w"),
@@ -432,9 +422,6 @@ class StubRun:
 
     def weak_config(self, variant: str) -> ModelConfig:
         return self.recipe.weak.model_copy(update={"adapter": str(self.dir / variant)})
-
-    def manifest_path(self, name: str):
-        return self.dir / name / "manifest.json"
 
     def weak(self, variant: str):
         self.opened.append(variant)
@@ -448,7 +435,7 @@ def test_the_served_systems_follow_the_run_s_trained_models(tmp_path):
     svc = service_from_run(sft_only, None, Limits())
     assert [s.name for s in svc.available()] == ["refine", "strong", "weak", "default"] and sft_only.opened == ["sft"]
     assert svc.system("default").kind == "collab" and svc.system("default").variant == "sft"  # no validation: refine
-    assert svc._strong_concurrency == 2  # the llama.cpp server's slots
+    assert svc.strong_concurrency == 2  # the llama.cpp server's slots
     with pytest.raises(ServeConfigError, match="cowest: the run"):
         service_from_run(StubRun(tmp_path / "b", ["sft"]), ["cowest"], Limits())
     with pytest.raises(ServeConfigError, match="unknown model gpt"):
@@ -469,11 +456,11 @@ def test_the_default_model_is_the_system_validation_chose(tmp_path):
     from cowest.serve.service import service_from_run
 
     run = StubRun(tmp_path / "r", ["sft", "aligned"])
-    write_json(run.manifest_path("eval_valid"), {"counts": {"served_default": "strong"}})
+    write_json(run.layout.manifest("eval_valid"), {"counts": {"served_default": "strong"}})
     svc = service_from_run(run, None, Limits())
     default = svc.system("default")
     assert default.kind == "strong" and "validation" in default.description
     listed = {s.name: s for s in svc.available()}
     assert listed["default"].description.startswith("strong: ")
-    write_json(run.manifest_path("eval_valid"), {"counts": {"served_default": "cowest"}})
+    write_json(run.layout.manifest("eval_valid"), {"counts": {"served_default": "cowest"}})
     assert service_from_run(run, None, Limits()).system("default").variant == "aligned"

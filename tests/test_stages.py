@@ -29,7 +29,7 @@ CHANGED: dict[str, Any] = {
     "judge.backend": "hf", "ablations.strong.backend": "openai", "collab.draft_format": "knowledge",
     "collab.draft_sections": ["Background"], "mining.evaluator": "judge", "mining.mode": "rank",
     "eval.systems": SYSTEMS[:-1], "alignment": "kto", "ablations.formats": ["direct"], "ablations.pair_fractions": [0.5],
-    "ablations.dpo_settings": [{"beta": 0.2}], "sft_recall.target": 0.8, "mining.strategy": "exhaustive",
+    "ablations.dpo_settings": [{"beta": 0.2}], "ablations.at_budget": ["grpo"], "sft_recall.target": 0.8, "mining.strategy": "exhaustive",
     "checks.on_fail": "warn", "checks.min_judge_auc": 0.8,
     **{f"{m}.overlap": True for m in ("weak", "strong", "judge", "ablations.strong")},
 }

@@ -249,9 +249,9 @@ def test_recipe_can_still_turn_checkpointing_on_with_the_old_name(tmp_path):
     off = SFTConfig(**merge_args(trainer_defaults(tmp_path, 0), {}))
     assert on.activation_checkpointing and not off.activation_checkpointing
     # bf16 only where the hardware has native bf16 kernels (a GPU, or an AVX512-BF16/AMX CPU)
-    from cowest.train.common import _cpu_bf16_native
+    from cowest.train.common import cpu_bf16_native
 
-    assert off.bf16 == (torch.cuda.is_bf16_supported() if torch.cuda.is_available() else _cpu_bf16_native())
+    assert off.bf16 == (torch.cuda.is_bf16_supported() if torch.cuda.is_available() else cpu_bf16_native())
 
 
 def test_the_recipes_batch_is_split_over_the_launchers_processes(monkeypatch):

@@ -4,18 +4,36 @@ parent's call cache (and, where the setting allows, its SFT stage)."""
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Protocol, Sequence
 
-from .config import AblationConfig, EvalConfig, ModelConfig, dump_recipe
+from .config import AblationConfig, EvalConfig, ModelConfig, Recipe, dump_recipe
 from .io import read_json, read_jsonl, write_json, write_jsonl, write_text
+from .layout import RunLayout
+from .results import EvalResults, load_results
 
-if TYPE_CHECKING:
-    from .run import Run
+
+class Run(Protocol):
+    """What an ablation needs of a run (`cowest.run.Run`): its recipe and folder, and its stages; a sub-run is
+    `type(run)(recipe)`."""
+
+    recipe: Recipe
+    layout: RunLayout
+
+    def __init__(self, recipe: Recipe, cache_path: Path | None = None) -> None: ...
+    @property
+    def cache_path(self) -> Path: ...
+    def mine(self, round_: int) -> dict: ...
+    def dpo(self, round_: int) -> dict: ...
+    def evaluate(self) -> dict: ...
+    def evaluate_valid(self) -> dict | None: ...
+    def train_and_evaluate(self) -> None: ...
+    def release(self) -> None: ...
 
 
-def ablate(run: "Run") -> dict:
+def ablate(run: Run) -> dict:
     """The recipe's ablations (formats, pair subsets, strong swap, alignment settings) -> ablations/results.json."""
     a = run.recipe.ablations
     run.release()
@@ -30,71 +48,70 @@ def ablate(run: "Run") -> dict:
         out["dpo_search"] = _search_dpo(run, a.dpo_settings)
     if a.at_budget:
         out["at_budget"] = _at_budget(run, a.at_budget)
-    write_json(run.dir / "ablations" / "results.json", out)
+    write_json(run.layout.ablation_results, out)
     return out
 
 
-def _child(run: "Run", tag: str, share: Sequence[str] = (), **update: object) -> "Run":
+def _child(run: Run, tag: str, share: Sequence[str] = (), **update: object) -> Run:
     """A sub-run in ablations/<tag> with recipe fields replaced; `share` links this run's stage directories."""
     update = dict(name=f"{run.recipe.name}/ablations/{tag}", ablations=AblationConfig(), **update)
-    child = type(run)(run.recipe.model_copy(update=update))
-    child._cache_path = run.cache_path
-    write_text(child.dir / "config.yaml", dump_recipe(child.recipe))
+    child = type(run)(run.recipe.model_copy(update=update), cache_path=run.cache_path)
+    write_text(child.layout.config, dump_recipe(child.recipe))
     for d in share:
-        link = child.dir / d
+        link = child.layout.stage_dir(d)
         if not link.exists() and not link.is_symlink():
-            link.symlink_to(Path("..", "..", d), target_is_directory=True)
+            link.symlink_to(os.path.relpath(run.layout.stage_dir(d), child.layout.root), target_is_directory=True)
     return child
 
 
-def _eval_systems(run: "Run", systems: list[str]) -> EvalConfig:
+def _eval_systems(run: Run, systems: list[str]) -> EvalConfig:
     return run.recipe.eval.model_copy(update={"systems": systems})
 
 
-def _ablate_format(run: "Run", fmt: str) -> dict:
+def _ablate_format(run: Run, fmt: str) -> dict:
     """SFT, mining, DPO and evaluation with another draft format: refinement (unaligned) vs CoWest (aligned)."""
-    res = _read_results(run.dir / "eval")
-    if not (fmt == run.recipe.collab.draft_format and res and {"refine", "cowest"} <= res["systems"].keys()):
+    res = _read_results(run.layout)
+    if not (fmt == run.recipe.collab.draft_format and res and {"refine", "cowest"} <= res.systems.keys()):
         child = _child(run, f"format-{fmt}", collab=run.recipe.collab.model_copy(update={"draft_format": fmt}),
                        eval=_eval_systems(run, ["refine", "cowest"]))
         try:
             child.train_and_evaluate()
         finally:
             child.release()
-        res = _read_results(child.dir / "eval")
+        res = _read_results(child.layout)
     return {"format": fmt, "unaligned": _primary_score(res, "refine"), "aligned": _primary_score(res, "cowest")}
 
 
-def _ablate_pairs(run: "Run", fractions: list[float]) -> list[dict]:
+def _ablate_pairs(run: Run, fractions: list[float]) -> list[dict]:
     """A learning curve: DPO from the SFT model on nested seeded subsets of round 1's pairs, then CoWest."""
-    pairs = read_jsonl(run.dir / "round_1" / "pairs.jsonl")
+    pairs = read_jsonl(run.layout.round(1).pairs)
     order = list(range(len(pairs)))
     random.Random(run.recipe.seed).shuffle(order)
-    base = _read_results(run.dir / "eval")
+    base = _read_results(run.layout)
     out = []
-    if base and "refine" in base["systems"]:
+    if base and "refine" in base.systems:
         out.append({"fraction": 0.0, "n_pairs": 0, **_primary_score(base, "refine")})
     for f in sorted(fractions):
         n = max(1, round(f * len(pairs)))
-        if n == len(pairs) and run.recipe.rounds == 1 and base and "cowest" in base["systems"]:
+        if n == len(pairs) and run.recipe.rounds == 1 and base and "cowest" in base.systems:
             out.append({"fraction": f, "n_pairs": n, **_primary_score(base, "cowest")})
             continue
         child = _child(run, f"pairs-{f:g}", share=["sft"], rounds=1, eval=_eval_systems(run, ["cowest"]))
-        write_jsonl(child.dir / "round_1" / "pairs.jsonl", [pairs[i] for i in sorted(order[:n])])
+        write_jsonl(child.layout.round(1).pairs, [pairs[i] for i in sorted(order[:n])])
         try:
             child.dpo(1)
             child.evaluate()
         finally:
             child.release()
-        out.append({"fraction": f, "n_pairs": n, **_primary_score(_read_results(child.dir / "eval"), "cowest")})
+        out.append({"fraction": f, "n_pairs": n, **_primary_score(_read_results(child.layout), "cowest")})
     return out
 
 
-def _search_dpo(run: "Run", settings: list[dict]) -> list[dict]:
+def _search_dpo(run: Run, settings: list[dict]) -> list[dict]:
     """Each alignment setting trained on round 1's training pairs and judged on the held-out mined questions
     only: held-out reward accuracy / margin per epoch, and SFT vs aligned drafts refined by the strong model."""
-    src = run.dir / "round_1"
-    if not (src / "heldout.json").exists() or not read_json(src / "heldout.json"):
+    src = run.layout.round(1)
+    if not src.heldout.exists() or not read_json(src.heldout):
         raise RuntimeError("dpo_settings needs held-out mined questions: set mining.heldout_fraction > 0 and run")
     out = []
     for i, setting in enumerate(settings):
@@ -106,24 +123,24 @@ def _search_dpo(run: "Run", settings: list[dict]) -> list[dict]:
             child = _child(run, f"dpo-{i}", share=["sft"], rounds=1, alignment=alignment,
                            dpo={**run.recipe.dpo, **setting},
                            eval=_eval_systems(run, ["weak_sft", "strong", "refine", "cowest"]))
-            for name in ("pairs.jsonl", "pairs_heldout.jsonl", "heldout.json"):
-                write_text(child.dir / "round_1" / name, (src / name).read_text())
+            dest = child.layout.round(1)
+            for mined, copy in ((src.pairs, dest.pairs), (src.pairs_heldout, dest.pairs_heldout),
+                                (src.heldout, dest.heldout)):
+                write_text(copy, mined.read_text())
         try:
             counts = child.dpo(1)["counts"]
             valid = child.evaluate_valid()
         finally:
             child.release()
-        res = _read_results(child.dir / "eval_valid")
-        drafts = (res or {}).get("drafts", {}).get("aligned", {})
+        res = _read_results(child.layout, "eval_valid")
         out.append({"setting": {"alignment": alignment, **setting}, "heldout": counts.get("heldout", []),
-                    "valid_n": res["n"] if res else 0, "cowest": _primary_score(res, "cowest"),
-                    "refine": _primary_score(res, "refine"),
-                    **{k: drafts[k] for k in ("helped", "hurt", "changed_vs_sft", "states_fact") if k in drafts},
+                    "valid_n": res.n if res else 0, "cowest": _primary_score(res, "cowest"),
+                    "refine": _primary_score(res, "refine"), **_aligned_drafts(res),
                     "valid_stage": valid["key"] if valid else None})
     return out
 
 
-def _at_budget(run: "Run", variants: list[str]) -> list[dict]:
+def _at_budget(run: Run, variants: list[str]) -> list[dict]:
     """The run's alignment (one offline round) beside each variant at the same strong-call budget, on the held-out
     mined questions only: offline DPO over N rounds (budget and pair target split between them), on-policy GRPO."""
     m = run.recipe.mining
@@ -154,26 +171,25 @@ def _at_budget(run: "Run", variants: list[str]) -> list[dict]:
     return out
 
 
-def _budget_row(run: "Run", label: str) -> dict:
+def _budget_row(run: Run, label: str) -> dict:
     """What one alignment variant spent (strong calls over its rounds) and what it gave on the held-out questions."""
     spent, trained = 0, []
     for k in range(1, run.recipe.rounds + 1):
-        mined = run.manifest_path(f"round_{k}/mine")
+        mined = run.layout.manifest(f"round_{k}/mine")
         if mined.exists():
             spent += read_json(mined)["counts"].get("strong_requests", 0)
-        counts = read_json(run.manifest_path(f"round_{k}/dpo"))["counts"]
+        counts = read_json(run.layout.manifest(f"round_{k}/dpo"))["counts"]
         spent += counts.get("strong_calls", 0)
         trained.append("skipped" if counts.get("skipped") else f"{counts.get('pairs', counts.get('drafts_scored'))}")
-    res = _read_results(run.dir / "eval_valid")
-    drafts = (res or {}).get("drafts", {}).get("aligned", {})
-    diff = (res or {}).get("comparisons", {}).get("cowest - refine", {})
-    return {"variant": label, "strong_calls": spent, "trained_on": ", ".join(trained), "valid_n": res["n"] if res else 0,
+    res = _read_results(run.layout, "eval_valid")
+    diff = res.comparisons.get("cowest - refine") if res else None
+    return {"variant": label, "strong_calls": spent, "trained_on": ", ".join(trained), "valid_n": res.n if res else 0,
             "refine": _primary_score(res, "refine"), "cowest": _primary_score(res, "cowest"),
-            "cowest_minus_refine": {k: diff[k] for k in ("diff", "lo", "hi") if k in diff},
-            **{k: drafts[k] for k in ("helped", "hurt", "changed_vs_sft", "states_fact") if k in drafts}}
+            "cowest_minus_refine": {"diff": diff.diff, "lo": diff.lo, "hi": diff.hi} if diff else {},
+            **_aligned_drafts(res)}
 
 
-def _ablate_strong(run: "Run", strong: ModelConfig) -> dict:
+def _ablate_strong(run: Run, strong: ModelConfig) -> dict:
     """Strong alone, refinement and CoWest with a second strong model and the same weak models."""
     rounds = [f"round_{k}" for k in range(1, run.recipe.rounds + 1)]
     child = _child(run, "strong-swap", share=["sft", *rounds], strong=strong,
@@ -182,20 +198,25 @@ def _ablate_strong(run: "Run", strong: ModelConfig) -> dict:
         child.evaluate()
     finally:
         child.release()
-    res = _read_results(child.dir / "eval")
+    res = _read_results(child.layout)
     return {"strong_model": strong.model,
-            "systems": {n: {"label": v["label"], **_primary_score(res, n)} for n, v in res["systems"].items()}}
+            "systems": {n: {"label": v.label, **_primary_score(res, n)} for n, v in res.systems.items()}}
 
 
-def _read_results(eval_dir: Path) -> dict | None:
-    """An evaluation's results.json, None when it has not run."""
-    path = eval_dir / "results.json"
-    return read_json(path) if path.exists() else None
+def _read_results(layout: RunLayout, name: str = "eval") -> EvalResults | None:
+    """A run's evaluation results, None when it has not run."""
+    return load_results(layout.eval(name).results)
 
 
-def _primary_score(results: dict | None, system: str) -> dict:
+def _primary_score(results: EvalResults | None, system: str) -> dict:
     """{value, lo, hi} of a system's primary (first) metric."""
-    metrics = results["systems"][system]["metrics"] if results else {}
-    if not metrics:
+    primary = results.systems[system].primary if results else None
+    if primary is None:
         raise RuntimeError(f"no evaluation of {system!r} to read for the ablation")
-    return dict(next(iter(metrics.values())))
+    return primary.dump()
+
+
+def _aligned_drafts(results: EvalResults | None) -> dict:
+    """What the aligned drafts did on the held-out questions: helped, hurt, changed vs SFT, stated the fact."""
+    d = results.drafts.get("aligned") if results else None
+    return {k: getattr(d, k) for k in ("helped", "hurt", "changed_vs_sft", "states_fact") if d and d.holds(k)}

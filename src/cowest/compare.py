@@ -7,12 +7,13 @@ from typing import Any
 
 import yaml
 
-from .checks import mean_score, shown_draft_warnings, stage_warnings
+from .checks import shown_draft_warnings, stage_warnings
 from .errors import CowestError
-from .io import read_json, read_jsonl, write_json, write_text
+from .io import read_jsonl, write_json, write_text
+from .layout import ComparisonDir, RunLayout
 from .report.artifacts import stage_manifests
 from .report.seeds import compare_markdown
-from .report.tables import score_metric
+from .results import VALID_EVAL, SystemResult, best_single, load_results, read_results
 from .tasks.metrics import bootstrap_ci, paired_bootstrap
 
 # (a, b) pairs compared by paired bootstrap; "best_single" is resolved per run before the test is read.
@@ -20,16 +21,10 @@ COMPARISONS: list[tuple[str, str]] = [
     ("cowest", "refine"), ("cowest", "best_single"), ("refine", "best_single"),
     ("cowest", "supericl"), ("cowest", "retrieval"), ("cowest", "collab_base"),
 ]
-VALID_EVAL = "eval_valid"
 
 
 class CompareError(CowestError, ValueError):
     """Run artifacts that cannot be compared; the message names the file."""
-
-
-def is_single(system: str) -> bool:
-    """Whether a system is a single model (weak alone or strong alone)."""
-    return system == "strong" or system.startswith("weak_")
 
 
 def _need(path: Path) -> Path:
@@ -41,7 +36,7 @@ def _need(path: Path) -> Path:
 
 def _config(run_dir: Path) -> dict:
     """The run's config.yaml as a dict ({} when absent)."""
-    path = run_dir / "config.yaml"
+    path = RunLayout(run_dir).config
     return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.is_file() else {}
 
 
@@ -58,31 +53,15 @@ def _scores(path: Path, rows: list[dict]) -> dict[str, dict[str, float]]:
     return out
 
 
-def best_single(run_dir: Path, test_systems: list[str]) -> dict[str, Any]:
-    """The single model to beat, fixed from the run's validation evaluation, never from the test."""
-    singles = [s for s in test_systems if is_single(s)]
-    path = run_dir / VALID_EVAL / "results.json"
-    valid = read_json(path) if path.is_file() else {"systems": {}}
-    candidates = {s: mean_score(valid["systems"][s]) for s in singles if s in valid["systems"]}
-    if candidates:
-        best = max(candidates, key=lambda s: candidates[s])  # ties: the first in the test's order
-        n_valid = valid.get("n")
-        return {"system": best, "rule": "validation", "valid_scores": candidates, "n_valid": n_valid,
-                "detail": f"highest mean score on the {n_valid} validation questions of {VALID_EVAL}"}
-    why = f"no {VALID_EVAL} results" if not path.is_file() else f"{VALID_EVAL} has none of the single models"
-    if "strong" in singles:
-        return {"system": "strong", "rule": "a priori", "detail": f"strong alone, fixed in advance; {why}"}
-    return {"system": None, "rule": "none", "detail": f"{why} and no strong-alone system"}
-
-
 def _load_run(run_dir: Path, eval_name: str) -> dict[str, Any]:
     """One run's config, test results, per-question scores and fixed best single model."""
     cfg = _config(run_dir)
-    results = read_json(_need(run_dir / eval_name / "results.json"))
-    predictions = _need(run_dir / eval_name / "predictions.jsonl")
+    run = RunLayout(run_dir)
+    results = read_results(_need(run.eval(eval_name).results))
+    predictions = _need(run.eval(eval_name).predictions)
     rows = read_jsonl(predictions)
     scores = _scores(predictions, rows)
-    systems = list(results["systems"])
+    systems = list(results.systems)
     warnings = [w["message"] for _, w in stage_warnings(stage_manifests(run_dir))]
     # runs evaluated before this check existed: read it from their predictions
     sections = (cfg.get("collab") or {}).get("draft_sections")
@@ -90,18 +69,24 @@ def _load_run(run_dir: Path, eval_name: str) -> dict[str, Any]:
         if w["message"] not in warnings:
             warnings.append(w["message"])
     return {"dir": run_dir, "name": str(cfg.get("name") or run_dir.name), "seed": cfg.get("seed"), "cfg": cfg,
-            "results": results, "scores": scores, "best": best_single(run_dir, systems), "warnings": warnings}
+            "results": results, "scores": scores, "best": best_single(load_results(run.eval(VALID_EVAL).results), systems),
+            "warnings": warnings}
 
 
-def _system_row(entry: dict) -> dict[str, Any]:
+def _system_row(entry: SystemResult) -> dict[str, Any]:
     """A system's primary metric with its CI, its mean score and the truncated share when recorded."""
-    metric, m = next(iter(entry["metrics"].items()))
-    row = {"label": entry.get("label", ""), "metric": metric, "value": m["value"], "lo": m["lo"], "hi": m["hi"]}
-    if "score" in entry:
-        row["score"] = entry["score"]
-    if "truncated_share" in entry:
-        row["truncated_share"] = entry["truncated_share"]
+    metric, m = next(iter(entry.metrics.items()))
+    row = {"label": entry.label or "", "metric": metric, "value": m.value, "lo": m.lo, "hi": m.hi}
+    if entry.score is not None:
+        row["score"] = entry.score.dump()
+    if entry.truncated_share is not None:
+        row["truncated_share"] = entry.truncated_share
     return row
+
+
+def _label(entry: SystemResult, name: str) -> str:
+    """A system's label (its key when the file has none)."""
+    return name if entry.label is None else entry.label
 
 
 def _paired(run: dict, a: str, b: str) -> tuple[list[float], list[float]] | None:
@@ -128,9 +113,9 @@ def compare_runs(
     runs = [_load_run(Path(d), eval_name) for d in run_dirs]
     conf = confidence if confidence is not None else _default(runs, "eval", "confidence", 0.95)
     boot = dict(n_boot=n_boot, confidence=conf, seed=seed)
-    order = list(dict.fromkeys(s for r in runs for s in r["results"]["systems"]))
+    order = list(dict.fromkeys(s for r in runs for s in r["results"].systems))
     out: dict[str, Any] = {"eval": eval_name, "confidence": conf, "n_boot": n_boot, "seed": seed,
-                           "score_metric": score_metric(runs[0]["results"]), "runs": []}
+                           "score_metric": runs[0]["results"].scored_in(), "runs": []}
     for r in runs:
         diffs = {}
         for a, b in COMPARISONS:
@@ -140,8 +125,8 @@ def compare_runs(
                 diffs[f"{a} - {b}"] = {**paired_bootstrap(pair[0], pair[1], **boot), "n": len(pair[0]), "b": other}
         ge = diffs.get("cowest - refine")
         out["runs"].append({
-            "run": r["name"], "dir": str(r["dir"]), "seed": r["seed"], "n": r["results"].get("n"),
-            "systems": {s: _system_row(e) for s, e in r["results"]["systems"].items()},
+            "run": r["name"], "dir": str(r["dir"]), "seed": r["seed"], "n": r["results"].n,
+            "systems": {s: _system_row(e) for s, e in r["results"].systems.items()},
             "best_single": r["best"], "diffs": diffs,
             "cowest_ge_refine": None if ge is None else bool(ge["diff"] >= 0), "warnings": r["warnings"],
         })
@@ -150,7 +135,7 @@ def compare_runs(
         pooled = [v for r in runs for v in r["scores"].get(s, {}).values()]
         if pooled:
             mean, lo, hi = bootstrap_ci(pooled, n_boot=n_boot, confidence=conf, seed=seed)
-            label = next(r["results"]["systems"][s].get("label", s) for r in runs if s in r["results"]["systems"])
+            label = next(_label(r["results"].systems[s], s) for r in runs if s in r["results"].systems)
             out["systems"][s] = {"label": label, "value": mean, "lo": lo, "hi": hi, "n": len(pooled),
                                  "runs": sum(s in r["scores"] for r in runs)}
     out["diffs"] = {}
@@ -176,7 +161,7 @@ def write_comparison(
 ) -> dict[str, Any]:
     """Compare the runs and write compare.json and compare.md (atomically) into out_dir."""
     data = compare_runs(run_dirs, eval_name, n_boot=n_boot, confidence=confidence, seed=seed)
-    out_dir = Path(out_dir)
-    write_json(out_dir / "compare.json", data)
-    write_text(out_dir / "compare.md", compare_markdown(data))
+    out = ComparisonDir(Path(out_dir))
+    write_json(out.json, data)
+    write_text(out.md, compare_markdown(data))
     return data

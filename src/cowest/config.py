@@ -287,7 +287,7 @@ def apply_override(data: dict, assignment: str) -> None:
     node[parts[-1]] = yaml.safe_load(raw)
 
 
-def _check_passthrough(recipe: Recipe, source: str) -> None:
+def check_passthrough(recipe: Recipe, source: str) -> None:
     """Unknown keys in the sft/dpo/lora blocks are errors naming the key."""
     from peft import LoraConfig
     from trl import DPOConfig, GRPOConfig, KTOConfig, SFTConfig
@@ -326,7 +326,7 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, check_trai
         field = ".".join(str(x) for x in loc)
         raise RecipeError(f"{where}: field {field}: {err['msg']}") from e
     if check_trainers:
-        _check_passthrough(recipe, str(path))
+        check_passthrough(recipe, str(path))
     return recipe
 
 

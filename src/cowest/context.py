@@ -11,11 +11,13 @@ from . import dist
 from .collab import Collaborator, Prompter
 from .config import CollabConfig, ModelConfig, Recipe
 from .io import adapter_hash, read_json
+from .layout import RunLayout
 from .ledger import Ledger, StageDecl, declared_files, declared_inputs
 from .models import build_backend
 from .models.base import Backend
 from .models.shared import SharedBackend
 from .roles import Questions, assign
+from .systems import round_of
 from .tasks import TaskData, load_task
 
 log = logging.getLogger(__name__)
@@ -24,15 +26,17 @@ log = logging.getLogger(__name__)
 class RunContext:
     """One recipe's run directory, its data, its models and its stage ledger."""
 
-    def __init__(self, recipe: Recipe):
+    def __init__(self, recipe: Recipe, cache_path: Path | None = None):
+        """`cache_path`: another run's call cache to share (an ablation's sub-run shares its parent's)."""
         self.recipe = recipe
-        self.dir = recipe.run_dir
+        self.layout = RunLayout(recipe.run_dir)
+        self.dir = self.layout.root
         self.dir.mkdir(parents=True, exist_ok=True)
         self._strong: Backend | None = None
         self._judge: Backend | None = None
         self._weak_seen: list[Backend] = []  # weak variants loaded so far, for usage accounting
-        self.ledger = Ledger(self.dir, self.usage)
-        self._cache_path: Path | None = None  # ablation sub-runs share their parent's call cache
+        self.ledger = Ledger(self.layout, self.usage)
+        self._cache_path = cache_path
 
     # ---- data and prompts
     @cached_property
@@ -60,14 +64,14 @@ class RunContext:
     @property
     def cache_path(self) -> Path:
         """The run's SQLite call cache."""
-        return self._cache_path or self.dir / "cache.sqlite"
+        return self._cache_path or self.layout.cache
 
     def model_dir(self, round_: int) -> Path:
         """Merged checkpoint that round `round_` (1-based) starts from: SFT for round 1, else the last aligned one."""
         k = round_ - 1
-        while k >= 1 and dpo_skipped(self.dir, k):
+        while k >= 1 and self.alignment_skipped(k):
             k -= 1
-        return self.dir / ("sft" if k < 1 else f"round_{k}") / "merged"
+        return (self.layout.sft if k < 1 else self.layout.round(k)).merged
 
     def weak_config(self, variant: str) -> ModelConfig:
         """The weak model variant: 'base', 'sft', 'aligned' (last round) or 'round_K'; a round whose alignment was
@@ -75,12 +79,12 @@ class RunContext:
         base = self.recipe.weak
         if variant == "base":
             return base
-        k = 0 if variant == "sft" else self.recipe.rounds if variant == "aligned" else int(variant.removeprefix("round_"))
-        while k >= 1 and dpo_skipped(self.dir, k):
+        k = round_of(variant, self.recipe.rounds)
+        while k >= 1 and self.alignment_skipped(k):
             k -= 1
         if k < 1:
-            return base.model_copy(update={"adapter": str(self.dir / "sft" / "adapter")})
-        return base.model_copy(update={"model": str(self.model_dir(k)), "adapter": str(self.dir / f"round_{k}" / "adapter")})
+            return base.model_copy(update={"adapter": str(self.layout.sft.adapter)})
+        return base.model_copy(update={"model": str(self.model_dir(k)), "adapter": str(self.layout.round(k).adapter)})
 
     def weak(self, variant: str) -> Backend:
         """Load a weak model variant behind the call cache."""
@@ -142,9 +146,11 @@ class RunContext:
         """Wall seconds per stage run by this object (0.0: skipped as up to date)."""
         return self.ledger.timings
 
-    def manifest_path(self, name: str) -> Path:
-        """Where a stage's manifest lives."""
-        return self.ledger.manifest_path(name)
+    def alignment_skipped(self, round_: int) -> bool:
+        """Whether round `round_`'s alignment was skipped (too few pairs): its weak model is the one it started
+        from."""
+        path = self.layout.manifest(f"round_{round_}/dpo")
+        return path.exists() and bool((read_json(path).get("counts") or {}).get("skipped"))
 
     def inputs(self, decl: StageDecl, **extra: object) -> dict:
         """A stage's declared inputs: the recipe fields it reads, its upstream stages' keys, and call-time extras."""
@@ -173,8 +179,3 @@ def weak_key(cfg: ModelConfig) -> str:
     """Cache-safe identity of a weak model variant (adapter content included)."""
     return f"{cfg.model}|{adapter_hash(Path(cfg.adapter)) if cfg.adapter and Path(cfg.adapter).exists() else cfg.adapter}"
 
-
-def dpo_skipped(run_dir: Path, round_: int) -> bool:
-    """Whether round `round_`'s alignment was skipped (too few pairs): its weak model is the one it started from."""
-    path = run_dir / f"round_{round_}" / "dpo.manifest.json"
-    return path.exists() and bool((read_json(path).get("counts") or {}).get("skipped"))

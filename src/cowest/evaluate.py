@@ -1,66 +1,35 @@
-"""Evaluation: systems (rows) x metrics with bootstrap confidence intervals and strong-model cost."""
+"""Evaluation: systems (rows) x metrics with bootstrap confidence intervals and strong-model cost (`EvalResults`)."""
 
 from __future__ import annotations
 
-import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from statistics import fmean
 from typing import Callable, Sequence
 
 from .collab.baselines import BM25Retriever, weak_predictions
-from .collab.pipeline import Collaborator, Gathered, draft_answer_section
-from .collab.recall import mentions, states_fact
+from .collab.overlap import Gathered, Later
+from .collab.pipeline import Collaborator
+from .collab.prompter import draft_answer_section
+from .collab.recall import states_fact, states_gold
 from .config import EvalConfig
 from .models.base import Backend, Usage
-
-# results.md is the report's results and comparisons tables, from the one renderer of results.json
-from .report.tables import comparisons_markdown as comparisons_table  # noqa: F401
-from .report.tables import results_markdown as results_table  # noqa: F401
-from .tasks.base import LETTERS, Example, TaskType
+from .results import RESULTS_VERSION, Comparison, DraftDiagnostics, EvalResults, Interval, Price, SystemResult
+from .systems import System
+from .tasks.base import Example, TaskType
 from .tasks.metrics import bootstrap_ci, bootstrap_metric, paired_bootstrap
 
 
-@dataclass(frozen=True)
-class System:
-    """One row of the results table: who answers, and with which weak model variant."""
+@dataclass
+class Outputs:
+    """What the systems wrote on the questions: each weak variant's drafts, each strong system's answers."""
 
-    name: str
-    label: str
-    kind: str  # "weak" | "strong" | "collab" | "supericl" | "retrieval"
-    variant: str | None = None  # weak model variant: "base" | "sft" | "aligned" | "round_K"
-
-
-SYSTEMS: dict[str, System] = {
-    s.name: s
-    for s in [
-        System("weak_base", "weak base", "weak", "base"),
-        System("weak_sft", "weak SFT", "weak", "sft"),
-        System("weak_aligned", "weak aligned (DPO)", "weak", "aligned"),
-        System("strong", "strong alone (CoT)", "strong"),
-        System("supericl", "SuperICL-style (SFT weak answer + confidence -> strong)", "supericl", "sft"),
-        System("retrieval", "retrieval (BM25 passages -> strong)", "retrieval"),
-        System("collab_base", "collaboration (base draft -> strong)", "collab", "base"),
-        System("refine", "standard refinement (SFT draft -> strong)", "collab", "sft"),
-        System("cowest", "CoWest (aligned draft -> strong)", "collab", "aligned"),
-    ]
-}
-_ROUND = re.compile(r"^(weak|cowest)_round_([1-9][0-9]*)$")
-
-
-def get_systems(names: Sequence[str]) -> list[System]:
-    """Look up systems by name (plus `weak_round_K` / `cowest_round_K`) with a clear error."""
-    out = []
-    for n in names:
-        if n in SYSTEMS:
-            out.append(SYSTEMS[n])
-        elif m := _ROUND.match(n):
-            who, k = m.groups()
-            label = f"weak aligned, round {k}" if who == "weak" else f"CoWest, round {k} draft -> strong"
-            out.append(System(n, label, "weak" if who == "weak" else "collab", f"round_{k}"))
-        else:
-            raise ValueError(f"unknown eval system {n!r}; known: {', '.join(SYSTEMS)}, weak_round_K, cowest_round_K")
-    return out
+    drafts: dict[str, list[str]] = field(default_factory=dict)
+    cut: dict[str, list[bool]] = field(default_factory=dict)  # drafts that hit draft_max_tokens
+    draft_s: dict[str, float] = field(default_factory=dict)  # seconds to load the weak model and draft
+    draft_calls: dict[str, Usage] = field(default_factory=dict)  # model calls and cache hits of each variant's drafts
+    shown: dict[str, list[str | None]] = field(default_factory=dict)  # what each system was shown besides the question
+    asked: dict[str, Gathered] = field(default_factory=dict)  # each strong system's answers, sent through `later`
 
 
 def evaluate(
@@ -72,109 +41,110 @@ def evaluate(
     seed: int = 0,
     corpus: Sequence[str] = (),
     best_single: str | None = None,
-) -> tuple[list[dict], dict]:
-    """Run every system on `examples`; return per-question prediction rows and the results summary."""
-    tt = collab.prompter.task_type
-    drafts: dict[str, list[str]] = {}
-    draft_cut: dict[str, list[bool]] = {}  # drafts that hit draft_max_tokens
-    draft_time: dict[str, float] = {}
-    draft_calls: dict[str, Usage] = {}  # model calls and cache hits of each variant's drafts
-    context: dict[str, list[str | None]] = {}  # what each strong system was shown besides the question
-    asked: dict[str, Gathered] = {}  # each strong system's answers, sent through `later`
+) -> tuple[list[dict], EvalResults]:
+    """Run every system on `examples`; return per-question prediction rows and the results."""
+    out = Outputs()
     with collab.background() as later:
         # Systems that need no draft first: overlapping, their requests are answered while the weak model drafts.
-        for s in systems:
-            if s.kind == "strong":
-                asked[s.name] = Gathered.send(later, collab.strong_alone, examples)
-                context[s.name] = [None] * len(examples)
-            elif s.kind == "retrieval":
-                hits = BM25Retriever(corpus).top_k([_query(tt, e) for e in examples], cfg.retrieval_k)
-                convs = [collab.prompter.retrieval(e, h) for e, h in zip(examples, hits)]
-                asked[s.name] = Gathered.send(later, collab.ask_strong, examples, convs)
-                context[s.name] = ["\n\n".join(h) for h in hits]
+        ask_without_drafts(out, examples, systems, collab, later, corpus, cfg.retrieval_k)
         # Then each weak variant's drafts, one weak model in memory at a time, refined as they are written.
         for variant in dict.fromkeys(s.variant for s in systems if s.variant):
-            t0 = time.perf_counter()
-            weak = weak_factory(variant)
-            before = _usage(weak)
-            refiners = [s for s in systems if s.kind == "collab" and s.variant == variant]
-            try:
-                collab.weak = weak
-                if refiners:
-                    loaded = time.perf_counter() - t0
-                    sampled, refined = collab.draft_and_refine(examples, later)
-                    for s in refiners:
-                        asked[s.name] = refined
-                    draft_time[variant] = loaded + refined.draft_s
-                else:
-                    sampled = collab.drafts(examples)
-                    draft_time[variant] = time.perf_counter() - t0
-                completions = [c[0] for c in sampled]
-                drafts[variant] = [c.text for c in completions]
-                draft_cut[variant] = [c.finish_reason == "length" for c in completions]
-                for s in systems:
-                    if s.variant == variant and s.kind in ("weak", "collab"):
-                        context[s.name] = list(drafts[variant])
-                    elif s.variant == variant and s.kind == "supericl":
-                        predicted = weak_predictions(weak, collab.prompter, examples, drafts[variant])
-                        convs = [collab.prompter.supericl(e, a, p) for e, (a, p) in zip(examples, predicted)]
-                        asked[s.name] = Gathered.send(later, collab.ask_strong, examples, convs)
-                        context[s.name] = [f"{a} (confidence {p:.2f})" for a, p in predicted]
-                draft_calls[variant] = _usage_since(weak, before)
-            finally:
-                collab.weak = None
-                weak.close()
-        answered = {name: g.result() for name, g in asked.items()}
+            draft_variant(out, variant, examples, systems, weak_factory, collab, later)
+        answered = {name: g.result() for name, g in out.asked.items()}
+    return score(out, answered, examples, systems, collab.prompter.task_type, cfg, seed, best_single)
 
+
+def ask_without_drafts(out: Outputs, examples: Sequence[Example], systems: Sequence[System], collab: Collaborator,
+                       later: Later, corpus: Sequence[str], retrieval_k: int) -> None:
+    """Send the strong model alone and retrieval (BM25 passages -> strong) their questions."""
+    tt = collab.prompter.task_type
+    for s in systems:
+        if s.kind == "strong":
+            out.asked[s.name] = Gathered.send(later, collab.strong_alone, examples)
+            out.shown[s.name] = [None] * len(examples)
+        elif s.kind == "retrieval":
+            hits = BM25Retriever(corpus).top_k([_query(tt, e) for e in examples], retrieval_k)
+            convs = [collab.prompter.retrieval(e, h) for e, h in zip(examples, hits)]
+            out.asked[s.name] = Gathered.send(later, collab.ask_strong, examples, convs)
+            out.shown[s.name] = ["\n\n".join(h) for h in hits]
+
+
+def draft_variant(out: Outputs, variant: str, examples: Sequence[Example], systems: Sequence[System],
+                  weak_factory: Callable[[str], Backend], collab: Collaborator, later: Later) -> None:
+    """One weak variant's greedy drafts, refined as they are written for its collaborative systems, and its
+    SuperICL predictions; its weak model is loaded first and closed after."""
+    t0 = time.perf_counter()
+    weak = weak_factory(variant)
+    before = _usage(weak)
+    refiners = [s for s in systems if s.kind == "collab" and s.variant == variant]
+    try:
+        collab.weak = weak
+        if refiners:
+            loaded = time.perf_counter() - t0
+            sampled, refined = collab.draft_and_refine(examples, later)
+            for s in refiners:
+                out.asked[s.name] = refined
+            out.draft_s[variant] = loaded + refined.draft_s
+        else:
+            sampled = collab.drafts(examples)
+            out.draft_s[variant] = time.perf_counter() - t0
+        completions = [c[0] for c in sampled]
+        out.drafts[variant] = [c.text for c in completions]
+        out.cut[variant] = [c.finish_reason == "length" for c in completions]
+        for s in systems:
+            if s.variant == variant and s.kind in ("weak", "collab"):
+                out.shown[s.name] = list(out.drafts[variant])
+            elif s.variant == variant and s.kind == "supericl":
+                predicted = weak_predictions(weak, collab.prompter, examples, out.drafts[variant])
+                convs = [collab.prompter.supericl(e, a, p) for e, (a, p) in zip(examples, predicted)]
+                out.asked[s.name] = Gathered.send(later, collab.ask_strong, examples, convs)
+                out.shown[s.name] = [f"{a} (confidence {p:.2f})" for a, p in predicted]
+        out.draft_calls[variant] = _usage_since(weak, before)
+    finally:
+        collab.weak = None
+        weak.close()
+
+
+def score(out: Outputs, answered: dict[str, list], examples: Sequence[Example], systems: Sequence[System],
+          tt: TaskType, cfg: EvalConfig, seed: int, best_single: str | None) -> tuple[list[dict], EvalResults]:
+    """Prediction rows, and each system's metrics, comparisons and draft diagnostics."""
     rows: list[dict] = []
-    results: dict = {"n": len(examples), "confidence": cfg.confidence, "score_metric": score_metric(tt),
-                     "systems": {}}
+    results = EvalResults(version=RESULTS_VERSION, n=len(examples), confidence=cfg.confidence,
+                          score_metric=score_metric(tt), systems={})
     if cfg.price:
-        results["price"] = cfg.price.model_dump()
+        results.price = Price.model_validate(cfg.price.model_dump())
     per_example: dict[str, list[float]] = {}
     for s in systems:
-        calls = Usage()
+        calls, strong_s = Usage(), 0.0
         if s.kind == "weak":
-            texts = drafts[s.variant]
+            texts = out.drafts[s.variant]
             answers = [tt.extract(draft_answer_section(t), e) for t, e in zip(texts, examples)]
             ptok = ctok = [0] * len(examples)
-            cut = draft_cut[s.variant]
-            strong_s = 0.0
+            cut = out.cut[s.variant]
         else:
             got = answered[s.name]
             calls = Usage(calls=sum(a.calls for a in got), cache_hits=sum(a.cache_hits for a in got))
-            texts = [a.text for a in got]
-            answers = [a.answer for a in got]
-            ptok = [a.prompt_tokens for a in got]
-            ctok = [a.completion_tokens for a in got]
+            texts, answers = [a.text for a in got], [a.answer for a in got]
+            ptok, ctok = [a.prompt_tokens for a in got], [a.completion_tokens for a in got]
             cut = [a.truncated for a in got]
-            strong_s = asked[s.name].seconds
+            strong_s = out.asked[s.name].seconds
         # overlapping, a system's strong requests are in flight while drafts are written: its span, not a share
-        wall = strong_s + (draft_time.get(s.variant, 0.0) if s.variant else 0.0)
+        wall = strong_s + (out.draft_s.get(s.variant, 0.0) if s.variant else 0.0)
         scores = [tt.score(a, e) for a, e in zip(answers, examples)]
-        for i, e in enumerate(examples):
-            rows.append(
-                dict(
-                    system=s.name, question_id=e.id, question=e.question,
-                    draft=context[s.name][i], text=texts[i], answer=answers[i], gold=e.gold, score=scores[i],
-                    prompt_tokens=ptok[i], completion_tokens=ctok[i], truncated=cut[i],
-                    metadata=filter_metadata(e),
-                )
-            )
-        results["systems"][s.name] = summarise(s, answers, scores, examples, ptok, ctok, wall, tt, cfg, seed)
-        results["systems"][s.name]["truncated_share"] = fmean(cut) if cut else 0.0
-        drafted = draft_calls.get(s.variant, Usage()) if s.variant else Usage()
+        rows += [dict(system=s.name, question_id=e.id, question=e.question, draft=out.shown[s.name][i], text=texts[i],
+                      answer=answers[i], gold=e.gold, score=scores[i], prompt_tokens=ptok[i],
+                      completion_tokens=ctok[i], truncated=cut[i], metadata=filter_metadata(e))
+                 for i, e in enumerate(examples)]
+        entry = results.systems[s.name] = summarise(s, answers, scores, examples, ptok, ctok, wall, tt, cfg, seed)
+        entry.truncated_share = fmean(cut) if cut else 0.0
+        drafted = out.draft_calls.get(s.variant, Usage()) if s.variant else Usage()
         # Answers read from the call cache take no compute: wall time alone would make them look cheap.
-        results["systems"][s.name]["calls"] = calls.calls + drafted.calls
-        results["systems"][s.name]["cache_hits"] = calls.cache_hits + drafted.cache_hits
-        if s.variant and s.kind in ("weak", "collab"):
-            # Knowledge recall of the draft itself, whatever answer was read from it.
-            results["systems"][s.name]["draft_states_gold"] = fmean(
-                states_gold(d, e) for d, e in zip(drafts[s.variant], examples)
-            )
+        entry.calls, entry.cache_hits = calls.calls + drafted.calls, calls.cache_hits + drafted.cache_hits
+        if s.variant and s.kind in ("weak", "collab"):  # knowledge recall of the draft itself, whatever its answer
+            entry.draft_states_gold = fmean(states_gold(d, e) for d, e in zip(out.drafts[s.variant], examples))
         per_example[s.name] = scores
-    results["comparisons"] = compare(per_example, systems, cfg, seed, best_single)
-    results["drafts"] = draft_diagnostics(drafts, draft_cut, per_example, systems, examples)
+    results.comparisons = compare(per_example, systems, cfg, seed, best_single)
+    results.drafts = draft_diagnostics(out.drafts, out.cut, per_example, systems, examples)
     return rows, results
 
 
@@ -202,28 +172,27 @@ def draft_diagnostics(
     per_example: dict[str, list[float]],
     systems: Sequence[System],
     examples: Sequence[Example],
-) -> dict[str, dict]:
+) -> dict[str, DraftDiagnostics]:
     """Per weak variant: how often its drafts state the fact and the gold, length, cut-off share, change vs the SFT
     drafts, and how often refining them helped or hurt against the strong model alone."""
-    out: dict[str, dict] = {}
+    out: dict[str, DraftDiagnostics] = {}
     for variant, texts in drafts.items():
-        d: dict = {
-            "n": len(texts),
-            "states_gold": fmean(states_gold(t, e) for t, e in zip(texts, examples)) if texts else 0.0,
-            "mean_chars": fmean(len(t) for t in texts) if texts else 0.0,
-            "truncated_share": fmean(cut[variant]) if texts else 0.0,
-        }
+        d = out[variant] = DraftDiagnostics(
+            n=len(texts),
+            states_gold=fmean(states_gold(t, e) for t, e in zip(texts, examples)) if texts else 0.0,
+            mean_chars=fmean(len(t) for t in texts) if texts else 0.0,
+            truncated_share=fmean(cut[variant]) if texts else 0.0,
+        )
         stated = [x for t, e in zip(texts, examples) if (x := states_fact(t, e)) is not None]
         if stated and len(stated) >= len(texts) / 2:  # over the questions with a fact to check, if most have one
-            d["states_fact"] = fmean(stated)
+            d.states_fact = fmean(stated)
         if variant != "sft" and "sft" in drafts:
-            d["changed_vs_sft"] = fmean(a.strip() != b.strip() for a, b in zip(texts, drafts["sft"]))
+            d.changed_vs_sft = fmean(a.strip() != b.strip() for a, b in zip(texts, drafts["sft"]))
         collab = next((s.name for s in systems if s.kind == "collab" and s.variant == variant), None)
         if collab and "strong" in per_example:
             pairs = list(zip(per_example[collab], per_example["strong"]))
-            d["helped"] = fmean(c > a for c, a in pairs) if pairs else 0.0
-            d["hurt"] = fmean(c < a for c, a in pairs) if pairs else 0.0
-        out[variant] = d
+            d.helped = fmean(c > a for c, a in pairs) if pairs else 0.0
+            d.hurt = fmean(c < a for c, a in pairs) if pairs else 0.0
     return out
 
 
@@ -239,14 +208,14 @@ def _query(tt, example: Example) -> str:
 
 
 def compare(per_example: dict[str, list[float]], systems: Sequence[System], cfg: EvalConfig, seed: int,
-            best_single: str | None = None) -> dict:
+            best_single: str | None = None) -> dict[str, Comparison]:
     """Paired bootstrap of each collaborative system against the best single model, refinement and the baselines.
 
     `best_single` is the single model fixed before the evaluation (on validation data); without one, the best
     single model on the evaluated questions themselves, which is only right for a split that is not the test.
     """
     singles = [s.name for s in systems if s.kind in ("weak", "strong")]
-    out: dict = {}
+    out: dict[str, Comparison] = {}
     if not singles:
         return out
     best = best_single if best_single in singles else max(singles, key=lambda n: sum(per_example[n]))
@@ -257,37 +226,27 @@ def compare(per_example: dict[str, list[float]], systems: Sequence[System], cfg:
             if other in per_example and other != s.name:
                 res = paired_bootstrap(per_example[s.name], per_example[other], n_boot=cfg.n_bootstrap, seed=seed,
                                        confidence=cfg.confidence)
-                out[f"{s.name} - {other}"] = {**res, "best_single": other == best}
+                out[f"{s.name} - {other}"] = Comparison(**res, best_single=other == best)
     return out
 
 
-def states_gold(draft: str, example: Example) -> bool:
-    """Whether a draft states the gold answer's text (the option text, label or an accepted answer)."""
-    if example.options and example.gold in LETTERS[: len(example.options)]:  # multiple choice: the option text
-        golds = [example.options[LETTERS.index(example.gold)]]
-    else:
-        golds = example.answers or [example.gold]
-    return mentions(draft, golds)
-
-
-def summarise(system, answers, scores, examples, ptok, ctok, wall, tt, cfg: EvalConfig, seed: int) -> dict:
+def summarise(system, answers, scores, examples, ptok, ctok, wall, tt, cfg: EvalConfig, seed: int) -> SystemResult:
     """Metrics with bootstrap CIs, strong-model tokens per question and wall time for one system."""
     n = max(len(examples), 1)
-    metrics = tt.metrics(answers, examples)
-    out: dict = {"label": system.label, "metrics": {}, "wall_s": round(wall, 2)}
-    for name, value in metrics.items():
+    out = SystemResult(label=system.label, metrics={}, wall_s=round(wall, 2))
+    for name, value in tt.metrics(answers, examples).items():
         if name == "answered":
-            out["answered"] = value
+            out.answered = value
             continue
         fn = lambda p, g, name=name: tt.metrics(p, g)[name]  # noqa: E731
         _, lo, hi = bootstrap_metric(fn, answers, examples, n_boot=cfg.n_bootstrap, confidence=cfg.confidence, seed=seed)
-        out["metrics"][name] = {"value": value, "lo": lo, "hi": hi}
+        out.metrics[name] = Interval(value=value, lo=lo, hi=hi)
     mean, lo, hi = bootstrap_ci(scores, n_boot=cfg.n_bootstrap, confidence=cfg.confidence, seed=seed)
-    out["score"] = {"value": mean, "lo": lo, "hi": hi}
-    out["strong_prompt_tokens_per_q"] = sum(ptok) / n
-    out["strong_completion_tokens_per_q"] = sum(ctok) / n
+    out.score = Interval(value=mean, lo=lo, hi=hi)
+    out.strong_prompt_tokens_per_q = sum(ptok) / n
+    out.strong_completion_tokens_per_q = sum(ctok) / n
     if cfg.price:
-        per_q = (out["strong_prompt_tokens_per_q"] * cfg.price.prompt_per_million
-                 + out["strong_completion_tokens_per_q"] * cfg.price.completion_per_million) / 1e6
-        out["cost_per_1k"] = 1000 * per_q
+        per_q = (out.strong_prompt_tokens_per_q * cfg.price.prompt_per_million
+                 + out.strong_completion_tokens_per_q * cfg.price.completion_per_million) / 1e6
+        out.cost_per_1k = 1000 * per_q
     return out

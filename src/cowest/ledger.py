@@ -17,6 +17,8 @@ from typing import Any, Callable, Mapping, Sequence
 from . import dist
 from .config import Recipe
 from .io import hash_obj, hash_path, read_json, write_json
+from .layout import RunLayout
+from .systems import get_systems, round_of
 
 log = logging.getLogger(__name__)
 
@@ -81,15 +83,12 @@ def variant_stage(variant: str | None, rounds: int) -> str | None:
         return None
     if variant == "sft":
         return "sft"
-    k = rounds if variant == "aligned" else int(variant.removeprefix("round_"))
-    return f"round_{k}/dpo"
+    return f"round_{round_of(variant, rounds)}/dpo"
 
 
 def eval_decl(name: str, split: str, systems: Sequence[str], rounds: int, alignment: str = "dpo") -> StageDecl:
     """An evaluation stage: after the stages that trained its weak variants (and the stage that held out the
     validation questions, for that split: mining, or on-policy alignment)."""
-    from .evaluate import get_systems
-
     systems_ = get_systems(systems)
     after = {variant_stage(s.variant, rounds) for s in systems_} - {None}
     if split == "valid":  # the held-out mined questions
@@ -146,24 +145,19 @@ def _content_hash(path: Path | str | None) -> str | None:
 class Ledger:
     """A run directory's stage manifests: skip a stage whose key matches, else run it and record what it did."""
 
-    def __init__(self, root: Path, usage: Callable[[], dict[str, dict]]):
-        self.root = root
+    def __init__(self, layout: RunLayout, usage: Callable[[], dict[str, dict]]):
+        self.layout = layout
         self.usage = usage  # token usage per model so far, for each stage's share
         self.timings: dict[str, float] = {}
 
-    def manifest_path(self, name: str) -> Path:
-        """`sft` -> sft/manifest.json; `round_1/mine` -> round_1/mine.manifest.json."""
-        head, _, tail = name.partition("/")
-        return self.root / head / (f"{tail}.manifest.json" if tail else "manifest.json")
-
     def key(self, name: str) -> str | None:
         """The key a finished stage ran with (None when it has not run)."""
-        path = self.manifest_path(name)
+        path = self.layout.manifest(name)
         return read_json(path)["key"] if path.exists() else None
 
-    def run(self, name: str, sdir: Path, inputs: dict, fn: Callable[[Path], dict]) -> dict:
-        """Run `fn(sdir)` unless the stage's manifest matches `inputs`; the manifest is written last."""
-        mpath = self.manifest_path(name)
+    def run(self, name: str, inputs: dict, fn: Callable[[], dict]) -> dict:
+        """Run `fn()` unless the stage's manifest matches `inputs`; the manifest is written last."""
+        mpath = self.layout.manifest(name)
         key = hash_obj(inputs)
         if mpath.exists():
             old = read_json(mpath)
@@ -174,7 +168,7 @@ class Ledger:
         log.info("%s: running", name)
         t0 = time.perf_counter()
         before = self.usage()
-        counts = fn(sdir)
+        counts = fn()
         wall = time.perf_counter() - t0
         after = self.usage()
         manifest = dict(

@@ -10,12 +10,13 @@ import logging
 from pathlib import Path
 
 from . import checks, dist
+from .ablations import ablate
 from .config import dump_recipe
 from .context import RunContext
 from .io import write_text
 from .report import build_report
 from .stages.dpo import run_dpo
-from .stages.evaluate import default_systems, run_eval, run_eval_valid, valid_examples
+from .stages.evaluate import run_eval, run_eval_recall, run_eval_sft_valid, run_eval_valid
 from .stages.mine import run_mine
 from .stages.sft import run_sft
 
@@ -41,23 +42,22 @@ class Run(RunContext):
         """Stage 4: the systems on a split (default: the recipe's), with CIs; writes predictions and results."""
         return run_eval(self, systems, name, split)
 
+    def evaluate_sft_valid(self) -> dict | None:
+        """The SFT model on its validation slice (`eval_sft_valid/`), before any test question."""
+        return run_eval_sft_valid(self)
+
     def evaluate_valid(self) -> dict | None:
         """The single-model and collaboration systems on the held-out mined questions (`eval_valid/`)."""
         return run_eval_valid(self)
 
-    def valid_examples(self) -> list:
-        """The mined questions held out of DPO in round 1."""
-        return valid_examples(self)
-
-    def default_systems(self) -> list[str]:
-        """The recipe's eval systems, plus CoWest after each earlier round when there are several."""
-        return default_systems(self)
+    def evaluate_recall(self) -> dict | None:
+        """The weak models on the task's fact-recall probe (`eval_recall/`), when it has one."""
+        return run_eval_recall(self)
 
     def train_and_evaluate(self) -> None:
         """The method's stages: sft -> (mine -> dpo) x rounds -> eval_valid (held-out mined questions) -> eval."""
         checks.gate("sft", self.sft(), self.recipe.checks)  # a weak model that learnt nothing stops the run here
-        if self.questions.sft_valid:  # the SFT model on its validation slice, before any test question
-            self.evaluate(["weak_sft"], name="eval_sft_valid", split="sft_valid")
+        self.evaluate_sft_valid()
         for k in range(1, self.recipe.rounds + 1):
             if self.recipe.alignment != "grpo":  # on-policy alignment mines while it trains
                 self.mine(k)
@@ -70,12 +70,10 @@ class Run(RunContext):
         from .preflight import check_models
 
         dist.share(lambda: check_models(self.recipe))  # a missing key or model fails now, not after training
-        write_text(self.dir / "config.yaml", dump_recipe(self.recipe))
+        write_text(self.layout.config, dump_recipe(self.recipe))
         try:
             self.train_and_evaluate()
-            if "recall" in self.task.extra and self.recipe.eval.recall_probe:
-                weak_systems = [s for s in ("weak_base", "weak_sft", "weak_aligned") if s in self.recipe.eval.systems]
-                self.evaluate(weak_systems or ["weak_sft", "weak_aligned"], name="eval_recall", split="recall")
+            self.evaluate_recall()
             if self.recipe.ablations.any:
                 self.ablate()
         finally:
@@ -86,6 +84,4 @@ class Run(RunContext):
 
     def ablate(self) -> dict:
         """The recipe's ablations (draft formats, pair subsets, strong swap, alignment settings)."""
-        from .ablations import ablate
-
         return ablate(self)

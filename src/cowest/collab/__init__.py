@@ -2,7 +2,8 @@
 
 from .evaluators import JudgeEvaluator, RuleEvaluator, parse_judge_score
 from .feedback import MiningResult, heldout_questions, mine, mining_stats, select_pairs
-from .pipeline import Answered, Collaborator, Prompter
+from .pipeline import Answered, Collaborator
+from .prompter import Prompter
 
 __all__ = [
     "Answered", "Collaborator", "JudgeEvaluator", "MiningResult", "Prompter", "RuleEvaluator",

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ..config import MiningConfig
 from ..models.base import Completion, Sampling
@@ -35,15 +35,10 @@ WAVE = 16  # questions sent together: enough to keep a concurrent endpoint busy,
 def mine_adaptive(examples: Sequence[Example], collab: Collaborator, evaluator: Evaluator, cfg: MiningConfig,
                   seed: int = 0, round_: int = 1, heldout: frozenset[str] = frozenset()) -> MiningResult:
     """Mine pairs from `examples` in the order above; pairs of `heldout` questions do not count toward the target."""
-    shown = collab.prompter.shown_draft
     sampling = Sampling(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=collab.cfg.draft_max_tokens,
                         seed=seed)
     drafts = [list(cs) for cs in collab.drafts(examples, n=cfg.k, sampling=sampling)]  # 1.
-    rng = random.Random(f"adaptive:{seed}:{round_}")
-    tiebreak = {e.id: rng.random() for e in examples}
-    distinct = [len({shown(c.text) for c in ds}) for ds in drafts]
-    order = sorted(range(len(examples)), key=lambda i: (-distinct[i], tiebreak[examples[i].id]))  # 2.
-    todo = [i for i in order if distinct[i] > 1]
+    distinct, todo = _order(examples, drafts, collab.prompter.shown_draft, f"adaptive:{seed}:{round_}")  # 2.
     res, sent, stopped_by = MiningResult(), [], "exhausted"
     spent = train_pairs = alone_right = waves = 0  # spent: strong requests (alone and refinements)
     judged0 = getattr(evaluator, "requests", 0)  # the judge's requests count against the budget too
@@ -87,15 +82,31 @@ def mine_adaptive(examples: Sequence[Example], collab: Collaborator, evaluator: 
         waves += 1
     if stopped_by == "exhausted" and cfg.pair_target is not None and train_pairs >= cfg.pair_target:
         stopped_by = "pair_target"
-    done = set(sent)
-    for i in (i for i in range(len(examples)) if i not in done):  # drafted but never sent: kept for the record
-        res.drafts += [dict(question_id=examples[i].id, k=j, draft=c.text, truncated=c.finish_reason == "length")
-                       for j, c in enumerate(drafts[i])]
+    _record_unsent(res, examples, drafts, set(sent))
     res.stats = mining_stats(res, len(sent), cfg.k)
     res.stats.update(candidates=len(examples), questions_identical_drafts=len(examples) - len(todo),
                      questions_alone_right=alone_right, waves=waves, stopped_by=stopped_by, strong_requests=used(),
                      pairs_per_100_requests=100 * len(res.pairs) / used() if used() else 0.0)
     return res
+
+
+def _order(examples: Sequence[Example], drafts: list[list[Completion]], shown: Callable[[str], str],
+           seed: str) -> tuple[list[int], list[int]]:
+    """Each question's number of distinct shown drafts, and the questions with more than one, most first (ties in a
+    seeded random order)."""
+    rng = random.Random(seed)
+    tiebreak = {e.id: rng.random() for e in examples}
+    distinct = [len({shown(c.text) for c in ds}) for ds in drafts]
+    order = sorted(range(len(examples)), key=lambda i: (-distinct[i], tiebreak[examples[i].id]))
+    return distinct, [i for i in order if distinct[i] > 1]
+
+
+def _record_unsent(res: MiningResult, examples: Sequence[Example], drafts: list[list[Completion]],
+                   sent: set[int]) -> None:
+    """The drafts of the questions never sent to the strong model, kept for the record."""
+    for i in (i for i in range(len(examples)) if i not in sent):
+        res.drafts += [dict(question_id=examples[i].id, k=j, draft=c.text, truncated=c.finish_reason == "length")
+                       for j, c in enumerate(drafts[i])]
 
 
 def _wave(todo: list[int], distinct: list[int], room: int | None) -> list[int]:

@@ -7,7 +7,7 @@ from typing import Sequence
 
 from ..models.base import Backend
 from ..tasks.base import LETTERS, Example
-from .pipeline import Prompter
+from .prompter import Prompter
 
 
 def answer_prefix(draft: str) -> str:

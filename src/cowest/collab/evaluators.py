@@ -9,7 +9,7 @@ from typing import Protocol, Sequence
 
 from ..models.base import Backend, Sampling
 from ..tasks.base import LETTERS, Example
-from .pipeline import Prompter
+from .prompter import Prompter
 
 _SCORE = re.compile(r"score\s*[:=]?\s*\**\s*(10|[1-9])(?:\s*/\s*10)?\b", re.IGNORECASE)
 _BARE = re.compile(r"^\s*\**\s*(10|[1-9])(?:\s*/\s*10)?\s*\**\s*$")

@@ -16,7 +16,7 @@ import math
 import re
 from typing import Sequence
 
-from ..tasks.base import Example, TaskType
+from ..tasks.base import LETTERS, Example, TaskType
 from ..tasks.metrics import normalize_answer
 
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
@@ -78,3 +78,12 @@ def attach_reference_facts(task_type: TaskType, examples: Sequence[Example], fac
     for e, row in zip(todo, hits):
         if row and row[0][1] > 0:
             e.metadata["reference_fact"] = row[0][0]
+
+
+def states_gold(draft: str, example: Example) -> bool:
+    """Whether a draft states the gold answer's text (the option text, label or an accepted answer)."""
+    if example.options and example.gold in LETTERS[: len(example.options)]:  # multiple choice: the option text
+        golds = [example.options[LETTERS.index(example.gold)]]
+    else:
+        golds = example.answers or [example.gold]
+    return mentions(draft, golds)

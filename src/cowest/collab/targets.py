@@ -17,7 +17,7 @@ from typing import Sequence
 
 from ..tasks.base import Example
 from .baselines import BM25Retriever
-from .pipeline import Prompter
+from .prompter import Prompter
 from .prompts import SECTIONS
 
 log = logging.getLogger(__name__)

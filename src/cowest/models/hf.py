@@ -194,7 +194,7 @@ class HFBackend(BaseBackend):
         with torch.random.fork_rng(devices=devices), torch.inference_mode():
             for b in tqdm(mine, desc=f"generate {self.cfg.model}", leave=False, disable=shown):
                 torch.manual_seed(sampling.seed + b)
-                for i, comps in zip(batches[b], self._generate_batch([prompts[i] for i in batches[b]], n, sampling)):
+                for i, comps in zip(batches[b], self.generate_batch([prompts[i] for i in batches[b]], n, sampling)):
                     results[i] = comps
                     if on_done is not None and not dist.active():
                         on_done(i, comps)
@@ -208,7 +208,8 @@ class HFBackend(BaseBackend):
             dist.barrier()  # the main process has stored every result before any process looks in the cache again
         return results
 
-    def _generate_batch(self, prompts: list[list[int]], n: int, sampling: Sampling) -> list[list[Completion]]:
+    def generate_batch(self, prompts: list[list[int]], n: int, sampling: Sampling) -> list[list[Completion]]:
+        """`n` completions of each of one batch of encoded prompts (left-padded together), in their order."""
         ids, mask = self._left_pad(prompts)
         greedy = sampling.temperature <= 0
         draws = 1 if greedy else n  # transformers rejects num_return_sequences > 1 for greedy: all n are equal anyway

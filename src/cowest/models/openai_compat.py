@@ -24,7 +24,7 @@ import os
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, NoReturn, Sequence
 
 import openai
 from tenacity import (
@@ -244,10 +244,7 @@ class OpenAIBackend(BaseBackend):
                         in_a_row = 0
                         slots[i][j : j + len(comps)] = comps
                         if k > 1:  # the request with n: one choice means the server ignores n
-                            if len(comps) >= k:
-                                self._n_honoured = True
-                            elif self._n_honoured is None:
-                                self._n_honoured = False
+                            self._learn_n(len(comps), k)
                             for m in range(len(comps), n):
                                 submit(i, m, 1)
                         if all(c is not None for c in slots[i]):
@@ -256,21 +253,37 @@ class OpenAIBackend(BaseBackend):
                             if on_done is not None:
                                 on_done(i, [c for c in slots[i] if c is not None])
             except BaseException as e:
-                cancel.set()  # one failure ends the batch: do not leave the others running
-                for fut in pending:
-                    fut.cancel()
-                if tripped or isinstance(e, KeyboardInterrupt):
-                    # Ctrl-C, or a breaker whose workers may hang on: a fresh pool keeps the backend usable
-                    old, self._pool = self._pool, self._new_pool()
-                    old.shutdown(wait=False, cancel_futures=True)
+                self._abandon(cancel, pending, renew=tripped or isinstance(e, KeyboardInterrupt))
                 raise
         if failed:
-            first = next(iter(failed.values()))
-            if len(convs) == 1:
-                raise first
-            raise BackendError(f"{len(failed)} of {len(convs)} requests failed (the other {len(convs) - len(failed)} "
-                               f"finished); first: {first}") from first
+            self._raise_failed(failed, len(convs))
         return [[c for c in row if c is not None] for row in slots]
+
+    def _learn_n(self, got: int, asked: int) -> None:
+        """Whether the server honours `n`, learnt from a request that asked for `asked` choices and got `got`."""
+        if got >= asked:
+            self._n_honoured = True
+        elif self._n_honoured is None:
+            self._n_honoured = False
+
+    def _abandon(self, cancel: threading.Event, pending: Iterable[Future], renew: bool) -> None:
+        """One failure ends the batch: do not leave the others running. `renew` (Ctrl-C, or a breaker whose workers
+        may hang on): a fresh pool keeps the backend usable."""
+        cancel.set()
+        for fut in pending:
+            fut.cancel()
+        if renew:
+            old, self._pool = self._pool, self._new_pool()
+            old.shutdown(wait=False, cancel_futures=True)
+
+    @staticmethod
+    def _raise_failed(failed: dict[int, BackendError], total: int) -> NoReturn:
+        """Raise the error of a batch whose requests `failed` (conversation -> its first error), the others done."""
+        first = next(iter(failed.values()))
+        if total == 1:
+            raise first
+        raise BackendError(f"{len(failed)} of {total} requests failed (the other {total - len(failed)} finished); "
+                           f"first: {first}") from first
 
     def _breaker(self, in_a_row: int, total: int, finished: int, last: BackendError) -> BackendError:
         return BackendError(

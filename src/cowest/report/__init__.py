@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..io import atomic_file, write_text
+from ..layout import RunLayout
 from .artifacts import Artifacts, load
 from .drill import FILTERS, drill_data
 from .html import render_html
@@ -52,18 +53,18 @@ __all__ = [
 
 def build_report(run_dir: Path) -> dict[str, Path]:
     """Write report.md, report.html and plots/*.png into `run_dir`; return {relative name: path}."""
-    run_dir = Path(run_dir)
-    a = load(run_dir)
+    run = RunLayout(run_dir)
+    a = load(run.root)
     plots = make_plots(a)
     out: dict[str, Path] = {}
     for name in PLOTS:
-        path = run_dir / "plots" / f"{name}.png"
+        path = run.plot(name)
         if name in plots:
             with atomic_file(path, "wb") as f:
                 f.write(plots[name])
-            out[f"plots/{name}.png"] = path
+            out[path.relative_to(run.root).as_posix()] = path
         else:
             path.unlink(missing_ok=True)  # a stale plot from an earlier build would contradict the report
-    write_text(run_dir / "report.md", render_markdown(a))
-    write_text(run_dir / "report.html", render_html(a, plots))
-    return {"report.md": run_dir / "report.md", "report.html": run_dir / "report.html", **out}
+    write_text(run.report_md, render_markdown(a))
+    write_text(run.report_html, render_html(a, plots))
+    return {run.report_md.name: run.report_md, run.report_html.name: run.report_html, **out}

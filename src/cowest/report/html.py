@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from ..results import EvalResults
 from .artifacts import Artifacts
 from .drill import FILTERS, drill_data
 from .tables import (
@@ -121,12 +122,11 @@ def _sections(a: Artifacts, plots: dict[str, bytes]) -> list[tuple[str, str, lis
 
 def render_html(a: Artifacts, plots: dict[str, bytes]) -> str:
     """The report.html text of loaded artifacts and their plots (PNG bytes by plot name)."""
-    ev = a.evals.get("eval", {})
-    meta = [f"task {ev.get('task') or (a.config.get('task') or {}).get('name', '?')}",
-            f"split {ev['split']}" if ev.get("split") else "", f"{ev['n']} questions" if ev.get("n") else "",
-            str(ev.get("date") or "")]
+    ev = a.evals.get("eval") or EvalResults()
+    meta = [f"task {ev.task or (a.config.get('task') or {}).get('name', '?')}",
+            f"split {ev.split}" if ev.split else "", f"{ev.n} questions" if ev.n else "", str(ev.date or "")]
     sections = [{"id": i, "title": t, "nav": t.split(":")[0], "parts": p} for i, t, p in _sections(a, plots)]
     return _env().get_template("report.html.j2").render(
-        name=a.name, meta=" · ".join(x for x in meta if x), headline=headline(ev) if ev else None,
+        name=a.name, meta=" · ".join(x for x in meta if x), headline=headline(ev) if "eval" in a.evals else None,
         sections=sections, css=_asset("report.css"), js=_asset("report.js"), warnings=warning_lines(a),
     )

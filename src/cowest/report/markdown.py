@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..layout import RunLayout
 from .artifacts import Artifacts, load
 from .plots import PLOTS
 from .tables import (
@@ -17,6 +18,7 @@ from .tables import (
     headline,
     md_table,
     model_rows,
+    or_missing,
     results_markdown,
     sft_summary,
     stage_rows,
@@ -33,8 +35,8 @@ def render_markdown(a: Artifacts) -> str:
     """The report.md text of loaded artifacts."""
     parts = [f"# cowest run `{a.name}`"]
     if ev := a.evals.get("eval"):
-        parts.append(f"task `{ev.get('task', '?')}`, split `{ev.get('split', '?')}`, {ev.get('n', '?')} questions, "
-                     f"{ev.get('date', '')}".rstrip(", "))
+        parts.append(f"task `{or_missing(ev.task)}`, split `{or_missing(ev.split)}`, {or_missing(ev.n)} "
+                     f"questions, {or_missing(ev.date, '')}".rstrip(", "))
         if h := headline(ev):
             parts.append(f"**{h}**")
     if lines := warning_lines(a):  # first, where nobody reads past them
@@ -68,9 +70,10 @@ def render_markdown(a: Artifacts) -> str:
         if ur:
             text += f"\n\nToken usage by model identity (all stages):\n\n{md_table(uh, ur)}"
         parts.append(f"## Models and hashes\n\n{text.strip()}")
-    plots = [p for p in PLOTS if (a.dir / "plots" / f"{p}.png").is_file()]
+    run = RunLayout(a.dir)
+    plots = [p for p in PLOTS if run.plot(p).is_file()]
     if plots:
-        parts.append("## Plots\n\n" + "\n".join(f"![{p}](plots/{p}.png)" for p in plots))
+        parts.append("## Plots\n\n" + "\n".join(f"![{p}]({run.plot(p).relative_to(run.root).as_posix()})" for p in plots))
     if a.warnings:
         parts.append("## Warnings\n\n" + "\n".join(f"- {w}" for w in a.warnings))
     if a.config_text is not None:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
-from .tables import DEFAULT_CONFIDENCE, confidence, is_cowest, level_label, primary_metric, strong_tokens
-
-if TYPE_CHECKING:
-    from .artifacts import Artifacts
+from ..results import DEFAULT_CONFIDENCE, EvalResults, Interval, Results
+from .artifacts import Artifacts
+from .tables import is_cowest, level_label
 
 PLOTS = ("accuracy", "deltas", "dpo_margins", "cost_accuracy", "pairs_curve")
 
@@ -27,28 +26,28 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def _errs(items: Sequence[dict]) -> list[list[float]]:
-    """Asymmetric error bars in percent from value/lo/hi dicts."""
-    return [[100 * max(m["value"] - m["lo"], 0) for m in items], [100 * max(m["hi"] - m["value"], 0) for m in items]]
+def _errs(items: Sequence[Interval]) -> list[list[float]]:
+    """Asymmetric error bars in percent from intervals."""
+    return [[100 * max(m.value - m.lo, 0) for m in items], [100 * max(m.hi - m.value, 0) for m in items]]
 
 
-def plot_accuracy(results: dict) -> bytes | None:
+def plot_accuracy(results: Results) -> bytes | None:
     """Primary metric per system with CI bars; CoWest highlighted."""
-    metric = primary_metric(results)
-    systems = [(n, r["metrics"][metric]) for n, r in (results.get("systems") or {}).items()
-               if metric and metric in r.get("metrics", {})]
+    res = EvalResults.of(results)
+    metric = res.primary_metric
+    systems = [(n, r.metrics[metric]) for n, r in res.systems.items() if metric and metric in r.metrics]
     if not systems:
         return None
     fig, ax = _figure()
     names = [n for n, _ in systems][::-1]  # first system on top
     ms = [m for _, m in systems][::-1]
     colors = ["#e45756" if is_cowest(n) else ("#4c78a8" if n == "strong" else "#9ecae9") for n in names]
-    ax.barh(names, [100 * m["value"] for m in ms], xerr=_errs(ms), color=colors, capsize=3, ecolor="#333")
+    ax.barh(names, [100 * m.value for m in ms], xerr=_errs(ms), color=colors, capsize=3, ecolor="#333")
     for i, m in enumerate(ms):  # the value just right of its CI bar, where it cannot overlap it
-        ax.text(100 * m["hi"] + 1.5, i, f"{100 * m['value']:.1f}", va="center", ha="left", fontsize=8, color="#111")
+        ax.text(100 * m.hi + 1.5, i, f"{100 * m.value:.1f}", va="center", ha="left", fontsize=8, color="#111")
     ax.set_xlim(0, 108)
-    ax.set_xlabel(f"{metric} (%), {level_label(confidence(results))} CI")
-    ax.set_title(f"{results.get('task', '')} / {results.get('split', '')}: {metric}", fontsize=10)
+    ax.set_xlabel(f"{metric} (%), {level_label(res.level)} CI")
+    ax.set_title(f"{res.task or ''} / {res.split or ''}: {metric}", fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     return _png(fig)
 
@@ -102,33 +101,34 @@ def plot_margins(logs: dict[int, list[dict]]) -> bytes | None:
     return _png(fig)
 
 
-def plot_cost(results: dict) -> bytes | None:
+def plot_cost(results: Results) -> bytes | None:
     """Primary metric against strong-model cost per question (or price per 1k questions when every system has one)."""
     fig = cost_figure(results)
     return _png(fig) if fig is not None else None
 
 
-def cost_figure(results: dict):
+def cost_figure(results: Results):
     """The cost plot's figure, its labels placed where they overprint neither each other nor a point."""
-    metric = primary_metric(results)
-    systems = {n: r for n, r in (results.get("systems") or {}).items() if metric and metric in r.get("metrics", {})}
+    res = EvalResults.of(results)
+    metric = res.primary_metric
+    systems = {n: r for n, r in res.systems.items() if metric and metric in r.metrics}
     if not systems:
         return None
-    priced = all(r.get("cost_per_1k") is not None for r in systems.values())
-    xs = [r["cost_per_1k"] if priced else strong_tokens(r) for r in systems.values()]
-    ms = [r["metrics"][metric] for r in systems.values()]
+    priced = all(r.cost_per_1k is not None for r in systems.values())
+    xs = [r.cost_per_1k if priced else r.strong_tokens for r in systems.values()]
+    ms = [r.metrics[metric] for r in systems.values()]
     fig, ax = _figure()
     for (n, _), x, m in zip(systems.items(), xs, ms):
         color = "#e45756" if is_cowest(n) else "#4c78a8"
-        ax.errorbar([x], [100 * m["value"]], yerr=_errs([m]), fmt="o", color=color, capsize=3)
-    currency = (results.get("price") or {}).get("currency", "")
+        ax.errorbar([x], [100 * m.value], yerr=_errs([m]), fmt="o", color=color, capsize=3)
+    currency = (res.price.currency if res.price else None) or ""
     ax.set_xlabel(f"cost per 1k questions {currency}".strip() if priced else "strong-model tokens per question")
     ax.set_ylabel(f"{metric} (%)")
     ax.set_title("Accuracy against strong-model cost", fontsize=10)
     ax.margins(x=0.15)
     ax.grid(alpha=0.3)
-    bars = [((x, 100 * m["lo"]), (x, 100 * m["hi"])) for x, m in zip(xs, ms)]
-    place_labels(fig, ax, [(x, 100 * m["value"]) for x, m in zip(xs, ms)], list(systems), bars)
+    bars = [((x, 100 * m.lo), (x, 100 * m.hi)) for x, m in zip(xs, ms)]
+    place_labels(fig, ax, [(x, 100 * m.value) for x, m in zip(xs, ms)], list(systems), bars)
     return fig
 
 
@@ -204,7 +204,7 @@ def plot_pairs(ab: dict, level: float = DEFAULT_CONFIDENCE) -> bytes | None:
         return None
     fig, ax = _figure()
     ax.errorbar([p["n_pairs"] for p in pts], [100 * p["value"] for p in pts],
-                yerr=_errs([{"value": p["value"], "lo": p.get("lo", p["value"]), "hi": p.get("hi", p["value"])}
+                yerr=_errs([Interval(value=p["value"], lo=p.get("lo", p["value"]), hi=p.get("hi", p["value"]))
                             for p in pts]),
                 fmt="-o", capsize=3, color="#e45756")
     ax.set_xlabel("preference pairs used")
@@ -216,12 +216,12 @@ def plot_pairs(ab: dict, level: float = DEFAULT_CONFIDENCE) -> bytes | None:
 
 def make_plots(a: Artifacts) -> dict[str, bytes]:
     """PNG bytes of every plot whose data exists."""
-    ev = a.evals.get("eval", {})
+    ev = a.evals.get("eval")
     made = {
-        "accuracy": plot_accuracy(ev) if ev else None,
+        "accuracy": plot_accuracy(ev) if ev is not None else None,
         "deltas": plot_deltas(a.scores),
         "dpo_margins": plot_margins(a.dpo_logs),
-        "cost_accuracy": plot_cost(ev) if ev else None,
+        "cost_accuracy": plot_cost(ev) if ev is not None else None,
         "pairs_curve": plot_pairs(a.ablations, a.confidence),
     }
     return {k: v for k, v in made.items() if v is not None}

@@ -1,26 +1,9 @@
 """The one renderer of result tables: rows (headers + cells) from results data; formats only lay the rows out.
 
 Markdown (report.md, results.md, README blocks), CSV (results.csv) and HTML (report.html, through the template's
-`table` macro) all format the rows built here, so a number reads the same wherever it is shown.
-
-`results.json`, written by each evaluation (`eval/`, `eval_valid/`, `eval_recall/`, ...), is the data:
-
-- `n`, `task`, `split`, `recipe`, `date`: what was evaluated, and when.
-- `confidence`: the level of every `lo`/`hi` interval below (the recipe's `eval.confidence`). Files written before
-  it was stored are read with the run's `eval.confidence`, else 0.95.
-- `systems`: system key -> `label`; `metrics` (metric -> `{value, lo, hi}`, the first one primary); `score`
-  (mean per-question score, `{value, lo, hi}`); `strong_prompt_tokens_per_q`, `strong_completion_tokens_per_q`,
-  `wall_s`; optional `answered`, `truncated_share`, `draft_states_gold` (fractions), `cost_per_1k`, and `calls`,
-  `cache_hits` (model calls made and answers read from the call cache, the weak drafts' included).
-- `score_metric`: the metric the per-question scores (and so every comparison) are in; absent in older files.
-- `price` (optional): `currency`, `prompt_per_million`, `completion_per_million`.
-- `comparisons`: `"A - B"` -> paired bootstrap of A's minus B's scores: `diff`, `lo`, `hi`, one-sided `p_value`,
-  `best_single` (B is the fixed best single model).
-- `drafts`: weak variant -> draft diagnostics: `n`, `states_gold`, `mean_chars`, `truncated_share` and, when
-  known, `states_fact`, `changed_vs_sft`, `helped`, `hurt` (fractions).
-- `best_single` (test split only): the single model to beat, `{system, rule, detail}`.
-
-Fractions are shown in percent with one decimal, intervals as `value [lo, hi]`.
+`table` macro) all format the rows built here, so a number reads the same wherever it is shown. An evaluation's
+results are `cowest.results.EvalResults` (results.json; its fields are described there); a plain dict of the same
+shape is read as one. Fractions are shown in percent with one decimal, intervals as `value [lo, hi]`.
 """
 
 from __future__ import annotations
@@ -28,25 +11,17 @@ from __future__ import annotations
 import csv
 import io
 import math
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 from ..checks import stage_warnings
-
-if TYPE_CHECKING:
-    from .artifacts import Artifacts
-
-DEFAULT_CONFIDENCE = 0.95  # the level of results.json files that do not store theirs
+from ..results import DEFAULT_CONFIDENCE, EvalResults, Interval, Results
+from .artifacts import Artifacts
 
 Cell = str | tuple[str, str]  # text, or (text, css class)
 Table = tuple[list[str], list[list[Cell]]]
 
 
 # ---------------------------------------------------------------- values
-
-
-def confidence(results: dict) -> float:
-    """The CI level of a results.json (0.95 when it does not say)."""
-    return float(results.get("confidence", DEFAULT_CONFIDENCE))
 
 
 def level_label(level: float) -> str:
@@ -59,8 +34,10 @@ def pct(v: float | None) -> str:
     return "" if v is None else f"{100 * v:.1f}"
 
 
-def ci_text(m: dict | None) -> str:
+def ci_text(m: Interval | dict | None) -> str:
     """`value [lo, hi]` in percent."""
+    if isinstance(m, Interval):
+        m = m.dump()
     if not m:
         return ""
     return f"{pct(m.get('value'))} [{pct(m.get('lo'))}, {pct(m.get('hi'))}]"
@@ -86,19 +63,6 @@ def metric_label(metric: str) -> str:
     return METRIC_LABELS.get(metric, metric)
 
 
-def score_metric(results: dict) -> str | None:
-    """The metric of the per-question scores, which paired comparisons are in.
-
-    Files written before it was stored: accuracy where the systems have it (choice tasks), else token F1 (short
-    answers score per question by F1), else the primary metric.
-    """
-    if results.get("score_metric"):
-        return str(results["score_metric"])
-    first = next(iter((results.get("systems") or {}).values()), {})
-    metrics = first.get("metrics") or {}
-    return next((m for m in ("accuracy", "f1") if m in metrics), primary_metric(results))
-
-
 def fmt(v: object) -> str:
     """A number or label as a cell: floats with three decimals."""
     if isinstance(v, float):
@@ -111,27 +75,17 @@ def is_cowest(system: str) -> bool:
     return system == "cowest" or system.startswith("cowest_")
 
 
-def primary_metric(results: dict) -> str | None:
-    """The name of the primary metric: the first metric key of the first system."""
-    systems = results.get("systems") or {}
-    first = next(iter(systems.values()), {})
-    return next(iter(first.get("metrics") or {}), None)
-
-
-def strong_tokens(r: dict) -> float:
-    """Strong-model tokens (prompt + completion) per question of one system."""
-    return float(r.get("strong_prompt_tokens_per_q", 0.0)) + float(r.get("strong_completion_tokens_per_q", 0.0))
-
-
 # ---------------------------------------------------------------- results.json tables
 
 
-def results_rows(results: dict, keys: bool = True) -> tuple[list[str], list[list[Cell]], list[str]]:
+def results_rows(results: Results, keys: bool = True) -> tuple[list[str], list[list[Cell]], list[str]]:
     """Headers, rows and row classes of the results table; `keys` adds each system's key to its label."""
-    systems = results.get("systems") or {}
-    metrics = list(next(iter(systems.values()), {}).get("metrics") or {})
-    has = lambda key: any(key in r for r in systems.values())  # noqa: E731
-    currency = (results.get("price") or {}).get("currency")
+    res = EvalResults.of(results)
+    systems = res.systems
+    first = next(iter(systems.values()), None)
+    metrics = list(first.metrics) if first else []
+    has = lambda key: any(r.holds(key) for r in systems.values())  # noqa: E731
+    currency = res.price.currency if res.price else None
     headers = ["system", *metrics]
     headers += ["answered %"] if has("answered") else []
     headers += ["draft states gold %"] if has("draft_states_gold") else []
@@ -140,40 +94,40 @@ def results_rows(results: dict, keys: bool = True) -> tuple[list[str], list[list
     headers += [f"cost / 1k q ({currency})" if currency else "cost / 1k q"] if has("cost_per_1k") else []
     headers += ["model calls", "cache hits"] if has("calls") else []
     headers += ["wall s"]
-    primary = [r["metrics"][metrics[0]]["value"] for r in systems.values()
-               if metrics and metrics[0] in r.get("metrics", {})]
-    best = max(primary, default=None)
+    best = max((r.metrics[metrics[0]].value for r in systems.values() if metrics and metrics[0] in r.metrics),
+               default=None)
     rows, classes = [], []
     for name, r in systems.items():
-        label = r.get("label", name)
+        label = name if r.label is None else r.label
         # The key is what comparison rows name a system by; report.md and results.md show the label alone.
         cells: list[Cell] = [f"{label} ({name})" if keys else label]
         for i, m in enumerate(metrics):
-            v = (r.get("metrics") or {}).get(m)
-            cells.append((ci_text(v), "best") if i == 0 and v and v.get("value") == best else ci_text(v))
-        cells += [pct(r.get(k)) for k in ("answered", "draft_states_gold", "truncated_share") if has(k)]
-        cells.append(f"{strong_tokens(r):.0f}")
+            v = r.metrics.get(m)
+            cells.append((ci_text(v), "best") if i == 0 and v and v.value == best else ci_text(v))
+        cells += [pct(getattr(r, k)) for k in ("answered", "draft_states_gold", "truncated_share") if has(k)]
+        cells.append(f"{r.strong_tokens:.0f}")
         if has("cost_per_1k"):
-            cells.append("" if r.get("cost_per_1k") is None else f"{r['cost_per_1k']:.2f}")
+            cells.append("" if r.cost_per_1k is None else f"{r.cost_per_1k:.2f}")
         if has("calls"):
-            cells += [fmt(r.get("calls")), fmt(r.get("cache_hits"))]
-        cells.append(f"{r.get('wall_s', 0.0):.0f}")
+            cells += [fmt(r.calls), fmt(r.cache_hits)]
+        cells.append(f"{r.wall_s:.0f}")
         rows.append(cells)
         classes.append("hl" if is_cowest(name) else "")
     return headers, rows, classes
 
 
-def comparison_rows(results: dict) -> Table:
+def comparison_rows(results: Results) -> Table:
     """Paired differences in points, each named with its metric, CI and one-sided p; p < 0.05 is marked."""
+    res = EvalResults.of(results)
     rows: list[list[Cell]] = []
-    metric = score_metric(results)
+    metric = res.scored_in()
     on = f" ({metric_label(metric)})" if metric else ""
-    for name, c in (results.get("comparisons") or {}).items():
-        tag = " (best single model)" if c.get("best_single") else ""
-        p = c.get("p_value", float("nan"))
-        rows.append([f"{name}{on}{tag}", f"{100 * c['diff']:+.1f}", f"[{100 * c['lo']:+.1f}, {100 * c['hi']:+.1f}]",
+    for name, c in res.comparisons.items():
+        tag = " (best single model)" if c.best_single else ""
+        p = c.p_value
+        rows.append([f"{name}{on}{tag}", f"{100 * c.diff:+.1f}", f"[{100 * c.lo:+.1f}, {100 * c.hi:+.1f}]",
                      (p_text(p), "sig") if p < 0.05 else p_text(p)])
-    return ["difference", "mean (points)", f"{level_label(confidence(results))} CI", "p (one-sided)"], rows
+    return ["difference", "mean (points)", f"{level_label(res.level)} CI", "p (one-sided)"], rows
 
 
 DRAFT_COLUMNS = {"states_fact": "states the fact %", "states_gold": "states the gold %",
@@ -182,32 +136,39 @@ DRAFT_COLUMNS = {"states_fact": "states the fact %", "states_gold": "states the 
                  "mean_chars": "mean length (chars)"}
 
 
-def draft_rows(results: dict) -> Table:
+def draft_rows(results: Results) -> Table:
     """Draft diagnostics per weak variant (SFT vs aligned): fact stated, helped/hurt, changed, length."""
-    drafts = results.get("drafts") or {}
-    cols = [c for c in DRAFT_COLUMNS if any(c in d for d in drafts.values())]
+    drafts = EvalResults.of(results).drafts
+    cols = [c for c in DRAFT_COLUMNS if any(d.holds(c) for d in drafts.values())]
     rows: list[list[Cell]] = []
     for variant, d in drafts.items():
-        rows.append([variant, *[(f"{d[c]:.0f}" if c == "mean_chars" else pct(d[c])) if c in d else "" for c in cols]])
+        rows.append([variant, *[(f"{getattr(d, c):.0f}" if c == "mean_chars" else pct(getattr(d, c)))
+                                if d.holds(c) else "" for c in cols]])
     return ["weak drafts", *[DRAFT_COLUMNS[c] for c in cols]], rows
 
 
-def headline(results: dict) -> str | None:
+def headline(results: Results) -> str | None:
     """One sentence: CoWest against the best single model, when that comparison exists."""
-    for name, c in (results.get("comparisons") or {}).items():
-        if c.get("best_single") and is_cowest(name.split(" - ")[0]):
-            metric = score_metric(results)
+    res = EvalResults.of(results)
+    for name, c in res.comparisons.items():
+        if c.best_single and is_cowest(name.split(" - ")[0]):
+            metric = res.scored_in()
             on = f" ({metric_label(metric)})" if metric else ""
-            p = p_text(c["p_value"])
-            return (f"{name}{on}: {100 * c['diff']:+.1f} points ({level_label(confidence(results))} CI "
-                    f"[{100 * c['lo']:+.1f}, {100 * c['hi']:+.1f}], one-sided p {p_relation(p)})")
+            p = p_text(c.p_value)
+            return (f"{name}{on}: {100 * c.diff:+.1f} points ({level_label(res.level)} CI "
+                    f"[{100 * c.lo:+.1f}, {100 * c.hi:+.1f}], one-sided p {p_relation(p)})")
     return None
 
 
-def eval_title(name: str, r: dict) -> str:
+def eval_title(name: str, r: EvalResults) -> str:
     """The heading of one evaluation folder's tables."""
     what = "Fact-recall probe" if name == "eval_recall" else ("Results" if name == "eval" else f"Results ({name})")
-    return f"{what}: {r.get('task', '?')} / {r.get('split', '?')} ({r.get('n', '?')} questions)"
+    return f"{what}: {or_missing(r.task)} / {or_missing(r.split)} ({or_missing(r.n)} questions)"
+
+
+def or_missing(v: object, missing: str = "?") -> object:
+    """A value for a sentence, `missing` when the file does not hold it."""
+    return missing if v is None else v
 
 
 # ---------------------------------------------------------------- training artifacts
@@ -240,8 +201,9 @@ def fact_recall_rows(a: Artifacts) -> Table:
     """Share of drafts stating the fact on the SFT validation wordings and the recall probe, per weak variant."""
     rows: list[list[Cell]] = []
     for name, what in (("eval_sft_valid", "SFT validation wordings"), ("eval_recall", "recall probe (held out)")):
-        for variant, d in ((a.evals.get(name) or {}).get("drafts") or {}).items():
-            rows.append([f"{what}, {variant} drafts", pct(d.get("states_fact", d["states_gold"])), str(d["n"])])
+        for variant, d in (a.evals[name].drafts if name in a.evals else {}).items():
+            stated = d.states_fact if d.holds("states_fact") else d.states_gold
+            rows.append([f"{what}, {variant} drafts", pct(stated), str(d.n)])
     return ["fact recall", "drafts stating the fact %", "questions"], rows
 
 
@@ -390,15 +352,15 @@ def csv_table(headers: Sequence[str], rows: Sequence[Sequence[Cell]]) -> str:
     return buf.getvalue()
 
 
-def results_markdown(results: dict, keys: bool = False) -> str:
+def results_markdown(results: Results, keys: bool = False) -> str:
     """The results table as markdown ('(no systems)' when there are none)."""
-    if not results.get("systems"):
+    if not EvalResults.of(results).systems:
         return "(no systems)"
     headers, rows, _ = results_rows(results, keys)
     return md_table(headers, rows)
 
 
-def comparisons_markdown(results: dict) -> str:
+def comparisons_markdown(results: Results) -> str:
     """The paired comparisons as markdown ('' when there are none)."""
     headers, rows = comparison_rows(results)
     return md_table(headers, rows) if rows else ""
@@ -408,17 +370,17 @@ RECORD_FIELDS = ("answered", "draft_states_gold", "truncated_share", "strong_pro
                  "strong_completion_tokens_per_q", "cost_per_1k", "calls", "cache_hits", "wall_s")
 
 
-def results_records(results: dict) -> Table:
+def results_records(results: Results) -> Table:
     """The results as numbers for other tools: one row per system and metric, fractions as in results.json."""
-    level = confidence(results)
+    res = EvalResults.of(results)
     rows: list[list] = []
-    for name, r in (results.get("systems") or {}).items():
-        for metric, v in (r.get("metrics") or {}).items():
-            rows.append([name, r.get("label", name), metric, v["value"], v["lo"], v["hi"], level,
-                         *("" if r.get(k) is None else r[k] for k in RECORD_FIELDS)])
+    for name, r in res.systems.items():
+        for metric, v in r.metrics.items():
+            rows.append([name, name if r.label is None else r.label, metric, v.value, v.lo, v.hi, res.level,
+                         *("" if not r.holds(k) or getattr(r, k) is None else getattr(r, k) for k in RECORD_FIELDS)])
     return ["system", "label", "metric", "value", "lo", "hi", "confidence", *RECORD_FIELDS], rows
 
 
-def results_csv(results: dict) -> str:
+def results_csv(results: Results) -> str:
     """results.csv: the results table's numbers at full precision (the formatted table is results.md)."""
     return csv_table(*results_records(results))

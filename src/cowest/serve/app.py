@@ -63,7 +63,6 @@ async def _drain(request: Request) -> None:
 
 def create_app(service: Service, keys: list[str] | None = None, metrics: Metrics | None = None) -> FastAPI:
     """The server's routes over `service`; `keys` (none: open, for loopback only) guard everything but /health."""
-    limits = service.limits
     check = KeyCheck(keys or [])
     metrics = metrics or Metrics()
     if service.on_batch is None:
@@ -80,20 +79,7 @@ def create_app(service: Service, keys: list[str] | None = None, metrics: Metrics
 
     app = FastAPI(title="cowest", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.service, app.state.metrics = service, metrics
-
-    @app.exception_handler(APIError)
-    async def _api_error(_: Request, e: APIError) -> JSONResponse:
-        return JSONResponse(e.body(), status_code=e.status, headers=e.headers)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, e: StarletteHTTPException) -> JSONResponse:
-        body = APIError(e.status_code, str(e.detail), code=None).body()
-        return JSONResponse(body, status_code=e.status_code, headers=getattr(e, "headers", None))
-
-    @app.exception_handler(Exception)
-    async def _crash(_: Request, e: Exception) -> JSONResponse:
-        log.exception("unexpected error while answering")
-        return JSONResponse(APIError(500, "internal server error", "server_error").body(), status_code=500)
+    add_error_handlers(app)
 
     @app.get("/health")
     async def health() -> dict:
@@ -114,44 +100,67 @@ def create_app(service: Service, keys: list[str] | None = None, metrics: Metrics
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
-        t0, model, status = time.perf_counter(), "unknown", 500
-        try:
-            check(request.headers.get("authorization"))
-            req = parse_request(await read_body(request, limits.max_body_bytes), limits)
-            system = service.system(req.model)
-            model = system.name  # a known name only: metric labels stay few whatever clients send
-            if state["in_flight"] >= limits.max_in_flight:  # refuse now rather than queue without bound
-                raise APIError(429, f"server busy: {limits.max_in_flight} requests in flight; retry shortly",
-                               "rate_limit_error", code="server_busy", headers={"Retry-After": "1"})
-            state["in_flight"] += 1
-            metrics.in_flight.inc()
-            try:
-                async with asyncio.timeout(limits.deadline_s):
-                    answer = await service.answer(req, system)
-            except TimeoutError:
-                raise APIError(504, f"no answer within this server's deadline of {limits.deadline_s:g} s", "timeout",
-                               code="deadline_exceeded") from None
-            finally:
-                state["in_flight"] -= 1
-                metrics.in_flight.dec()
-            metrics.count_tokens(answer.usage)
-            extra = {"system": system.name, "draft": answer.draft, "answers": answer.answers,
-                     "usage": answer.usage}
-            body = chat_completion(completion_id(), system.name, answer.contents, answer.finish, answer.totals(),
-                                   extra)
-            status = 200
-            if req.stream:
-                include = bool(req.stream_options and req.stream_options.include_usage)
-                return StreamingResponse(iter(stream_chunks(body, include)), media_type="text/event-stream",
-                                         headers={"Cache-Control": "no-cache"})
-            return JSONResponse(body)
-        except APIError as e:
-            status = e.status
-            if e.status in (401, 413, 429):
-                metrics.rejected.labels(str(e.code)).inc()
-            raise
-        finally:
-            metrics.requests.labels(model, str(status)).inc()
-            metrics.latency.labels(model).observe(time.perf_counter() - t0)
+        return await chat_completions(request, service, check, metrics, state)
 
     return app
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Every error as an OpenAI error body: ours (APIError), Starlette's (404, 405) and crashes (500)."""
+
+    @app.exception_handler(APIError)
+    async def _api_error(_: Request, e: APIError) -> JSONResponse:
+        return JSONResponse(e.body(), status_code=e.status, headers=e.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, e: StarletteHTTPException) -> JSONResponse:
+        body = APIError(e.status_code, str(e.detail), code=None).body()
+        return JSONResponse(body, status_code=e.status_code, headers=getattr(e, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _crash(_: Request, e: Exception) -> JSONResponse:
+        log.exception("unexpected error while answering")
+        return JSONResponse(APIError(500, "internal server error", "server_error").body(), status_code=500)
+
+
+async def chat_completions(request: Request, service: Service, check: KeyCheck, metrics: Metrics,
+                           state: dict[str, int]) -> Response:
+    """One chat request: key, limits and back-pressure, the answer within the deadline, counted in the metrics."""
+    limits = service.limits
+    t0, model, status = time.perf_counter(), "unknown", 500
+    try:
+        check(request.headers.get("authorization"))
+        req = parse_request(await read_body(request, limits.max_body_bytes), limits)
+        system = service.system(req.model)
+        model = system.name  # a known name only: metric labels stay few whatever clients send
+        if state["in_flight"] >= limits.max_in_flight:  # refuse now rather than queue without bound
+            raise APIError(429, f"server busy: {limits.max_in_flight} requests in flight; retry shortly",
+                           "rate_limit_error", code="server_busy", headers={"Retry-After": "1"})
+        state["in_flight"] += 1
+        metrics.in_flight.inc()
+        try:
+            async with asyncio.timeout(limits.deadline_s):
+                answer = await service.answer(req, system)
+        except TimeoutError:
+            raise APIError(504, f"no answer within this server's deadline of {limits.deadline_s:g} s", "timeout",
+                           code="deadline_exceeded") from None
+        finally:
+            state["in_flight"] -= 1
+            metrics.in_flight.dec()
+        metrics.count_tokens(answer.usage)
+        extra = {"system": system.name, "draft": answer.draft, "answers": answer.answers, "usage": answer.usage}
+        body = chat_completion(completion_id(), system.name, answer.contents, answer.finish, answer.totals(), extra)
+        status = 200
+        if req.stream:
+            include = bool(req.stream_options and req.stream_options.include_usage)
+            return StreamingResponse(iter(stream_chunks(body, include)), media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache"})
+        return JSONResponse(body)
+    except APIError as e:
+        status = e.status
+        if e.status in (401, 413, 429):
+            metrics.rejected.labels(str(e.code)).inc()
+        raise
+    finally:
+        metrics.requests.labels(model, str(status)).inc()
+        metrics.latency.labels(model).observe(time.perf_counter() - t0)

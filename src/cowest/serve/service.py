@@ -8,9 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable, Mapping
 
-from ..collab.pipeline import Collaborator, Prompter, draft_answer_section
+from ..collab.pipeline import Collaborator
+from ..collab.prompter import Prompter, draft_answer_section
 from ..config import CollabConfig, ModelConfig
 from ..models.base import Backend, BackendError, Sampling
+from ..results import VALID_EVAL
+from ..systems import DEFAULT_SERVED, SERVED, SYSTEMS, System, served_systems
 from ..tasks.base import Example
 from .batching import DraftBatcher
 from .protocol import APIError, ChatRequest, Limits, question_text, split_options
@@ -19,24 +22,6 @@ if TYPE_CHECKING:
     from ..run import Run
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ServedSystem:
-    """A model name clients ask for: who answers, and which weak variant drafts (None: no draft)."""
-
-    name: str
-    description: str
-    kind: str  # "collab" (draft -> strong), "strong" or "weak"
-    variant: str | None = None
-
-
-SYSTEMS: dict[str, ServedSystem] = {s.name: s for s in [
-    ServedSystem("cowest", "CoWest: the aligned weak model drafts, the strong model refines", "collab", "aligned"),
-    ServedSystem("refine", "standard refinement: the SFT weak model drafts, the strong model refines", "collab", "sft"),
-    ServedSystem("strong", "the strong model alone (chain of thought)", "strong"),
-    ServedSystem("weak", "the weak model alone (the aligned model, else the SFT model)", "weak", "aligned"),
-]}
 
 
 @dataclass
@@ -80,18 +65,18 @@ class Service:
             self._weak_alone = "aligned"
         self.on_batch = on_batch
         self.collab = Collaborator(None, strong, prompter, cfg) if strong is not None else None
-        self._strong_concurrency = strong_concurrency
+        self.strong_concurrency = strong_concurrency
         self._strong_pool: ThreadPoolExecutor | None = None
         self.batchers: dict[str, DraftBatcher] = {}
 
     # ---- what is served
-    def _variant(self, s: ServedSystem) -> str | None:
+    def _variant(self, s: System) -> str | None:
         return self._weak_alone if s.kind == "weak" else s.variant
 
-    def available(self) -> list[ServedSystem]:
+    def available(self) -> list[System]:
         """The systems this server's models can answer as."""
         out = []
-        for s in SYSTEMS.values():
+        for s in served_systems():
             needs_strong = s.kind in ("collab", "strong")
             variant = self._variant(s)
             if self.systems is not None and s.name not in self.systems:
@@ -103,7 +88,7 @@ class Service:
             out.append(replace(chosen, name="default", description=f"{chosen.name}: {self.default[1]}"))
         return out
 
-    def system(self, name: str) -> ServedSystem:
+    def system(self, name: str) -> System:
         """The served system called `name`, or a 404 listing the others."""
         for s in self.available():
             if s.name == name:
@@ -115,7 +100,7 @@ class Service:
     # ---- lifecycle (inside the event loop)
     def start(self) -> None:
         """Start the draft batchers and the strong pool."""
-        self._strong_pool = ThreadPoolExecutor(max_workers=self._strong_concurrency, thread_name_prefix="cowest-strong")
+        self._strong_pool = ThreadPoolExecutor(max_workers=self.strong_concurrency, thread_name_prefix="cowest-strong")
         for variant, backend in self.weak.items():
             def counted(size: int, v: str = variant) -> None:
                 if self.on_batch is not None:
@@ -150,7 +135,7 @@ class Service:
                         max_tokens=req.token_cap or default_max, seed=req.seed if req.seed is not None else 0,
                         stop=req.stops)
 
-    async def answer(self, req: ChatRequest, system: ServedSystem) -> Answer:
+    async def answer(self, req: ChatRequest, system: System) -> Answer:
         """Answer one request as `system` (the caller bounds its time)."""
         ex = self.example(req)
         tt = self.prompter.task_type
@@ -219,12 +204,12 @@ def service_from_run(run: Run, names: list[str] | None, limits: Limits,
     """A Service over a run's trained models: the systems in `names` (default: every one the run can serve)."""
     from .auth import ServeConfigError
 
-    unknown = [n for n in names or [] if n not in SYSTEMS]
+    unknown = [n for n in names or [] if n not in SERVED]
     if unknown:
-        raise ServeConfigError(f"unknown model {', '.join(unknown)}; known: {', '.join(SYSTEMS)}")
+        raise ServeConfigError(f"unknown model {', '.join(unknown)}; known: {', '.join(SERVED)}")
     trained = [v for v in ("sft", "aligned") if _trained(run, v)]
     wanted, variants, missing = [], [], []
-    for s in (SYSTEMS[n] for n in names) if names else SYSTEMS.values():
+    for s in (SYSTEMS[n] for n in names) if names else served_systems():
         v = _variant_in(s, trained)
         if s.variant is not None and v is None:
             missing.append(s.name)
@@ -254,15 +239,15 @@ def default_system(run: Run, served: list[str]) -> tuple[str, str] | None:
     when alignment is missing), with why."""
     from ..io import read_json
 
-    path = run.manifest_path("eval_valid")
+    path = run.layout.manifest(VALID_EVAL)
     chosen = (read_json(path).get("counts") or {}).get("served_default") if path.exists() else None
     if chosen in served:
         return chosen, "the best of CoWest, refinement and strong alone on the run's validation questions"
-    fallback = next((s for s in ("cowest", "refine", "strong") if s in served), None)
+    fallback = next((s for s in DEFAULT_SERVED if s in served), None)
     return (fallback, "no validation result chose one; the method's own system") if fallback else None
 
 
-def _variant_in(s: ServedSystem, trained: list[str]) -> str | None:
+def _variant_in(s: System, trained: list[str]) -> str | None:
     """The trained weak variant that drafts for `s` (the weak system falls back to the SFT model)."""
     if s.kind == "weak":
         return next((v for v in ("aligned", "sft") if v in trained), None)

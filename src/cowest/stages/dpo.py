@@ -17,26 +17,25 @@ def run_dpo(ctx: RunContext, round_: int) -> dict:
     from ..train import merge_adapter, train_dpo
 
     ctx.release()
-    r = ctx.recipe
-    rdir = ctx.dir / f"round_{round_}"
-    pairs, heldout = rdir / "pairs.jsonl", rdir / "pairs_heldout.jsonl"
+    r, out = ctx.recipe, ctx.layout.round(round_)
+    pairs, heldout = out.pairs, out.pairs_heldout
     start = ctx.model_dir(round_)
     decl = round_decls(round_, r.rounds, r.alignment)[-1]
     inputs = ctx.inputs(decl, pairs=file_hashes([pairs, heldout]))
 
-    def run(sdir: Path) -> dict:
+    def run() -> dict:
         if r.alignment == "grpo":
-            return align_on_policy(ctx, round_, start, sdir)
+            return align_on_policy(ctx, round_, start)
         rows = read_jsonl(pairs)
         if len(rows) < r.checks.min_pairs:  # nothing measurable to learn: keep the starting model, say so
             counts = dict(pairs=len(rows), skipped=True, steps=0)
             return {**counts, "warnings": checks.report(checks.dpo_warnings(counts, round_, r))}
-        log_path = sdir / "train_log.jsonl"
-        adapter = train_dpo(str(start), pairs, sdir, r.dpo, r.lora, seed=r.seed, log_path=log_path,
+        log_path = out.train_log
+        adapter = train_dpo(str(start), pairs, out.dir, r.dpo, r.lora, seed=r.seed, log_path=log_path,
                             method=r.alignment, eval_pairs=heldout if heldout.exists() else None)
         # The next round starts from this round's merged model.
         if round_ < r.rounds:
-            merge_adapter(str(start), adapter, sdir / "merged")
+            merge_adapter(str(start), adapter, out.merged)
         steps = read_jsonl(log_path) if log_path.exists() else []
         margins = [s["rewards/margins"] for s in steps if "rewards/margins" in s]
         held_epochs = [{k.removeprefix("eval_"): s[k] for k in ("epoch", "eval_rewards/accuracies",
@@ -46,10 +45,10 @@ def run_dpo(ctx: RunContext, round_: int) -> dict:
                       heldout=held_epochs, adapter_hash=adapter_hash(adapter))
         return {**counts, "warnings": checks.report(checks.dpo_warnings(counts, round_, r))}
 
-    return ctx.ledger.run(decl.name, rdir, inputs, run)
+    return ctx.ledger.run(decl.name, inputs, run)
 
 
-def align_on_policy(ctx: RunContext, round_: int, start: Path, sdir: Path) -> dict:
+def align_on_policy(ctx: RunContext, round_: int, start: Path) -> dict:
     """GRPO on the mining questions (the held-out share excepted), rewarded by the collaborative feedback, within
     `mining.strong_call_budget` strong calls."""
     from ..collab import heldout_questions
@@ -58,23 +57,23 @@ def align_on_policy(ctx: RunContext, round_: int, start: Path, sdir: Path) -> di
     from ..train.grpo import train_grpo
     from .mine import choose_evaluator
 
-    r = ctx.recipe
+    r, out = ctx.recipe, ctx.layout.round(round_)
     examples = ctx.questions.mining
     held = set(heldout_questions([e.id for e in examples], r.mining.heldout_fraction, r.seed))
-    write_json(sdir / "heldout.json", sorted(held))  # the validation questions, as offline mining writes them
+    write_json(out.heldout, sorted(held))  # the validation questions, as offline mining writes them
     train = [e for e in examples if e.id not in held]
     weak_path = str(start)
     evaluator, chosen = choose_evaluator(ctx, train)
     reward = CollabReward(ctx.collaborator(None), evaluator, train)
-    log_path = sdir / "train_log.jsonl"
+    log_path = out.train_log
     adapter = train_grpo(weak_path, [{"prompt": ctx.prompter.draft_prompt(e), "question_id": e.id} for e in train],
-                         reward, sdir, r.grpo, r.lora, seed=r.seed, log_path=log_path, spent=lambda: reward.calls,
+                         reward, out.dir, r.grpo, r.lora, seed=r.seed, log_path=log_path, spent=lambda: reward.calls,
                          budget=r.mining.strong_call_budget, max_completion_length=r.collab.draft_max_tokens,
                          temperature=r.mining.temperature)
     ctx.release()
     if round_ < r.rounds:
-        merge_adapter(weak_path, adapter, sdir / "merged")
-    write_jsonl(sdir / "rewards.jsonl", reward.rows)
+        merge_adapter(weak_path, adapter, out.merged)
+    write_jsonl(out.rewards, reward.rows)
     steps = [s for s in read_jsonl(log_path) if "reward" in s] if log_path.exists() else []
     return dict(method="grpo", questions=len(train), heldout_questions=len(held), strong_calls=reward.calls,
                 steps=len(steps), drafts_scored=len(reward.rows),

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from pathlib import Path
 
 from .. import checks
-from ..context import RunContext, dpo_skipped, weak_key
-from ..evaluate import get_systems
+from ..context import RunContext, weak_key
 from ..io import hash_obj, read_json, write_json, write_jsonl, write_text
 from ..ledger import eval_decl
+from ..results import VALID_EVAL, BestSingle, EvalResults, best_single, load_results
+from ..systems import DEFAULT_SERVED, get_systems, round_of
 
 log = logging.getLogger(__name__)
 
@@ -31,30 +31,31 @@ def run_eval(ctx: RunContext, systems: list[str] | None = None, name: str = "eva
         examples = examples[: r.eval.limit]
     best = None
     if split == "test":  # the best single model is fixed on validation data (or a priori), never on the test
-        from ..compare import best_single
-
-        best = best_single(ctx.dir, [s.name for s in systems_])
+        best = best_single(load_results(ctx.layout.eval(VALID_EVAL).results), [s.name for s in systems_])
     decl = eval_decl(name, split, [s.name for s in systems_], r.rounds, r.alignment)
     inputs = ctx.inputs(decl, split=split, systems=[s.name for s in systems_],
                         questions=hash_obj([e.id for e in examples]), best_single=best["system"] if best else None,
                         weak_models={v: weak_key(ctx.weak_config(v)) for v in variants})
 
-    def run(sdir: Path) -> dict:
+    out = ctx.layout.eval(name)
+
+    def run() -> dict:
         if any(s.kind != "weak" for s in systems_):
             collab = ctx.collaborator(None, evaluation=True)
         else:
             collab = ctx.weak_only()
         rows, results = evaluate(examples, systems_, ctx.weak, collab, r.eval, seed=r.seed, corpus=ctx.task.corpus,
                                  best_single=best["system"] if best else None)
-        results.update(task=r.task.name, split=split, recipe=r.name, date=datetime.now().isoformat(timespec="seconds"))
+        results.task, results.split, results.recipe = r.task.name, split, r.name
+        results.date = datetime.now().isoformat(timespec="seconds")
         mark_skipped_alignment(ctx, results)
         if best:
-            results["best_single"] = {k: best[k] for k in ("system", "rule", "detail")}
-        write_jsonl(sdir / "predictions.jsonl", rows)
-        write_json(sdir / "results.json", results)
+            results.best_single = BestSingle(**{k: best[k] for k in ("system", "rule", "detail")})
+        write_jsonl(out.predictions, rows)
+        write_json(out.results, results.dump())
         tables = f"{results_markdown(results)}\n\n{comparisons_markdown(results)}".strip()
-        write_text(sdir / "results.md", f"# {r.name}: {r.task.name} / {split} ({len(examples)} questions)\n\n{tables}\n")
-        write_text(sdir / "results.csv", results_csv(results))
+        write_text(out.results_md, f"# {r.name}: {r.task.name} / {split} ({len(examples)} questions)\n\n{tables}\n")
+        write_text(out.results_csv, results_csv(results))
         warns = checks.eval_warnings(results, name, r.collab.draft_max_tokens)
         warns += checks.shown_draft_warnings(rows, r.collab.draft_sections, name)
         extra = {}
@@ -63,24 +64,23 @@ def run_eval(ctx: RunContext, systems: list[str] | None = None, name: str = "eva
             extra["served_default"] = served_default(results)
         return dict(questions=len(examples), systems=len(systems_), warnings=checks.report(warns), **extra)
 
-    manifest = ctx.ledger.run(name, ctx.dir / name, inputs, run)
-    log.info("%s", (ctx.dir / name / "results.md").read_text().strip())
+    manifest = ctx.ledger.run(name, inputs, run)
+    log.info("%s", out.results_md.read_text().strip())
     return manifest
 
 
-def mark_skipped_alignment(ctx: RunContext, results: dict) -> None:
+def mark_skipped_alignment(ctx: RunContext, results: EvalResults) -> None:
     """Rows whose weak model is an aligned round that was skipped (too few pairs) say that they repeat the SFT rows."""
-    skipped = [k for k in range(1, ctx.recipe.rounds + 1) if dpo_skipped(ctx.dir, k)]
+    skipped = [k for k in range(1, ctx.recipe.rounds + 1) if ctx.alignment_skipped(k)]
     if not skipped:
         return
-    results["alignment_skipped"] = [f"round_{k}" for k in skipped]
-    for name, entry in results["systems"].items():
+    results.alignment_skipped = [f"round_{k}" for k in skipped]
+    for name, entry in results.systems.items():
         variant = next((s.variant for s in get_systems([name])), None)
-        k = ctx.recipe.rounds if variant == "aligned" else int(variant.removeprefix("round_")) \
-            if variant and variant.startswith("round_") else 0
+        k = round_of(variant, ctx.recipe.rounds)
         if k in skipped:
             same = "SFT model" if ctx.weak_config(variant) == ctx.weak_config("sft") else "previous round's model"
-            entry["label"] += f" = {same} (alignment skipped: too few pairs)"
+            entry.label = f"{entry.label} = {same} (alignment skipped: too few pairs)"
 
 
 def split_examples(ctx: RunContext, split: str) -> list:
@@ -96,9 +96,25 @@ def split_examples(ctx: RunContext, split: str) -> list:
 
 def valid_examples(ctx: RunContext) -> list:
     """The mined questions held out of DPO in round 1 (validation: settings are chosen here, never on the test)."""
-    path = ctx.dir / "round_1" / "heldout.json"
+    path = ctx.layout.round(1).heldout
     held = set(read_json(path)) if path.exists() else set()
     return [e for e in ctx.task.train if e.id in held]
+
+
+def run_eval_sft_valid(ctx: RunContext) -> dict | None:
+    """The SFT model on its validation slice (`eval_sft_valid/`), when SFT has one."""
+    if not ctx.questions.sft_valid:
+        return None
+    return run_eval(ctx, ["weak_sft"], name="eval_sft_valid", split="sft_valid")
+
+
+def run_eval_recall(ctx: RunContext) -> dict | None:
+    """The recipe's weak systems (else the SFT and aligned ones) on the task's fact-recall probe (`eval_recall/`),
+    when the task has one and the recipe asks for it."""
+    if "recall" not in ctx.task.extra or not ctx.recipe.eval.recall_probe:
+        return None
+    weak_systems = [s for s in ("weak_base", "weak_sft", "weak_aligned") if s in ctx.recipe.eval.systems]
+    return run_eval(ctx, weak_systems or ["weak_sft", "weak_aligned"], name="eval_recall", split="recall")
 
 
 def run_eval_valid(ctx: RunContext) -> dict | None:
@@ -117,13 +133,11 @@ def default_systems(ctx: RunContext) -> list[str]:
     return names
 
 
-SERVED = ("cowest", "refine", "strong")  # the systems `cowest serve` can answer as its default, preferred in this order
-
-
-def served_default(results: dict) -> str | None:
-    """The served system with the best mean score on the validation questions (a tie goes to the earlier in SERVED)."""
-    systems = results.get("systems") or {}
-    found = [s for s in SERVED if s in systems]
+def served_default(results: EvalResults | dict) -> str | None:
+    """The served system with the best mean score on the validation questions (a tie goes to the earlier in
+    `systems.DEFAULT_SERVED`)."""
+    systems = EvalResults.of(results).systems
+    found = [s for s in DEFAULT_SERVED if s in systems]
     if not found:
         return None
-    return max(found, key=lambda s: (checks.mean_score(systems[s]), -found.index(s)))
+    return max(found, key=lambda s: (systems[s].mean_score, -found.index(s)))

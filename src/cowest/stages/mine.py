@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import random
-from pathlib import Path
 
 from .. import checks
 from ..collab import JudgeEvaluator, RuleEvaluator, heldout_questions, mine
@@ -22,12 +21,12 @@ log = logging.getLogger(__name__)
 
 def run_mine(ctx: RunContext, round_: int) -> dict:
     """Mine round `round_`'s pairs with the previous round's weak model unless up to date; returns the manifest."""
-    r = ctx.recipe
+    r, out = ctx.recipe, ctx.layout.round(round_)
     variant = "sft" if round_ == 1 else f"round_{round_ - 1}"
     decl = round_decls(round_, r.rounds)[0]  # offline alignment's mining (on-policy mines in its own stage)
     inputs = ctx.inputs(decl, weak_model=weak_key(ctx.weak_config(variant)))
 
-    def run(sdir: Path) -> dict:
+    def run() -> dict:
         examples = ctx.questions.mining
         held = frozenset(heldout_questions([e.id for e in examples], r.mining.heldout_fraction, r.seed))
         weak = ctx.weak(variant)
@@ -41,19 +40,19 @@ def run_mine(ctx: RunContext, round_: int) -> dict:
         finally:
             weak.close()
         for name in ("drafts", "refinements", "scores"):
-            write_jsonl(sdir / f"{name}.jsonl", getattr(res, name))
-        write_jsonl(sdir / "pairs.jsonl", [p for p in res.pairs if p["question_id"] not in held])
-        write_jsonl(sdir / "pairs_heldout.jsonl", [p for p in res.pairs if p["question_id"] in held])
+            write_jsonl(out.mined(name), getattr(res, name))
+        write_jsonl(out.pairs, [p for p in res.pairs if p["question_id"] not in held])
+        write_jsonl(out.pairs_heldout, [p for p in res.pairs if p["question_id"] in held])
         res.stats.update(heldout_questions=len(held), heldout_pairs=sum(p["question_id"] in held for p in res.pairs),
                          strategy=r.mining.strategy, **chosen)
         res.stats["train_pairs"] = res.stats["pairs"] - res.stats["heldout_pairs"]
-        write_json(sdir / "heldout.json", sorted(held))
-        write_json(sdir / "mining_stats.json", res.stats)
+        write_json(out.heldout, sorted(held))
+        write_json(out.mining_stats, res.stats)
         log.info("mining round %d: %s", round_, ", ".join(f"{k}={_fmt(v)}" for k, v in res.stats.items()
                                                           if not isinstance(v, dict)))
         return {**res.stats, "warnings": checks.report(checks.mining_warnings(res.stats, round_, r))}
 
-    return ctx.ledger.run(decl.name, ctx.dir / f"round_{round_}", inputs, run)
+    return ctx.ledger.run(decl.name, inputs, run)
 
 
 def choose_evaluator(ctx: RunContext, examples: list[Example]) -> tuple[Evaluator, dict]:

@@ -29,33 +29,32 @@ def run_sft(ctx: RunContext) -> dict:
     from ..assets import resolve_model
     from ..train import merge_adapter, train_sft
 
-    r, q = ctx.recipe, ctx.questions
+    r, q, out = ctx.recipe, ctx.questions, ctx.layout.sft
     inputs = ctx.inputs(StageDecl("sft", "sft"))
 
-    def run(sdir: Path) -> dict:
+    def run() -> dict:
         rows, templated = sft_rows(ctx.prompter, q.sft, ctx.task.facts)
         rows += corpus_rows(ctx.prompter, ctx.task.corpus, int(r.task.sft_corpus), r.seed)  # true: once
-        write_jsonl(sdir / "train.jsonl", rows)
+        write_jsonl(out.train, rows)
         base_path = resolve_model(r.weak.model, "hf")
         valid, _ = sft_rows(ctx.prompter, q.sft_valid, ctx.task.facts, "SFT validation")
-        adapter = train_sft(base_path, rows, sdir, r.sft, r.lora, seed=r.seed, log_path=sdir / "train_log.jsonl",
+        adapter = train_sft(base_path, rows, out.dir, r.sft, r.lora, seed=r.seed, log_path=out.train_log,
                             eval_rows=valid or None)
-        adapter, recall = extend(ctx, base_path, rows, valid, sdir, adapter)
-        merge_adapter(base_path, adapter, sdir / "merged")
+        adapter, recall = extend(ctx, base_path, rows, valid, adapter)
+        merge_adapter(base_path, adapter, out.merged)
         counts = dict(examples=len(rows), questions=q.counts(), templated_backgrounds=templated,
                       adapter_hash=adapter_hash(adapter), **recall)
         return {**counts, "warnings": checks.report(checks.sft_warnings(counts, r))}
 
-    return ctx.ledger.run("sft", ctx.dir / "sft", inputs, run)
+    return ctx.ledger.run("sft", inputs, run)
 
 
-def extend(ctx: RunContext, base_path: str, rows: list[dict], valid: list[dict], sdir: Path,
-           adapter: Path) -> tuple[Path, dict]:
+def extend(ctx: RunContext, base_path: str, rows: list[dict], valid: list[dict], adapter: Path) -> tuple[Path, dict]:
     """Measure recall; train on while it is below `sft_recall.target` (when it is a fact check); keep the best."""
     from ..train import train_sft
     from ..train.sft import SFT_DEFAULTS
 
-    r, cfg, examples = ctx.recipe, ctx.recipe.sft_recall, ctx.questions.sft_valid
+    r, cfg, examples, out = ctx.recipe, ctx.recipe.sft_recall, ctx.questions.sft_valid, ctx.layout.sft
     if not examples:
         log.warning("SFT: no validation questions, so whether the weak model learnt the domain is not measured")
         return adapter, {"recall": None}
@@ -63,33 +62,32 @@ def extend(ctx: RunContext, base_path: str, rows: list[dict], valid: list[dict],
     for ext in range(cfg.max_extensions + 1):
         m = measure_recall(ctx, adapter, examples)
         history.append({"extension": ext, **{k: v for k, v in m.items() if k != "rows"}})
-        write_jsonl(sdir / f"recall_ext{ext}.jsonl", m["rows"])
+        write_jsonl(out.recall_after(ext), m["rows"])
         log.info("SFT check after %d extension(s): drafts state their %s on %.1f%% of %d validation questions "
                  "(target %s)", ext, m["measure"], 100 * m["recall"], m["n"],
                  "-" if cfg.target is None else f"{100 * cfg.target:.0f}%")
         if not m["measurable"] or cfg.target is None or m["recall"] >= cfg.target or ext == cfg.max_extensions:
             break
-        keep = sdir / f"adapter_ext{ext}"  # kept in case the next is worse
+        keep = out.adapter_after(ext)  # kept in case the next is worse
         dist.share(lambda: shutil.copytree(adapter, keep, dirs_exist_ok=True))
         lr = cfg.learning_rate_scale * r.sft.get("learning_rate", SFT_DEFAULTS["learning_rate"])
         args = r.sft | {"num_train_epochs": cfg.extra_epochs, "warmup_steps": cfg.warmup_steps, "learning_rate": lr}
-        adapter = train_sft(base_path, rows, sdir, args, r.lora,
-                            seed=r.seed, log_path=sdir / f"train_log_ext{ext + 1}.jsonl", eval_rows=valid,
-                            init_adapter=adapter)
+        adapter = train_sft(base_path, rows, out.dir, args, r.lora, seed=r.seed, log_path=out.log_of(ext + 1),
+                            eval_rows=valid, init_adapter=adapter)
     # the best recall; on a tie the later (longer-trained) adapter
     best = max((h["recall"], h["extension"]) for h in history)
 
     def keep_best() -> None:
         if best[1] != history[-1]["extension"]:
             shutil.rmtree(adapter)
-            shutil.copytree(sdir / f"adapter_ext{best[1]}", adapter)
+            shutil.copytree(out.adapter_after(best[1]), adapter)
         for ext in range(len(history)):
-            shutil.rmtree(sdir / f"adapter_ext{ext}", ignore_errors=True)
-        shutil.copyfile(sdir / f"recall_ext{best[1]}.jsonl", sdir / "recall.jsonl")
+            shutil.rmtree(out.adapter_after(ext), ignore_errors=True)
+        shutil.copyfile(out.recall_after(best[1]), out.recall)
 
     dist.share(keep_best)
     kept = history[best[1]]
-    write_json(sdir / "extensions.json", {"target": cfg.target, "history": history, "kept": best[1]})
+    write_json(out.extensions, {"target": cfg.target, "history": history, "kept": best[1]})
     return adapter, {"extensions": best[1], "recall": kept["recall"], "recall_measure": kept["measure"],
                      "recall_measurable": kept["measurable"], "valid_accuracy": kept["accuracy"],
                      "valid_questions": kept["n"]}
@@ -103,8 +101,8 @@ def measure_recall(ctx: RunContext, adapter: Path, examples: list[Example]) -> d
         drafts = [c[0].text for c in Collaborator(backend, None, ctx.prompter, ctx.recipe.collab).drafts(examples)]
     finally:
         backend.close()
-    from ..collab.pipeline import draft_answer_section
-    from ..evaluate import states_gold
+    from ..collab.prompter import draft_answer_section
+    from ..collab.recall import states_gold
 
     tt = ctx.prompter.task_type
     facts = [states_fact(d, e) for d, e in zip(drafts, examples)]

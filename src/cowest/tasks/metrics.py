@@ -43,7 +43,7 @@ import numpy as np
 _PUNCT = set(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 # Bounds the (n_boot x n) index matrix held in memory at once.
-_CHUNK_ELEMS = 2_000_000
+CHUNK_ELEMS = 2_000_000
 
 # One number: thousands groups in one consistent style, or plain digits, with an optional decimal part; not
 # glued to a word, and not followed by another digit group ("1,2,3" and "1.2.3" are not numbers).
@@ -194,7 +194,7 @@ def macro_f1(preds: Sequence[Hashable | None], golds: Sequence[Hashable]) -> flo
 
 def _index_chunks(rng: np.random.Generator, n: int, n_boot: int):
     """Yield resampling index matrices (rows = bootstrap replicates) in memory-bounded chunks."""
-    rows = max(1, _CHUNK_ELEMS // max(n, 1))
+    rows = max(1, CHUNK_ELEMS // max(n, 1))
     done = 0
     while done < n_boot:
         k = min(rows, n_boot - done)

@@ -11,6 +11,7 @@ prints those descriptions and `COMMON`, the task fields every loader honours.
 from __future__ import annotations
 
 import importlib
+import textwrap
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -28,6 +29,29 @@ class LoaderInfo:
     fields: dict[str, str] = field(default_factory=dict)  # task.fields keys: our field -> what the column holds
     knobs: dict[str, str] = field(default_factory=dict)  # recipe fields (task.x, task.options.y) -> what they do
     notes: tuple[str, ...] = ()
+
+    def text(self, name: str) -> str:
+        """This description of loader `name` as indented text wrapped at 120 columns."""
+
+        def items(title: str, entries: dict[str, str]) -> list[str]:
+            if not entries:
+                return []
+            width = min(max(map(len, entries)), 28)
+            out = [f"  {title}"]
+            for key, text in entries.items():
+                head = f"    {key:<{width}}  "
+                out += textwrap.wrap(text, 116, initial_indent=head, subsequent_indent=" " * len(head)) or [head]
+            return out
+
+        lines = [f"{name}: {self.summary}"]
+        lines += items("task.fields (our field: what your column holds; unmapped: the column of the same name)",
+                       self.fields)
+        lines += items("recipe fields", self.knobs)
+        if self.notes:
+            lines.append("  notes")
+            for note in self.notes:
+                lines += textwrap.wrap(note, 116, initial_indent="    - ", subsequent_indent="      ")
+        return "\n".join(lines)
 
 
 # Task fields of every loader: the splits are the shared load flow's (formulary makes its own), the corpus `load_task`'s.

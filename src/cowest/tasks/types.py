@@ -4,27 +4,15 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Iterator, Sequence
-
-import numpy as np
+from typing import Sequence
 
 from .base import LETTERS, Example, TaskType
 from .metrics import best_over, exact_match, macro_f1, token_f1
+from .statements import BARE_LETTER, LABEL_RE, MD, SEP, last_line, norm, statements, summary
 
-# "Final answer: ...", "the answer is ...", "**Answer:** ...". A plain "answer" needs a separator so that
-# prose ("the answer depends on ...") is not read as a statement; "final answer" may stand alone.
-_MD = r"[\s*_#`]*"
-_SEP = r"(?:(?:is|would\s+be|should\s+be|will\s+be)\b[\s*_:]*|[:：=][\s*_]*|[-–—]\s+)"
-_FINAL_RE = re.compile(rf"\bfinal[\s_]+answer\b{_MD}(?:{_SEP})?", re.IGNORECASE)
-_ANSWER_RE = re.compile(
-    rf"\b(?:answer|(?:correct|right|best)\s+(?:option|choice))\b(?:\s*\(s\))?{_MD}{_SEP}", re.IGNORECASE
-)
-_LABEL_RE = re.compile(rf"\b(?:label|classification|category|class)\b{_MD}{_SEP}", re.IGNORECASE)
-_BOXED_RE = re.compile(r"\\boxed\{([^{}]*)\}")
 # A short answer that is the whole reply, set off by emphasis or quotes: '**Paris**', '"Paris"'.
 _DELIMITED = re.compile(r"^\s*(\*\*|__|[\"“`])([^\n*\"“”`]{1,200})(?:\*\*|__|[\"”`])\.?\s*$")
 
-_BARE_LETTER = re.compile(r"^[\W_]*([A-Za-z])[\W_]*$")
 _PREFIX = r"^[\s*_\"'`\[(]*(?:(?:option|choice|letter)\s*[:#]?\s*)?"
 # "c) text", "(C) text", "C. text", "C: text", "[C]"; a letter needs a real delimiter after it.
 _LEAD_STRICT = re.compile(_PREFIX + r"\(?([A-Za-z])(?:[)\]]|\.(?=\s|$|\*)|:)", re.IGNORECASE)
@@ -35,9 +23,6 @@ _NAMED_LETTER = re.compile(r"\b(?:option|choice|letter)\s+(?:is\s+)?\(?([A-Z])\b
 _LONE_UPPER = re.compile(r"(?<![A-Za-z0-9'’])([A-Z])(?![A-Za-z0-9'’])")
 _WRAP = " \t\r\n*_`\"'“”‘’"  # markdown emphasis and quotes around a short answer
 _LISTED = re.compile(r"(?m)^[\s*]*\(?([A-Za-z])[.)]\s")
-_SEGMENT_MAX = 400  # characters of an answer statement that are read
-_MAX_STATEMENTS = 32  # per kind, from the end: more only happens in degenerate output
-_WORDS = re.compile(r"[^\w]+|_+")
 _NEXT_WORD = re.compile(r"\s+([a-z]+)\b")
 # Words that may follow an option letter ("A is correct", "A because ..."); other lower-case words after
 # 'A' or 'I' mean the article or the pronoun ("A patient ...", "I think ...").
@@ -45,45 +30,9 @@ _AFTER_LETTER = frozenset("is because since as and or was which for seems appear
 _AFTER_LETTER_I = frozenset("is because since".split())
 
 
-def _norm(text: str) -> str:
-    """Case-, punctuation- and whitespace-insensitive form used to compare option and label texts."""
-    return " ".join(_WORDS.sub(" ", text.casefold()).split())
-
-
-def _statements(text: str, *extra: re.Pattern[str]) -> Iterator[str]:
-    """Answer segments, most authoritative first: boxed and 'final answer' (last first), then 'answer'."""
-    yield from [m.group(1) for m in _BOXED_RE.finditer(text)][::-1][:_MAX_STATEMENTS]
-    for pattern in (_FINAL_RE, _ANSWER_RE, *extra):
-        ends = [m.end() for m in pattern.finditer(text)]
-        for end in ends[::-1][:_MAX_STATEMENTS]:
-            yield _segment_after(text, end)
-
-
-def _segment_after(text: str, pos: int) -> str:
-    """The rest of the line after `pos`, or the next non-empty line when the rest is blank ('Answer:\\n C')."""
-    while pos < len(text):
-        end = text.find("\n", pos)
-        end = len(text) if end == -1 else end
-        # An answer is short: capping the segment keeps extraction linear on degenerate output.
-        line = text[pos:min(end, pos + _SEGMENT_MAX)].strip()
-        if _norm(line) or _BARE_LETTER.match(line):
-            return line
-        pos = end + 1
-    return ""
-
-
-def _last_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return lines[-1] if lines else ""
-
-
-def _summary(values: Sequence[float]) -> float:
-    return float(np.mean(values)) if len(values) else float("nan")
-
-
 # ---------------------------------------------------------------- placeholders
 # A reply may copy the prompt's 'Final answer: <a short answer>' instead of answering. The placeholders are every
-# type's `answer_hint` and a few generic words (`_PLACEHOLDERS`, below TYPES), compared after `_norm` with a
+# type's `answer_hint` and a few generic words (`_PLACEHOLDERS`, below TYPES), compared after `norm` with a
 # leading article dropped; an option or label that reads like one stays an answer.
 
 _LEADING_ARTICLE = re.compile(r"^(?:a|an|the)\s+")
@@ -93,13 +42,13 @@ _INTRO = (
     r"(?:(?:final[\s_]+)?answer\b(?:\s*\(s\))?|(?:correct|right|best)\s+(?:option|choice)\b"
     r"|(?:label|classification|category|class)\b)"
 )
-_INTRO_BEFORE = re.compile(rf"\b{_INTRO}{_MD}(?:{_SEP})?{_MD}$", re.IGNORECASE)
-_LINE_INTRO = re.compile(rf"^[\s*_#`\"'“”]*(?:(?:the\s+)?{_INTRO}{_MD}(?:{_SEP})?)?", re.IGNORECASE)
+_INTRO_BEFORE = re.compile(rf"\b{_INTRO}{MD}(?:{SEP})?{MD}$", re.IGNORECASE)
+_LINE_INTRO = re.compile(rf"^[\s*_#`\"'“”]*(?:(?:the\s+)?{_INTRO}{MD}(?:{SEP})?)?", re.IGNORECASE)
 _INTRO_WINDOW = 60  # characters before a placeholder searched for its introduction
 
 
 def _placeholder_key(text: str) -> str:
-    return _LEADING_ARTICLE.sub("", _norm(text))
+    return _LEADING_ARTICLE.sub("", norm(text))
 
 
 def _is_placeholder(text: str, allowed: Sequence[str] | None = ()) -> bool:
@@ -114,6 +63,11 @@ def _bracketed(excluded: frozenset[str]) -> re.Pattern[str]:
     keys = sorted(_PLACEHOLDERS - excluded, key=len, reverse=True)
     alts = "|".join(r"[\s_]+".join(map(re.escape, k.split())) for k in keys) or r"(?!)"
     return re.compile(rf"[<\[{{]\s*(?:(?:a|an|the)\s+)?(?:{alts})\s*[>\]}}]", re.IGNORECASE)
+
+
+def _readable(text: object, allowed: Sequence[str] | None = ()) -> str | None:
+    """A reply as extraction reads it (`_without_placeholders`); None for anything that is not text."""
+    return _without_placeholders(text, allowed) if isinstance(text, str) else None
 
 
 def _without_placeholders(text: str, allowed: Sequence[str] | None = ()) -> str:
@@ -131,7 +85,7 @@ def _without_placeholders(text: str, allowed: Sequence[str] | None = ()) -> str:
     text = "".join(parts) + text[pos:]
     lines = text.split("\n")
     rests = (ln[_LINE_INTRO.match(ln).end():] for ln in lines)
-    kept = [ln for ln, rest in zip(lines, rests) if not (_norm(rest) and _is_placeholder(rest, allowed))]
+    kept = [ln for ln, rest in zip(lines, rests) if not (norm(rest) and _is_placeholder(rest, allowed))]
     return text if len(kept) == len(lines) else "\n".join(kept)
 
 
@@ -150,17 +104,16 @@ class MultipleChoice(TaskType):
 
     def extract(self, text: str, example: Example) -> str | None:
         """The chosen option's letter, from answer statements first, then the text's shape; None if unclear."""
-        if not isinstance(text, str):
-            return None
         options = list(example.options or [])
-        text = _without_placeholders(text, options)
         n = len(options) or 4  # no options given: assume the usual four
-        if not _BARE_LETTER.match(text) and (whole := _norm(text)):
+        if (text := _readable(text, options)) is None:
+            return None
+        if not BARE_LETTER.match(text) and (whole := norm(text)):
             # The reply is exactly one option's text, even if that text reads like a statement.
             for i, opt in enumerate(options[:n]):
-                if _norm(opt) == whole:
+                if norm(opt) == whole:
                     return LETTERS[i]
-        for seg in _statements(text):
+        for seg in statements(text):
             if _is_placeholder(seg, options):
                 continue
             letter = _parse_choice(seg, options, n, strict=False, loose=True)
@@ -174,7 +127,7 @@ class MultipleChoice(TaskType):
         letter = _parse_choice(whole, options, n, strict=True, loose=False)
         if letter:
             return letter
-        last = _last_line(text)
+        last = last_line(text)
         # A one-line reply may name its letter anywhere ("I choose C.", "C is correct").
         one_line = "\n" not in whole and len(whole) <= 80
         letter = _parse_choice(last, options, n, strict=not one_line, loose=True) if last else None
@@ -193,9 +146,9 @@ class MultipleChoice(TaskType):
         preds = [p.strip().upper() if _given(p, e.options) else None for p, e in zip(predictions, examples)]
         golds = [e.gold.strip().upper() for e in examples]
         return {
-            "accuracy": _summary([float(p == g) for p, g in zip(preds, golds)]),
+            "accuracy": summary([float(p == g) for p, g in zip(preds, golds)]),
             "macro_f1": macro_f1(preds, golds),
-            "answered": _summary([float(p is not None) for p in preds]),
+            "answered": summary([float(p is not None) for p in preds]),
         }
 
     def format_options(self, example: Example) -> str:
@@ -218,12 +171,12 @@ def _parse_choice(seg: str, options: list[str], n: int, strict: bool, loose: boo
         ch = (ch or "").upper()
         return ch if len(ch) == 1 and ch in valid else None
 
-    if m := _BARE_LETTER.match(seg):
+    if m := BARE_LETTER.match(seg):
         return ok(m.group(1))
-    nseg = _norm(seg)
+    nseg = norm(seg)
     if not nseg:
         return None
-    normed = [(_norm(o), LETTERS[i]) for i, o in enumerate(options[:n])]
+    normed = [(norm(o), LETTERS[i]) for i, o in enumerate(options[:n])]
     for no, letter in normed:  # the option text itself
         if no and nseg == no:
             return letter
@@ -280,32 +233,31 @@ class Classification(TaskType):
 
     def extract(self, text: str, example: Example) -> str | None:
         """The label named after the last 'Final answer:'/'Answer:', else the last label mentioned; None if none."""
-        if not isinstance(text, str):
-            return None
         labels = list(example.options or [])
-        text = _without_placeholders(text, labels)
-        for seg in _statements(text, _LABEL_RE):
+        if (text := _readable(text, labels)) is None:
+            return None
+        for seg in statements(text, LABEL_RE):
             if _is_placeholder(seg, labels):
                 continue
             if found := _find_labels(seg, labels):
                 return found[0][1]  # the first label the statement names
-        if found := _find_labels(_last_line(text), labels) or _find_labels(text, labels):
+        if found := _find_labels(last_line(text), labels) or _find_labels(text, labels):
             return found[-1][1]
         return None
 
     def score(self, prediction: str | None, example: Example) -> float:
         """1.0 when the label equals the gold label (case/space/underscore-insensitive)."""
-        return float(prediction is not None and _norm(prediction) == _norm(example.gold))
+        return float(prediction is not None and norm(prediction) == norm(example.gold))
 
     def metrics(self, predictions: Sequence[str | None], examples: Sequence[Example]) -> dict[str, float]:
         """accuracy, macro_f1 (over gold labels; None is wrong) and answered."""
         _check_lengths(predictions, examples)
-        preds = [_norm(p) if _given(p, e.options) else None for p, e in zip(predictions, examples)]
-        golds = [_norm(e.gold) for e in examples]
+        preds = [norm(p) if _given(p, e.options) else None for p, e in zip(predictions, examples)]
+        golds = [norm(e.gold) for e in examples]
         return {
-            "accuracy": _summary([float(p == g) for p, g in zip(preds, golds)]),
+            "accuracy": summary([float(p == g) for p, g in zip(preds, golds)]),
             "macro_f1": macro_f1(preds, golds),
-            "answered": _summary([float(p is not None) for p in preds]),
+            "answered": summary([float(p is not None) for p in preds]),
         }
 
     def format_options(self, example: Example) -> str:
@@ -315,11 +267,11 @@ class Classification(TaskType):
 
 def _find_labels(text: str, labels: list[str]) -> list[tuple[int, str]]:
     """(position, label) of every label mention, longest label first so 'needs caution' beats 'caution'."""
-    padded = f" {_norm(text)} "
+    padded = f" {norm(text)} "
     taken = [False] * len(padded)
     hits: list[tuple[int, str]] = []
-    for label in sorted(labels, key=lambda lb: -len(_norm(lb))):
-        key = f" {_norm(label)} "
+    for label in sorted(labels, key=lambda lb: -len(norm(lb))):
+        key = f" {norm(label)} "
         if key.strip() == "":
             continue
         start = padded.find(key)
@@ -361,10 +313,9 @@ class ShortAnswer(TaskType):
     def extract(self, text: str, example: Example) -> str | None:
         """The answer after the last 'Final answer:' / 'Answer:' / 'the answer is', or a reply that is one delimited
         span ('**Paris**', '\\boxed{Paris}'); None otherwise, so that the pipeline re-asks."""
-        if not isinstance(text, str):
+        if (text := _readable(text)) is None:
             return None
-        text = _without_placeholders(text)
-        for seg in _statements(text):
+        for seg in statements(text):
             if _given(ans := _clean_answer(seg)):
                 return ans
         # Prose without an answer statement is not an answer: read as one, a whole sentence would be scored and
@@ -382,9 +333,9 @@ class ShortAnswer(TaskType):
         _check_lengths(predictions, examples)
         preds = [p if _given(p) else None for p in predictions]
         return {
-            "em": _summary([best_over(exact_match, p, _accepted(e)) for p, e in zip(preds, examples)]),
-            "f1": _summary([best_over(token_f1, p, _accepted(e)) for p, e in zip(preds, examples)]),
-            "answered": _summary([float(p is not None) for p in preds]),
+            "em": summary([best_over(exact_match, p, _accepted(e)) for p, e in zip(preds, examples)]),
+            "f1": summary([best_over(token_f1, p, _accepted(e)) for p, e in zip(preds, examples)]),
+            "answered": summary([float(p is not None) for p in preds]),
         }
 
 

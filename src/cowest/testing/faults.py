@@ -32,29 +32,41 @@ class FaultServer:
 
     `max_in_flight` makes it a rate-limited API: a request arriving while that many are being answered gets a 429
     with `Retry-After: retry_after_s` (recorded in `limited`), as hosted APIs answer a client over its concurrency.
+    `script` holds HTTP statuses to answer the next requests with, in arrival order (then 200s; a scripted 429 says
+    `Retry-After: 0`), and `slow_first` extra seconds for the next requests (a timeout); `honour_n=False` answers one
+    choice whatever `n` asks, as servers that ignore `n` do.
     """
 
     def __init__(self, faults: Sequence[str] = (), rate: float = 0.0, seed: int = 0, delay_s: float = 0.0,
                  max_in_flight: int | None = None, retry_after_s: float = 1.0,
-                 answer: str | Callable[[dict, int], str] | None = None) -> None:
+                 answer: str | Callable[[dict, int], str] | None = None, honour_n: bool = True,
+                 completion_tokens: int = 5) -> None:
         unknown = set(faults) - set(FAULTS)
         if unknown:
             raise ValueError(f"unknown faults {sorted(unknown)}; known: {', '.join(FAULTS)}")
         self.faults, self.rate, self.seed, self.delay_s = tuple(faults), rate, seed, delay_s
         # every reply's text, or a function of (request body, choice index); None: the request echoed
-        self.answer = answer
-        self.max_in_flight, self.retry_after_s, self.in_flight = max_in_flight, retry_after_s, 0
+        self.answer, self.honour_n, self.completion_tokens = answer, honour_n, completion_tokens
+        self.max_in_flight, self.retry_after_s, self.in_flight, self.max_active = max_in_flight, retry_after_s, 0, 0
+        self.script: list[int] = []  # statuses for the next requests
+        self.slow_first: list[float] = []  # extra delays for the next requests
         self.arrivals: list[tuple[float, str]] = []  # (monotonic time, request key) of every attempt
         self.limited: list[tuple[float, str]] = []  # (monotonic time, request key) of every 429 for being busy
         self.requests: list[dict] = []  # every request body, in arrival order
+        self.auth: list[str | None] = []  # every request's Authorization header
         self.answered: list[tuple[float, str]] = []  # (monotonic time, request key) of each good reply fully sent
         self.injected: Counter[str] = Counter()
         self.attempts: Counter[str] = Counter()  # request key -> attempts seen
         self.lock = threading.Lock()
         self.stopping = threading.Event()  # wakes hung handlers on close
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._serve(0)
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+
+    def _serve(self, port: int) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.httpd.stand_in = self  # type: ignore[attr-defined]
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self.thread.start()
 
@@ -63,15 +75,43 @@ class FaultServer:
         """What identifies a request across retries: the messages, seed and n."""
         return json.dumps([body.get("messages"), body.get("seed"), body.get("n", 1)], sort_keys=True)
 
-    def _draw(self, key: str, attempt: int) -> str | None:
+    def draw(self, key: str, attempt: int) -> str | None:
+        """The fault this attempt of a request gets, if any (a hash of seed, request and attempt number)."""
         if not self.faults or self.rate <= 0:
             return None
         h = hashlib.sha256(f"{self.seed}|{key}|{attempt}".encode()).digest()
         u = int.from_bytes(h[:8], "big") / 2**64
         return self.faults[h[8] % len(self.faults)] if u < self.rate else None
 
+    def admit(self, body: dict, auth: str | None) -> tuple[str, str | None, int, float, bool]:
+        """Record one attempt: its key, its fault, its scripted status (200: none), its extra delay, and whether it is
+        turned away for being over `max_in_flight`; an admitted attempt counts as in flight until `done`."""
+        key = self.key(body)
+        with self.lock:
+            self.requests.append(body)
+            self.auth.append(auth)
+            self.arrivals.append((time.monotonic(), key))
+            self.attempts[key] += 1
+            fault = self.draw(key, self.attempts[key])
+            if fault:
+                self.injected[fault] += 1
+            status = self.script.pop(0) if self.script else 200
+            extra = self.slow_first.pop(0) if self.slow_first else 0.0
+            if self.max_in_flight is not None and self.in_flight >= self.max_in_flight:
+                self.limited.append((time.monotonic(), key))
+                return key, fault, status, extra, True
+            self.in_flight += 1
+            self.max_active = max(self.max_active, self.in_flight)
+        return key, fault, status, extra, False
+
+    def done(self) -> None:
+        """One admitted attempt finished."""
+        with self.lock:
+            self.in_flight -= 1
+
     def reply(self, body: dict, n: int) -> dict:
-        """A well-formed chat-completion body with `n` choices."""
+        """A well-formed chat-completion body with `n` choices (one when the server ignores `n`)."""
+        n = n if self.honour_n else 1
         user, seed = body["messages"][-1]["content"], body.get("seed")
         if callable(self.answer):
             text = [self.answer(body, i) for i in range(n)]
@@ -79,92 +119,15 @@ class FaultServer:
             text = [self.answer if self.answer is not None else f"{user}|seed={seed}|i={i}" for i in range(n)]
         choices = [{"index": i, "message": {"role": "assistant", "content": text[i]},
                     "finish_reason": "stop"} for i in range(n)]
+        done = self.completion_tokens * n
         return {"id": "chatcmpl-fault", "object": "chat.completion", "created": 0, "model": body.get("model", "m"),
-                "choices": choices, "usage": {"prompt_tokens": 10, "completion_tokens": 5 * n,
-                                              "total_tokens": 10 + 5 * n}}
+                "choices": choices, "usage": {"prompt_tokens": 10, "completion_tokens": done,
+                                              "total_tokens": 10 + done}}
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def send(self, status: int, data: bytes, ctype: str = "application/json", **headers: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
-                self.wfile.flush()
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                key, n = server.key(body), body.get("n", 1)
-                with server.lock:
-                    server.requests.append(body)
-                    server.arrivals.append((time.monotonic(), key))
-                    server.attempts[key] += 1
-                    fault = server._draw(key, server.attempts[key])
-                    if fault:
-                        server.injected[fault] += 1
-                    busy = server.max_in_flight is not None and server.in_flight >= server.max_in_flight
-                    if busy:
-                        server.limited.append((time.monotonic(), key))
-                    else:
-                        server.in_flight += 1
-                if busy:
-                    err = json.dumps({"error": {"message": "too many requests in flight", "type": "rate_limit"}})
-                    self.send(429, err.encode(), **{"Retry-After": f"{server.retry_after_s:g}"})
-                    return
-                try:
-                    if server.delay_s:
-                        time.sleep(server.delay_s)
-                    self.answer(body, key, n, fault)
-                except (BrokenPipeError, ConnectionResetError):  # the client gave up and left
-                    pass
-                finally:
-                    with server.lock:
-                        server.in_flight -= 1
-
-            def answer(self, body: dict, key: str, n: int, fault: str | None) -> None:
-                err = json.dumps({"error": {"message": f"injected {fault}", "type": "server_error"}}).encode()
-                if fault in ("429", "429-retry-after", "500", "503"):
-                    extra = {"Retry-After": "0"} if fault == "429-retry-after" else {}
-                    self.send(int(fault[:3]), err, **extra)
-                elif fault == "reset":  # RST instead of a reply: SO_LINGER 0, then close
-                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                    self.connection.close()
-                    self.close_connection = True
-                elif fault == "hang":  # accepted, never answered
-                    server.stopping.wait()
-                    self.close_connection = True
-                elif fault == "invalid-json":
-                    self.send(200, b'{"choices": [{"index": 0, "message": ')
-                elif fault == "html":
-                    self.send(200, b"<html><body>502 Bad Gateway</body></html>", "text/html")
-                else:
-                    payload = server.reply(body, n)
-                    if fault == "empty-choices":
-                        payload["choices"] = []
-                    elif fault == "null-content":
-                        payload["choices"][0]["message"]["content"] = None
-                    elif fault == "few-choices":
-                        payload["choices"] = payload["choices"][: max(0, n - 1)]
-                    self.send(200, json.dumps(payload).encode())
-                    if fault is None:
-                        with server.lock:
-                            server.answered.append((time.monotonic(), key))
-
-            def finish(self) -> None:
-                try:
-                    super().finish()
-                except OSError:  # the socket was reset on purpose
-                    pass
-
-        return Handler
+    def restart(self) -> None:
+        """Serve again on the same port after `close` (a stopped backend coming back)."""
+        self.stopping.clear()
+        self._serve(self.port)
 
     def close(self) -> None:
         """Wake hung handlers and stop serving."""
@@ -177,6 +140,82 @@ class FaultServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _error(message: str, type_: str, **extra: object) -> bytes:
+    return json.dumps({"error": {"message": message, "type": type_, **extra}}).encode()
+
+
+class Handler(BaseHTTPRequestHandler):
+    """One request to a FaultServer (`self.server.stand_in`)."""
+
+    def log_message(self, *args: object) -> None:  # keep test and bench output clean
+        pass
+
+    def send(self, status: int, data: bytes, ctype: str = "application/json", **headers: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+        self.wfile.flush()
+
+    def do_POST(self) -> None:
+        server: FaultServer = self.server.stand_in  # type: ignore[attr-defined]
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        key, fault, status, extra, busy = server.admit(body, self.headers.get("Authorization"))
+        if busy:
+            self.send(429, _error("too many requests in flight", "rate_limit"),
+                      **{"Retry-After": f"{server.retry_after_s:g}"})
+            return
+        try:
+            time.sleep(server.delay_s + extra)
+            status = status if self.path == "/v1/chat/completions" else 404
+            if status != 200:
+                headers = {"Retry-After": "0"} if status == 429 else {}
+                self.send(status, _error(f"scripted failure {status}", "server_error", code=None), **headers)
+            else:
+                self.answer(server, body, key, body.get("n", 1), fault)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up and left
+            pass
+        finally:
+            server.done()
+
+    def answer(self, server: FaultServer, body: dict, key: str, n: int, fault: str | None) -> None:
+        if fault in ("429", "429-retry-after", "500", "503"):
+            extra = {"Retry-After": "0"} if fault == "429-retry-after" else {}
+            self.send(int(fault[:3]), _error(f"injected {fault}", "server_error"), **extra)
+        elif fault == "reset":  # RST instead of a reply: SO_LINGER 0, then close
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
+        elif fault == "hang":  # accepted, never answered
+            server.stopping.wait()
+            self.close_connection = True
+        elif fault == "invalid-json":
+            self.send(200, b'{"choices": [{"index": 0, "message": ')
+        elif fault == "html":
+            self.send(200, b"<html><body>502 Bad Gateway</body></html>", "text/html")
+        else:
+            payload = server.reply(body, n)
+            if fault == "empty-choices":
+                payload["choices"] = []
+            elif fault == "null-content":
+                payload["choices"][0]["message"]["content"] = None
+            elif fault == "few-choices":
+                payload["choices"] = payload["choices"][: max(0, n - 1)]
+            self.send(200, json.dumps(payload).encode())
+            if fault is None:
+                with server.lock:
+                    server.answered.append((time.monotonic(), key))
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        except OSError:  # the socket was reset on purpose
+            pass
 
 
 class FaultServerProcess:

@@ -15,6 +15,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 from cowest import dist
 from cowest.config import RecipeError
 from cowest.io import atomic_dir, write_json
+from cowest.layout import TrainDir
 
 # Small Llama-like models: adapt every linear layer (PEFT's "all-linear" leaves the LM head out).
 LORA_DEFAULTS: dict[str, Any] = {
@@ -32,7 +33,7 @@ def lora_config(lora_args: dict[str, Any] | None) -> LoraConfig:
     return LoraConfig(**LORA_DEFAULTS | dict(lora_args or {}))
 
 
-def _cpu_bf16_native() -> bool:
+def cpu_bf16_native() -> bool:
     """True when oneDNN has native bf16 kernels on this CPU (AVX512-BF16 or AMX)."""
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -48,7 +49,7 @@ def trainer_defaults(out_dir: Path, seed: int) -> dict[str, Any]:
         "seed": seed,
         "use_cpu": not cuda,
         # bf16 autocast where the hardware runs it natively (1.5-1.9x faster on an AVX512-BF16 CPU), fp32 elsewhere
-        "bf16": torch.cuda.is_bf16_supported() if cuda else _cpu_bf16_native(),
+        "bf16": torch.cuda.is_bf16_supported() if cuda else cpu_bf16_native(),
         "fp16": False,
         # TRL turns checkpointing on; sub-1B models fit easily and recomputation costs ~20% of the step time
         # (transformers 5.24 renamed gradient_checkpointing to activation_checkpointing)
@@ -141,12 +142,13 @@ def load_log(path: str | Path) -> list[dict[str, Any]]:
 
 def save_adapter(trainer: Any, out_dir: Path) -> Path:
     """Write the trained adapter atomically, and beside it the effective trainer and PEFT configs it trained with."""
-    target = out_dir / "adapter"
+    out = TrainDir(out_dir)
+    target = out.adapter
     with atomic_dir(target) as tmp:
         trainer.save_model(str(tmp))  # adapter weights + config + tokenizer
     peft = trainer.model.peft_config["default"].to_dict() if hasattr(trainer.model, "peft_config") else {}
     peft = {k: sorted(v) if isinstance(v, set) else v for k, v in peft.items()}  # target_modules is a set
     # Defaults included and readable without torch (the Trainer's training_args.bin is a pickle).
-    write_json(out_dir / "trainer_config.json", {"trainer": json.loads(trainer.args.to_json_string()), "peft": peft})
+    write_json(out.trainer_config, {"trainer": json.loads(trainer.args.to_json_string()), "peft": peft})
     dist.barrier()  # every process goes on to read the adapter the main one wrote
     return target

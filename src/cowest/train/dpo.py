@@ -15,15 +15,8 @@ from transformers import AutoTokenizer
 from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer
 from trl.data_utils import unpair_preference_dataset
 
-from cowest.train.common import (
-    JsonlLogCallback,
-    disable_telemetry,
-    lora_config,
-    merge_args,
-    per_process,
-    save_adapter,
-    trainer_defaults,
-)
+from cowest.train.common import JsonlLogCallback, disable_telemetry, lora_config, merge_args, per_process
+from cowest.train.common import save_adapter, trainer_defaults
 
 logger = logging.getLogger(__name__)
 

@@ -13,15 +13,8 @@ from datasets import Dataset
 from transformers import AutoTokenizer, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
-from cowest.train.common import (
-    JsonlLogCallback,
-    disable_telemetry,
-    lora_config,
-    merge_args,
-    per_process,
-    save_adapter,
-    trainer_defaults,
-)
+from cowest.train.common import JsonlLogCallback, disable_telemetry, lora_config, merge_args, per_process
+from cowest.train.common import save_adapter, trainer_defaults
 
 log = logging.getLogger(__name__)
 

@@ -14,15 +14,9 @@ from trl import SFTConfig, SFTTrainer
 
 from cowest import dist
 from cowest.io import atomic_dir
-from cowest.train.common import (
-    JsonlLogCallback,
-    disable_telemetry,
-    lora_config,
-    merge_args,
-    per_process,
-    save_adapter,
-    trainer_defaults,
-)
+from cowest.layout import TrainDir
+from cowest.train.common import JsonlLogCallback, disable_telemetry, lora_config, merge_args, per_process
+from cowest.train.common import save_adapter, trainer_defaults
 
 SFT_DEFAULTS: dict[str, Any] = {
     "completion_only_loss": True,  # learn the draft, not the question
@@ -88,7 +82,7 @@ def train_sft(
         callbacks=[log],
     )
     trainer.train()
-    for ckpt in out_dir.glob("checkpoint-*"):  # the best epoch is loaded; its checkpoints are not needed again
+    for ckpt in TrainDir(out_dir).checkpoints():  # the best epoch is loaded; its checkpoints are not needed again
         shutil.rmtree(ckpt, ignore_errors=True)
     return save_adapter(trainer, out_dir)
 
