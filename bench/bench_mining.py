@@ -24,10 +24,9 @@ from cowest.io import write_json
 from cowest.run import Run
 
 
-def once(run: Run, strategy: str, n: int, cache: Path) -> dict:
+def once(recipe, strategy: str, n: int, cache: Path) -> dict:
     """Mine the first `n` mining questions one way, with a fresh call cache; its calls, pairs and time."""
-    run._cache_path = cache  # noqa: SLF001  (a fresh cache per way: every call is really made)
-    run.release()
+    run = Run(recipe, cache_path=cache)  # a fresh cache per way: every call is really made
     cfg = run.recipe.mining.model_copy(update={"strategy": strategy, "pair_target": None, "strong_call_budget": None})
     examples = run.questions.mining[:n]
     weak = run.weak("sft")
@@ -58,11 +57,10 @@ def main() -> None:
     args = ap.parse_args()
     recipe = load_recipe(args.run_dir / "config.yaml")
     recipe = recipe.model_copy(update={"output_dir": str(args.run_dir.parent), "name": args.run_dir.name})
-    run = Run(recipe)
     rows = []
     with tempfile.TemporaryDirectory(prefix="cowest-mining-") as tmp:
         for strategy in ("exhaustive", "adaptive"):
-            rows.append(r := once(run, strategy, args.questions, Path(tmp) / f"{strategy}.sqlite"))
+            rows.append(r := once(recipe, strategy, args.questions, Path(tmp) / f"{strategy}.sqlite"))
             print(f"{strategy:<11} {r['questions']} questions  {r['strong_calls_made']:4d} strong calls  "
                   f"{r['pairs']:3d} pairs  {r['pairs_per_100_calls']:6.2f} pairs / 100 calls  {r['wall_s']:7.1f} s",
                   flush=True)

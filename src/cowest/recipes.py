@@ -34,13 +34,16 @@ MAX_LABELS = 10  # a gold with at most this many distinct values over many rows 
 SFT_STEP_S = 7.0
 SFT_EPOCHS = 4  # the draft format is learnt by then; the facts need their repeats too
 # Times each fact line is seen in SFT (repeats x epochs): 48 rail facts seen 24 times were stated by 50% of
-# validation drafts, 40 times by 60%, the formulary's doses seen ~56 times by 92%.
-EXPOSURES = 40
+# validation drafts, 40 times by 60%; 16 formulary facts seen 40 times by 42%; the formulary recipe's doses, seen
+# ~56 times in eight wordings, by 87-92%.
+EXPOSURES = 60
 PACKED_WORDS = 60  # fact lines packed into one SFT row up to this many words (collab.targets.EVIDENCE_WORDS)
 MINE_CALL_S = 7.0
 EVAL_CALL_S = 9.0
 EVAL_CALLS_PER_QUESTION = 4
-SHARES = {"sft": 0.25, "mine": 0.3, "eval": 0.3}  # of the budget; the rest: drafting, DPO, validation, loading
+# SFT takes what the facts' exposures need, up to `SFT_MAX` of the budget; after `OTHER` (drafting, DPO, validation,
+# loading), the rest goes to mining and the test evaluation.
+SFT_MAX, OTHER, MINE_OF_REST = 0.4, 0.15, 0.45
 PAIR_TARGET = 48  # 40 to train on and the held-out share's: fewer left DPO's margins flat in our measurements
 
 
@@ -165,18 +168,20 @@ def size(s: Survey, minutes: float | None = 60.0, strong_calls: int | None = Non
         why = [f"{strong_calls} strong calls: 45% to mining, 45% to evaluation"]
     else:
         budget = 60 * (minutes or 60.0)
-        while sft_s(epochs, repeats) > SHARES["sft"] * budget and (repeats > 2 or epochs > 2):
+        while sft_s(epochs, repeats) > SFT_MAX * budget and (repeats > 2 or epochs > 2):
             repeats, epochs = (repeats - 1, epochs) if repeats > 2 else (repeats, epochs - 1)
-        mine = round(SHARES["mine"] * budget / MINE_CALL_S)
-        n_test = round(SHARES["eval"] * budget / (EVAL_CALLS_PER_QUESTION * EVAL_CALL_S))
+        rest = budget * (1 - OTHER) - sft_s(epochs, repeats)
+        mine = round(MINE_OF_REST * rest / MINE_CALL_S)
+        n_test = round((1 - MINE_OF_REST) * rest / (EVAL_CALLS_PER_QUESTION * EVAL_CALL_S))
         why = [f"{minutes:g} minutes on 2 CPU cores with the offline default models: about "
-               f"{sft_s(epochs, repeats) / 60:.0f} minutes to SFT ({epochs} epochs, each fact line {repeats} times an epoch), "
-               f"30% to mining ({mine} strong calls), 30% to the test evaluation"]
+               f"{sft_s(epochs, repeats) / 60:.0f} minutes to SFT ({epochs} epochs, each fact line {repeats} times an "
+               f"epoch), {MINE_OF_REST * rest / 60:.0f} to mining ({mine} strong calls), "
+               f"{(1 - MINE_OF_REST) * rest / 60:.0f} to the test evaluation"]
     if s.facts and repeats * epochs < EXPOSURES:
         need = sft_s(SFT_EPOCHS, math.ceil(EXPOSURES / SFT_EPOCHS)) / 60
         notes.append(f"the budget shows each of the {s.facts} facts {repeats * epochs} times in SFT, fewer than the "
-                     f"{EXPOSURES} that gave 60% recall: expect the SFT check to warn or stop; about {need:.0f} minutes "
-                     "of SFT would show them enough (--minutes), or bring fewer facts")
+                     f"{EXPOSURES} our measurements call for: expect the SFT check to warn or stop; about {need:.0f} "
+                     "minutes of SFT would show them enough (--minutes), or bring fewer facts")
     avail = s.test_rows or round(0.3 * s.rows)
     n_test = max(20, min(n_test, avail))
     return Sizes(sft_epochs=epochs, fact_repeats=repeats, strong_call_budget=max(mine, 40),
