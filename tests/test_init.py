@@ -85,13 +85,19 @@ def test_a_missing_column_or_a_wrong_mapping_is_named(tmp_path):
         survey(str(tmp_path / "d.jsonl"), fields={"question": "nope"})
 
 
-@pytest.mark.parametrize("folder,name", [("spare-parts", "spare-parts"), ("rail-fares", "rail-fares"),
-                                         ("travel-policy", "travel-policy"), ("formulary", "formulary-files")])
-def test_the_shipped_example_recipes_are_what_init_writes(tmp_path, monkeypatch, folder, name):
+DEMO_ARGS = ["--minutes", "7", "--systems", "weak_sft,weak_aligned,strong,refine,cowest"]
+
+
+@pytest.mark.parametrize("folder,name,recipe,extra", [
+    ("spare-parts", "spare-parts", None, []), ("rail-fares", "rail-fares", None, []),
+    ("travel-policy", "travel-policy", None, []), ("formulary", "formulary-files", None, []),
+    ("formulary/demo", "demo", "recipes/demo.yaml", DEMO_ARGS),  # `make demo` runs what init writes too
+])
+def test_the_shipped_recipes_are_what_init_writes(tmp_path, monkeypatch, folder, name, recipe, extra):
     monkeypatch.chdir(ROOT)
     d = f"examples/{folder}"
     out = tmp_path / "recipe.yaml"
     res = CliRunner().invoke(app, ["init", f"{d}/train.jsonl", "--test", f"{d}/test.jsonl", "--facts", f"{d}/facts.txt",
-                                   "--name", name, "--out", str(out)])
+                                   "--name", name, "--out", str(out), *extra])
     assert res.exit_code == 0, res.output
-    assert out.read_text() == (ROOT / d / "recipe.yaml").read_text()
+    assert out.read_text() == (ROOT / (recipe or f"{d}/recipe.yaml")).read_text()

@@ -7,7 +7,8 @@ the published runs go through the same path as any user's data (`cowest init`, "
     python examples/formulary/make_data.py
 
 Writes train.jsonl (fact and reasoning questions), test.jsonl (reasoning questions on unseen weights) and facts.txt
-(the handbook's statements, one a line) beside this script; running it again rewrites the same bytes.
+(the handbook's statements, one a line) beside this script, and the same for the demo's smaller handbook in demo/;
+running it again rewrites the same bytes.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ HERE = Path(__file__).resolve().parent
 # dose in 8 wordings; here SFT's repeats do that work: task.sft_corpus).
 OPTIONS = {"n_drugs": 8, "facts": ["dose"], "statements_per_fact": 1, "wordings_per_fact": 5, "n_mining": 96,
            "n_test": 120}
+# The demo's handbook (`make demo`): four drugs, small enough to run the whole method in minutes on 2 CPU cores.
+DEMO = {**OPTIONS, "n_drugs": 4, "wordings_per_fact": 3, "n_mining": 16, "n_test": 40}
 
 
 def row(e) -> dict:
@@ -32,12 +35,19 @@ def row(e) -> dict:
             "kind": m["kind"], "drug": m["drug"], "fact_value": m["fact_value"]}
 
 
-def main() -> None:
-    data = load_formulary(TaskConfig(name="formulary", seed=0, options=OPTIONS))
+def write(folder: Path, options: dict) -> None:
+    """The formulary built with `options` as train.jsonl, test.jsonl and facts.txt in `folder`."""
+    data = load_formulary(TaskConfig(name="formulary", seed=0, options=options))
+    folder.mkdir(exist_ok=True)
     for name, examples in (("train", data.train), ("test", data.test)):
-        (HERE / f"{name}.jsonl").write_text("".join(json.dumps(row(e)) + "\n" for e in examples), encoding="utf-8")
-    (HERE / "facts.txt").write_text("".join(f"{p}\n" for p in data.corpus), encoding="utf-8")
-    print(f"{len(data.train)} training and {len(data.test)} test questions, {len(data.corpus)} facts")
+        (folder / f"{name}.jsonl").write_text("".join(json.dumps(row(e)) + "\n" for e in examples), encoding="utf-8")
+    (folder / "facts.txt").write_text("".join(f"{p}\n" for p in data.corpus), encoding="utf-8")
+    print(f"{folder}: {len(data.train)} training and {len(data.test)} test questions, {len(data.corpus)} facts")
+
+
+def main() -> None:
+    write(HERE, OPTIONS)
+    write(HERE / "demo", DEMO)
 
 
 if __name__ == "__main__":

@@ -147,10 +147,12 @@ def init(
                                                                "(default: read from the data)."),
     field: list[str] = typer.Option([], "--field", help="Our field = your column, e.g. --field gold=label."),
     name: Optional[str] = typer.Option(None, help="The run's name (default: the data's folder or file name)."),
-    minutes: float = typer.Option(60.0, min=10, help="Budget on the offline default models, 2 CPU cores."),
+    minutes: float = typer.Option(60.0, min=5, help="Budget on the offline default models, 2 CPU cores."),
     strong_calls: Optional[int] = typer.Option(None, min=50, help="Budget in strong calls instead (a remote model)."),
     strong_model: Optional[str] = typer.Option(None, help="The strong model (with --base-url: an endpoint's)."),
     base_url: Optional[str] = typer.Option(None, help="An OpenAI-compatible endpoint for the strong model."),
+    systems: Optional[str] = typer.Option(None, help="The evaluation's rows, comma-separated (default: weak SFT and "
+                                                     "aligned, strong alone, retrieval, refinement, CoWest)."),
     out: Optional[Path] = typer.Option(None, help="Where to write the recipe (default: recipe.yaml beside DATA)."),
     force: bool = typer.Option(False, help="Overwrite an existing recipe."),
 ) -> None:
@@ -168,7 +170,8 @@ def init(
     if target.exists() and not force:
         raise _fail(f"{target} exists; pass --force to overwrite it or --out to write elsewhere", 2)
     found = survey(str(data), str(test) if test else None, str(facts) if facts else None, type_, given)
-    sizes = size(found, minutes, strong_calls)
+    rows = [x.strip() for x in systems.split(",") if x.strip()] if systems else None
+    sizes = size(found, minutes, strong_calls, *([rows] if rows else []))
     text = render(found, sizes, name or default_name(str(data)), strong_model, base_url)
     target.write_text(text)
     task = load_task(load_recipe(target, check_trainers=False).task)  # the recipe reads the data as written

@@ -13,6 +13,7 @@ import textwrap
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 from .tasks.base import LETTERS
 from .tasks.readers import TaskDataError, iter_rows, iter_text_lines
@@ -40,10 +41,13 @@ EXPOSURES = 60
 PACKED_WORDS = 60  # fact lines packed into one SFT row up to this many words (collab.targets.EVIDENCE_WORDS)
 MINE_CALL_S = 7.0
 EVAL_CALL_S = 9.0
-EVAL_CALLS_PER_QUESTION = 4
+SYSTEMS = ("weak_sft", "weak_aligned", "strong", "retrieval", "refine", "cowest")  # the evaluation's rows
+STRONG_SYSTEMS = ("strong", "retrieval", "supericl", "collab_base", "refine", "cowest")  # a strong call a question
 # SFT takes what the facts' exposures need, up to `SFT_MAX` of the budget; after `OTHER` (drafting, DPO, validation,
 # loading), the rest goes to mining and the test evaluation.
 SFT_MAX, OTHER, MINE_OF_REST = 0.4, 0.15, 0.45
+MIN_TEST = 10  # test questions evaluated, whatever the budget
+MIN_MINE_CALLS = 20  # strong calls mining may spend, whatever the budget
 PAIR_TARGET = 48  # 40 to train on and the held-out share's: fewer left DPO's margins flat in our measurements
 
 
@@ -145,12 +149,15 @@ class Sizes:
     share: float
     draft_max_tokens: int
     minutes: float | None
+    systems: tuple[str, ...] = SYSTEMS
     why: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
-def size(s: Survey, minutes: float | None = 60.0, strong_calls: int | None = None) -> Sizes:
+def size(s: Survey, minutes: float | None = 60.0, strong_calls: int | None = None,
+         systems: Sequence[str] = SYSTEMS) -> Sizes:
     """Split a budget of minutes (offline default models, 2 cores) or of strong calls between the stages."""
+    per_question = max(1, sum(x in STRONG_SYSTEMS for x in systems))  # strong calls a test question costs
     share = min(0.6, max(0.3, 60 / max(s.pool, 1)))  # about 60 mining candidates, at most 60% of them
     question_rows = round(0.85 * (s.rows - share * s.pool))  # SFT's questions: not mined, not validation
     draft_words = max(16, min(2 * s.fact_words, PACKED_WORDS) + 6)  # a Background of one or two facts, the Answer
@@ -163,16 +170,16 @@ def size(s: Survey, minutes: float | None = 60.0, strong_calls: int | None = Non
 
     notes = []
     if strong_calls is not None:
-        mine = round(0.45 * strong_calls)
-        n_test = round(0.45 * strong_calls / EVAL_CALLS_PER_QUESTION)
+        mine = max(MIN_MINE_CALLS, round(0.45 * strong_calls))
+        n_test = round(0.45 * strong_calls / per_question)
         why = [f"{strong_calls} strong calls: 45% to mining, 45% to evaluation"]
     else:
         budget = 60 * (minutes or 60.0)
         while sft_s(epochs, repeats) > SFT_MAX * budget and (repeats > 2 or epochs > 2):
             repeats, epochs = (repeats - 1, epochs) if repeats > 2 else (repeats, epochs - 1)
         rest = budget * (1 - OTHER) - sft_s(epochs, repeats)
-        mine = round(MINE_OF_REST * rest / MINE_CALL_S)
-        n_test = round((1 - MINE_OF_REST) * rest / (EVAL_CALLS_PER_QUESTION * EVAL_CALL_S))
+        mine = max(MIN_MINE_CALLS, round(MINE_OF_REST * rest / MINE_CALL_S))
+        n_test = round((1 - MINE_OF_REST) * rest / (per_question * EVAL_CALL_S))
         why = [f"{minutes:g} minutes on 2 CPU cores with the offline default models: about "
                f"{sft_s(epochs, repeats) / 60:.0f} minutes to SFT ({epochs} epochs, each fact line {repeats} times an "
                f"epoch), {MINE_OF_REST * rest / 60:.0f} to mining ({mine} strong calls), "
@@ -183,10 +190,13 @@ def size(s: Survey, minutes: float | None = 60.0, strong_calls: int | None = Non
                      f"{EXPOSURES} our measurements call for: expect the SFT check to warn or stop; about {need:.0f} "
                      "minutes of SFT would show them enough (--minutes), or bring fewer facts")
     avail = s.test_rows or round(0.3 * s.rows)
-    n_test = max(20, min(n_test, avail))
-    return Sizes(sft_epochs=epochs, fact_repeats=repeats, strong_call_budget=max(mine, 40),
+    n_test = min(avail, max(MIN_TEST, n_test))
+    if n_test < 30:
+        notes.append(f"{n_test} test questions show the method at work, but their intervals are too wide to tell "
+                     "systems apart: run several seeds (cowest run --seeds 0,1,2) or give a larger budget")
+    return Sizes(sft_epochs=epochs, fact_repeats=repeats, strong_call_budget=mine,
                  n_test=n_test if n_test < avail else None, share=round(share, 2), draft_max_tokens=tokens,
-                 minutes=minutes if strong_calls is None else None, why=why, notes=notes)
+                 minutes=minutes if strong_calls is None else None, systems=tuple(systems), why=why, notes=notes)
 
 
 def _fields_yaml(f: dict[str, str]) -> str:
