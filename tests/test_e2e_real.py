@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from _real import RECIPE
 
 from cowest.io import read_json, read_jsonl
@@ -78,7 +79,8 @@ def test_worked_example_runs_as_shipped(tmp_path):
     assert all(t.startswith("Background: Part ") or t.startswith("Background: A part") for t in targets)
     assert not any("The relevant fact is" in t for t in targets)
     recited = [f for r in rows[n_q:] for f in r["completion"][0]["content"].split("\n")]
-    assert sorted(recited) == sorted(facts * 10)
+    repeats = yaml.safe_load(EXAMPLE.read_text())["task"]["sft_corpus"]
+    assert sorted(recited) == sorted(facts * repeats)
     assert counts["templated_backgrounds"] == 0 and counts["recall_measure"] == "fact"
     assert "targets have no explanation" not in out.stderr
 

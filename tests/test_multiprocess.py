@@ -38,10 +38,10 @@ def launch(tmp_path: Path, tiny_path: Path, server: FaultServer, processes: int)
     d["lora"] |= {"lora_dropout": 0.0}  # dropout masks are drawn per process: the one thing that would differ
     # Epochs, not max_steps: the number of steps then shows whether the processes shared one batch or each took one.
     # fp32: bf16 rounds the two halves of a batch differently (4% of this model's SFT update), enough to change a
-    # sampled draft of a random tiny model. A batch of 2 rows divides the 14 SFT rows and the 8 pairs: with a last
+    # sampled draft of a random tiny model. A batch of 2 rows divides the 4 SFT rows and the 6 pairs: with a last
     # partial batch, accelerate fills each process's share with rows from the start. Random order: length grouping
     # (the default) sorts within groups sized by the per-process batch, so it groups the rows differently.
-    d["sft"] = {"num_train_epochs": 1, "per_device_train_batch_size": 2, "max_length": 512, "bf16": False,
+    d["sft"] = {"num_train_epochs": 3, "per_device_train_batch_size": 2, "max_length": 512, "bf16": False,
                 "train_sampling_strategy": "random"}
     d["dpo"] = {"num_train_epochs": 2, "per_device_train_batch_size": 2, "max_length": 512}
     d["eval"]["limit"] = 3

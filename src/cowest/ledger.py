@@ -159,12 +159,12 @@ class Ledger:
         """Run `fn()` unless the stage's manifest matches `inputs`; the manifest is written last."""
         mpath = self.layout.manifest(name)
         key = hash_obj(inputs)
-        if mpath.exists():
-            old = read_json(mpath)
-            if old.get("key") == key:
-                log.info("%s: up to date, skipped", name)
-                self.timings[name] = 0.0
-                return old
+        # decided once for all processes: one that looked after another wrote the manifest would skip alone
+        old = dist.share(lambda: read_json(mpath) if mpath.exists() else None)
+        if old is not None and old.get("key") == key:
+            log.info("%s: up to date, skipped", name)
+            self.timings[name] = 0.0
+            return old
         log.info("%s: running", name)
         t0 = time.perf_counter()
         before = self.usage()
