@@ -138,6 +138,23 @@ def test_concurrent_writers_from_two_processes(tmp_path):
         assert len(cache) == 30 + 30 + 30  # two private halves and one shared half
 
 
+def _opener(folder: str, barrier, files: int) -> None:
+    for i in range(files):
+        barrier.wait(timeout=60)  # both processes open the same new file at once, as the processes of a launch do
+        CallCache(Path(folder) / f"{i}.sqlite").close()
+
+
+def test_processes_opening_a_new_cache_at_once(tmp_path):
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(2)
+    procs = [ctx.Process(target=_opener, args=(str(tmp_path), barrier, 30)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0, 0]
+
+
 def test_corrupt_file_is_a_clear_error(tmp_path):
     path = tmp_path / "cache.sqlite"
     path.write_bytes(b"this is not a database\n" * 200)

@@ -78,7 +78,7 @@ class CallCache:
                     self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False
                 )
                 self._conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
-                self._conn.execute("PRAGMA journal_mode = WAL")
+                _set_wal(self._conn, timeout_s)
                 self._conn.execute("PRAGMA synchronous = NORMAL")  # with WAL: safe against process crashes
                 with self._transaction() as c:
                     for statement in _SCHEMA.split(";"):  # not executescript: it would COMMIT our transaction
@@ -154,6 +154,19 @@ class CallCache:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _set_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """Switch to WAL; processes opening a new file at once get SQLITE_BUSY here without the busy handler: retry."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 class _Transaction:
