@@ -112,7 +112,10 @@ def test_served_cowest_answers_as_the_run_s_own_collaboration(server, real_run):
 
 def test_served_systems_and_sampling_on_the_real_models(server, real_run):
     client = server.client()
-    assert {m.id for m in client.models.list().data} == {"cowest", "refine", "strong", "weak"}
+    served = {m.id: m for m in client.models.list().data}
+    assert set(served) == {"cowest", "refine", "strong", "weak", "default"}
+    # `default` answers as one of the collaboration's systems, named in its description
+    assert served["default"].model_extra["description"].split(":")[0] in {"cowest", "refine", "strong"}
     ex = load_task(load_recipe(real_run.recipe).task).test[3]
     msgs = [{"role": "user", "content": ex.question}]
     opts = {"options": ex.options}
