@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from cowest.cli import app
 from cowest.compare import CompareError, compare_markdown, compare_runs, write_comparison
 from cowest.io import read_json
-from cowest.tasks.metrics import paired_bootstrap
+from cowest.tasks.metrics import paired_comparison
 
 # Run A: on the test the best single model is weak_aligned, on validation it is strong.
 A = {"strong": [1, 0, 0, 0], "weak_aligned": [1, 1, 0, 0], "weak_sft": [0, 0, 0, 1],
@@ -31,7 +31,7 @@ def runs(tmp_path: Path) -> list[Path]:
     return [a, b]
 
 
-def test_pooled_difference_is_one_paired_bootstrap_over_all_questions(runs: list[Path]) -> None:
+def test_pooled_difference_is_one_paired_comparison_over_all_questions(runs: list[Path]) -> None:
     data = compare_runs(runs, n_boot=500, seed=3)
     d = data["diffs"]["cowest - refine"]
     xs, ys = A["cowest"] + B["cowest"], A["refine"] + B["refine"]
@@ -39,7 +39,7 @@ def test_pooled_difference_is_one_paired_bootstrap_over_all_questions(runs: list
     assert d["diff"] == pytest.approx(fmean(diffs)) and d["n"] == 9 and d["runs"] == 2
     assert d["lo"] <= d["diff"] <= d["hi"]
     # matched by question id (refine's rows of run B are reversed), pooled into a single resampling
-    ref = paired_bootstrap(xs, ys, n_boot=500, seed=3, confidence=0.9)
+    ref = paired_comparison(xs, ys, n_boot=500, seed=3, confidence=0.9)
     assert (d["lo"], d["hi"], d["p_value"]) == pytest.approx((ref["lo"], ref["hi"], ref["p_value"]))
     # per run as well, and the per-seed verdict
     per = [r["diffs"]["cowest - refine"]["diff"] for r in data["runs"]]

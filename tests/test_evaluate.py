@@ -1,5 +1,6 @@
 """Evaluation helpers: draft knowledge recall, tables and paired comparisons."""
 
+import pytest
 from fakes import ScriptedBackend
 
 from cowest.collab import Collaborator, Prompter
@@ -38,7 +39,8 @@ def test_evaluate_rows_results_and_comparisons():
     assert res.systems["weak_sft"].draft_states_gold == 1.0
     assert res.systems["refine"].strong_prompt_tokens_per_q == 10
     comp = res.comparisons["refine - weak_sft"]
-    assert comp.diff == 1.0 and comp.lo == 1.0 and comp.p_value == 0.0
+    # all 20 questions discordant, each won by refinement: the exact McNemar p is 1/2^20
+    assert comp.diff == 1.0 and comp.lo == 1.0 and comp.p_value == 2.0**-20 and comp.test == "exact McNemar"
     table = results_markdown(res)
     assert "| standard refinement (SFT draft -> strong) | 100.0 [100.0, 100.0]" in table
 
@@ -135,11 +137,14 @@ def test_comparisons_name_their_metric_and_small_p_values():
     assert res.score_metric == "f1" and list(res.systems["strong"].metrics)[0] == "em"
     headers, rows = comparison_rows(res)
     assert rows[0][0] == "refine - strong (token F1) (best single model)"
-    assert rows[0][3] == ("< 0.001", "sig")  # p = 0: every resample favours refinement
+    # every one of the 12 questions favours refinement: p = 1/2^12 of the sign-flip test
+    assert headers[3] == "p (one-sided, sign-flip)" and rows[0][3] == ("< 0.001", "sig")
+    assert res.comparisons["refine - strong"].p_value == pytest.approx(2.0**-12)
     renamed = {**res.dump(), "comparisons": {"cowest - strong": res.comparisons["refine - strong"].dump()}}
-    assert headline(renamed).endswith("one-sided p < 0.001)")
+    assert headline(renamed).endswith("one-sided p < 0.001, sign-flip)")
     assert [p_text(p) for p in (0.0, 0.0009, 0.001, 0.0423)] == ["< 0.001", "< 0.001", "0.001", "0.042"]
     # A file written before the metric was stored: accuracy where the systems have it.
     old = {"systems": {"a": {"metrics": {"accuracy": {}, "macro_f1": {}}}},
            "comparisons": {"a - b": {"diff": 0.1, "lo": 0.0, "hi": 0.2, "p_value": 0.2}}}
     assert comparison_rows(old)[1][0][0] == "a - b (accuracy)"
+    assert comparison_rows(old)[0][3] == "p (one-sided, bootstrap share)"  # what such a file's p is

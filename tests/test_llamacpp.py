@@ -51,10 +51,12 @@ def test_server_chat_usage_and_stop(strong_gguf: Path) -> None:
     from openai import OpenAI
 
     with LlamaCppServer(strong_gguf, n_ctx=1024, n_parallel=1) as srv:
-        port = srv.port
+        port, key = srv.port, srv.api_key
         assert srv.base_url == f"http://127.0.0.1:{port}/v1"
         assert srv.start_time_s is not None and srv.start_time_s < 30
-        with OpenAI(base_url=srv.base_url, api_key="sk-local") as client:
+        assert _status(f"{srv.base_url}/chat/completions") == 401  # no other local user can call it
+        assert _status(f"{srv.base_url}/chat/completions", "sk-local") == 401
+        with OpenAI(base_url=srv.base_url, api_key=key) as client:
             r = client.chat.completions.create(
                 model="anything",  # a single-model llama.cpp server ignores the name
                 messages=[{"role": "user", "content": "What is 2 + 2? Answer with the number only."}],
@@ -65,6 +67,22 @@ def test_server_chat_usage_and_stop(strong_gguf: Path) -> None:
         assert r.usage.prompt_tokens > 0 and r.usage.completion_tokens > 0
     assert not srv.running and _refused(port)
     srv.stop()  # second stop is a no-op
+    with srv:  # each start has its own key
+        assert srv.api_key and srv.api_key != key
+
+
+def _status(url: str, key: str | None = None) -> int:
+    """The HTTP status of a chat request to `url` (with `key` as bearer token, if any)."""
+    import urllib.error
+    import urllib.request
+
+    body = b'{"messages": [{"role": "user", "content": "Say OK."}], "max_tokens": 2}'
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, body, headers), timeout=60) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
 
 
 @pytest.mark.integration

@@ -14,11 +14,12 @@ from cowest.tasks.metrics import (
     exact_match,
     macro_f1,
     normalize_answer,
-    paired_bootstrap,
+    paired_comparison,
     parse_quantity,
     squad_normalize,
     token_f1,
 )
+from cowest.tasks.paired_tests import MCNEMAR, N_PERM, SIGN_FLIP, mcnemar_exact, paired_test, sign_flip
 
 
 def test_macro_f1_by_hand():
@@ -215,18 +216,44 @@ def test_bootstrap_metric_generic_objects():
         bootstrap_metric(acc, preds[:3], golds)
 
 
-def test_paired_bootstrap_p_values():
+def test_paired_comparison_cis_are_bootstrap_and_p_values_a_paired_test():
     rng = np.random.default_rng(0)
     b = rng.integers(0, 2, 400).astype(float)
     better = np.where(rng.random(400) < 0.3, 1.0, b)  # a = b plus extra successes
-    res = paired_bootstrap(better, b, n_boot=1000, seed=0)
-    assert set(res) == {"diff", "lo", "hi", "p_value"}
+    res = paired_comparison(better, b, n_boot=1000, seed=0)
+    assert set(res) == {"diff", "lo", "hi", "p_value", "test"} and res["test"] == MCNEMAR
     assert res["diff"] == pytest.approx(better.mean() - b.mean())
     assert res["lo"] <= res["diff"] <= res["hi"] and res["lo"] > 0
-    assert res["p_value"] < 0.01
-    # Reversed, "a beats b" has no support; identical systems give p = 1 (every diff is 0).
-    assert paired_bootstrap(b, better, n_boot=1000)["p_value"] > 0.99
-    assert paired_bootstrap(b, b, n_boot=200)["p_value"] == 1.0
-    assert paired_bootstrap(better, b, n_boot=1000, seed=0) == res
+    assert res["p_value"] < 1e-6
+    # Reversed, "a beats b" has no support; identical systems give p = 1 (no discordant question).
+    assert paired_comparison(b, better, n_boot=1000)["p_value"] == 1.0
+    assert paired_comparison(b, b, n_boot=200)["p_value"] == 1.0
+    assert paired_comparison(better, b, n_boot=1000, seed=0) == res
+    f1 = paired_comparison((better + b) / 2, b, n_boot=200)  # half points: the sign-flip test
+    assert f1["test"] == SIGN_FLIP and f1["p_value"] < 0.001
     with pytest.raises(ValueError):
-        paired_bootstrap([1.0], [1.0, 0.0])
+        paired_comparison([1.0], [1.0, 0.0])
+
+
+def test_exact_mcnemar_by_hand():
+    # 5 discordant questions, 4 won by a: P(Bin(5, 1/2) >= 4) = (5 + 1) / 32
+    a, b = [1, 1, 1, 1, 0, 1, 0], [0, 0, 0, 0, 1, 1, 0]
+    assert mcnemar_exact(a, b) == pytest.approx(6 / 32)
+    assert mcnemar_exact(b, a) == pytest.approx(31 / 32)  # P(Bin(5, 1/2) >= 1)
+    assert paired_test(a, b) == (pytest.approx(6 / 32), MCNEMAR)
+
+
+def test_sign_flip_is_exact_for_few_differences_and_drawn_for_many():
+    # differences 0.5, 0.25, -0.125 (and a zero): of the 8 sign patterns, sums >= 0.625 are 0.625 and 0.875
+    a, b = [0.5, 0.75, 0.0, 0.3], [0.0, 0.5, 0.125, 0.3]
+    assert sign_flip(a, b) == pytest.approx(2 / 8)
+    assert paired_test(a, b) == (pytest.approx(2 / 8), SIGN_FLIP)
+    assert sign_flip([0.4] * 3, [0.4] * 3) == 1.0
+    # 0/1 differences: the sign-flip test is the McNemar test
+    x, y = [1, 1, 1, 0, 1, 0], [0, 0, 1, 1, 0, 0]
+    assert sign_flip(x, y) == pytest.approx(mcnemar_exact(x, y))
+    # many differences: drawn, never exactly 0; a difference of pure noise gives a large p
+    rng = np.random.default_rng(1)
+    noise = rng.normal(0, 0.1, 300)
+    assert sign_flip(0.5 + noise, np.full(300, 0.5)) > 0.05
+    assert sign_flip(0.55 + noise, np.full(300, 0.5)) == pytest.approx(1 / (N_PERM + 1))

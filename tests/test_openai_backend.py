@@ -194,3 +194,47 @@ def test_close_calls_on_close_once(server):
     assert calls == [1]
     with pytest.raises(BackendError, match="closed"):
         b.generate([_conv("q")], 1, Sampling())
+
+
+def test_a_reasoning_model_s_refusals_are_learnt_once_and_kept_for_the_run(caplog):
+    """OpenAI's reasoning models refuse max_tokens and temperature other than 1 with a 400 naming the parameter: the
+    backend sends max_completion_tokens and leaves temperature out from then on, and a backend opened again on the
+    same endpoint (as a run does around training) does not ask again."""
+    with FaultServer(reasoning=True) as s:
+        b = _backend(s.url, max_concurrency=1)
+        out = b.generate([_conv("q0"), _conv("q1")], 1, Sampling(temperature=0.0, max_tokens=33, seed=7))
+        assert [r[0].text for r in out] == ["q0|seed=7|i=0", "q1|seed=7|i=0"]
+        assert s.refused == ["max_tokens", "temperature"]  # one 400 each, then every request taken
+        taken = s.requests[2:]
+        assert all(r["max_completion_tokens"] == 33 and "max_tokens" not in r and "temperature" not in r
+                   and r["top_p"] == 1.0 for r in taken)
+        b.close()
+        again = _backend(s.url)
+        again.generate([_conv("q2")], 1, Sampling(temperature=0.7, max_tokens=5))
+        assert s.refused == ["max_tokens", "temperature"] and s.requests[-1]["max_completion_tokens"] == 5
+        again.close()
+    refusals = [r.getMessage() for r in caplog.records if "refuses" in r.getMessage()]
+    assert len(refusals) == 2 and "max_completion_tokens" in refusals[0] and "model's default" in refusals[1]
+
+
+def test_a_refusal_of_what_cannot_be_left_out_is_an_error():
+    """A 400 that names no parameter to rename or leave out is not retried: it fails with the server's words."""
+    with FaultServer() as s:
+        s.script = [400]
+        b = _backend(s.url)
+        with pytest.raises(BackendError, match="HTTP 400"):
+            b.generate([_conv("q")], 1)
+        assert len(s.requests) == 1
+        b.close()
+
+
+def test_openai_base_url_is_the_endpoint_when_the_recipe_names_none(monkeypatch):
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    assert ModelConfig(backend="openai", model="m").endpoint() == "https://api.openai.com/v1"
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://gateway.internal:4000/v1")
+    assert ModelConfig(backend="openai", model="m").endpoint() == "http://gateway.internal:4000/v1"
+    assert ModelConfig(backend="openai", model="m", base_url="http://vllm:8000/v1").endpoint() == "http://vllm:8000/v1"
+    monkeypatch.setenv("COWEST_TEST_KEY", KEY)
+    b = OpenAIBackend(ModelConfig(backend="openai", model="m", api_key_env="COWEST_TEST_KEY"))
+    assert b.base_url == "http://gateway.internal:4000/v1" and b.identity == "openai:m@http://gateway.internal:4000/v1"
+    b.close()

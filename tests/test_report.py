@@ -479,7 +479,7 @@ def test_confidence_labels_follow_the_stored_level(tmp_path):
     _json(run / "eval" / "results.json", {**results, "confidence": 0.9})
     build_report(run)
     md, page = (run / "report.md").read_text(), (run / "report.html").read_text()
-    assert "| difference | mean (points) | 90% CI | p (one-sided) |" in md and "(90% CI [" in md
+    assert "| difference | mean (points) | 90% CI | p (one-sided, bootstrap share) |" in md and "(90% CI [" in md
     assert "<th>90% CI</th>" in page and "95% CI" not in page.split('id="sec-eval_recall"')[0]
     # A file without its level is read with the run's eval.confidence, which the ablations share.
     _json(run / "eval" / "results.json", results)

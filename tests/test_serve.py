@@ -291,7 +291,7 @@ def test_a_full_server_answers_429_and_a_slow_one_504():
         t = threading.Thread(target=lambda: first.append(s.post("/v1/chat/completions", body())))
         t.start()
         until = time.monotonic() + 5
-        while json.loads(s.get("/health", key=None)[1])["in_flight"] < 1 and time.monotonic() < until:
+        while json.loads(s.get("/health")[1])["in_flight"] < 1 and time.monotonic() < until:
             time.sleep(0.02)
         status, err, headers = s.post("/v1/chat/completions", body())
         assert status == 429 and headers.get("retry-after") == "1" and err["error"]["type"] == "rate_limit_error"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import openai
 import pytest
+import yaml
+from _real import RECIPE
 
 from cowest import assets
 from cowest.config import load_recipe
@@ -109,7 +112,10 @@ def test_served_cowest_answers_as_the_run_s_own_collaboration(server, real_run):
 
 def test_served_systems_and_sampling_on_the_real_models(server, real_run):
     client = server.client()
-    assert {m.id for m in client.models.list().data} == {"cowest", "refine", "strong", "weak"}
+    served = {m.id: m for m in client.models.list().data}
+    assert set(served) == {"cowest", "refine", "strong", "weak", "default"}
+    # `default` answers as one of the collaboration's systems, named in its description
+    assert served["default"].model_extra["description"].split(":")[0] in {"cowest", "refine", "strong"}
     ex = load_task(load_recipe(real_run.recipe).task).test[3]
     msgs = [{"role": "user", "content": ex.question}]
     opts = {"options": ex.options}
@@ -157,7 +163,8 @@ def test_a_stopped_strong_server_fails_requests_and_the_server_recovers(real_run
     """The strong model behind a llama.cpp server we stop and start again: 503 while it is down, answers after."""
     gguf = assets.resolve_model(STRONG, "gguf")
     port = free_port()
-    llama = LlamaCppServer(gguf, n_ctx=2048, n_parallel=1, port=port, alias=STRONG).start()
+    # an endpoint of our own (not cowest's managed server): a fixed key, the one the recipe's environment holds
+    llama = LlamaCppServer(gguf, n_ctx=2048, n_parallel=1, port=port, alias=STRONG, api_key="sk-local").start()
     over = ["--set", "strong.backend=openai", "--set", f"strong.model={STRONG}", "--set",
             f"strong.base_url=http://127.0.0.1:{port}/v1", "--set", "strong.cache=off", "--set", "strong.max_retries=0"]
     served = CliServer(real_run.dir, tmp_path / "serve.log", "--models", "strong", *over,
@@ -175,9 +182,66 @@ def test_a_stopped_strong_server_fails_requests_and_the_server_recovers(real_run
             assert "127.0.0.1" not in e.value.message  # internal addresses stay in the server log
         with urllib.request.urlopen(f"{served.url}/health", timeout=5) as r:
             assert r.status == 200
-        llama = LlamaCppServer(gguf, n_ctx=2048, n_parallel=1, port=port, alias=STRONG).start()
+        llama = LlamaCppServer(gguf, n_ctx=2048, n_parallel=1, port=port, alias=STRONG,
+                               api_key="sk-local").start()
         assert client.chat.completions.create(**ask).model_extra["cowest"]["answers"] == ["C"]
     finally:
         served.close()
         llama.stop()
     assert "strong model failed" in (tmp_path / "serve.log").read_text()
+
+
+@pytest.fixture(scope="module")
+def open_server(tmp_path_factory):
+    """`cowest serve RECIPE --models strong` as a user starts it: loopback, no keys, the strong model behind cowest's
+    own managed llama.cpp server (nothing to train, so a recipe will do)."""
+    root = tmp_path_factory.mktemp("open")
+    recipe = root / "e2e.yaml"
+    recipe.write_text(yaml.safe_dump({**RECIPE, "output_dir": str(root / "runs")}))
+    s = CliServer(recipe, root / "serve.log", "--models", "strong", "--max-tokens", "16", env={"COWEST_API_KEYS": ""})
+    yield s
+    s.close()
+
+
+def send(url: str, data: bytes, headers: dict[str, str]) -> tuple[int, dict]:
+    """A POST with exactly these headers (urllib adds Host unless given): status and JSON body."""
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data, headers, method="POST"), timeout=300) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_each_attack_on_the_keyless_server_is_refused(open_server):
+    """What a web page or another local user could do to `cowest serve` on loopback without keys: each refused, while
+    the same question asked properly is answered by the real strong model."""
+    url = f"{open_server.url}/v1/chat/completions"
+    ask = {"model": "strong", "messages": [{"role": "user", "content": "Which is a prime number?\nA. 4\nB. 7"}]}
+    data, as_json = json.dumps(ask).encode(), {"Content-Type": "application/json"}
+    status, ok = send(url, data, as_json)
+    assert status == 200 and ok["choices"][0]["message"]["content"]
+    attacks = {  # what each sends, and the refusal it gets
+        "text/plain POST (a page's simple request)": ((data, {"Content-Type": "text/plain"}), 415),
+        "forged Host (DNS rebinding)": ((data, {**as_json, "Host": "attacker.example:8000"}), 400),
+        "27 options": ((json.dumps({**ask, "options": [f"o{i}" for i in range(27)]}).encode(), as_json), 400),
+        "huge seed": ((json.dumps({**ask, "seed": 10**30}).encode(), as_json), 400),
+    }
+    for name, ((body, headers), expected) in attacks.items():
+        status, err = send(url, body, headers)
+        assert status == expected and "choices" not in err and err["error"]["message"], (name, status, err)
+    assert send(url, json.dumps({**ask, "options": ["a"] * 27}).encode(), as_json)[1]["error"]["param"] == "options"
+    assert send(url, json.dumps({**ask, "seed": 10**30}).encode(), as_json)[1]["error"]["param"] == "seed"
+    with urllib.request.urlopen(f"{open_server.url}/health", timeout=5) as r:
+        assert json.loads(r.read()) == {"status": "ok"}  # alive, and nothing more
+
+
+def test_the_managed_llama_cpp_port_refuses_calls_without_its_key(open_server):
+    """Another local user calling the strong model's own port, around cowest: refused, with or without a guessed
+    key (the server's key is random at each start and never written down)."""
+    found = re.search(r"llama\.cpp server for \S+ on (http://127\.0\.0\.1:\d+/v1)", open_server.log.read_text())
+    assert found, open_server.log.read_text()[-2000:]
+    url = f"{found.group(1)}/chat/completions"
+    data = json.dumps({"messages": [{"role": "user", "content": "Say OK."}], "max_tokens": 2}).encode()
+    for headers in ({}, {"Authorization": "Bearer sk-local"}, {"Authorization": "Bearer sk-cowest"}):
+        status, _ = send(url, data, {"Content-Type": "application/json", **headers})
+        assert status == 401, headers

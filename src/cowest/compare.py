@@ -14,9 +14,9 @@ from .layout import ComparisonDir, RunLayout
 from .report.artifacts import stage_manifests
 from .report.seeds import compare_markdown
 from .results import VALID_EVAL, SystemResult, best_single, load_results, read_results
-from .tasks.metrics import bootstrap_ci, paired_bootstrap
+from .tasks.metrics import bootstrap_ci, paired_comparison
 
-# (a, b) pairs compared by paired bootstrap; "best_single" is resolved per run before the test is read.
+# (a, b) pairs compared (bootstrap CI, paired test); "best_single" is resolved per run before the test is read.
 COMPARISONS: list[tuple[str, str]] = [
     ("cowest", "refine"), ("cowest", "best_single"), ("refine", "best_single"),
     ("cowest", "supericl"), ("cowest", "retrieval"), ("cowest", "collab_base"),
@@ -122,7 +122,8 @@ def compare_runs(
             other = r["best"]["system"] if b == "best_single" else b
             pair = _paired(r, a, other) if other else None
             if pair and pair[0]:
-                diffs[f"{a} - {b}"] = {**paired_bootstrap(pair[0], pair[1], **boot), "n": len(pair[0]), "b": other}
+                diffs[f"{a} - {b}"] = {**paired_comparison(pair[0], pair[1], **boot), "n": len(pair[0]),
+                                       "b": other}
         ge = diffs.get("cowest - refine")
         out["runs"].append({
             "run": r["name"], "dir": str(r["dir"]), "seed": r["seed"], "n": r["results"].n,
@@ -149,7 +150,7 @@ def compare_runs(
                 ys += pair[1]
                 used += 1
         if xs:
-            out["diffs"][name] = {**paired_bootstrap(xs, ys, **boot), "n": len(xs), "runs": used}
+            out["diffs"][name] = {**paired_comparison(xs, ys, **boot), "n": len(xs), "runs": used}
     flags = [r["cowest_ge_refine"] for r in out["runs"] if r["cowest_ge_refine"] is not None]
     out["cowest_ge_refine"] = {"count": sum(flags), "of": len(flags)}
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -12,6 +13,8 @@ import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import CowestError
+
+OPENAI_URL = "https://api.openai.com/v1"
 
 
 class _Strict(BaseModel):
@@ -51,6 +54,11 @@ class ModelConfig(_Strict):
     @classmethod
     def _cache_off(cls, v: object) -> object:
         return "off" if v is False else v  # YAML reads a bare `off` (as in `--set strong.cache=off`) as false
+
+    def endpoint(self) -> str:
+        """The OpenAI-compatible base URL: `base_url`, else the OPENAI_BASE_URL environment variable (as the openai
+        client itself reads it), else OpenAI's."""
+        return self.base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL
 
 
 class TaskConfig(_Strict):

@@ -17,7 +17,7 @@ from .models.base import Backend, Usage
 from .results import RESULTS_VERSION, Comparison, DraftDiagnostics, EvalResults, Interval, Price, SystemResult
 from .systems import System
 from .tasks.base import Example, TaskType
-from .tasks.metrics import bootstrap_ci, bootstrap_metric, paired_bootstrap
+from .tasks.metrics import bootstrap_ci, bootstrap_metric, paired_comparison
 
 
 @dataclass
@@ -224,8 +224,8 @@ def compare(per_example: dict[str, list[float]], systems: Sequence[System], cfg:
             continue
         for other in dict.fromkeys([best, "refine", "collab_base", "supericl", "retrieval"]):
             if other in per_example and other != s.name:
-                res = paired_bootstrap(per_example[s.name], per_example[other], n_boot=cfg.n_bootstrap, seed=seed,
-                                       confidence=cfg.confidence)
+                res = paired_comparison(per_example[s.name], per_example[other], n_boot=cfg.n_bootstrap,
+                                        seed=seed, confidence=cfg.confidence)
                 out[f"{s.name} - {other}"] = Comparison(**res, best_single=other == best)
     return out
 

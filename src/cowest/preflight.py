@@ -40,12 +40,14 @@ def _endpoint(field: str, cfg: ModelConfig) -> str | None:
     key = os.environ.get(cfg.api_key_env)
     if not key:
         return f"{field}.api_key_env: environment variable {cfg.api_key_env} is not set (the key for {cfg.model})"
-    base = (cfg.base_url or "https://api.openai.com/v1").rstrip("/")
+    base = cfg.endpoint().rstrip("/")
+    from_env = not cfg.base_url and os.environ.get("OPENAI_BASE_URL")
+    where = f"{field}.base_url" + (" (unset, so OPENAI_BASE_URL)" if from_env else "")
     client = openai.OpenAI(api_key=key, base_url=base, timeout=min(REACH_TIMEOUT_S, cfg.timeout_s), max_retries=0)
     try:
         client.models.list()
     except openai.APIConnectionError as e:  # refused, reset, DNS, timeout
-        return f"{field}.base_url: cannot reach {base}/models: {e}"
+        return f"{where}: cannot reach {base}/models: {e}"
     except (openai.AuthenticationError, openai.PermissionDeniedError) as e:
         return f"{field}: {base} refused the key in {cfg.api_key_env} (HTTP {e.status_code})"
     except openai.APIStatusError:

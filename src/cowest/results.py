@@ -13,7 +13,9 @@ ablations, `cowest serve` (through the validation's choice) and `cowest publish`
   (fractions), `cost_per_1k`, and `calls`, `cache_hits` (model calls made and answers read from the call cache, the
   weak drafts' included).
 - `price` (optional): `currency`, `prompt_per_million`, `completion_per_million`.
-- `comparisons`: `"A - B"` -> paired bootstrap of A's minus B's scores: `diff`, `lo`, `hi`, one-sided `p_value`,
+- `comparisons`: `"A - B"` -> A's minus B's per-question scores: `diff`, its paired-bootstrap `lo`, `hi`, the one-sided
+  `p_value` of a paired test of "A beats B" and that `test` ("exact McNemar" for 0/1 scores, "sign-flip
+  permutation" else; files without it hold the share of bootstrap resamples <= 0, which tests no null),
   `best_single` (B is the fixed best single model).
 - `drafts`: weak variant -> draft diagnostics: `n`, `states_gold`, `mean_chars`, `truncated_share` and, when
   known, `states_fact`, `changed_vs_sft`, `helped`, `hurt` (fractions).
@@ -62,12 +64,13 @@ class Interval(_Part):
 
 
 class Comparison(_Part):
-    """A paired bootstrap of one system's per-question scores minus another's."""
+    """One system's per-question scores minus another's: bootstrap CI and a paired test's one-sided p."""
 
     diff: float
     lo: float
     hi: float
     p_value: float = math.nan
+    test: str | None = None  # which paired test gave p_value (None: a file from before the tests)
     best_single: bool = False  # the other system is the fixed best single model
 
 

@@ -319,3 +319,15 @@ class CachedBackend(BaseBackend):
             self.inner.close()
         finally:
             self.cache.close()
+
+
+def uncached(backend: Backend) -> Backend:
+    """The model behind a call cache (the backend itself when it has none): its answers are neither read nor kept."""
+    return backend.inner if isinstance(backend, CachedBackend) else backend
+
+
+def read_only(backend: Backend) -> Backend:
+    """Make a cached backend read its cache without adding to it (a served run keeps its cache as the run left it)."""
+    if isinstance(backend, CachedBackend):
+        backend.writes = False
+    return backend

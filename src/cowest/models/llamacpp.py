@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import atexit
 import json
+import logging
 import os
+import secrets
 import socket
 import time
 import urllib.error
@@ -23,6 +25,8 @@ from .base import Backend, BackendError
 
 if TYPE_CHECKING:
     import xllamacpp
+
+log = logging.getLogger(__name__)
 
 
 def _free_port(host: str) -> int:
@@ -43,6 +47,9 @@ class LlamaCppServer:
 
     `n_ctx` is the context of each request: the server gets `n_ctx * n_parallel` tokens of KV cache split into
     `n_parallel` slots, so concurrent requests never compete for context.
+
+    Every request needs `api_key` (`Authorization: Bearer ...`): a fresh random one at each start unless one is
+    given, so that no other local user can call the model around cowest's own keys. /health stays open.
     """
 
     def __init__(
@@ -55,6 +62,7 @@ class LlamaCppServer:
         port: int | None = None,
         alias: str | None = None,
         startup_timeout_s: float = 120.0,
+        api_key: str | None = None,
     ) -> None:
         self.gguf_path = Path(gguf_path)
         self.n_ctx = n_ctx
@@ -65,6 +73,8 @@ class LlamaCppServer:
         self.alias = alias
         self.startup_timeout_s = startup_timeout_s
         self.start_time_s: float | None = None  # how long the last start() took
+        self.fixed_key = api_key
+        self.api_key: str | None = None  # the key of the running server
         self._server: xllamacpp.Server | None = None
 
     def _params(self, port: int) -> xllamacpp.CommonParams:
@@ -82,6 +92,7 @@ class LlamaCppServer:
         p.use_jinja = True  # use the chat template embedded in the GGUF
         p.cache_prompt = True  # reuse the KV cache of a shared prompt prefix
         p.verbosity = 1  # errors only; llama.cpp's info log is very chatty
+        p.api_keys = [self.api_key]
         if self.alias:
             p.model_alias = {self.alias}
         return p
@@ -107,6 +118,7 @@ class LlamaCppServer:
         import xllamacpp
 
         t0 = time.perf_counter()
+        self.api_key = self.fixed_key or f"sk-cowest-{secrets.token_urlsafe(24)}"
         fixed = self.port is not None
         last: Exception | None = None
         # a port picked by us may be taken by someone else before llama.cpp binds it: retry with another
@@ -130,6 +142,7 @@ class LlamaCppServer:
             self.stop()
             raise
         self.start_time_s = time.perf_counter() - t0
+        log.info("llama.cpp server for %s on %s (its key is required)", self.gguf_path.name, self.base_url)
         return self
 
     def _wait_healthy(self, t0: float) -> None:
@@ -179,7 +192,7 @@ def make_llamacpp_backend(cfg: ModelConfig) -> Backend:
     # tasks happen to run, and a slot's reused prompt prefix (so its arithmetic) would then vary from run to run.
     client_cfg = cfg.model_copy(update={"max_concurrency": min(cfg.max_concurrency, cfg.n_parallel)})
     try:
-        backend = OpenAIBackend(client_cfg, base_url=server.base_url, api_key="sk-local", on_close=server.stop)
+        backend = OpenAIBackend(client_cfg, base_url=server.base_url, api_key=server.api_key, on_close=server.stop)
     except BaseException:
         server.stop()
         raise

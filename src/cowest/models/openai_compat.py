@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from cowest.config import ModelConfig
 from cowest.models.base import BackendError, BaseBackend, Completion, Conversation, OnDone, Sampling, truncate_at_stop
+from cowest.models.openai_params import for_endpoint
 
 RETRY_STATUS = {408, 409, 429}  # plus every 5xx: the same set the openai client itself retries
 
@@ -96,7 +97,7 @@ class OpenAIBackend(BaseBackend):
     ) -> None:
         super().__init__()
         self.cfg = cfg
-        self.base_url = (base_url or cfg.base_url or "https://api.openai.com/v1").rstrip("/")
+        self.base_url = (base_url or cfg.endpoint()).rstrip("/")
         if api_key is None:
             api_key = os.environ.get(cfg.api_key_env)
             if not api_key:
@@ -111,6 +112,7 @@ class OpenAIBackend(BaseBackend):
         self._client = openai.OpenAI(api_key=api_key, base_url=self.base_url, timeout=cfg.timeout_s, max_retries=0)
         self._pool = self._new_pool()
         self._n_honoured: bool | None = None  # learnt from the first n>1 reply; llama.cpp's server may ignore n
+        self._params = for_endpoint(self.identity)  # max_completion_tokens, refused sampling parameters
         self._closed = False
 
     def _new_pool(self) -> ThreadPoolExecutor:
@@ -145,7 +147,7 @@ class OpenAIBackend(BaseBackend):
             messages=list(conv),
             temperature=sampling.temperature,
             top_p=sampling.top_p,
-            max_tokens=sampling.max_tokens,  # widest support: llama.cpp, vLLM and OpenAI's chat models
+            max_tokens=sampling.max_tokens,  # sent as the endpoint takes it: see openai_params
             seed=seed,
         )
         if n > 1:
@@ -168,14 +170,24 @@ class OpenAIBackend(BaseBackend):
                     # the deadline bounds the attempt in flight too, not only when the next one may start
                     left = max(0.001, self.cfg.deadline_s - (time.monotonic() - t0))
                     try:
-                        resp = self._client.chat.completions.create(**params,
-                                                                    timeout=min(self.cfg.timeout_s, left))
+                        resp = self._create(params, min(self.cfg.timeout_s, left))
                     except (ValueError, TypeError) as e:  # a 200 whose body is not JSON or not the expected shape
                         raise MalformedReply(f"unreadable reply ({type(e).__name__}: {e})") from e
                     out = self._parse(resp, n, sampling)
         except (openai.OpenAIError, MalformedReply) as e:
             raise self._fail(e, retrying.statistics.get("attempt_number", 1), time.monotonic() - t0) from e
         return out
+
+    def _create(self, params: dict[str, Any], timeout: float) -> Any:
+        """One call with `params` as this endpoint takes them; a parameter its 400 refuses is learnt (for the run) and
+        the call made again without it (each parameter at most once, so this ends)."""
+        while True:
+            sent = self._params.build(params)
+            try:
+                return self._client.chat.completions.create(**sent, timeout=timeout)
+            except openai.BadRequestError as e:
+                if not self._params.learn(e, sent, self._where()):
+                    raise
 
     def _parse(self, resp: Any, n: int, sampling: Sampling) -> list[Completion]:
         """The reply's choices as completions, or MalformedReply when it is not a usable answer."""

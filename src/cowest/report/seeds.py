@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .tables import level_label, md_table, metric_label, p_text
+from .tables import level_label, md_table, metric_label, p_header, p_text
 
 
 def _pct(v: float, signed: bool = False) -> str:
@@ -21,6 +21,17 @@ def _headers(runs: list[dict]) -> list[str]:
     if None not in seeds and len(set(seeds)) == len(seeds):
         return [f"seed {s}" for s in seeds]
     return [r["run"] for r in runs]
+
+
+P_NOTES = {  # what p is, by the paired test that gave it
+    "exact McNemar": "p is the one-sided exact McNemar test's (each question one system got right and the other "
+                     "wrong is a fair coin under the null)",
+    "sign-flip permutation": "p is the one-sided sign-flip permutation test's (each difference as likely negative as "
+                             "positive under the null)",
+    "mixed": "p is each row's one-sided paired test (exact McNemar for 0/1 scores, else sign-flip permutation)",
+    None: "p is the share of bootstrap resamples with a difference <= 0 (a file from before cowest ran paired tests: "
+          "it tests no null hypothesis)",
+}
 
 
 def compare_markdown(data: dict) -> str:
@@ -55,11 +66,13 @@ def compare_markdown(data: dict) -> str:
         rows = [[f"{name}{on}", _cell(d, True, "diff"), p_text(d["p_value"]), used[name],
                  *(_cell(r["diffs"][name], True, "diff") if name in r["diffs"] else "—" for r in runs)]
                 for name, d in data["diffs"].items()]
-        head = ["difference (points)", f"pooled, {conf} CI", "p (one-sided)", "n pooled", *heads]
+        tests = [d.get("test") for d in data["diffs"].values()]
+        head = ["difference (points)", f"pooled, {conf} CI", p_header(tests), "n pooled", *heads]
         lines += ["", md_table(head, rows),
                   "", "Pooled differences concatenate the per-question score differences of every run (matched by "
-                      "question within a run) and run one paired bootstrap; p is the share of resamples with a "
-                      "difference <= 0. `best_single` is each run's fixed best single model."]
+                      f"question within a run); the CI is one paired bootstrap of them, and "
+                      f"{P_NOTES.get(tests[0] if len(set(tests)) == 1 else 'mixed')}. "
+                      "`best_single` is each run's fixed best single model."]
     warned = [(h, r["warnings"]) for h, r in zip(heads, runs) if r.get("warnings")]
     if warned:
         lines += ["", "**Warnings** (stages that changed nothing or were cut short):", ""]

@@ -50,6 +50,16 @@ def p_text(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
+# what each paired test is called in a table; None: a file from before the tests, whose p is a bootstrap share
+TEST_NAMES = {"exact McNemar": "exact McNemar", "sign-flip permutation": "sign-flip", None: "bootstrap share"}
+
+
+def p_header(tests: Sequence[str | None]) -> str:
+    """The p column's heading: one-sided, and the paired test when every row used the same one."""
+    names = {TEST_NAMES.get(t, str(t)) for t in tests}
+    return f"p (one-sided, {names.pop()})" if len(names) == 1 else "p (one-sided; test per row)"
+
+
 def p_relation(text: str) -> str:
     """'= 0.021' or '< 0.001': a p_text after 'p' in a sentence."""
     return text if text.startswith("<") else f"= {text}"
@@ -117,17 +127,19 @@ def results_rows(results: Results, keys: bool = True) -> tuple[list[str], list[l
 
 
 def comparison_rows(results: Results) -> Table:
-    """Paired differences in points, each named with its metric, CI and one-sided p; p < 0.05 is marked."""
+    """Paired differences in points, each named with its metric, CI and one-sided p (and its test); p < 0.05 is
+    marked."""
     res = EvalResults.of(results)
     rows: list[list[Cell]] = []
     metric = res.scored_in()
     on = f" ({metric_label(metric)})" if metric else ""
+    head = p_header([c.test for c in res.comparisons.values()])
     for name, c in res.comparisons.items():
         tag = " (best single model)" if c.best_single else ""
-        p = c.p_value
+        p = p_text(c.p_value) + (f" ({TEST_NAMES.get(c.test, c.test)})" if "per row" in head else "")
         rows.append([f"{name}{on}{tag}", f"{100 * c.diff:+.1f}", f"[{100 * c.lo:+.1f}, {100 * c.hi:+.1f}]",
-                     (p_text(p), "sig") if p < 0.05 else p_text(p)])
-    return ["difference", "mean (points)", f"{level_label(res.level)} CI", "p (one-sided)"], rows
+                     (p, "sig") if c.p_value < 0.05 else p])
+    return ["difference", "mean (points)", f"{level_label(res.level)} CI", head], rows
 
 
 DRAFT_COLUMNS = {"states_fact": "states the fact %", "states_gold": "states the gold %",
@@ -156,7 +168,8 @@ def headline(results: Results) -> str | None:
             on = f" ({metric_label(metric)})" if metric else ""
             p = p_text(c.p_value)
             return (f"{name}{on}: {100 * c.diff:+.1f} points ({level_label(res.level)} CI "
-                    f"[{100 * c.lo:+.1f}, {100 * c.hi:+.1f}], one-sided p {p_relation(p)})")
+                    f"[{100 * c.lo:+.1f}, {100 * c.hi:+.1f}], one-sided p {p_relation(p)}, "
+                    f"{TEST_NAMES.get(c.test, c.test)})")
     return None
 
 

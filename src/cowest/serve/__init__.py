@@ -30,12 +30,14 @@ def serve_recipe(recipe: Recipe, limits: Limits) -> Recipe:
 
 
 def serve_run(recipe: Recipe, host: str = "127.0.0.1", port: int = 8000, models: list[str] | None = None,
-              limits: Limits = Limits(), keys_env: str = KEYS_ENV) -> None:
-    """Load the run's models and serve them until interrupted (the models are released on the way out)."""
+              limits: Limits = Limits(), keys_env: str = KEYS_ENV, hosts: list[str] | None = None) -> None:
+    """Load the run's models and serve them until interrupted (the models are released on the way out); `hosts`:
+    names clients may call it by besides loopback's and `host` (`*`: any)."""
     import uvicorn
 
     from ..run import Run
     from .app import create_app
+    from .guards import allowed_hosts
     from .metrics import Metrics
     from .service import service_from_run
 
@@ -48,7 +50,7 @@ def serve_run(recipe: Recipe, host: str = "127.0.0.1", port: int = 8000, models:
     service = None
     try:
         service = service_from_run(run, models, limits)
-        app = create_app(service, keys, metrics)
+        app = create_app(service, keys, metrics, allowed_hosts(host, hosts))
         log.info("serving %s on http://%s:%d/v1", ", ".join(s.name for s in service.available()), host, port)
         uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
     finally:

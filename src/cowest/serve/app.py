@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from .auth import KeyCheck
+from .guards import LOOPBACK_NAMES, HostGuard, RateLimiter, require_json
 from .metrics import Metrics
 from .protocol import APIError, chat_completion, completion_id, parse_request, stream_chunks
 from .service import Service
@@ -61,9 +62,12 @@ async def _drain(request: Request) -> None:
         pass  # a body too large or too slow to drain, or a client already gone: answer anyway
 
 
-def create_app(service: Service, keys: list[str] | None = None, metrics: Metrics | None = None) -> FastAPI:
-    """The server's routes over `service`; `keys` (none: open, for loopback only) guard everything but /health."""
+def create_app(service: Service, keys: list[str] | None = None, metrics: Metrics | None = None,
+               hosts: frozenset[str] | None = LOOPBACK_NAMES) -> FastAPI:
+    """The server's routes over `service`; `keys` (none: open, for loopback only) guard everything but /health's
+    liveness; a request whose Host is not in `hosts` (None: any) is refused."""
     check = KeyCheck(keys or [])
+    limiter = RateLimiter(service.limits.rate_per_min)
     metrics = metrics or Metrics()
     if service.on_batch is None:
         service.on_batch = lambda variant, size: metrics.batch_size.labels(variant).observe(size)
@@ -80,10 +84,14 @@ def create_app(service: Service, keys: list[str] | None = None, metrics: Metrics
     app = FastAPI(title="cowest", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.service, app.state.metrics = service, metrics
     add_error_handlers(app)
+    app.add_middleware(HostGuard, allowed=hosts)
 
     @app.get("/health")
-    async def health() -> dict:
-        return {"status": "ok", "models": [s.name for s in service.available()], "in_flight": state["in_flight"]}
+    async def health(request: Request) -> dict:
+        body: dict = {"status": "ok"}
+        if check.enabled and _holds_key(check, request):  # without a key: alive, and nothing more
+            body |= {"models": [s.name for s in service.available()], "in_flight": state["in_flight"]}
+        return body
 
     @app.get("/v1/models")
     async def models(request: Request) -> dict:
@@ -100,9 +108,17 @@ def create_app(service: Service, keys: list[str] | None = None, metrics: Metrics
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
-        return await chat_completions(request, service, check, metrics, state)
+        return await chat_completions(request, service, (check, limiter), metrics, state)
 
     return app
+
+
+def _holds_key(check: KeyCheck, request: Request) -> bool:
+    try:
+        check(request.headers.get("authorization"))
+    except APIError:
+        return False
+    return True
 
 
 def add_error_handlers(app: FastAPI) -> None:
@@ -123,13 +139,16 @@ def add_error_handlers(app: FastAPI) -> None:
         return JSONResponse(APIError(500, "internal server error", "server_error").body(), status_code=500)
 
 
-async def chat_completions(request: Request, service: Service, check: KeyCheck, metrics: Metrics,
-                           state: dict[str, int]) -> Response:
-    """One chat request: key, limits and back-pressure, the answer within the deadline, counted in the metrics."""
-    limits = service.limits
+async def chat_completions(request: Request, service: Service, guards: tuple[KeyCheck, RateLimiter],
+                           metrics: Metrics, state: dict[str, int]) -> Response:
+    """One chat request: key, JSON body, rate, limits and back-pressure, the answer within the deadline, counted in
+    the metrics."""
+    limits, (check, limiter) = service.limits, guards
     t0, model, status = time.perf_counter(), "unknown", 500
     try:
-        check(request.headers.get("authorization"))
+        key = check(request.headers.get("authorization"))
+        require_json(request.headers.get("content-type"))
+        limiter(key)
         req = parse_request(await read_body(request, limits.max_body_bytes), limits)
         system = service.system(req.model)
         model = system.name  # a known name only: metric labels stay few whatever clients send
@@ -158,7 +177,7 @@ async def chat_completions(request: Request, service: Service, check: KeyCheck, 
         return JSONResponse(body)
     except APIError as e:
         status = e.status
-        if e.status in (401, 413, 429):
+        if e.status in (401, 413, 415, 429):
             metrics.rejected.labels(str(e.code)).inc()
         raise
     finally:

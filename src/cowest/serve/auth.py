@@ -49,18 +49,20 @@ class KeyCheck:
         """Whether requests need a key."""
         return bool(self._keys)
 
-    def __call__(self, authorization: str | None) -> None:
-        """Raise a 401 unless the header carries one of the keys."""
+    def __call__(self, authorization: str | None) -> str:
+        """Which key the header carries (`key-<index>`; `open` without keys), or a 401."""
         if not self._keys:
-            return
+            return "open"
         scheme, _, given = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not given.strip():
             raise APIError(401, "missing API key: send 'Authorization: Bearer <key>'", "invalid_request_error",
                            code="invalid_api_key")
         token = given.strip().encode()
         # every key is compared, so the time taken does not tell which one came close
-        ok = False
-        for key in self._keys:
-            ok |= hmac.compare_digest(token, key)
-        if not ok:
+        found = -1
+        for i, key in enumerate(self._keys):
+            if hmac.compare_digest(token, key):
+                found = i
+        if found < 0:
             raise APIError(401, "incorrect API key", "invalid_request_error", code="invalid_api_key")
+        return f"key-{found}"

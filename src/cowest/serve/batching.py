@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..models.base import Backend, Completion, Conversation, Sampling
+from ..models.cache import uncached
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +21,7 @@ class _Job:
     n: int
     sampling: Sampling
     future: asyncio.Future
+    fresh: bool = False  # past the call cache: neither read from it nor kept in it
 
 
 class DraftBatcher:
@@ -52,12 +54,13 @@ class DraftBatcher:
             self._queue.get_nowait().future.cancel()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    async def draft(self, conv: Conversation, n: int, sampling: Sampling) -> list[Completion]:
-        """`n` completions of `conv`, generated in a batch with whatever else arrives in the same window."""
+    async def draft(self, conv: Conversation, n: int, sampling: Sampling, fresh: bool = False) -> list[Completion]:
+        """`n` completions of `conv`, generated in a batch with whatever else arrives in the same window (`fresh`:
+        past the call cache)."""
         if self._queue is None:
             raise RuntimeError("DraftBatcher.start() was not called")
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Job(conv, n, sampling, fut))
+        await self._queue.put(_Job(conv, n, sampling, fut, fresh))
         return await fut
 
     async def _run(self) -> None:
@@ -69,14 +72,15 @@ class DraftBatcher:
                 await asyncio.sleep(self.window_s)  # let concurrent requests join this batch
             while len(jobs) < self.max_batch and not self._queue.empty():
                 jobs.append(self._queue.get_nowait())
-            groups: dict[tuple[int, Sampling], list[_Job]] = {}
+            groups: dict[tuple[int, Sampling, bool], list[_Job]] = {}
             for job in jobs:
                 if not job.future.done():  # a caller that gave up (deadline, disconnect) costs nothing
-                    groups.setdefault((job.n, job.sampling), []).append(job)
-            for (n, sampling), group in groups.items():
+                    groups.setdefault((job.n, job.sampling, job.fresh), []).append(job)
+            for (n, sampling, fresh), group in groups.items():
                 convs = [j.conv for j in group]
+                backend = uncached(self.backend) if fresh else self.backend
                 try:
-                    results = await loop.run_in_executor(self._executor, self.backend.generate, convs, n, sampling)
+                    results = await loop.run_in_executor(self._executor, backend.generate, convs, n, sampling)
                 except Exception as e:  # this batch's requests fail; the worker serves the next ones
                     log.warning("weak model call for %d drafts failed: %s", len(group), e)
                     for j in group:

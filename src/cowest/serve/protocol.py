@@ -8,11 +8,16 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import CowestError
+from ..tasks.base import LETTERS
+
+MAX_SEED = 2**31 - 1  # every backend takes it: llama.cpp's seed is 32-bit, torch's and OpenAI's wider
+MAX_NAME_CHARS = 256  # a model name, a stop string, an option: well above any real one
+MAX_STOPS = 4  # as OpenAI
 
 
 class APIError(CowestError):
@@ -39,6 +44,7 @@ class Limits:
     max_tokens: int = 1024
     max_n: int = 4
     max_in_flight: int = 64  # requests admitted at once; more get 429
+    rate_per_min: int = 600  # requests one key (or, without keys, every client together) may make a minute; 0: any
     deadline_s: float = 120.0  # one request, from admission to its answer
     batch_window_s: float = 0.02  # how long the first draft of a batch waits for company
     max_batch: int = 16  # drafts per weak call
@@ -65,22 +71,27 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+Stop = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS)]
+Option = Annotated[str, Field(min_length=1)]  # their length counts towards the question's limit
+
+
 class ChatRequest(BaseModel):
     """The fields of a chat-completions request the server honours; other OpenAI fields are accepted and ignored."""
 
     model_config = ConfigDict(extra="allow")
-    model: str
+    model: str = Field(max_length=MAX_NAME_CHARS)
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     n: int = Field(1, ge=1)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    stop: str | list[str] | None = None
-    options: list[str] | None = None  # cowest extension: the answer options of a multiple-choice question
+    stop: Stop | Annotated[list[Stop], Field(max_length=MAX_STOPS)] | None = None
+    # cowest extension: the answer options of a multiple-choice question, lettered A to Z
+    options: Annotated[list[Option], Field(min_length=2, max_length=len(LETTERS))] | None = None
 
     @property
     def token_cap(self) -> int | None:
@@ -107,7 +118,8 @@ def parse_request(raw: bytes, limits: Limits) -> ChatRequest:
         req = ChatRequest.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
-        param = ".".join(str(p) for p in err["loc"]) or None
+        # a union's branch names (`constrained-str`, `list[...]`) are not the client's
+        param = ".".join(str(p) for p in err["loc"] if re.fullmatch(r"\w+", str(p))) or None
         raise APIError(400, f"{param}: {err['msg']}" if param else err["msg"], param=param) from None
     if len(req.messages) > limits.max_messages:
         raise APIError(400, f"{len(req.messages)} messages; this server takes at most {limits.max_messages}",

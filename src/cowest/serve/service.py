@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable, Mapping
@@ -12,11 +13,12 @@ from ..collab.pipeline import Collaborator
 from ..collab.prompter import Prompter, draft_answer_section
 from ..config import CollabConfig, ModelConfig
 from ..models.base import Backend, BackendError, Sampling
+from ..models.cache import read_only, uncached
 from ..results import VALID_EVAL
 from ..systems import DEFAULT_SERVED, SERVED, SYSTEMS, System, served_systems
 from ..tasks.base import Example
 from .batching import DraftBatcher
-from .protocol import APIError, ChatRequest, Limits, question_text, split_options
+from .protocol import MAX_SEED, APIError, ChatRequest, Limits, question_text, split_options
 
 if TYPE_CHECKING:
     from ..run import Run
@@ -65,6 +67,8 @@ class Service:
             self._weak_alone = "aligned"
         self.on_batch = on_batch
         self.collab = Collaborator(None, strong, prompter, cfg) if strong is not None else None
+        # sampled answers without a seed: past the cache, so that each request draws its own
+        self.fresh = Collaborator(None, uncached(strong), prompter, cfg) if strong is not None else None
         self.strong_concurrency = strong_concurrency
         self._strong_pool: ThreadPoolExecutor | None = None
         self.batchers: dict[str, DraftBatcher] = {}
@@ -130,18 +134,20 @@ class Service:
         return Example(id="request", question=text, options=options, gold="")
 
     def sampling(self, req: ChatRequest, default_max: int) -> Sampling:
-        """The caller's sampling; unset fields take the method's defaults (greedy, the recipe's token cap, seed 0)."""
+        """The caller's sampling; unset fields take the method's defaults (greedy, the recipe's token cap, seed 0).
+        A sampled request without a seed gets a random one: it is a fresh draw, as from any sampling API."""
+        seed = req.seed if req.seed is not None else (secrets.randbelow(MAX_SEED) if fresh_draw(req) else 0)
         return Sampling(temperature=req.temperature or 0.0, top_p=req.top_p or 1.0,
-                        max_tokens=req.token_cap or default_max, seed=req.seed if req.seed is not None else 0,
-                        stop=req.stops)
+                        max_tokens=req.token_cap or default_max, seed=seed, stop=req.stops)
 
     async def answer(self, req: ChatRequest, system: System) -> Answer:
         """Answer one request as `system` (the caller bounds its time)."""
         ex = self.example(req)
         tt = self.prompter.task_type
+        fresh = fresh_draw(req)
         if system.kind == "weak":
             sampling = self.sampling(req, self.cfg.draft_max_tokens)
-            comps = await self._draft(self._variant(system), ex, req.n, sampling)
+            comps = await self._draft(self._variant(system), ex, req.n, sampling, fresh)
             return Answer([c.text for c in comps], [c.finish_reason for c in comps],
                           [tt.extract(draft_answer_section(c.text), ex) for c in comps],
                           usage={"weak": _usage(comps)})
@@ -154,27 +160,33 @@ class Service:
             conv = self.prompter.strong_refine(ex, draft)
         else:
             conv = self.prompter.strong_alone(ex)
-        answered = await asyncio.gather(*(self._strong(ex, conv, replace(sampling, seed=sampling.seed + j))
+        answered = await asyncio.gather(*(self._strong(ex, conv, replace(sampling, seed=sampling.seed + j), fresh)
                                           for j in range(req.n)))
         usage["strong"] = {"prompt_tokens": sum(a.prompt_tokens for a in answered),
                            "completion_tokens": sum(a.completion_tokens for a in answered)}
         return Answer([a.text for a in answered], ["length" if a.truncated else "stop" for a in answered],
                       [a.answer for a in answered], draft, usage)
 
-    async def _draft(self, variant: str | None, ex: Example, n: int, sampling: Sampling) -> list:
+    async def _draft(self, variant: str | None, ex: Example, n: int, sampling: Sampling, fresh: bool = False) -> list:
         try:
-            return await self.batchers[variant].draft(self.prompter.draft_prompt(ex), n, sampling)
+            return await self.batchers[variant].draft(self.prompter.draft_prompt(ex), n, sampling, fresh)
         except BackendError as e:
             raise upstream_error("weak", e) from e
 
-    async def _strong(self, ex: Example, conv: list, sampling: Sampling):
-        assert self.collab is not None
+    async def _strong(self, ex: Example, conv: list, sampling: Sampling, fresh: bool):
+        collab = self.fresh if fresh else self.collab
+        assert collab is not None
         loop = asyncio.get_running_loop()
         try:
-            out = await loop.run_in_executor(self._strong_pool, self.collab.ask_strong, [ex], [conv], sampling)
+            out = await loop.run_in_executor(self._strong_pool, collab.ask_strong, [ex], [conv], sampling)
         except BackendError as e:
             raise upstream_error("strong", e) from e
         return out[0]
+
+
+def fresh_draw(req: ChatRequest) -> bool:
+    """Whether a request samples without a seed: its answer is a new draw, never read from or kept in a cache."""
+    return bool(req.temperature) and req.seed is None
 
 
 def _usage(comps: list) -> dict[str, int]:
@@ -220,8 +232,10 @@ def service_from_run(run: Run, names: list[str] | None, limits: Limits,
     if names and missing:
         raise ServeConfigError(f"{', '.join(missing)}: the run in {run.dir} has no trained weak model for it "
                                f"(finish `cowest run` first, or serve other models)")
-    strong = run.strong if any(s.kind != "weak" for s in wanted) else None
-    weak = {v: run.weak(v) for v in variants}
+    # the run's own answers are read from its cache (a served answer is the one `cowest eval` gave); what clients
+    # ask is never added to it
+    strong = read_only(run.strong) if any(s.kind != "weak" for s in wanted) else None
+    weak = {v: read_only(run.weak(v)) for v in variants}
     labels = None
     if run.prompter.task_type.name == "classification":
         sets = {tuple(e.options or ()) for e in run.task.train}

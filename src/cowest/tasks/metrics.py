@@ -36,9 +36,11 @@ import re
 import string
 from collections import Counter
 from functools import lru_cache
-from typing import Callable, Hashable, Sequence
+from typing import Any, Callable, Hashable, Sequence
 
 import numpy as np
+
+from .paired_tests import paired_test
 
 _PUNCT = set(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -265,26 +267,24 @@ def _macro_f1_resampled(preds: Sequence, golds: Sequence, idx: np.ndarray) -> np
     return (f1 * present).sum(axis=1) / present.sum(axis=1)
 
 
-def paired_bootstrap(
+def paired_comparison(
     a_scores: Sequence[float],
     b_scores: Sequence[float],
     n_boot: int = 1000,
     seed: int = 0,
     confidence: float = 0.95,
-) -> dict[str, float]:
-    """Paired bootstrap of mean(a) - mean(b) over the same examples.
-
-    Returns diff, the percentile CI (lo, hi) and a one-sided p_value: the share of resamples whose
-    difference is <= 0, i.e. evidence against "a beats b" (small p: a is reliably better).
-    """
+) -> dict[str, Any]:
+    """mean(a) - mean(b) over the same examples: its paired-bootstrap percentile CI (lo, hi), and the one-sided p of a
+    paired test of "a beats b" with a real null (`test`: exact McNemar for 0/1 scores, else sign-flip permutation)."""
     a, b = np.asarray(a_scores, dtype=float), np.asarray(b_scores, dtype=float)
     if a.shape != b.shape:
-        raise ValueError(f"paired_bootstrap: {a.size} scores vs {b.size}; they must be paired")
+        raise ValueError(f"paired_comparison: {a.size} scores vs {b.size}; they must be paired")
     if a.size == 0:
         nan = float("nan")
-        return {"diff": nan, "lo": nan, "hi": nan, "p_value": nan}
+        return {"diff": nan, "lo": nan, "hi": nan, "p_value": nan, "test": None}
     d = a - b
     rng = np.random.default_rng(seed)
     diffs = np.concatenate([d[idx].mean(axis=1) for idx in _index_chunks(rng, d.size, n_boot)])
     lo, hi = _percentiles(diffs, confidence)
-    return {"diff": float(d.mean()), "lo": lo, "hi": hi, "p_value": float(np.mean(diffs <= 0))}
+    p, test = paired_test(a, b, seed=seed)
+    return {"diff": float(d.mean()), "lo": lo, "hi": hi, "p_value": p, "test": test}

@@ -34,19 +34,22 @@ class FaultServer:
     with `Retry-After: retry_after_s` (recorded in `limited`), as hosted APIs answer a client over its concurrency.
     `script` holds HTTP statuses to answer the next requests with, in arrival order (then 200s; a scripted 429 says
     `Retry-After: 0`), and `slow_first` extra seconds for the next requests (a timeout); `honour_n=False` answers one
-    choice whatever `n` asks, as servers that ignore `n` do.
+    choice whatever `n` asks, as servers that ignore `n` do. `reasoning=True` refuses what OpenAI's reasoning models
+    refuse, with OpenAI's 400: `max_tokens` (they take `max_completion_tokens`), and `temperature` or `top_p` other
+    than their default 1 (each refusal recorded in `refused`).
     """
 
     def __init__(self, faults: Sequence[str] = (), rate: float = 0.0, seed: int = 0, delay_s: float = 0.0,
                  max_in_flight: int | None = None, retry_after_s: float = 1.0,
                  answer: str | Callable[[dict, int], str] | None = None, honour_n: bool = True,
-                 completion_tokens: int = 5) -> None:
+                 completion_tokens: int = 5, reasoning: bool = False) -> None:
         unknown = set(faults) - set(FAULTS)
         if unknown:
             raise ValueError(f"unknown faults {sorted(unknown)}; known: {', '.join(FAULTS)}")
         self.faults, self.rate, self.seed, self.delay_s = tuple(faults), rate, seed, delay_s
         # every reply's text, or a function of (request body, choice index); None: the request echoed
         self.answer, self.honour_n, self.completion_tokens = answer, honour_n, completion_tokens
+        self.reasoning, self.refused = reasoning, []  # the parameters refused, one per refused request
         self.max_in_flight, self.retry_after_s, self.in_flight, self.max_active = max_in_flight, retry_after_s, 0, 0
         self.script: list[int] = []  # statuses for the next requests
         self.slow_first: list[float] = []  # extra delays for the next requests
@@ -124,6 +127,21 @@ class FaultServer:
                 "choices": choices, "usage": {"prompt_tokens": 10, "completion_tokens": done,
                                               "total_tokens": 10 + done}}
 
+    def refusal(self, body: dict) -> dict | None:
+        """OpenAI's 400 error for a parameter a reasoning model does not take (None: none, or not `reasoning`)."""
+        if not self.reasoning:
+            return None
+        if "max_tokens" in body:
+            return {"message": "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+                               "'max_completion_tokens' instead.", "type": "invalid_request_error",
+                    "param": "max_tokens", "code": "unsupported_parameter"}
+        for name in ("temperature", "top_p"):
+            if name in body and body[name] != 1:
+                return {"message": f"Unsupported value: '{name}' does not support {body[name]} with this model. Only "
+                                   "the default (1) value is supported.", "type": "invalid_request_error",
+                        "param": name, "code": "unsupported_value"}
+        return None
+
     def restart(self) -> None:
         """Serve again on the same port after `close` (a stopped backend coming back)."""
         self.stopping.clear()
@@ -173,7 +191,12 @@ class Handler(BaseHTTPRequestHandler):
         try:
             time.sleep(server.delay_s + extra)
             status = status if self.path == "/v1/chat/completions" else 404
-            if status != 200:
+            refusal = server.refusal(body) if status == 200 else None
+            if refusal is not None:
+                with server.lock:
+                    server.refused.append(refusal["param"])
+                self.send(400, json.dumps({"error": refusal}).encode())
+            elif status != 200:
                 headers = {"Retry-After": "0"} if status == 429 else {}
                 self.send(status, _error(f"scripted failure {status}", "server_error", code=None), **headers)
             else:
