@@ -28,7 +28,7 @@ test-deps:
 	scripts/install-test-deps.sh
 
 test: assets test-deps
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 bench: assets
 	$(PY) bench/bench_generation.py
