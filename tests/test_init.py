@@ -41,6 +41,8 @@ def test_sizes_follow_the_budget():
     assert calls.strong_call_budget == 180 and calls.n_test == 45 and calls.minutes is None
     long_facts = size(survey(*_files("travel-policy")), minutes=60)
     assert long_facts.draft_max_tokens > size(s, minutes=60).draft_max_tokens  # room for two long clauses
+    # the SFT check's extensions: always one, a second where the SFT share of the budget pays for it
+    assert (small.sft_extensions, large.sft_extensions, calls.sft_extensions) == (1, 2, 2)
 
 
 def test_init_writes_a_recipe_that_loads_and_reads_the_data(tmp_path, monkeypatch):

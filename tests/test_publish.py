@@ -11,7 +11,9 @@ from typer.testing import CliRunner
 from cowest.cli import app
 from cowest.compare import compare_markdown, write_comparison
 from cowest.io import read_json, write_json
-from cowest.publish import PublishError, check_readme, eval_markdown, publish, render_readme
+from cowest.publish import PublishError, check_readme, eval_markdown, publish, render_block, render_readme
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SCORES = {"strong": [1, 0, 0, 0], "refine": [1, 0, 1, 0], "cowest": [1, 1, 1, 0]}
 SMALL = [
@@ -235,3 +237,19 @@ def test_overlap_and_training_blocks_render_their_benchmarks(tmp_path: Path) -> 
     text = render_block("b", "training", tmp_path)
     assert "SFT, 88 rows, 1 epoch(s) per row (2 CPUs):" in text and "| padding-free | 50.0 | 20 | 2.00x | 11 | 2.000 |" in text
     assert "DPO, 40 pairs, 1 epoch(s) per row" in text and "| precomputed | 30.0 | 33 | 1.33x | 11 | 2.000 | 0.100 |" in text
+
+
+def test_stage_rows_say_what_each_stage_did_and_its_checks():
+    from cowest.report.stages import stage_outcome
+
+    sft = stage_outcome("sft", {"examples": 90, "recall": 0.25, "recall_measure": "fact", "valid_questions": 12,
+                                "extensions": 2})
+    assert sft == "90 rows; drafts state the fact on 25.0% of 12 validation questions; 2 extension(s)"
+    assert "recall not measured" in stage_outcome("sft", {"examples": 9, "recall": None})
+    skipped = stage_outcome("round_1/dpo", {"pairs": 3, "skipped": True, "steps": 0})
+    assert skipped.startswith("skipped: 3 pairs are too few")
+    mined = stage_outcome("round_1/mine", {"pairs": 40, "train_pairs": 30, "heldout_pairs": 10, "questions": 20,
+                                           "strong_requests": 80, "pairs_per_100_requests": 50.0, "evaluator": "judge"})
+    assert "80 strong requests, 50.0 pairs per 100" in mined and mined.endswith("evaluator judge")
+    table = render_block("results/formulary-seed0", "stages", ROOT)  # a published run: one row per stage
+    assert "| round_1/dpo |" in table and "| eval |" in table

@@ -14,6 +14,7 @@ from .io import atomic_dir, read_json
 from .layout import ComparisonDir, RunLayout
 from .report.artifacts import Artifacts, load
 from .report.seeds import compare_markdown
+from .report.stages import stage_rows
 from .report.tables import (
     ablation_tables,
     comparisons_markdown,
@@ -108,7 +109,8 @@ def ablations_markdown(run_dir: Path) -> str:
 
 # README block kinds of a published run folder; the benchmarks' kinds are bench/render.py's (`bench_renderers`)
 KINDS = {"eval": eval_markdown, "valid": lambda d: eval_markdown(d, "eval_valid"),
-         "diagnostics": diagnostics_markdown, "ablations": ablations_markdown}
+         "diagnostics": diagnostics_markdown, "ablations": ablations_markdown,
+         "stages": lambda d: md_table(*stage_rows(load(Path(d)))) + "\n"}
 BENCH_RENDER = Path(__file__).resolve().parents[2] / "bench" / "render.py"  # beside the bench scripts (a checkout)
 
 
@@ -124,7 +126,8 @@ def bench_renderers(path: Path = BENCH_RENDER) -> dict[str, Callable[[Path], str
 
 
 def render_block(target: str, kind: str, root: Path) -> str:
-    """The generated body of one README block: `compare`, `eval`, `diagnostics` or `ablations` of a published dir."""
+    """The generated body of one README block: `compare`, `eval`, `diagnostics`, `ablations` or `stages` of a published
+    dir."""
     root = Path(root).resolve()
     folder = (root / target).resolve()
     if root != folder and root not in folder.parents:

@@ -48,6 +48,7 @@ STRONG_SYSTEMS = ("strong", "retrieval", "supericl", "collab_base", "refine", "c
 SFT_MAX, OTHER, MINE_OF_REST = 0.4, 0.15, 0.45
 MIN_TEST = 10  # test questions evaluated, whatever the budget
 MIN_MINE_CALLS = 20  # strong calls mining may spend, whatever the budget
+MAX_EXTENSIONS, EXTRA_EPOCHS = 2, 2  # the SFT check's extensions: each trains `EXTRA_EPOCHS` more epochs
 PAIR_TARGET = 48  # 40 to train on and the held-out share's: fewer left DPO's margins flat in our measurements
 
 
@@ -149,6 +150,7 @@ class Sizes:
     share: float
     draft_max_tokens: int
     minutes: float | None
+    sft_extensions: int = MAX_EXTENSIONS  # sft_recall.max_extensions: as many as the SFT share of the budget pays for
     systems: tuple[str, ...] = SYSTEMS
     why: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -173,16 +175,22 @@ def size(s: Survey, minutes: float | None = 60.0, strong_calls: int | None = Non
         mine = max(MIN_MINE_CALLS, round(0.45 * strong_calls))
         n_test = round(0.45 * strong_calls / per_question)
         why = [f"{strong_calls} strong calls: 45% to mining, 45% to evaluation"]
+        extensions = MAX_EXTENSIONS
     else:
         budget = 60 * (minutes or 60.0)
         while sft_s(epochs, repeats) > SFT_MAX * budget and (repeats > 2 or epochs > 2):
             repeats, epochs = (repeats - 1, epochs) if repeats > 2 else (repeats, epochs - 1)
+        # the check's extensions run only when recall is short: one always (a run that needs it has a reason to
+        # take longer), a second where the SFT share of the budget pays for it
+        room = SFT_MAX * budget - sft_s(epochs, repeats)
+        extensions = max(1, min(MAX_EXTENSIONS, int(room // sft_s(EXTRA_EPOCHS, repeats))))
         rest = budget * (1 - OTHER) - sft_s(epochs, repeats)
         mine = max(MIN_MINE_CALLS, round(MINE_OF_REST * rest / MINE_CALL_S))
         n_test = round((1 - MINE_OF_REST) * rest / (per_question * EVAL_CALL_S))
         why = [f"{minutes:g} minutes on 2 CPU cores with the offline default models: about "
                f"{sft_s(epochs, repeats) / 60:.0f} minutes to SFT ({epochs} epochs, each fact line {repeats} times an "
-               f"epoch), {MINE_OF_REST * rest / 60:.0f} to mining ({mine} strong calls), "
+               f"epoch; up to {extensions} extension(s) of {EXTRA_EPOCHS} if its check asks), {MINE_OF_REST * rest / 60:.0f} to mining "
+               f"({mine} strong calls), "
                f"{(1 - MINE_OF_REST) * rest / 60:.0f} to the test evaluation"]
     if s.facts and repeats * epochs < EXPOSURES:
         need = sft_s(SFT_EPOCHS, math.ceil(EXPOSURES / SFT_EPOCHS)) / 60
@@ -196,7 +204,8 @@ def size(s: Survey, minutes: float | None = 60.0, strong_calls: int | None = Non
                      "systems apart: run several seeds (cowest run --seeds 0,1,2) or give a larger budget")
     return Sizes(sft_epochs=epochs, fact_repeats=repeats, strong_call_budget=mine,
                  n_test=n_test if n_test < avail else None, share=round(share, 2), draft_max_tokens=tokens,
-                 minutes=minutes if strong_calls is None else None, systems=tuple(systems), why=why, notes=notes)
+                 minutes=minutes if strong_calls is None else None, sft_extensions=extensions, systems=tuple(systems),
+                 why=why, notes=notes)
 
 
 def _fields_yaml(f: dict[str, str]) -> str:

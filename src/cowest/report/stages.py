@@ -1,0 +1,49 @@
+"""What each stage of a run did and what its check found, one row a stage, from the stages' manifests."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from .artifacts import Artifacts
+from .tables import Table, pct
+
+
+def stage_outcome(name: str, counts: Mapping) -> str:
+    """One line on what a stage did, from its manifest's counts (the figures its check looked at)."""
+    c = counts
+    if name == "sft":
+        parts = [f"{c.get('examples')} rows"]
+        if "recall" in c:  # runs from before the SFT check have none
+            parts.append("recall not measured (no validation questions)" if c["recall"] is None else
+                         f"drafts state the {c.get('recall_measure', 'fact')} on {pct(c['recall'])}% of "
+                         f"{c.get('valid_questions')} validation questions")
+        return "; ".join([*parts, f"{c.get('extensions', 0)} extension(s)"])
+    if name.endswith("/mine"):
+        parts = [f"{c.get('pairs')} pairs ({c.get('train_pairs')} to train, {c.get('heldout_pairs')} held out) from "
+                 f"{c.get('questions')} questions"]
+        if "strong_requests" in c:
+            parts.append(f"{c['strong_requests']} strong requests, {c.get('pairs_per_100_requests', 0):.1f} pairs "
+                         f"per 100")
+        return "; ".join([*parts, f"evaluator {c.get('evaluator', 'rule')}"])
+    if name.endswith("/dpo"):
+        if c.get("skipped"):
+            return f"skipped: {c.get('pairs')} pairs are too few to learn from; the round keeps its start model"
+        if c.get("method") == "grpo":
+            return f"on-policy (GRPO) on {c.get('questions')} questions, {c.get('strong_calls')} strong calls"
+        margin = c.get("final_margin")
+        return f"{c.get('pairs')} pairs, {c.get('steps')} steps" + (
+            f", last reward margin {margin:.3f}" if margin is not None else "")
+    if name.startswith("eval"):
+        served = f"; served default: {c['served_default']}" if c.get("served_default") else ""
+        return f"{c.get('questions')} questions, {c.get('systems')} systems{served}"
+    return ""
+
+
+def stage_rows(a: Artifacts) -> Table:
+    """Each stage's wall time, what it did and its check's warnings (codes), in run order."""
+    rows = []
+    for name, m in a.manifests.items():
+        counts = m.get("counts") or {}
+        warns = ", ".join(sorted({w.get("code", "?") for w in counts.get("warnings") or []}))
+        rows.append([name, f"{m.get('wall_s', 0):.0f}", stage_outcome(name, counts), warns or "none"])
+    return ["stage", "wall s", "what it did", "check warnings"], rows
