@@ -221,11 +221,12 @@ def test_markdown_has_every_section(built):
     assert "## DPO, round 2\n\n- steps: 5\n- reward margin: first 0.0200, last 0.1000, max 0.1000" in md
     assert "- reward accuracy, last: 1.00" in md
     # Stage times in pipeline order with a total.
-    times = md.split("## Stage wall times (s)")[1].split("##")[0]
+    times = md.split("## Stages")[1].split("##")[0]
     order = [line.split("|")[1].strip() for line in times.splitlines() if line.startswith("| ") and "stage" not in line]
     assert order == ["sft", "round_1/mine", "round_1/dpo", "round_2/mine", "round_2/dpo", "eval", "eval_recall", "total"]
     total = 412.3 + 301 + 120.5 + 302 + 241 + 95 + 7
     assert f"| total | {total:.1f} |" in md
+    assert "| round_1/mine | 301.0 |" in md and "check warnings" in times  # what each stage did, beside its time
     # Models, adapter hashes, usage identities, ablations, plots and the recipe verbatim.
     assert "smollm2-135m-instruct" in md and "qwen2.5-coder-1.5b-instruct" in md
     assert "aaaa1111bbbb2222" in md and "dpo1hash00000000" in md and "dpo2hash00000000" in md

@@ -146,7 +146,7 @@ def test_whole_run_on_tiny_models_then_skip(tmp_path, tiny_lm, strong_knows_gold
     assert "cowest - refine" in results["comparisons"]
     manifest = read_json(d / "round_1/mine.manifest.json")
     assert manifest["counts"]["pairs"] == len(pairs) and manifest["wall_s"] >= 0
-    assert "Stage wall times" in (d / "report.md").read_text()
+    assert "## Stages" in (d / "report.md").read_text()
     html = (d / "report.html").read_text()
     assert 'id="results-table"' in html and "drill-data" in html
     assert all((d / "plots" / f"{p}.png").stat().st_size > 1000 for p in ("accuracy", "deltas", "cost_accuracy"))

@@ -19,6 +19,7 @@ from .drill import FILTERS, drill_data
 from .html import render_html
 from .markdown import render_markdown, summary_markdown
 from .plots import PLOTS, make_plots, plot_accuracy, plot_cost, plot_deltas, plot_margins, plot_pairs
+from .stages import stage_rows
 from .tables import (
     Cell,
     Table,
@@ -39,7 +40,6 @@ from .tables import (
     results_markdown,
     results_rows,
     sft_summary,
-    stage_rows,
 )
 
 __all__ = [

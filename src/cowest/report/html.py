@@ -16,6 +16,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from ..results import EvalResults
 from .artifacts import Artifacts
 from .drill import FILTERS, drill_data
+from .stages import stage_rows
 from .tables import (
     Table,
     ablation_tables,
@@ -29,7 +30,6 @@ from .tables import (
     model_rows,
     results_rows,
     sft_summary,
-    stage_rows,
     warning_lines,
 )
 
@@ -106,7 +106,7 @@ def _sections(a: Artifacts, plots: dict[str, bytes]) -> list[tuple[str, str, lis
         sections.append(("sec-plots", "Plots", [{"kind": "figures", "figures": figures}]))
     sections.append(("sec-drill", "Per-question drill-down", [_drill(a)]))
     if (st := stage_rows(a))[1]:
-        sections.append(("sec-times", "Stage wall times (s)", [_table(st)]))
+        sections.append(("sec-times", "Stages", [_table(st)]))
     items, usage = model_rows(a)
     if items or usage[1]:
         models: list[Part] = [{"kind": "kv", "pairs": items}] if items else []

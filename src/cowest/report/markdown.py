@@ -7,6 +7,7 @@ from pathlib import Path
 from ..layout import RunLayout
 from .artifacts import Artifacts, load
 from .plots import PLOTS
+from .stages import stage_rows
 from .tables import (
     ablation_tables,
     comparisons_markdown,
@@ -21,7 +22,6 @@ from .tables import (
     or_missing,
     results_markdown,
     sft_summary,
-    stage_rows,
     warning_lines,
 )
 
@@ -63,7 +63,7 @@ def render_markdown(a: Artifacts) -> str:
         parts.append("## Ablations\n\n" + "\n\n".join(f"### {t}\n\n{md_table(h, r)}" for t, h, r in tables))
     headers, rows = stage_rows(a)
     if rows:
-        parts.append(f"## Stage wall times (s)\n\n{md_table(headers, rows)}")
+        parts.append(f"## Stages\n\n{md_table(headers, rows)}")
     items, (uh, ur) = model_rows(a)
     if items or ur:
         text = "\n".join(f"- {w}: `{v}`" for w, v in items)

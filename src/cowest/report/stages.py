@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from .artifacts import Artifacts
-from .tables import Table, pct
+from .tables import Cell, Table, pct
 
 
 def stage_outcome(name: str, counts: Mapping) -> str:
@@ -40,10 +40,13 @@ def stage_outcome(name: str, counts: Mapping) -> str:
 
 
 def stage_rows(a: Artifacts) -> Table:
-    """Each stage's wall time, what it did and its check's warnings (codes), in run order."""
-    rows = []
+    """Each stage's wall time, what it did and its check's warnings (codes), in run order, and the total time."""
+    rows: list[list[Cell]] = []
     for name, m in a.manifests.items():
         counts = m.get("counts") or {}
-        warns = ", ".join(sorted({w.get("code", "?") for w in counts.get("warnings") or []}))
-        rows.append([name, f"{m.get('wall_s', 0):.0f}", stage_outcome(name, counts), warns or "none"])
+        warns = ", ".join(sorted({w.get("code", "?") for w in counts.get("warnings") or [] if isinstance(w, dict)}))
+        rows.append([name, f"{float(m.get('wall_s') or 0):.1f}", stage_outcome(name, counts), warns or "none"])
+    if rows:
+        total = sum(float(m.get("wall_s") or 0) for m in a.manifests.values())
+        rows.append([("total", "total"), (f"{total:.1f}", "total"), "", ""])
     return ["stage", "wall s", "what it did", "check warnings"], rows

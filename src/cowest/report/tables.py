@@ -263,16 +263,6 @@ def sft_summary(a: Artifacts) -> list[str]:
     return out
 
 
-def stage_rows(a: Artifacts) -> Table:
-    """Wall time of every stage with a manifest, in pipeline order, and their total."""
-    times = [(n, float(m["wall_s"])) for n, m in a.manifests.items() if isinstance(m.get("wall_s"), (int, float))]
-    if not times:
-        return ["stage", "wall s"], []
-    rows: list[list[Cell]] = [[n, f"{t:.1f}"] for n, t in times]
-    rows.append([("total", "total"), (f"{sum(t for _, t in times):.1f}", "total")])
-    return ["stage", "wall s"], rows
-
-
 def model_rows(a: Artifacts) -> tuple[list[tuple[str, str]], Table]:
     """Model names and adapter hashes as (what, value) pairs, and token usage per model identity over all stages."""
     items: list[tuple[str, str]] = []
