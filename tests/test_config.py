@@ -63,6 +63,13 @@ def test_unknown_passthrough_key_is_named(tmp_path, block, key):
         load_recipe(write(tmp_path, RECIPE), [f"{block}.{key}=1"])
 
 
+def test_global_batch_is_cowests_own_key_in_the_trainer_blocks(tmp_path):
+    r = load_recipe(write(tmp_path, RECIPE), ["sft.global_batch_size=8", "dpo.global_batch_size=4"])
+    assert r.sft == {"global_batch_size": 8} and r.dpo["global_batch_size"] == 4
+    with pytest.raises(RecipeError, match="lora.global_batch_size: not a field of LoraConfig"):
+        load_recipe(write(tmp_path, RECIPE), ["lora.global_batch_size=8"])
+
+
 def test_bad_override_syntax(tmp_path):
     with pytest.raises(RecipeError, match="KEY=VALUE"):
         load_recipe(write(tmp_path, RECIPE), ["dpo.beta"])

@@ -234,7 +234,8 @@ class Recipe(_Strict):
     # kto: unpaired helpful / unhelpful drafts (the `dpo:` block configures it); grpo: on-policy, the weak model
     # samples drafts as it trains, rewarded by the collaborative feedback within mining.strong_call_budget (`grpo:`)
     alignment: Literal["dpo", "kto", "grpo"] = "dpo"
-    # passed through to TRL / PEFT with their own field names
+    # passed through to TRL / PEFT with their own field names (and meanings: per_device_train_batch_size is per
+    # process); sft, dpo and grpo also take cowest's own `global_batch_size` (train/common.py: derive_batch)
     sft: dict[str, Any] = Field(default_factory=dict)
     sft_recall: SftRecallConfig = Field(default_factory=SftRecallConfig)
     checks: ChecksConfig = Field(default_factory=ChecksConfig)
@@ -302,7 +303,7 @@ def check_passthrough(recipe: Recipe, source: str) -> None:
 
     align_cls = KTOConfig if recipe.alignment == "kto" else DPOConfig
     for block, cls in (("sft", SFTConfig), ("dpo", align_cls), ("grpo", GRPOConfig), ("lora", LoraConfig)):
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = {f.name for f in dataclasses.fields(cls)} | ({"global_batch_size"} if block != "lora" else set())
         for key in getattr(recipe, block):
             if key not in known:
                 raise RecipeError(f"{source}: {block}.{key}: not a field of {cls.__name__}")
