@@ -3,8 +3,8 @@
 Each configuration runs this script's worker, which does what the run's stages do and times only that work (model
 loading excluded, a barrier on each side): `draft` samples `--k` drafts for each of `--questions` formulary questions
 (training, test and recall questions of the recipe's task) with the base weak model through the project's HF backend (batches split over the processes, gathered in order);
-`sft` is the project's `train_sft` on the demo recipe's SFT rows for one epoch (the recipe's batch split over the
-processes: the same optimizer steps). Configurations: one process on one thread, one process on every core (the
+`sft` is the project's `train_sft` on the demo recipe's SFT rows for one epoch (the recipe's batch taken as the
+`global_batch_size`, split over the processes: the same optimizer steps). Configurations: one process on one thread, one process on every core (the
 naive way to use the machine), and N processes on one thread each. The drafts must come out identical in every
 configuration; the SFT loss is reported so that a split which changes what is learned shows.
 Usage: python bench/bench_multiprocess.py [RECIPE] [--processes 2] [--questions 96] [--out FILE.json]
@@ -26,6 +26,14 @@ from cowest.io import write_json
 from cowest.testing.serving import free_port
 
 HERE = Path(__file__).resolve()
+
+
+def one_step_batch(sft: dict) -> dict:
+    """The recipe's SFT block for one epoch, its per-device batch read as one step's rows over all processes."""
+    sft = {**sft, "num_train_epochs": 1}
+    if "global_batch_size" not in sft:
+        sft["global_batch_size"] = sft.pop("per_device_train_batch_size", 8)
+    return sft
 
 
 def draft_figures(run, questions: int, k: int) -> dict:
@@ -82,7 +90,7 @@ def worker(task: str, recipe_path: Path, questions: int, k: int, out: Path) -> N
             log_path = Path(d) / "log.jsonl"
             dist.barrier()
             t0 = time.perf_counter()
-            train_sft(base, rows, Path(d), {**r.sft, "num_train_epochs": 1}, r.lora, seed=r.seed, log_path=log_path)
+            train_sft(base, rows, Path(d), one_step_batch(r.sft), r.lora, seed=r.seed, log_path=log_path)
             wall = time.perf_counter() - t0
             if dist.is_main():
                 log = load_log(log_path)

@@ -126,7 +126,8 @@ def multiprocess_markdown(folder: Path) -> str:
     same = "identical" if b.get("drafts_identical") else "**not identical**"
     rows_sft = next((r["rows"] for r in b["rows"] if r["task"] == "sft"), "?")
     return (f"{table}\n\nThe drafts are {same} in every configuration; SFT trains {rows_sft} rows at the recipe's "
-            f"batch, split over the processes. `{b['recipe']}`'s weak model and settings; {b['machine']}.\n")
+            f"batch as its `global_batch_size`, split over the processes. `{b['recipe']}`'s weak model and settings; "
+            f"{b['machine']}.\n")
 
 
 def mining_markdown(folder: Path) -> str:

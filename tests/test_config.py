@@ -1,5 +1,6 @@
 """Recipe loading: validation errors name file, line and field; overrides; TRL/PEFT pass-through."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,38 @@ def test_unknown_top_level_key(tmp_path):
 def test_unknown_passthrough_key_is_named(tmp_path, block, key):
     with pytest.raises(RecipeError, match=rf"{block}\.{key}: not a field of"):
         load_recipe(write(tmp_path, RECIPE), [f"{block}.{key}=1"])
+
+
+def test_global_batch_is_cowests_own_key_in_the_trainer_blocks(tmp_path):
+    r = load_recipe(write(tmp_path, RECIPE), ["sft.global_batch_size=8", "dpo.global_batch_size=4"])
+    assert r.sft == {"global_batch_size": 8} and r.dpo["global_batch_size"] == 4
+    with pytest.raises(RecipeError, match="lora.global_batch_size: not a field of LoraConfig"):
+        load_recipe(write(tmp_path, RECIPE), ["lora.global_batch_size=8"])
+
+
+def test_every_problem_at_once_each_with_where_and_field(tmp_path):
+    bad = RECIPE.replace("  name: formulary", "  name: formulary\n  n_test: many")
+    bad += "mystery: 1\nstrong:\n  backend: hf\n"
+    with pytest.raises(RecipeError) as e:
+        load_recipe(write(tmp_path, bad), ["dpo.beta=-1", "mining.k=zero"])
+    lines = str(e.value).splitlines()
+    assert any(re.match(r".*r.yaml:4: field task.n_test: ", x) for x in lines), lines
+    assert any(re.match(r".*r.yaml:\d+: field mystery: ", x) for x in lines), lines
+    assert any(re.match(r".*r.yaml:\d+: field strong: duplicate key", x) for x in lines), lines
+    # a value from the command line is reported against the option that gave it, not a recipe line
+    assert any(x.startswith("--set mining.k=zero: field mining.k: Input should be a valid integer") for x in lines)
+    assert any(x.startswith("--set dpo.beta=-1: field dpo.beta: Input should be greater than 0") for x in lines), lines
+
+
+@pytest.mark.parametrize("override, field", [
+    ("dpo.beta=-1", "dpo.beta"), ("sft.learning_rate=-1", "sft.learning_rate"), ("lora.r=0", "lora.r"),
+    ("sft.lr_scheduler_type=nope", "sft.lr_scheduler_type"), ("sft.warmup_steps=-1", "sft.warmup_steps"),
+    ("sft.global_batch_size=0", "sft.global_batch_size"),
+    ("lora.lora_dropout=1.5", "lora.lora_dropout"), ("grpo.num_train_epochs=0", "grpo.num_train_epochs"),
+])
+def test_trainer_values_are_range_checked_by_name(tmp_path, override, field):
+    with pytest.raises(RecipeError, match=rf"--set {re.escape(override)}: field {field}: "):
+        load_recipe(write(tmp_path, RECIPE), [override])
 
 
 def test_bad_override_syntax(tmp_path):

@@ -41,9 +41,11 @@ def launch(tmp_path: Path, tiny_path: Path, server: FaultServer, processes: int)
     # sampled draft of a random tiny model. A batch of 2 rows divides the 4 SFT rows and the 6 pairs: with a last
     # partial batch, accelerate fills each process's share with rows from the start. Random order: length grouping
     # (the default) sorts within groups sized by the per-process batch, so it groups the rows differently.
-    d["sft"] = {"num_train_epochs": 3, "per_device_train_batch_size": 2, "max_length": 512, "bf16": False,
+    # `global_batch_size` (cowest's own): 2 rows a step in one process, 1 on each of two (TRL's per-device batch
+    # would be 2 on each, 4 a step).
+    d["sft"] = {"num_train_epochs": 3, "global_batch_size": 2, "max_length": 512, "bf16": False,
                 "train_sampling_strategy": "random"}
-    d["dpo"] = {"num_train_epochs": 2, "per_device_train_batch_size": 2, "max_length": 512}
+    d["dpo"] = {"num_train_epochs": 2, "global_batch_size": 2, "max_length": 512}
     d["eval"]["limit"] = 3
     recipe = write_recipe(tmp_path, d | {"name": f"mp{processes}"})
     run_dir = load_recipe(recipe).run_dir
@@ -67,6 +69,12 @@ def adapter(path: Path) -> dict[str, torch.Tensor]:
     return load_file(str(path / "adapter_model.safetensors"))
 
 
+def batch(run_dir: Path, stage: str) -> tuple[int, int]:
+    """The per-device batch and accumulation steps a stage trained with."""
+    trainer = read_json(run_dir / stage / "trainer_config.json")["trainer"]
+    return trainer["per_device_train_batch_size"], trainer["gradient_accumulation_steps"]
+
+
 def files(run_dir: Path) -> set[str]:
     return {str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file() and "cache.sqlite" not in p.name}
 
@@ -75,14 +83,14 @@ def test_two_processes_give_what_one_gives(tmp_path, tiny_lm, strong_server):
     one, calls_one = launch(tmp_path, tiny_lm.path, strong_server, 1)
     two, calls_two = launch(tmp_path, tiny_lm.path, strong_server, 2)
 
-    # every stage ran in two processes; the recipe's batch of 2 rows a step is 1 row on each, so the same steps
+    # every stage ran in two processes; the recipe's global batch of 2 rows a step is 1 row on each: the same steps
     for stage in ("sft", "round_1/mine", "round_1/dpo", "eval", "eval_recall"):
         head, _, tail = stage.partition("/")
         manifest = lambda d: read_json(d / head / (f"{tail}.manifest.json" if tail else "manifest.json"))  # noqa: E731
         assert (manifest(one)["processes"], manifest(two)["processes"]) == (1, 2), stage
     assert not read_json(one / "sft" / "trainer_config.json")["trainer"]["bf16"]
-    batch = lambda d: read_json(d / "sft" / "trainer_config.json")["trainer"]["per_device_train_batch_size"]  # noqa: E731
-    assert (batch(one), batch(two)) == (2, 1)
+    for stage in ("sft", "round_1"):
+        assert (batch(one, stage), batch(two, stage)) == ((2, 1), (1, 1)), stage
     for stage in ("sft", "round_1"):
         log = lambda d: [(r["step"], r["loss"]) for r in read_jsonl(d / stage / "train_log.jsonl") if "loss" in r]  # noqa: E731
         assert [s for s, _ in log(two)] == [s for s, _ in log(one)] and len(log(one)) >= 6, stage

@@ -254,13 +254,26 @@ def test_recipe_can_still_turn_checkpointing_on_with_the_old_name(tmp_path):
     assert off.bf16 == (torch.cuda.is_bf16_supported() if torch.cuda.is_available() else cpu_bf16_native())
 
 
-def test_the_recipes_batch_is_split_over_the_launchers_processes(monkeypatch):
+def test_trls_batch_is_per_device_and_the_global_batch_is_derived(monkeypatch):
     from cowest.config import RecipeError
-    from cowest.train.common import per_process
+    from cowest.train.common import derive_batch
 
-    args = {"per_device_train_batch_size": 8, "learning_rate": 1e-4}
-    assert per_process(args) == args
+    # TRL's field means what TRL means: per process, whatever the launcher
     monkeypatch.setenv("WORLD_SIZE", "4")
-    assert per_process(args) == {"per_device_train_batch_size": 2, "learning_rate": 1e-4}
-    with pytest.raises(RecipeError, match="per_device_train_batch_size: 6 rows a step do not split over 4 processes"):
-        per_process({"per_device_train_batch_size": 6})
+    assert derive_batch({"per_device_train_batch_size": 8, "learning_rate": 1e-4}, "sft") == {
+        "per_device_train_batch_size": 8, "learning_rate": 1e-4}
+    # cowest's global batch: one step's rows over all processes, split over them, the rest by accumulation
+    assert derive_batch({"global_batch_size": 8}, "sft") == {"per_device_train_batch_size": 2,
+                                                             "gradient_accumulation_steps": 1}
+    assert derive_batch({"global_batch_size": 8}, "dpo", world=1) == {"per_device_train_batch_size": 8,
+                                                                      "gradient_accumulation_steps": 1}
+    assert derive_batch({"global_batch_size": 16, "per_device_train_batch_size": 2}, "dpo", world=2) == {
+        "per_device_train_batch_size": 2, "gradient_accumulation_steps": 4}
+    with pytest.raises(RecipeError, match=r"sft.global_batch_size: 6 rows a step do not split .* multiple of 4"):
+        derive_batch({"global_batch_size": 6}, "sft")
+    with pytest.raises(RecipeError, match=r"dpo.global_batch_size: 12 rows .* multiple of 8"):
+        derive_batch({"global_batch_size": 12, "per_device_train_batch_size": 2}, "dpo")
+    with pytest.raises(RecipeError, match="grpo.global_batch_size: set it or grpo.gradient_accumulation_steps"):
+        derive_batch({"global_batch_size": 8, "gradient_accumulation_steps": 2}, "grpo")
+    with pytest.raises(RecipeError, match="sft.global_batch_size: 0 is not a whole number"):
+        derive_batch({"global_batch_size": 0}, "sft")

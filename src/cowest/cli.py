@@ -12,7 +12,21 @@ import typer
 
 from .layout import ComparisonDir, RunLayout
 
-app = typer.Typer(help="Weak-strong LLM collaboration with preference alignment (CoWest).", no_args_is_help=True)
+GLOBAL_FLAGS = ("-v", "--verbose", "-q", "--quiet")
+
+
+class _Group(typer.core.TyperGroup):
+    """The command group: `-v`/`-q` are taken after the subcommand too (`cowest run r.yaml -v`)."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:  # type: ignore[no-untyped-def]
+        end = args.index("--") if "--" in args else len(args)
+        flags = [a for a in args[:end] if a in GLOBAL_FLAGS]
+        rest = [a for a in args[:end] if a not in GLOBAL_FLAGS] + args[end:]
+        return super().parse_args(ctx, flags + rest)
+
+
+app = typer.Typer(help="Weak-strong LLM collaboration with preference alignment (CoWest).", no_args_is_help=True,
+                  cls=_Group)
 models_app = typer.Typer(help="Offline model and data assets.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
@@ -26,10 +40,19 @@ LimitOpt = typer.Option(None, min=1, help="Only the first N questions.")
 _state = {"verbose": False}
 
 
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"cowest {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _main(
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug messages too."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Warnings and errors only."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug messages too (before or after the command)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Warnings and errors only (before or after the command)."),
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_version, help="Print the version."),
 ) -> None:
     from .logs import setup
 
@@ -44,8 +67,9 @@ def _main_process() -> bool:
 
 
 def _fail(msg: str, code: int = 1) -> typer.Exit:
-    """Print one red error line; the caller raises the returned Exit."""
-    typer.secho(f"error: {msg}", fg="red", err=True)
+    """Print a red error line for each line of `msg`; the caller raises the returned Exit."""
+    for line in msg.splitlines() or [""]:
+        typer.secho(f"error: {line}", fg="red", err=True)
     return typer.Exit(code)
 
 
@@ -222,8 +246,9 @@ def eval_(
 @command()
 def ablate(recipe: Path = RecipeArg, set_: list[str] = SetOpt) -> None:
     """The recipe's ablations (after `run`): draft formats, pair subsets, a second strong model, alignment settings."""
-    r = _run(recipe, set_)
-    if not r.recipe.ablations.any:
+    from .config import load_recipe
+
+    if not load_recipe(recipe, set_).ablations.any:  # before any run folder is made
         raise _fail("the recipe has no ablations: block (formats, pair_fractions, strong or dpo_settings)", 2)
     _stage(recipe, set_, lambda r: typer.echo(json.dumps(r.ablate(), indent=2)))
 
@@ -354,7 +379,7 @@ def models_path(name: str) -> None:
     typer.echo(str(path(name)))
 
 
-from . import cli_serve  # noqa: E402,F401  (registers `serve`)
+from . import cli_check, cli_serve  # noqa: E402,F401  (register `check`, `serve`)
 
 
 def main() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -13,6 +12,8 @@ import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import CowestError
+from .recipe_lines import Locator, duplicate_keys
+from .trainer_fields import check_passthrough
 
 OPENAI_URL = "https://api.openai.com/v1"
 
@@ -234,7 +235,9 @@ class Recipe(_Strict):
     # kto: unpaired helpful / unhelpful drafts (the `dpo:` block configures it); grpo: on-policy, the weak model
     # samples drafts as it trains, rewarded by the collaborative feedback within mining.strong_call_budget (`grpo:`)
     alignment: Literal["dpo", "kto", "grpo"] = "dpo"
-    # passed through to TRL / PEFT with their own field names
+    # passed through to TRL / PEFT with their own field names (and meanings: per_device_train_batch_size is per
+    # process); sft, dpo and grpo also take cowest's own `global_batch_size` (train/common.py: derive_batch).
+    # Checked when the recipe is read (trainer_fields.py).
     sft: dict[str, Any] = Field(default_factory=dict)
     sft_recall: SftRecallConfig = Field(default_factory=SftRecallConfig)
     checks: ChecksConfig = Field(default_factory=ChecksConfig)
@@ -265,22 +268,6 @@ class RecipeError(CowestError, ValueError):
     """A recipe that cannot be used; the message names the file, line and field."""
 
 
-def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
-    """1-based line of the YAML node at a pydantic error location, or of its closest parent."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            nxt = next((v for k, v in node.value if k.value == str(part)), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            nxt = node.value[part]
-        else:
-            nxt = None
-        if nxt is None:
-            break
-        node, line = nxt, nxt.start_mark.line + 1
-    return line
-
-
 def apply_override(data: dict, assignment: str) -> None:
     """Apply one `a.b.c=value` override in place; the value is parsed as YAML."""
     if "=" not in assignment:
@@ -292,49 +279,52 @@ def apply_override(data: dict, assignment: str) -> None:
         node = node.setdefault(p, {})
         if not isinstance(node, dict):
             raise RecipeError(f"--set {assignment!r}: {p!r} is not a mapping")
-    node[parts[-1]] = yaml.safe_load(raw)
+    try:
+        node[parts[-1]] = yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        raise RecipeError(f"--set {assignment!r}: the value is not YAML: {e}") from e
 
 
-def check_passthrough(recipe: Recipe, source: str) -> None:
-    """Unknown keys in the sft/dpo/lora blocks are errors naming the key."""
-    from peft import LoraConfig
-    from trl import DPOConfig, GRPOConfig, KTOConfig, SFTConfig
-
-    align_cls = KTOConfig if recipe.alignment == "kto" else DPOConfig
-    for block, cls in (("sft", SFTConfig), ("dpo", align_cls), ("grpo", GRPOConfig), ("lora", LoraConfig)):
-        known = {f.name for f in dataclasses.fields(cls)}
-        for key in getattr(recipe, block):
-            if key not in known:
-                raise RecipeError(f"{source}: {block}.{key}: not a field of {cls.__name__}")
-
-
-def load_recipe(path: str | Path, overrides: list[str] | None = None, check_trainers: bool = True) -> Recipe:
-    """Read, override and validate a YAML recipe."""
+def read_recipe(path: str | Path, overrides: list[str] | None = None,
+                check_trainers: bool = True) -> tuple[Recipe | None, list[str]]:
+    """The recipe (None if it cannot be built) and every problem found in it, each naming where (file:line, or the
+    `--set` option that gave the value) and the field."""
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as e:
-        raise RecipeError(f"{path}: cannot read recipe: {e.strerror}") from e
+        return None, [f"{path}: cannot read recipe: {e.strerror}"]
     try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text) or {}
-        root = yaml.compose(text)
     except yaml.YAMLError as e:
-        raise RecipeError(f"{path}: invalid YAML: {e}") from e
+        return None, [f"{path}: invalid YAML: {e}"]
     if not isinstance(data, dict):
-        raise RecipeError(f"{path}: a recipe must be a mapping")
+        return None, [f"{path}: a recipe must be a mapping"]
+    locate = Locator(path, root)
+    problems = [f"{path}:{line}: field {field}: duplicate key (YAML would keep this last one and drop the other)"
+                for line, field in duplicate_keys(root)]
     for o in overrides or []:
-        apply_override(data, o)
+        try:
+            apply_override(data, o)
+            locate.overridden(o)
+        except RecipeError as e:
+            problems.append(str(e))
+    recipe = None
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = tuple(err["loc"])
-        line = _line_of(root, loc)
-        where = f"{path}:{line}" if line else str(path)
-        field = ".".join(str(x) for x in loc)
-        raise RecipeError(f"{where}: field {field}: {err['msg']}") from e
+        problems += [locate.problem(err["loc"], err["msg"]) for err in e.errors()]
     if check_trainers:
-        check_passthrough(recipe, str(path))
+        problems += check_passthrough(data, locate) or []
+    return recipe, problems
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None, check_trainers: bool = True) -> Recipe:
+    """Read, override and validate a YAML recipe; a RecipeError lists every problem, one a line."""
+    recipe, problems = read_recipe(path, overrides, check_trainers)
+    if problems or recipe is None:
+        raise RecipeError("\n".join(problems))
     return recipe
 
 

@@ -30,8 +30,7 @@ class RunContext:
         """`cache_path`: another run's call cache to share (an ablation's sub-run shares its parent's)."""
         self.recipe = recipe
         self.layout = RunLayout(recipe.run_dir)
-        self.dir = self.layout.root
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir = self.layout.root  # made by the first file written in it: opening a run writes nothing
         self._strong: Backend | None = None
         self._judge: Backend | None = None
         self._weak_seen: list[Backend] = []  # weak variants loaded so far, for usage accounting

@@ -142,6 +142,25 @@ def _content_hash(path: Path | str | None) -> str | None:
     return hash_path(Path(path)) if path and Path(path).exists() else None
 
 
+def explain(recipe: Recipe, stages: Mapping[str, StageDecl], layout: RunLayout) -> dict[str, str]:
+    """Why each stage would run, or "up to date", from its manifest: the recipe fields it reads, its data files and
+    the stages it runs after (inputs known only when it runs, such as the questions drawn, are compared then)."""
+    verdicts: dict[str, str] = {}
+    for s in stages.values():  # in order: upstream stages come first
+        path = layout.manifest(s.name)
+        if not path.exists():
+            verdicts[s.name] = "would run: not run yet"
+            continue
+        old = read_json(path).get("inputs") or {}
+        upstream = [a for a in s.after if verdicts.get(a, "up to date") != "up to date"]
+        fields = [f for f, v in declared_inputs(recipe, s.kind).items() if old.get(f) != v]
+        files = [f for f, h in declared_files(recipe, s.kind).items() if (old.get("files") or {}).get(f) != h]
+        verdicts[s.name] = (f"would run: after {', '.join(upstream)}" if upstream else
+                            f"would run: changed {', '.join(fields)}" if fields else
+                            f"would run: data changed ({', '.join(files)})" if files else "up to date")
+    return verdicts
+
+
 class Ledger:
     """A run directory's stage manifests: skip a stage whose key matches, else run it and record what it did."""
 

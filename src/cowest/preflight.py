@@ -57,16 +57,16 @@ def _endpoint(field: str, cfg: ModelConfig) -> str | None:
     return None  # any other answer (even 404 from servers without /models) means someone is listening
 
 
-def check_models(recipe: Recipe) -> None:
-    """Raise PreflightError naming every model of the recipe that cannot be used; return quietly otherwise."""
+def model_problems(recipe: Recipe) -> dict[str, str | None]:
+    """Each model field of the recipe and why it cannot be used (None: found, keyed and answering)."""
     models = {"weak": recipe.weak, "strong": recipe.strong, "judge": recipe.judge, "ablations.strong":
               recipe.ablations.strong}
-    problems = []
-    for field, cfg in models.items():
-        if cfg is None:
-            continue
-        problem = _endpoint(field, cfg) if cfg.backend == "openai" else _local_model(field, cfg)
-        if problem:
-            problems.append(problem)
+    return {field: _endpoint(field, cfg) if cfg.backend == "openai" else _local_model(field, cfg)
+            for field, cfg in models.items() if cfg is not None}
+
+
+def check_models(recipe: Recipe) -> None:
+    """Raise PreflightError naming every model of the recipe that cannot be used; return quietly otherwise."""
+    problems = [p for p in model_problems(recipe).values() if p]
     if problems:
         raise PreflightError("before any stage: " + "; ".join(problems))

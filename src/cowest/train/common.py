@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -26,6 +27,8 @@ LORA_DEFAULTS: dict[str, Any] = {
     "bias": "none",
     "task_type": "CAUSAL_LM",
 }
+
+log = logging.getLogger(__name__)
 
 
 def lora_config(lora_args: dict[str, Any] | None) -> LoraConfig:
@@ -76,19 +79,36 @@ def merge_args(*layers: dict[str, Any] | None) -> dict[str, Any]:
     return merged
 
 
-def per_process(args: dict[str, Any]) -> dict[str, Any]:
-    """Trainer args for this process: the recipe's batch is one step's, split over the launcher's processes.
+# cowest's own key in the sft/dpo/grpo blocks (TRL has none): rows per optimizer step over all processes
+GLOBAL_BATCH = "global_batch_size"
 
-    So the same recipe takes the same optimizer steps on the same rows whether one process trains or several.
+
+def derive_batch(args: dict[str, Any], block: str, world: int | None = None) -> dict[str, Any]:
+    """A stage block with `global_batch_size` replaced by TRL's per-device batch and gradient accumulation.
+
+    TRL's own `per_device_train_batch_size` is per process, as in TRL; `global_batch_size` is one optimizer step's
+    rows whatever the number of processes: per device `global / world` rows (or the block's own per-device batch, the
+    rest made up by accumulation), so the same recipe takes the same steps on the same rows under any launcher.
     """
-    world = dist.world_size()
-    batch = args.get("per_device_train_batch_size", 8)
-    if world == 1:
-        return args
-    if batch % world:
-        raise RecipeError(f"per_device_train_batch_size: {batch} rows a step do not split over {world} processes; "
-                          f"the recipe's batch is one optimizer step's, so use a multiple of {world}")
-    return args | {"per_device_train_batch_size": batch // world}
+    if GLOBAL_BATCH not in args:
+        return dict(args)
+    args, world = dict(args), world or dist.world_size()
+    total = args.pop(GLOBAL_BATCH)
+    field = f"{block}.{GLOBAL_BATCH}"
+    if isinstance(total, bool) or not isinstance(total, int) or total < 1:
+        raise RecipeError(f"{field}: {total!r} is not a whole number of rows >= 1")
+    if "gradient_accumulation_steps" in args:
+        raise RecipeError(f"{field}: set it or {block}.gradient_accumulation_steps, not both (it is derived)")
+    own = args.get("per_device_train_batch_size")
+    per_device = own or max(total // world, 1)
+    if total % (per_device * world):
+        unit = per_device * world if own else world
+        raise RecipeError(f"{field}: {total} rows a step do not split into {world} process(es) x {per_device} rows "
+                          f"x whole accumulation steps; use a multiple of {unit}")
+    accumulation = total // (per_device * world)
+    log.info("%s: global batch %d = %d process(es) x %d row(s) x %d accumulation step(s)",
+             block, total, world, per_device, accumulation)
+    return args | {"per_device_train_batch_size": per_device, "gradient_accumulation_steps": accumulation}
 
 
 def disable_telemetry() -> None:

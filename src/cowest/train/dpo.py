@@ -15,7 +15,7 @@ from transformers import AutoTokenizer
 from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer
 from trl.data_utils import unpair_preference_dataset
 
-from cowest.train.common import JsonlLogCallback, disable_telemetry, lora_config, merge_args, per_process
+from cowest.train.common import JsonlLogCallback, derive_batch, disable_telemetry, lora_config, merge_args
 from cowest.train.common import save_adapter, trainer_defaults
 
 logger = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ def train_dpo(
         )
     disable_telemetry()
     out_dir = Path(out_dir)
-    dpo_args = dict(dpo_args or {})
+    dpo_args = derive_batch(dpo_args or {}, "dpo")
     base = trainer_defaults(out_dir, seed)
     if not torch.cuda.is_available():
         # CPU bf16 autocast blurs the small policy-reference log-prob gaps DPO learns from: on the demo's data two
@@ -157,9 +157,9 @@ def train_dpo(
         dataset = to_unpaired(dataset, seed)
         eval_set = to_unpaired(eval_set, seed) if eval_set is not None else None
         kto_args = merge_args(base, KTO_DEFAULTS, _kto_args(dpo_args, dataset))
-        config, trainer_cls = KTOConfig(**per_process(kto_args)), KTOTrainer
+        config, trainer_cls = KTOConfig(**kto_args), KTOTrainer
     else:
-        config, trainer_cls = DPOConfig(**per_process(merge_args(base, DPO_DEFAULTS, dpo_args))), DPOTrainer
+        config, trainer_cls = DPOConfig(**merge_args(base, DPO_DEFAULTS, dpo_args)), DPOTrainer
     log = JsonlLogCallback(log_path)
     trainer = trainer_cls(
         model=model_path,  # a local path keeps a real model name, so TRL never looks for a reference on the Hub

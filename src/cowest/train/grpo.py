@@ -13,7 +13,7 @@ from datasets import Dataset
 from transformers import AutoTokenizer, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
-from cowest.train.common import JsonlLogCallback, disable_telemetry, lora_config, merge_args, per_process
+from cowest.train.common import JsonlLogCallback, derive_batch, disable_telemetry, lora_config, merge_args
 from cowest.train.common import save_adapter, trainer_defaults
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def train_grpo(model_path: str, prompts: list[dict], reward: Callable[..., list[
                                               "temperature": temperature}
     if not torch.cuda.is_available():
         base["bf16"] = False  # as DPO: CPU bf16 blurs the small log-prob ratios the update is made of
-    config = GRPOConfig(**per_process(merge_args(base, GRPO_DEFAULTS, grpo_args)))
+    config = GRPOConfig(**merge_args(base, GRPO_DEFAULTS, derive_batch(grpo_args, "grpo")))
     log_cb = JsonlLogCallback(log_path)
     trainer = GRPOTrainer(
         model=model_path,

@@ -15,7 +15,7 @@ from trl import SFTConfig, SFTTrainer
 from cowest import dist
 from cowest.io import atomic_dir
 from cowest.layout import TrainDir
-from cowest.train.common import JsonlLogCallback, disable_telemetry, lora_config, merge_args, per_process
+from cowest.train.common import JsonlLogCallback, derive_batch, disable_telemetry, lora_config, merge_args
 from cowest.train.common import save_adapter, trainer_defaults
 
 SFT_DEFAULTS: dict[str, Any] = {
@@ -65,7 +65,7 @@ def train_sft(
     dataset = _dataset(train_rows)
     eval_set = _dataset(eval_rows) if eval_rows else None
     select = VALIDATION_DEFAULTS if eval_set is not None else {}
-    args = SFTConfig(**per_process(merge_args(trainer_defaults(out_dir, seed), SFT_DEFAULTS, select, sft_args)))
+    args = SFTConfig(**merge_args(trainer_defaults(out_dir, seed), SFT_DEFAULTS, select, derive_batch(sft_args, "sft")))
     log = JsonlLogCallback(log_path)
     model: Any = model_path  # a local path: TRL loads it in fp32 and the model keeps a real name (no Hub look-ups)
     peft_config = lora_config(lora_args)
