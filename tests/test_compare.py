@@ -151,3 +151,9 @@ def test_cli_run_seeds(tmp_path: Path, fake_run_all: list[tuple]) -> None:
     assert res.exit_code == 0 and fake_run_all[-1] == ("t", 0, 0) and len(fake_run_all) == 3
     res = CliRunner().invoke(app, ["run", str(recipe), "--seeds", "0,a"])
     assert res.exit_code == 2 and res.stderr.startswith("error: --seeds") and len(fake_run_all) == 3
+
+
+def test_repeats_of_one_recipe_are_told_apart_by_their_folders(tmp_path: Path) -> None:
+    a, b = make_run(tmp_path / "x", "demo", 0, A), make_run(tmp_path / "y", "demo-repeat", 0, A)
+    (b / "config.yaml").write_text((a / "config.yaml").read_text())  # the same recipe name in both
+    assert [r["run"] for r in compare_runs([a, b], n_boot=100)["runs"]] == ["demo", "demo-repeat"]

@@ -111,6 +111,9 @@ def compare_runs(
     if not run_dirs:
         raise CompareError("no run directories to compare")
     runs = [_load_run(Path(d), eval_name) for d in run_dirs]
+    if len({r["name"] for r in runs}) < len(runs):  # repeats of one recipe: their folders tell them apart
+        for r in runs:
+            r["name"] = Path(r["dir"]).name
     conf = confidence if confidence is not None else _default(runs, "eval", "confidence", 0.95)
     boot = dict(n_boot=n_boot, confidence=conf, seed=seed)
     order = list(dict.fromkeys(s for r in runs for s in r["results"].systems))
