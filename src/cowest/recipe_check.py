@@ -64,8 +64,15 @@ def _models(recipe: Recipe, report: CheckReport) -> None:
         if problem:
             report.problems.append(problem)
         else:
-            ok = f"{cfg.endpoint()} reached, key accepted" if cfg.backend == "openai" else "found"
+            ok = f"{cfg.endpoint()} reached, key accepted" if cfg.backend == "openai" else _found(cfg.model)
             report.lines.append(f"model: {name}: {cfg.backend} {cfg.model}: {ok}")
+
+
+def _found(spec: str) -> str:
+    """How a usable local model was found: on disk (or in the Hub cache), or on the Hub, to download at first use."""
+    from .models.hub import is_cached, is_hub_id
+
+    return "on the Hub, downloaded at first use" if is_hub_id(spec) and not is_cached(spec) else "found"
 
 
 def _plan(recipe: Recipe, task: TaskData, report: CheckReport) -> None:
