@@ -1,0 +1,61 @@
+"""What reaches the console: cowest's own lines; third-party progress bars, advisory logs and warnings only with -v.
+
+Each library is quietened with its own switch (the environment variables it reads at import, and its functions for
+one imported already), never by redirecting streams. A variable the user set wins: `setdefault`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+_QUIET_ENV = {
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # the Hub's downloads, and transformers' bars ("Loading weights") follow it
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",  # datasets' "Map", "Flattening the indices", ...
+    "TRANSFORMERS_VERBOSITY": "error",
+    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+}
+# deprecation and advisory warnings from the libraries cowest drives: about their code, not the user's run
+_LIBRARIES = r"(transformers|trl|peft|datasets|accelerate|torch|huggingface_hub)(\.|$)"
+_state = {"verbose": True}  # library defaults until the CLI says otherwise
+
+
+def verbose() -> bool:
+    """Whether third-party progress and warnings are shown (the CLI's -v; always, outside the CLI)."""
+    return _state["verbose"]
+
+
+def quiet_libraries(verbose: bool) -> None:
+    """Show third-party progress bars, logs and warnings only when `verbose`; cowest's own lines are unaffected."""
+    _state["verbose"] = verbose
+    if verbose:
+        return
+    for key, value in _QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    if "transformers" in sys.modules:  # imported already: the variables were read, so use its functions
+        from transformers.utils import logging as tlog
+
+        tlog.set_verbosity_error()
+        tlog.disable_progress_bar()
+    if "datasets" in sys.modules:
+        import datasets
+
+        datasets.disable_progress_bars()
+        datasets.utils.logging.set_verbosity_error()
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    for category in (FutureWarning, DeprecationWarning, UserWarning):
+        warnings.filterwarnings("ignore", category=category, module=_LIBRARIES)
+
+
+def quiet_trainer(trainer: object) -> None:
+    """Without -v, drop the Trainer's console echo of each metrics dict (the stage's train log keeps every one)."""
+    if verbose():
+        return
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    for callback in (PrinterCallback, ProgressCallback):
+        trainer.remove_callback(callback)  # type: ignore[attr-defined]
