@@ -247,3 +247,16 @@ def test_openai_base_url_is_the_endpoint_when_the_recipe_names_none(monkeypatch)
     b = OpenAIBackend(ModelConfig(backend="openai", model="m", api_key_env="COWEST_TEST_KEY"))
     assert b.base_url == "http://gateway.internal:4000/v1" and b.identity == "openai:m@http://gateway.internal:4000/v1"
     b.close()
+
+
+def test_progress_counts_every_call_across_batches():
+    s = stand_in()
+    try:
+        b = _backend(s.url, max_concurrency=3)
+        for i in range(4):  # overlapped stages send one question's calls at a time
+            b.generate([_conv(f"q{i}")], 1, Sampling())
+        b.generate([_conv(f"r{i}") for i in range(5)], 1, Sampling())
+        assert (b.progress.n_sent, b.progress.n_done) == (9, 9)
+        b.close()
+    finally:
+        s.close()

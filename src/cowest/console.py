@@ -19,6 +19,7 @@ _QUIET_ENV = {
 # deprecation and advisory warnings from the libraries cowest drives: about their code, not the user's run
 _LIBRARIES = r"(transformers|trl|peft|datasets|accelerate|torch|huggingface_hub)(\.|$)"
 _state = {"verbose": True}  # library defaults until the CLI says otherwise
+_set_here: set[str] = set()  # the variables this process set (not the user's), undone by a later -v in-process
 
 
 def verbose() -> bool:
@@ -30,9 +31,14 @@ def quiet_libraries(verbose: bool) -> None:
     """Show third-party progress bars, logs and warnings only when `verbose`; cowest's own lines are unaffected."""
     _state["verbose"] = verbose
     if verbose:
+        for key in _set_here:
+            os.environ.pop(key, None)
+        _set_here.clear()
         return
     for key, value in _QUIET_ENV.items():
-        os.environ.setdefault(key, value)
+        if key not in os.environ:
+            os.environ[key] = value
+            _set_here.add(key)
     if "transformers" in sys.modules:  # imported already: the variables were read, so use its functions
         from transformers.utils import logging as tlog
 

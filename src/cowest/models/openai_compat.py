@@ -38,11 +38,11 @@ from tenacity import (
     stop_before_delay,
     wait_exponential_jitter,
 )
-from tqdm.auto import tqdm
 
 from cowest.config import ModelConfig
 from cowest.models.base import BackendError, BaseBackend, Completion, Conversation, OnDone, Sampling, truncate_at_stop
 from cowest.models.openai_params import for_endpoint
+from cowest.models.progress import CallProgress
 
 RETRY_STATUS = {408, 409, 429}  # plus every 5xx: the same set the openai client itself retries
 
@@ -133,6 +133,7 @@ class OpenAIBackend(BaseBackend):
         self._n_honoured: bool | None = None  # learnt from the first n>1 reply; llama.cpp's server may ignore n
         self._params = for_endpoint(self.identity)  # max_completion_tokens, refused sampling parameters
         self._closed = False
+        self.progress = CallProgress(f"{field} calls ({cfg.model})")  # every call, across batches and overlap
 
     def _new_pool(self) -> ThreadPoolExecutor:
         return ThreadPoolExecutor(max_workers=max(1, self.cfg.max_concurrency), thread_name_prefix="cowest-openai")
@@ -257,46 +258,44 @@ class OpenAIBackend(BaseBackend):
 
         def submit(i: int, j: int, k: int) -> None:
             pending[self._pool.submit(self._request, convs[i], k, sampling.seed + j, sampling, cancel)] = (i, j, k)
+            self.progress.sent()
 
-        # no bar for a few requests: overlapped mining and evaluation send each question's on its own
-        quiet = True if len(convs) < 8 else None
-        with tqdm(total=len(convs), desc=f"requests {self.cfg.model}", leave=False, disable=quiet) as bar:
-            try:
-                for i in range(len(convs)):
-                    if n == 1 or self._n_honoured is not False:
-                        submit(i, 0, n)
-                    else:
-                        for j in range(n):
-                            submit(i, j, 1)
-                while pending:
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        i, j, k = pending.pop(fut)
-                        try:
-                            comps = fut.result()
-                        except BackendError as e:
-                            if not is_transient(e.__cause__) or is_unreachable(e.__cause__):
-                                raise  # retrying cannot fix it, or no one listens: every request would fail
-                            failed.setdefault(i, e)
-                            in_a_row += 1
-                            if in_a_row >= min(self.cfg.max_consecutive_failures, self.cfg.max_concurrency):
-                                tripped = True
-                                raise self._breaker(in_a_row, len(convs), finished, e) from e
-                            continue
-                        in_a_row = 0
-                        slots[i][j : j + len(comps)] = comps
-                        if k > 1:  # the request with n: one choice means the server ignores n
-                            self._learn_n(len(comps), k)
-                            for m in range(len(comps), n):
-                                submit(i, m, 1)
-                        if all(c is not None for c in slots[i]):
-                            finished += 1
-                            bar.update(1)
-                            if on_done is not None:
-                                on_done(i, [c for c in slots[i] if c is not None])
-            except BaseException as e:
-                self._abandon(cancel, pending, renew=tripped or isinstance(e, KeyboardInterrupt))
-                raise
+        try:
+            for i in range(len(convs)):
+                if n == 1 or self._n_honoured is not False:
+                    submit(i, 0, n)
+                else:
+                    for j in range(n):
+                        submit(i, j, 1)
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    i, j, k = pending.pop(fut)
+                    self.progress.done()
+                    try:
+                        comps = fut.result()
+                    except BackendError as e:
+                        if not is_transient(e.__cause__) or is_unreachable(e.__cause__):
+                            raise  # retrying cannot fix it, or no one listens: every request would fail
+                        failed.setdefault(i, e)
+                        in_a_row += 1
+                        if in_a_row >= min(self.cfg.max_consecutive_failures, self.cfg.max_concurrency):
+                            tripped = True
+                            raise self._breaker(in_a_row, len(convs), finished, e) from e
+                        continue
+                    in_a_row = 0
+                    slots[i][j : j + len(comps)] = comps
+                    if k > 1:  # the request with n: one choice means the server ignores n
+                        self._learn_n(len(comps), k)
+                        for m in range(len(comps), n):
+                            submit(i, m, 1)
+                    if all(c is not None for c in slots[i]):
+                        finished += 1
+                        if on_done is not None:
+                            on_done(i, [c for c in slots[i] if c is not None])
+        except BaseException as e:
+            self._abandon(cancel, pending, renew=tripped or isinstance(e, KeyboardInterrupt))
+            raise
         if failed:
             self._raise_failed(failed, len(convs))
         return [[c for c in row if c is not None] for row in slots]
@@ -314,6 +313,7 @@ class OpenAIBackend(BaseBackend):
         cancel.set()
         for fut in pending:
             fut.cancel()
+        self.progress.done(len(list(pending)))  # given up: no longer in flight
         if renew:
             old, self._pool = self._pool, self._new_pool()
             old.shutdown(wait=False, cancel_futures=True)
@@ -341,6 +341,7 @@ class OpenAIBackend(BaseBackend):
                 self._closed = True
                 self._pool.shutdown(cancel_futures=True)
                 self._client.close()
+                self.progress.close()
         finally:
             if self.on_close is not None:
                 callback, self.on_close = self.on_close, None  # at most once
