@@ -27,6 +27,8 @@ def test_third_party_bars_and_metric_dicts_only_with_verbose(tmp_path, tiny_lm, 
     assert not [n for n in NOISE if n in outs["quiet"]], outs["quiet"][-3000:]
     assert all(n in outs["verbose"] for n in NOISE[:3]), outs["verbose"][-3000:]
     assert "sft" in outs["quiet"]  # cowest's own lines stay
+    log = (tmp_path / "runs" / "quiet" / "run.log").read_text()
+    assert "sft: running" in log and "FutureWarning" in log  # the run's log file has what the console left out
 
 
 def test_a_whole_runs_stage_lines_say_which_of_how_many(tmp_path, caplog):

@@ -6,9 +6,10 @@ one imported already), never by redirecting streams. A variable the user set win
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import sys
-import warnings
 
 _QUIET_ENV = {
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # the Hub's downloads, and transformers' bars ("Loading weights") follow it
@@ -16,8 +17,8 @@ _QUIET_ENV = {
     "TRANSFORMERS_VERBOSITY": "error",
     "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
 }
-# deprecation and advisory warnings from the libraries cowest drives: about their code, not the user's run
-_LIBRARIES = r"(transformers|trl|peft|datasets|accelerate|torch|huggingface_hub)(\.|$)"
+# warnings raised in the libraries cowest drives (deprecations, advice): about their code, not the user's run
+_LIBRARY_FILE = re.compile(r"[/\\](transformers|trl|peft|datasets|accelerate|torch|huggingface_hub)[/\\]")
 _state = {"verbose": True}  # library defaults until the CLI says otherwise
 _set_here: set[str] = set()  # the variables this process set (not the user's), undone by a later -v in-process
 
@@ -34,6 +35,7 @@ def quiet_libraries(verbose: bool) -> None:
         for key in _set_here:
             os.environ.pop(key, None)
         _set_here.clear()
+        logging.captureWarnings(False)
         return
     for key, value in _QUIET_ENV.items():
         if key not in os.environ:
@@ -53,8 +55,28 @@ def quiet_libraries(verbose: bool) -> None:
         from huggingface_hub.utils import disable_progress_bars
 
         disable_progress_bars()
-    for category in (FutureWarning, DeprecationWarning, UserWarning):
-        warnings.filterwarnings("ignore", category=category, module=_LIBRARIES)
+    _route_warnings()
+
+
+class _NotLibrary(logging.Filter):
+    """Keeps a captured warning off the console when a library raised it (the run's log file still has it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _LIBRARY_FILE.search(record.getMessage().split(": ", 1)[0])
+
+
+def _route_warnings() -> None:
+    """Python warnings through logging (py.warnings): cowest's own on the console, every one in the run's log."""
+    from .logs import _Stderr
+
+    logging.captureWarnings(True)
+    logger = logging.getLogger("py.warnings")
+    logger.propagate = False
+    if not any(getattr(h, "_cowest", False) for h in logger.handlers):
+        handler = _Stderr()
+        handler.addFilter(_NotLibrary())
+        handler._cowest = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
 
 
 def quiet_trainer(trainer: object) -> None:

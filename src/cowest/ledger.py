@@ -208,6 +208,11 @@ class Ledger:
             log.info("%s: up to date, skipped", self._label(name))
             self.timings[name] = 0.0
             return old
+        if dist.is_main():  # the run's log file: cowest's lines and every warning, whatever the console shows
+            from .logs import to_file
+
+            self.layout.root.mkdir(parents=True, exist_ok=True)
+            to_file(self.layout.log)
         log.info("%s: running", self._label(name))
         t0 = time.perf_counter()
         before = self.usage()
