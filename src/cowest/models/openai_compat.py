@@ -156,6 +156,8 @@ class OpenAIBackend(BaseBackend):
         tries = (f" after {attempts} attempt{'s' if attempts != 1 else ''} in {seconds:.1f} s"
                  if is_transient(exc) else "")
         hint = f" (check the key in {self.cfg.api_key_env}, {self.field}.api_key_env)" if status in (401, 403) else ""
+        if isinstance(exc, openai.APITimeoutError):
+            hint = f" (no answer within {self.field}.timeout_s; {self.field}.deadline_s bounds all attempts)"
         if is_unreachable(exc):
             root = root_cause(exc)
             refused = isinstance(root, ConnectionRefusedError)
