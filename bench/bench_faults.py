@@ -32,10 +32,8 @@ def backend(url: str):
     from cowest.models.openai_compat import OpenAIBackend
 
     cfg = ModelConfig(backend="openai", model="fault-model", base_url=url, timeout_s=TIMEOUT_S, max_retries=RETRIES,
-                      max_concurrency=CONCURRENCY)
-    b = OpenAIBackend(cfg, api_key="sk-local")
-    b.retry_initial_s, b.retry_max_s = 0.05, 0.5
-    return b
+                      max_concurrency=CONCURRENCY, retry_initial_s=0.05, retry_max_s=0.5)
+    return OpenAIBackend(cfg, api_key="sk-local")
 
 
 def run(server: FaultServer, count: int, n: int) -> tuple[list[list[str]] | None, str]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import multiprocessing as mp
+import os
 import sqlite3
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -162,6 +165,18 @@ def test_corrupt_file_is_a_clear_error(tmp_path):
         CallCache(path)
     msg = str(err.value)
     assert str(path) in msg and "delete" in msg
+
+
+def test_an_emptied_cache_file_is_named_in_a_warning(tmp_path, caplog):
+    path = tmp_path / "cache.sqlite"
+    path.write_bytes(b"")
+    with caplog.at_level(logging.WARNING, logger="cowest.models.cache"):
+        CallCache(path).close()  # just made: another process may be creating it, so no word
+        assert not caplog.records
+        path.write_bytes(b"")
+        os.utime(path, (time.time() - 60, time.time() - 60))
+        CallCache(path).close()
+    assert len(caplog.records) == 1 and f"{path}: the call cache file is empty" in caplog.records[0].getMessage()
 
 
 def test_other_schema_version_is_refused(tmp_path):

@@ -77,6 +77,16 @@ def test_missing_data_file_is_named_and_plan_explains_an_up_to_date_stage(tmp_pa
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_hub_model_while_offline_is_a_problem_not_found(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    res = invoke("check", "recipes/demo.yaml", "--set", "weak.model=no-org/no-such-model", "--set",
+                 f"output_dir={tmp_path / 'runs'}")
+    assert res.exit_code == 1, res.output
+    assert "error: weak.model: 'no-org/no-such-model' is not installed and the Hub cannot be reached (offline" \
+        in res.stderr, res.output
+
+
 def test_version_and_verbosity_after_the_command(tmp_path):
     from cowest import __version__
 

@@ -183,7 +183,7 @@ def test_a_run_that_changes_nothing_says_so_in_its_manifests_report_and_comparis
     from cowest.config import Recipe
     from cowest.report import build_report
 
-    def fake_build(cfg, cache_path=None):
+    def fake_build(cfg, cache_path=None, field="model"):
         if cfg.backend == "openai":  # the strong model copies the draft's letter
             return ScriptedBackend(lambda c, i, s: "Final answer: A", "strong")
         return ScriptedBackend(lambda c, i, s: "Background: dose\nAnswer: A", "weak", finish_reason="length")

@@ -144,4 +144,4 @@ def test_run_checks_every_model_before_the_first_stage(tmp_path, tiny_lm, monkey
     assert not (tmp_path / "runs/pre/sft").exists()  # nothing was trained
     monkeypatch.setenv("NO_SUCH_KEY", "sk-test")
     res = invoke("run", write_recipe(tmp_path, {**d, "judge": None}))
-    assert res.exit_code == 1 and f"strong.base_url: cannot reach http://127.0.0.1:{port}/v1/models" in res.stderr
+    assert res.exit_code == 1 and f"strong.base_url: http://127.0.0.1:{port}/v1 refused the connection" in res.stderr

@@ -23,10 +23,9 @@ SAMPLING = Sampling(temperature=1.0, seed=3)
 
 
 def _backend(url: str, **kw) -> OpenAIBackend:
-    cfg = ModelConfig(backend="openai", model="fault-model", base_url=url, **kw)
-    b = OpenAIBackend(cfg, api_key="sk-local")
-    b.retry_initial_s, b.retry_max_s = 0.01, 0.05  # fast tests
-    return b
+    fast = dict(retry_initial_s=0.01, retry_max_s=0.05)  # fast tests
+    cfg = ModelConfig(backend="openai", model="fault-model", base_url=url, **{**fast, **kw})
+    return OpenAIBackend(cfg, api_key="sk-local")
 
 
 def _texts(out) -> list[list[str]]:
@@ -91,9 +90,10 @@ def _fails(b: OpenAIBackend, count: int, match: str) -> str:
         b.close()
 
 
-def test_dead_server_stops_the_batch_after_five_failures():
-    msg = _fails(_backend(dead_url(), max_retries=3, max_concurrency=4), 200, "5 requests in a row failed")
-    assert "APIConnectionError" in msg and "0 of 200 finished" in msg  # it takes well under a second
+def test_dead_server_stops_the_batch_at_the_first_refused_request():
+    # nothing listens: retrying 429s and 5xx (max_retries) does not apply, connect_retries does
+    msg = _fails(_backend(dead_url(), max_retries=30, connect_retries=1, max_concurrency=4), 200, "refused")
+    assert msg.startswith("model.base_url: ") and "after 2 attempts" in msg  # it takes well under a second
 
 
 def test_hung_server_stops_the_batch_after_a_bounded_number_of_attempts():
@@ -115,8 +115,7 @@ def test_deadline_bounds_all_attempts_of_one_request():
 def test_a_rate_limited_api_gets_every_call_answered_and_its_retry_after_honoured():
     """A client over the API's concurrency gets 429 + Retry-After; each such call waits at least that long."""
     with FaultServer(delay_s=0.1, max_in_flight=2, retry_after_s=0.3) as s:
-        b = _backend(s.url, max_concurrency=6, max_retries=10)
-        b.retry_max_s = 2.0
+        b = _backend(s.url, max_concurrency=6, max_retries=10, retry_max_s=2.0)
         try:
             out = b.generate(questions(12), 1, SAMPLING)
         finally:

@@ -191,3 +191,9 @@ def test_loads_by_path_through_assets(tiny_lm, monkeypatch):
 def test_a_missing_local_model_is_named_not_taken_for_a_hub_id(tmp_path):
     with pytest.raises(BackendError, match=rf"{tmp_path}/nope: no such model directory"):
         HFBackend(ModelConfig(backend="hf", model=str(tmp_path / "nope")))
+
+
+def test_a_hub_id_not_cached_while_offline_is_one_line_naming_the_field(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(BackendError, match=r"^weak\.model: 'no-org/no-such-model' is not installed and the Hub cannot"):
+        HFBackend(ModelConfig(backend="hf", model="no-org/no-such-model"), field="weak")

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from cowest.config import ModelConfig
+from cowest.errors import CowestError
 from cowest.models.base import Backend, BackendError, Sampling
 from cowest.models.openai_compat import OpenAIBackend
 from cowest.testing.faults import FaultServer
@@ -34,10 +35,10 @@ def _api_key(monkeypatch):
 
 
 def _backend(url: str, **kw) -> OpenAIBackend:
-    cfg = ModelConfig(backend="openai", model="fake-model", base_url=url, api_key_env="COWEST_TEST_KEY", **kw)
-    b = OpenAIBackend(cfg)
-    b.retry_initial_s, b.retry_max_s = 0.01, 0.05  # fast tests
-    return b
+    fast = dict(retry_initial_s=0.01, retry_max_s=0.05)  # fast tests
+    cfg = ModelConfig(backend="openai", model="fake-model", base_url=url, api_key_env="COWEST_TEST_KEY",
+                      **{**fast, **kw})
+    return OpenAIBackend(cfg)
 
 
 def _conv(text: str) -> list[dict[str, str]]:
@@ -111,11 +112,16 @@ def test_one_failure_cancels_the_rest_of_the_batch():
         s.close()
 
 
-def test_unreachable_server_is_a_backend_error():
-    b = _backend("http://127.0.0.1:9/v1", max_retries=1)  # port 9 (discard): nothing listens
-    with pytest.raises(BackendError, match="APIConnectionError"):
-        b.generate([_conv("q")], 1, Sampling())
+def test_a_refused_connection_is_one_line_naming_the_field():
+    # port 9 (discard): nothing listens. A dozen questions, yet one failed request (3 attempts) ends the batch.
+    cfg = ModelConfig(backend="openai", model="m", base_url="http://127.0.0.1:9/v1", max_retries=20,
+                      connect_retries=2, retry_initial_s=0.01, max_concurrency=1)
+    b = OpenAIBackend(cfg, api_key=KEY, field="strong")
+    with pytest.raises(BackendError) as err:
+        b.generate([_conv(f"q{i}") for i in range(12)], 1, Sampling())
     b.close()
+    assert isinstance(err.value, CowestError) and "\n" not in str(err.value)
+    assert str(err.value).startswith("strong.base_url: http://127.0.0.1:9/v1 refused the connection after 3 attempts")
 
 
 def test_concurrency_cap():
@@ -160,6 +166,9 @@ def test_missing_api_key_env(monkeypatch):
     monkeypatch.delenv("COWEST_TEST_KEY")
     with pytest.raises(BackendError, match="COWEST_TEST_KEY"):
         _backend("http://127.0.0.1:9/v1")
+    cfg = ModelConfig(backend="openai", model="m", api_key_env="COWEST_TEST_KEY")
+    with pytest.raises(BackendError, match=r"^judge\.api_key_env: environment variable COWEST_TEST_KEY is not set"):
+        OpenAIBackend(cfg, field="judge")
 
 
 def test_key_absent_from_identity_and_error_messages(server):
@@ -238,3 +247,16 @@ def test_openai_base_url_is_the_endpoint_when_the_recipe_names_none(monkeypatch)
     b = OpenAIBackend(ModelConfig(backend="openai", model="m", api_key_env="COWEST_TEST_KEY"))
     assert b.base_url == "http://gateway.internal:4000/v1" and b.identity == "openai:m@http://gateway.internal:4000/v1"
     b.close()
+
+
+def test_progress_counts_every_call_across_batches():
+    s = stand_in()
+    try:
+        b = _backend(s.url, max_concurrency=3)
+        for i in range(4):  # overlapped stages send one question's calls at a time
+            b.generate([_conv(f"q{i}")], 1, Sampling())
+        b.generate([_conv(f"r{i}") for i in range(5)], 1, Sampling())
+        assert (b.progress.n_sent, b.progress.n_done) == (9, 9)
+        b.close()
+    finally:
+        s.close()

@@ -73,7 +73,7 @@ def scripted_strong(monkeypatch):
     built = []
     real = context_mod.build_backend
 
-    def fake_build(cfg, cache_path=None):
+    def fake_build(cfg, cache_path=None, field="model"):
         if cfg.batch_size == 16:  # the strong config in recipe_dict
             golds, caps = {}, []
 

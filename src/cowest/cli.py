@@ -54,10 +54,12 @@ def _main(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Warnings and errors only (before or after the command)."),
     version: bool = typer.Option(False, "--version", is_eager=True, callback=_version, help="Print the version."),
 ) -> None:
+    from .console import quiet_libraries
     from .logs import setup
 
     _state["verbose"] = verbose
     setup(int(verbose) - int(quiet) if _main_process() else -2)  # several processes: the main one tells the story
+    quiet_libraries(verbose)  # third-party bars and warnings: with -v only
 
 
 def _main_process() -> bool:

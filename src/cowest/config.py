@@ -32,10 +32,15 @@ class ModelConfig(_Strict):
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"  # name of the env var holding the key, never the key itself
     max_concurrency: int = Field(4, ge=1)
-    timeout_s: float = Field(120.0, gt=0)  # one attempt
-    max_retries: int = Field(5, ge=0)
-    deadline_s: float = Field(600.0, gt=0)  # all attempts of one request, backoff included
-    # consecutive failed requests (retries exhausted) that stop a batch: a dead server fails fast, not per request
+    # Retries (README, "Reliability"): a hung server costs about deadline_s, a refused connection a few seconds.
+    timeout_s: float = Field(60.0, gt=0)  # one attempt
+    max_retries: int = Field(5, ge=0)  # of a 429, 5xx, timeout, dropped connection or malformed reply
+    connect_retries: int = Field(2, ge=0)  # of a refused or unresolvable connection, which then stops the batch
+    deadline_s: float = Field(120.0, gt=0)  # all attempts of one request, backoff included
+    retry_initial_s: float = Field(1.0, gt=0)  # first backoff; doubles per attempt, plus up to as much jitter
+    retry_max_s: float = Field(30.0, gt=0)  # longest backoff (a server's Retry-After is honoured up to it)
+    # consecutive failed requests (retries exhausted) that stop a batch, at most max_concurrency: a dead or hung
+    # server fails fast (one wave of requests), not per request
     max_consecutive_failures: int = Field(5, ge=1)
     # strong model: send its requests while the weak model is still drafting. None: on for a remote server
     # (openai), off for a model sharing this machine's compute with the weak one (hf, llamacpp)

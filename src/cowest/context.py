@@ -87,13 +87,14 @@ class RunContext:
 
     def weak(self, variant: str) -> Backend:
         """Load a weak model variant behind the call cache."""
-        backend = build_backend(self.weak_config(variant), cache_path=self.cache_path)
+        backend = build_backend(self.weak_config(variant), cache_path=self.cache_path, field="weak")
         self._weak_seen.append(backend)
         return backend
 
     def weak_with(self, adapter: Path) -> Backend:
         """The base weak model with an adapter that is not (yet) a run variant, behind the call cache."""
-        backend = build_backend(self.recipe.weak.model_copy(update={"adapter": str(adapter)}), cache_path=self.cache_path)
+        cfg = self.recipe.weak.model_copy(update={"adapter": str(adapter)})
+        backend = build_backend(cfg, cache_path=self.cache_path, field="weak")
         self._weak_seen.append(backend)
         return backend
 
@@ -102,7 +103,7 @@ class RunContext:
         """The strong model, started on first use."""
         if self._strong is None:
             log.info("starting strong model (%s: %s)", self.recipe.strong.backend, self.recipe.strong.model)
-            self._strong = self._open(self.recipe.strong)
+            self._strong = self._open(self.recipe.strong, "strong")
         return self._strong
 
     @property
@@ -111,14 +112,14 @@ class RunContext:
         if self.recipe.judge is None:
             return self.strong
         if self._judge is None:
-            self._judge = self._open(self.recipe.judge)
+            self._judge = self._open(self.recipe.judge, "judge")
         return self._judge
 
-    def _open(self, cfg: ModelConfig) -> Backend:
+    def _open(self, cfg: ModelConfig, field: str) -> Backend:
         """A strong model or judge: under several processes, opened and called by the main one only."""
         if dist.active():
-            return SharedBackend(lambda: build_backend(cfg, cache_path=self.cache_path))
-        return build_backend(cfg, cache_path=self.cache_path)
+            return SharedBackend(lambda: build_backend(cfg, cache_path=self.cache_path, field=field))
+        return build_backend(cfg, cache_path=self.cache_path, field=field)
 
     def release(self) -> None:
         """Stop servers and free models (before training, which needs every core)."""

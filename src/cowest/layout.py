@@ -121,6 +121,7 @@ class RunLayout:
 
     config = In(CONFIG)
     cache = In(CACHE)
+    log = In("run.log")  # cowest's lines and every warning of the stages this folder ran (not published)
     report_md = In("report.md")
     report_html = In("report.html")
     ablation_results = In("ablations/results.json")

@@ -117,6 +117,23 @@ def plan(recipe: Recipe, evals: Mapping[str, tuple[str, Sequence[str]]]) -> dict
     return {s.name: s for s in stages}
 
 
+def run_plan(recipe: Recipe, task: Any) -> dict[str, StageDecl]:
+    """The stages `cowest run` runs for `recipe` on `task` (its TaskData), in order: `plan` with the evaluations the
+    task and recipe call for."""
+    from .roles import assign
+
+    systems = recipe.eval.systems
+    evals: dict[str, tuple[str, Sequence[str]]] = {}
+    if assign(task, recipe).sft_valid:
+        evals["eval_sft_valid"] = ("sft_valid", ["weak_sft"])
+    if recipe.mining.heldout_fraction > 0:
+        evals["eval_valid"] = ("valid", systems)
+    evals["eval"] = (recipe.eval.split, systems)
+    if "recall" in task.extra and recipe.eval.recall_probe:
+        evals["eval_recall"] = ("recall", [s for s in systems if s.startswith("weak_")] or ["weak_sft"])
+    return plan(recipe, evals)
+
+
 def field_keys(recipe: Recipe, stages: Mapping[str, StageDecl]) -> dict[str, str]:
     """Each stage's key from the recipe fields it reads and its upstream stages' keys (no files, no extras)."""
     keys: dict[str, str] = {}
@@ -168,6 +185,13 @@ class Ledger:
         self.layout = layout
         self.usage = usage  # token usage per model so far, for each stage's share
         self.timings: dict[str, float] = {}
+        self.order: list[str] = []  # the run's stages, for "[stage k/N]" (empty: a stage run on its own)
+
+    def _label(self, name: str) -> str:
+        """`[stage k/N] name` within a whole run, the bare name otherwise (a stage command, an ablation's)."""
+        if name not in self.order:
+            return name
+        return f"[stage {self.order.index(name) + 1}/{len(self.order)}] {name}"
 
     def key(self, name: str) -> str | None:
         """The key a finished stage ran with (None when it has not run)."""
@@ -181,10 +205,15 @@ class Ledger:
         # decided once for all processes: one that looked after another wrote the manifest would skip alone
         old = dist.share(lambda: read_json(mpath) if mpath.exists() else None)
         if old is not None and old.get("key") == key:
-            log.info("%s: up to date, skipped", name)
+            log.info("%s: up to date, skipped", self._label(name))
             self.timings[name] = 0.0
             return old
-        log.info("%s: running", name)
+        if dist.is_main():  # the run's log file: cowest's lines and every warning, whatever the console shows
+            from .logs import to_file
+
+            self.layout.root.mkdir(parents=True, exist_ok=True)
+            to_file(self.layout.log)
+        log.info("%s: running", self._label(name))
         t0 = time.perf_counter()
         before = self.usage()
         counts = fn()
@@ -198,5 +227,5 @@ class Ledger:
         write_json(mpath, manifest)
         dist.barrier()  # under several processes: the next stage's key reads this manifest everywhere
         self.timings[name] = wall
-        log.info("%s: done in %.1fs", name, wall)
+        log.info("%s: done in %.1fs", self._label(name), wall)
         return manifest

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 LEVELS = {-2: logging.ERROR, -1: logging.WARNING, 0: logging.INFO, 1: logging.DEBUG}
 
@@ -29,3 +30,19 @@ def setup(verbosity: int = 0) -> None:
         handler.setFormatter(logging.Formatter("[cowest %(asctime)s] %(message)s", datefmt="%H:%M:%S"))
         handler._cowest = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
+
+
+def to_file(path: Path) -> None:
+    """Also write the package's lines and the Python warnings (py.warnings) to `path`, the run's log; one at a time."""
+    for name in ("cowest", "py.warnings"):
+        logger = logging.getLogger(name)
+        for h in [h for h in logger.handlers if getattr(h, "_cowest_file", None)]:
+            if h._cowest_file == path:  # type: ignore[attr-defined]
+                continue
+            logger.removeHandler(h)
+            h.close()
+        if not any(getattr(h, "_cowest_file", None) == path for h in logger.handlers):
+            handler = logging.FileHandler(path, delay=True)
+            handler.setFormatter(logging.Formatter("[%(name)s %(asctime)s] %(message)s", datefmt="%H:%M:%S"))
+            handler._cowest_file = path  # type: ignore[attr-defined]
+            logger.addHandler(handler)

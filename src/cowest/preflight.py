@@ -28,6 +28,10 @@ def _local_model(field: str, cfg: ModelConfig) -> str | None:
         return f"{field}.model: {e}"
     if cfg.backend == "llamacpp" and not Path(found).is_file():  # a GGUF server needs a local file, never a hub id
         return f"{field}.model: {cfg.model}: no such file"
+    from .models.hub import hub_problem
+
+    if cfg.backend == "hf" and (problem := hub_problem(field, cfg.model)):
+        return problem
     if cfg.adapter and not Path(cfg.adapter).is_dir():
         return f"{field}.adapter: {cfg.adapter}: no such directory"
     return None
@@ -47,7 +51,10 @@ def _endpoint(field: str, cfg: ModelConfig) -> str | None:
     try:
         client.models.list()
     except openai.APIConnectionError as e:  # refused, reset, DNS, timeout
-        return f"{where}: cannot reach {base}/models: {e}"
+        from .models.openai_compat import is_unreachable, root_cause
+
+        refused = is_unreachable(e) and isinstance(root_cause(e), ConnectionRefusedError)
+        return f"{where}: {base} refused the connection" if refused else f"{where}: cannot reach {base}/models: {e}"
     except (openai.AuthenticationError, openai.PermissionDeniedError) as e:
         return f"{field}: {base} refused the key in {cfg.api_key_env} (HTTP {e.status_code})"
     except openai.APIStatusError:

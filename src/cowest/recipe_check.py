@@ -64,26 +64,23 @@ def _models(recipe: Recipe, report: CheckReport) -> None:
         if problem:
             report.problems.append(problem)
         else:
-            ok = f"{cfg.endpoint()} reached, key accepted" if cfg.backend == "openai" else "found"
+            ok = f"{cfg.endpoint()} reached, key accepted" if cfg.backend == "openai" else _found(cfg.model)
             report.lines.append(f"model: {name}: {cfg.backend} {cfg.model}: {ok}")
+
+
+def _found(spec: str) -> str:
+    """How a usable local model was found: on disk (or in the Hub cache), or on the Hub, to download at first use."""
+    from .models.hub import is_cached, is_hub_id
+
+    return "on the Hub, downloaded at first use" if is_hub_id(spec) and not is_cached(spec) else "found"
 
 
 def _plan(recipe: Recipe, task: TaskData, report: CheckReport) -> None:
     """The stages `cowest run` would run, in order, each up to date or why it would run."""
-    from .ledger import explain, plan
-    from .roles import assign
+    from .ledger import explain, run_plan
 
-    systems = recipe.eval.systems
     try:
-        evals = {}
-        if assign(task, recipe).sft_valid:
-            evals["eval_sft_valid"] = ("sft_valid", ["weak_sft"])
-        if recipe.mining.heldout_fraction > 0:
-            evals["eval_valid"] = ("valid", systems)
-        evals["eval"] = (recipe.eval.split, systems)
-        if "recall" in task.extra and recipe.eval.recall_probe:
-            evals["eval_recall"] = ("recall", [s for s in systems if s.startswith("weak_")] or ["weak_sft"])
-        verdicts = explain(recipe, plan(recipe, evals), RunLayout(recipe.run_dir))
+        verdicts = explain(recipe, run_plan(recipe, task), RunLayout(recipe.run_dir))
     except (CowestError, ValueError, KeyError) as e:
         report.problems.append(f"plan: {e}")
         return

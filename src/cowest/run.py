@@ -69,7 +69,10 @@ class Run(RunContext):
         """sft -> (mine -> dpo) x rounds -> eval (+ the fact-recall probe when the task has one), ablations, report."""
         from .preflight import check_models
 
+        from .ledger import run_plan
+
         dist.share(lambda: check_models(self.recipe))  # a missing key or model fails now, not after training
+        self.ledger.order = list(run_plan(self.recipe, self.task))  # "[stage k/N]" in the stage lines
         write_text(self.layout.config, dump_recipe(self.recipe))
         try:
             self.train_and_evaluate()

@@ -18,21 +18,22 @@ __all__ = [
 ]
 
 
-def build_backend(cfg: ModelConfig, cache_path: Path | None = None) -> Backend:
-    """The backend `cfg` describes, behind the call cache unless `cfg.cache` is "off" (a path there overrides)."""
+def build_backend(cfg: ModelConfig, cache_path: Path | None = None, field: str = "model") -> Backend:
+    """The backend `cfg` describes, behind the call cache unless `cfg.cache` is "off" (a path there overrides);
+    its errors name the recipe `field` it comes from (weak, strong, judge)."""
     inner: Backend
     if cfg.backend == "hf":
         from cowest.models.hf import HFBackend
 
-        inner = HFBackend(cfg)
+        inner = HFBackend(cfg, field=field)
     elif cfg.backend == "openai":
         from cowest.models.openai_compat import OpenAIBackend
 
-        inner = OpenAIBackend(cfg)
+        inner = OpenAIBackend(cfg, field=field)
     elif cfg.backend == "llamacpp":
         from cowest.models.llamacpp import make_llamacpp_backend
 
-        inner = make_llamacpp_backend(cfg)
+        inner = make_llamacpp_backend(cfg, field=field)
     else:  # the config's Literal makes this unreachable for validated configs
         raise BackendError(f"unknown backend {cfg.backend!r}")
     if cfg.cache == "off":

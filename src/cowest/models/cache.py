@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -45,10 +46,27 @@ CREATE TABLE IF NOT EXISTS completions (
 ) WITHOUT ROWID;
 """
 _CHUNK = 500  # keys per SELECT: well under SQLite's bound-parameter limit
+# A 0-byte file older than this, with no WAL beside it, was emptied (truncated, a full disk): not one that another
+# process is creating at this moment, which is 0 bytes too until its first write.
+_STALE_EMPTY_S = 5.0
+
+log = logging.getLogger(__name__)
 
 
 class CacheError(CowestError, RuntimeError):
     """The cache file cannot be used (not SQLite, corrupt, locked, or from another schema version)."""
+
+
+def _warn_if_emptied(path: Path) -> None:
+    """Say so when the cache file is there but empty: SQLite would take it as a fresh cache without a word."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return
+    wal = path.with_name(path.name + "-wal")
+    if st.st_size == 0 and not wal.exists() and time.time() - st.st_mtime > _STALE_EMPTY_S:
+        log.warning("%s: the call cache file is empty (0 bytes), so every call is made again into a fresh cache; "
+                    "if it held answers, restore it from a copy", path)
 
 
 def cache_key(identity: str, messages: Conversation, sampling: Sampling, index: int) -> str:
@@ -71,6 +89,7 @@ class CallCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        _warn_if_emptied(self.path)  # before connecting: once connected, this process cannot tell
         try:
             with self._errors():
                 # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so writers queue on busy_timeout up front

@@ -110,7 +110,7 @@ class HFBackend(BaseBackend):
 
     streams_results = True  # each batch's conversations are reported as soon as the batch is generated
 
-    def __init__(self, cfg: ModelConfig, model: Any = None, tokenizer: Any = None) -> None:
+    def __init__(self, cfg: ModelConfig, model: Any = None, tokenizer: Any = None, field: str = "model") -> None:
         super().__init__()
         self.cfg = cfg
         source: Path | None = Path(cfg.model) if Path(cfg.model).exists() else None
@@ -118,13 +118,19 @@ class HFBackend(BaseBackend):
             from cowest.assets import missing_local, resolve_model  # lazy: the assets module pulls in packaging helpers
 
             if missing_local(cfg.model):  # else the hub client reports it as a malformed repo id
-                raise BackendError(f"{cfg.model}: no such model directory")
+                raise BackendError(f"{field}.model: {cfg.model}: no such model directory")
             source = Path(resolve_model(cfg.model, "hf"))
-            if tokenizer is None:
-                tokenizer = load_tokenizer(source)
-            if model is None:
-                device = resolve_device(cfg.device)
-                model = load_model(source, device, resolve_dtype(cfg.dtype, device))
+            try:
+                tokenizer = tokenizer if tokenizer is not None else load_tokenizer(source)
+                if model is None:
+                    device = resolve_device(cfg.device)
+                    model = load_model(source, device, resolve_dtype(cfg.dtype, device))
+            except OSError as e:  # a hub id not cached, with the Hub off or unreachable: one line, not the traceback
+                from cowest.models.hub import hub_problem
+
+                if problem := hub_problem(field, cfg.model):
+                    raise BackendError(problem) from e
+                raise
         if cfg.adapter:
             from peft import PeftModel
 

@@ -180,7 +180,7 @@ class LlamaCppServer:
         return f"LlamaCppServer({str(self.gguf_path)!r}, {state})"
 
 
-def make_llamacpp_backend(cfg: ModelConfig) -> Backend:
+def make_llamacpp_backend(cfg: ModelConfig, field: str = "model") -> Backend:
     """Start a llama.cpp server for `cfg.model` (GGUF path or asset name) and return an OpenAI backend on it."""
     from .. import assets
     from .openai_compat import OpenAIBackend
@@ -192,7 +192,8 @@ def make_llamacpp_backend(cfg: ModelConfig) -> Backend:
     # tasks happen to run, and a slot's reused prompt prefix (so its arithmetic) would then vary from run to run.
     client_cfg = cfg.model_copy(update={"max_concurrency": min(cfg.max_concurrency, cfg.n_parallel)})
     try:
-        backend = OpenAIBackend(client_cfg, base_url=server.base_url, api_key=server.api_key, on_close=server.stop)
+        backend = OpenAIBackend(client_cfg, base_url=server.base_url, api_key=server.api_key, on_close=server.stop,
+                                field=field)
     except BaseException:
         server.stop()
         raise

@@ -9,9 +9,10 @@ Reliability rules:
 - One request gets at most `max_retries + 1` attempts and `deadline_s` seconds in all (each attempt's timeout is cut
   to what is left). A request that still fails is recorded and the batch goes on; `generate` then raises a
   `BackendError` naming it, after every finished conversation went to `on_done` (the cache keeps them).
-- Circuit breaker: `max_consecutive_failures` failed requests in a row stop the batch at once, so a dead or hung
-  server costs about ceil(M / max_concurrency) request deadlines, not one per request. Errors that retrying cannot
-  fix (400, 401, 404, ...) stop the batch at the first one.
+- Circuit breaker: min(`max_consecutive_failures`, `max_concurrency`) failed requests in a row stop the batch at
+  once, so a hung server costs about one request deadline, not one per request. Errors that retrying cannot fix
+  (400, 401, 404, ...) stop the batch at the first one, and so does a connection the server refuses (or a host
+  that does not resolve) after `connect_retries` quick retries: nothing is listening, so every request would fail.
 - `n` samples: with a server that honours `n`, sample j is choice j of one request (seed s). A reply with too few
   choices is retried whole, with the same seed, so the samples do not depend on which faults happened. Only when the
   first `n > 1` reply of this backend has exactly one choice is the server taken to ignore `n`: from then on sample j
@@ -26,6 +27,8 @@ import time
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
 from typing import Any, Callable, Iterable, NoReturn, Sequence
 
+import socket
+
 import openai
 from tenacity import (
     RetryCallState,
@@ -35,11 +38,11 @@ from tenacity import (
     stop_before_delay,
     wait_exponential_jitter,
 )
-from tqdm.auto import tqdm
 
 from cowest.config import ModelConfig
 from cowest.models.base import BackendError, BaseBackend, Completion, Conversation, OnDone, Sampling, truncate_at_stop
 from cowest.models.openai_params import for_endpoint
+from cowest.models.progress import CallProgress
 
 RETRY_STATUS = {408, 409, 429}  # plus every 5xx: the same set the openai client itself retries
 
@@ -55,6 +58,19 @@ def is_transient(exc: BaseException | None) -> bool:
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code in RETRY_STATUS or exc.status_code >= 500
     return False
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception of a chain (the client wraps its HTTP library's, which wraps the socket's)."""
+    while (inner := exc.__cause__ or exc.__context__) is not None:
+        exc = inner
+    return exc
+
+
+def is_unreachable(exc: BaseException | None) -> bool:
+    """A connection that could not be made (refused, host unknown): not a timeout, nor one dropped mid-reply."""
+    return (isinstance(exc, openai.APIConnectionError) and not isinstance(exc, openai.APITimeoutError)
+            and isinstance(root_cause(exc), (ConnectionRefusedError, socket.gaierror)))
 
 
 def _retry_after(exc: BaseException | None) -> float | None:
@@ -85,8 +101,6 @@ class OpenAIBackend(BaseBackend):
     """
 
     streams_results = True
-    retry_initial_s = 1.0  # first backoff; doubles per attempt, plus up to the same again of random jitter
-    retry_max_s = 60.0
 
     def __init__(
         self,
@@ -94,17 +108,22 @@ class OpenAIBackend(BaseBackend):
         base_url: str | None = None,
         api_key: str | None = None,
         on_close: Callable[[], None] | None = None,
+        field: str = "model",
     ) -> None:
         super().__init__()
         self.cfg = cfg
+        self.field = field  # the recipe field errors name: weak, strong, judge
         self.base_url = (base_url or cfg.endpoint()).rstrip("/")
+        # where the URL comes from, for errors: a managed server's is no recipe field
+        self._url_field = f"{field}.base_url" if base_url is None else field
         if api_key is None:
             api_key = os.environ.get(cfg.api_key_env)
             if not api_key:
                 raise BackendError(
-                    f"environment variable {cfg.api_key_env} is not set: it must hold the API key for model "
-                    f"{cfg.model} at {self.base_url} (set model.api_key_env to use another variable)"
+                    f"{field}.api_key_env: environment variable {cfg.api_key_env} is not set: it must hold the API "
+                    f"key for model {cfg.model} at {self.base_url} (set {field}.api_key_env to use another variable)"
                 )
+        self.retry_initial_s, self.retry_max_s = cfg.retry_initial_s, cfg.retry_max_s
         self.on_close = on_close
         # The key itself is never stored on the backend, logged, or part of the identity.
         self.identity = f"openai:{cfg.model}@{self.base_url}"
@@ -114,6 +133,7 @@ class OpenAIBackend(BaseBackend):
         self._n_honoured: bool | None = None  # learnt from the first n>1 reply; llama.cpp's server may ignore n
         self._params = for_endpoint(self.identity)  # max_completion_tokens, refused sampling parameters
         self._closed = False
+        self.progress = CallProgress(f"{field} calls ({cfg.model})")  # every call, across batches and overlap
 
     def _new_pool(self) -> ThreadPoolExecutor:
         return ThreadPoolExecutor(max_workers=max(1, self.cfg.max_concurrency), thread_name_prefix="cowest-openai")
@@ -127,7 +147,7 @@ class OpenAIBackend(BaseBackend):
         return min(max(backoff, asked), self.retry_max_s)
 
     def _where(self) -> str:
-        return f"model {self.cfg.model} at {self.base_url}"
+        return f"{self.field}: model {self.cfg.model} at {self.base_url}"
 
     def _fail(self, exc: BaseException, attempts: int, seconds: float) -> BackendError:
         status = getattr(exc, "status_code", None)
@@ -135,7 +155,14 @@ class OpenAIBackend(BaseBackend):
         detail = getattr(exc, "message", None) or str(exc)
         tries = (f" after {attempts} attempt{'s' if attempts != 1 else ''} in {seconds:.1f} s"
                  if is_transient(exc) else "")
-        hint = f" (check the key in {self.cfg.api_key_env})" if status in (401, 403) else ""
+        hint = f" (check the key in {self.cfg.api_key_env}, {self.field}.api_key_env)" if status in (401, 403) else ""
+        if isinstance(exc, openai.APITimeoutError):
+            hint = f" (no answer within {self.field}.timeout_s; {self.field}.deadline_s bounds all attempts)"
+        if is_unreachable(exc):
+            root = root_cause(exc)
+            refused = isinstance(root, ConnectionRefusedError)
+            how = "refused the connection" if refused else f"cannot be reached ({root})"
+            return BackendError(f"{self._url_field}: {self.base_url} {how}{tries}; is the server running there?")
         return BackendError(f"{self._where()}: request failed{tries}: {what}: {detail}{hint}")
 
     def _request(
@@ -156,7 +183,8 @@ class OpenAIBackend(BaseBackend):
             params["stop"] = list(sampling.stop)
         retrying = Retrying(
             retry=retry_if_exception(is_transient),
-            stop=stop_after_attempt(self.cfg.max_retries + 1) | stop_before_delay(self.cfg.deadline_s),
+            stop=(stop_after_attempt(self.cfg.max_retries + 1) | stop_before_delay(self.cfg.deadline_s)
+                  | self._stop_connect),
             wait=self._wait,
             sleep=cancel.wait,  # a failed batch wakes its backoffs, so no worker sleeps on for nothing
             reraise=True,
@@ -177,6 +205,11 @@ class OpenAIBackend(BaseBackend):
         except (openai.OpenAIError, MalformedReply) as e:
             raise self._fail(e, retrying.statistics.get("attempt_number", 1), time.monotonic() - t0) from e
         return out
+
+    def _stop_connect(self, state: RetryCallState) -> bool:
+        """Stop retrying a connection that cannot be made after `connect_retries` retries."""
+        exc = state.outcome.exception() if state.outcome else None
+        return is_unreachable(exc) and state.attempt_number > self.cfg.connect_retries
 
     def _create(self, params: dict[str, Any], timeout: float) -> Any:
         """One call with `params` as this endpoint takes them; a parameter its 400 refuses is learnt (for the run) and
@@ -227,46 +260,44 @@ class OpenAIBackend(BaseBackend):
 
         def submit(i: int, j: int, k: int) -> None:
             pending[self._pool.submit(self._request, convs[i], k, sampling.seed + j, sampling, cancel)] = (i, j, k)
+            self.progress.sent()
 
-        # no bar for a few requests: overlapped mining and evaluation send each question's on its own
-        quiet = True if len(convs) < 8 else None
-        with tqdm(total=len(convs), desc=f"requests {self.cfg.model}", leave=False, disable=quiet) as bar:
-            try:
-                for i in range(len(convs)):
-                    if n == 1 or self._n_honoured is not False:
-                        submit(i, 0, n)
-                    else:
-                        for j in range(n):
-                            submit(i, j, 1)
-                while pending:
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        i, j, k = pending.pop(fut)
-                        try:
-                            comps = fut.result()
-                        except BackendError as e:
-                            if not is_transient(e.__cause__):  # retrying cannot fix it: every request would fail
-                                raise
-                            failed.setdefault(i, e)
-                            in_a_row += 1
-                            if in_a_row >= self.cfg.max_consecutive_failures:
-                                tripped = True
-                                raise self._breaker(in_a_row, len(convs), finished, e) from e
-                            continue
-                        in_a_row = 0
-                        slots[i][j : j + len(comps)] = comps
-                        if k > 1:  # the request with n: one choice means the server ignores n
-                            self._learn_n(len(comps), k)
-                            for m in range(len(comps), n):
-                                submit(i, m, 1)
-                        if all(c is not None for c in slots[i]):
-                            finished += 1
-                            bar.update(1)
-                            if on_done is not None:
-                                on_done(i, [c for c in slots[i] if c is not None])
-            except BaseException as e:
-                self._abandon(cancel, pending, renew=tripped or isinstance(e, KeyboardInterrupt))
-                raise
+        try:
+            for i in range(len(convs)):
+                if n == 1 or self._n_honoured is not False:
+                    submit(i, 0, n)
+                else:
+                    for j in range(n):
+                        submit(i, j, 1)
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    i, j, k = pending.pop(fut)
+                    self.progress.done()
+                    try:
+                        comps = fut.result()
+                    except BackendError as e:
+                        if not is_transient(e.__cause__) or is_unreachable(e.__cause__):
+                            raise  # retrying cannot fix it, or no one listens: every request would fail
+                        failed.setdefault(i, e)
+                        in_a_row += 1
+                        if in_a_row >= min(self.cfg.max_consecutive_failures, self.cfg.max_concurrency):
+                            tripped = True
+                            raise self._breaker(in_a_row, len(convs), finished, e) from e
+                        continue
+                    in_a_row = 0
+                    slots[i][j : j + len(comps)] = comps
+                    if k > 1:  # the request with n: one choice means the server ignores n
+                        self._learn_n(len(comps), k)
+                        for m in range(len(comps), n):
+                            submit(i, m, 1)
+                    if all(c is not None for c in slots[i]):
+                        finished += 1
+                        if on_done is not None:
+                            on_done(i, [c for c in slots[i] if c is not None])
+        except BaseException as e:
+            self._abandon(cancel, pending, renew=tripped or isinstance(e, KeyboardInterrupt))
+            raise
         if failed:
             self._raise_failed(failed, len(convs))
         return [[c for c in row if c is not None] for row in slots]
@@ -284,6 +315,7 @@ class OpenAIBackend(BaseBackend):
         cancel.set()
         for fut in pending:
             fut.cancel()
+        self.progress.done(len(list(pending)))  # given up: no longer in flight
         if renew:
             old, self._pool = self._pool, self._new_pool()
             old.shutdown(wait=False, cancel_futures=True)
@@ -299,8 +331,9 @@ class OpenAIBackend(BaseBackend):
 
     def _breaker(self, in_a_row: int, total: int, finished: int, last: BackendError) -> BackendError:
         return BackendError(
-            f"{self._where()}: {in_a_row} requests in a row failed, so the batch was stopped "
-            f"({finished} of {total} finished; model.max_consecutive_failures sets the limit); last: {last}"
+            f"{self._where()}: {in_a_row} request{'s' if in_a_row != 1 else ''} in a row failed, so the batch was "
+            f"stopped "
+            f"({finished} of {total} finished; {self.field}.max_consecutive_failures sets the limit); last: {last}"
         )
 
     def close(self) -> None:
@@ -310,6 +343,7 @@ class OpenAIBackend(BaseBackend):
                 self._closed = True
                 self._pool.shutdown(cancel_futures=True)
                 self._client.close()
+                self.progress.close()
         finally:
             if self.on_close is not None:
                 callback, self.on_close = self.on_close, None  # at most once

@@ -27,6 +27,8 @@ MEASURABLE_SHARE = 0.5  # recall is a fact check only when most validation quest
 def run_sft(ctx: RunContext) -> dict:
     """Train the SFT adapter, check its recall (extending it if asked) and merge it, unless up to date."""
     from ..assets import resolve_model
+    from ..models.base import BackendError
+    from ..models.hub import hub_problem
     from ..train import merge_adapter, train_sft
 
     r, q, out = ctx.recipe, ctx.questions, ctx.layout.sft
@@ -36,6 +38,8 @@ def run_sft(ctx: RunContext) -> dict:
         rows, templated = sft_rows(ctx.prompter, q.sft, ctx.task.facts)
         rows += corpus_rows(ctx.prompter, ctx.task.corpus, int(r.task.sft_corpus), r.seed)  # true: once
         write_jsonl(out.train, rows)
+        if problem := hub_problem("weak", r.weak.model):  # one line now, not the hub client's traceback later
+            raise BackendError(problem)
         base_path = resolve_model(r.weak.model, "hf")
         valid, _ = sft_rows(ctx.prompter, q.sft_valid, ctx.task.facts, "SFT validation")
         adapter = train_sft(base_path, rows, out.dir, r.sft, r.lora, seed=r.seed, log_path=out.train_log,

@@ -15,6 +15,7 @@ from transformers import AutoTokenizer
 from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer
 from trl.data_utils import unpair_preference_dataset
 
+from cowest.console import quiet_trainer
 from cowest.train.common import JsonlLogCallback, derive_batch, disable_telemetry, lora_config, merge_args
 from cowest.train.common import save_adapter, trainer_defaults
 
@@ -170,6 +171,7 @@ def train_dpo(
         peft_config=lora_config(lora_args),  # with no ref_model, TRL disables this adapter to get the reference
         callbacks=[log],
     )
+    quiet_trainer(trainer)
     trainer.train()
     _warn_if_flat(log.records, method)
     return save_adapter(trainer, out_dir)

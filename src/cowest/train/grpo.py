@@ -13,6 +13,7 @@ from datasets import Dataset
 from transformers import AutoTokenizer, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
+from cowest.console import quiet_trainer
 from cowest.train.common import JsonlLogCallback, derive_batch, disable_telemetry, lora_config, merge_args
 from cowest.train.common import save_adapter, trainer_defaults
 
@@ -66,6 +67,7 @@ def train_grpo(model_path: str, prompts: list[dict], reward: Callable[..., list[
         peft_config=lora_config(lora_args),
         callbacks=[log_cb, BudgetStop(spent, budget)],
     )
+    quiet_trainer(trainer)
     trainer.train()
     return save_adapter(trainer, out_dir)
 

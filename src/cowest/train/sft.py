@@ -15,6 +15,7 @@ from trl import SFTConfig, SFTTrainer
 from cowest import dist
 from cowest.io import atomic_dir
 from cowest.layout import TrainDir
+from cowest.console import quiet_trainer
 from cowest.train.common import JsonlLogCallback, derive_batch, disable_telemetry, lora_config, merge_args
 from cowest.train.common import save_adapter, trainer_defaults
 
@@ -81,6 +82,7 @@ def train_sft(
         peft_config=peft_config,
         callbacks=[log],
     )
+    quiet_trainer(trainer)
     trainer.train()
     for ckpt in TrainDir(out_dir).checkpoints():  # the best epoch is loaded; its checkpoints are not needed again
         shutil.rmtree(ckpt, ignore_errors=True)
