@@ -189,8 +189,8 @@ def size(s: Survey, minutes: float | None = 60.0, strong_calls: int | None = Non
         n_test = round((1 - MINE_OF_REST) * rest / (per_question * EVAL_CALL_S))
         why = [f"{minutes:g} minutes on 2 CPU cores with the offline default models: about "
                f"{sft_s(epochs, repeats) / 60:.0f} minutes to SFT ({epochs} epochs, each fact line {repeats} times an "
-               f"epoch; up to {extensions} extension(s) of {EXTRA_EPOCHS} if its check asks), {MINE_OF_REST * rest / 60:.0f} to mining "
-               f"({mine} strong calls), "
+               f"epoch; up to {extensions} extension(s) of {EXTRA_EPOCHS} if its check asks), "
+               f"{MINE_OF_REST * rest / 60:.0f} to mining ({mine} strong calls), "
                f"{(1 - MINE_OF_REST) * rest / 60:.0f} to the test evaluation"]
     if s.facts and repeats * epochs < EXPOSURES:
         need = sft_s(SFT_EPOCHS, math.ceil(EXPOSURES / SFT_EPOCHS)) / 60
