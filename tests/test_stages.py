@@ -171,3 +171,10 @@ def test_editing_the_fact_corpus_reruns_sft_and_the_evaluations_that_retrieve(tm
     after = keys()
     # Weak-only evaluations and mining read the corpus only through the SFT model (its key chains into theirs).
     assert {n for n in stages if after[n] != before[n]} == {"sft", "eval_valid", "eval"}
+
+
+def test_the_plan_lists_stages_in_the_order_a_run_runs_them():
+    evals = {"eval_sft_valid": ("sft_valid", ["weak_sft"]), "eval_valid": ("valid", ["weak_sft", "cowest"]),
+             "eval": ("test", ["weak_sft", "cowest"])}
+    assert list(plan(BASE.model_copy(update={"rounds": 1}), evals)) == [
+        "sft", "eval_sft_valid", "round_1/mine", "round_1/dpo", "eval_valid", "eval"]

@@ -109,11 +109,13 @@ def round_decls(k: int, rounds: int, alignment: str = "dpo") -> tuple[StageDecl,
 
 def plan(recipe: Recipe, evals: Mapping[str, tuple[str, Sequence[str]]]) -> dict[str, StageDecl]:
     """The run's stages in order; `evals` maps an evaluation's name to (split, systems)."""
-    stages = [StageDecl("sft", "sft")]
+    decls = {name: eval_decl(name, split, systems, recipe.rounds, recipe.alignment)
+             for name, (split, systems) in evals.items()}
+    # the SFT model's own evaluation runs before mining, as `Run.train_and_evaluate` orders them
+    stages = [StageDecl("sft", "sft"), *[d for d in decls.values() if d.after == ("sft",)]]
     for k in range(1, recipe.rounds + 1):
         stages += round_decls(k, recipe.rounds, recipe.alignment)
-    stages += [eval_decl(name, split, systems, recipe.rounds, recipe.alignment)
-               for name, (split, systems) in evals.items()]
+    stages += [d for d in decls.values() if d not in stages]
     return {s.name: s for s in stages}
 
 
