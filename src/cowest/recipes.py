@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from .systems import get_systems
 from .tasks.base import LETTERS
 from .tasks.readers import TaskDataError, iter_rows, iter_text_lines
 
@@ -42,7 +43,6 @@ PACKED_WORDS = 60  # fact lines packed into one SFT row up to this many words (c
 MINE_CALL_S = 7.0
 EVAL_CALL_S = 9.0
 SYSTEMS = ("weak_sft", "weak_aligned", "strong", "retrieval", "refine", "cowest")  # the evaluation's rows
-STRONG_SYSTEMS = ("strong", "retrieval", "supericl", "collab_base", "refine", "cowest")  # a strong call a question
 # SFT takes what the facts' exposures need, up to `SFT_MAX` of the budget; after `OTHER` (drafting, DPO, validation,
 # loading), the rest goes to mining and the test evaluation.
 SFT_MAX, OTHER, MINE_OF_REST = 0.4, 0.15, 0.45
@@ -159,7 +159,7 @@ class Sizes:
 def size(s: Survey, minutes: float | None = 60.0, strong_calls: int | None = None,
          systems: Sequence[str] = SYSTEMS) -> Sizes:
     """Split a budget of minutes (offline default models, 2 cores) or of strong calls between the stages."""
-    per_question = max(1, sum(x in STRONG_SYSTEMS for x in systems))  # strong calls a test question costs
+    per_question = max(1, sum(x.kind != "weak" for x in get_systems(systems)))  # strong calls a test question costs
     share = min(0.6, max(0.3, 60 / max(s.pool, 1)))  # about 60 mining candidates, at most 60% of them
     question_rows = round(0.85 * (s.rows - share * s.pool))  # SFT's questions: not mined, not validation
     draft_words = max(16, min(2 * s.fact_words, PACKED_WORDS) + 6)  # a Background of one or two facts, the Answer
