@@ -25,7 +25,7 @@ from cowest.serve.protocol import APIError, split_options
 from cowest.serve.service import Service
 from cowest.tasks.types import MultipleChoice
 from cowest.testing.faults import FaultServer
-from cowest.testing.serving import ThreadedServer
+from cowest.testing.serving import ThreadedServer, post
 
 KEY = "sk-serve-test-1"
 QUESTION = "Which drug treats the fictional fever?\nA. Alpha\nB. Beta\nC. Gamma\nD. Delta"
@@ -74,12 +74,7 @@ class Served(ThreadedServer):
     def post(self, path: str, body: bytes, headers: dict | None = None) -> tuple[int, dict, dict]:
         """A raw POST: (status, JSON body, headers)."""
         h = {"Content-Type": "application/json", "Authorization": f"Bearer {KEY}", **(headers or {})}
-        req = urllib.request.Request(f"{self.url}{path}", data=body, headers=h, method="POST")
-        try:
-            with urllib.request.urlopen(req, timeout=20) as r:
-                return r.status, json.loads(r.read()), dict(r.headers)
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read()), dict(e.headers)
+        return post(f"{self.url}{path}", body, h)
 
     def get(self, path: str, key: str | None = KEY) -> tuple[int, bytes]:
         h = {"Authorization": f"Bearer {key}"} if key else {}

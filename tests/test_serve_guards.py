@@ -18,16 +18,12 @@ from cowest.models.cache import CachedBackend, CallCache, read_only
 from cowest.serve import Limits
 from cowest.serve.guards import LOOPBACK_NAMES, RateLimiter, allowed_hosts
 from cowest.serve.protocol import APIError
+from cowest.testing.serving import post
 
 
 def raw(server: Served, data: bytes, headers: dict[str, str], path: str = "/v1/chat/completions") -> tuple[int, dict]:
     """A POST with exactly these headers (urllib adds Host unless given): status and JSON body."""
-    req = urllib.request.Request(f"{server.url}{path}", data=data, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(req, timeout=20) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+    return post(f"{server.url}{path}", data, headers)[:2]
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from cowest.config import load_recipe
 from cowest.io import read_jsonl
 from cowest.models.llamacpp import LlamaCppServer
 from cowest.tasks import load_task
-from cowest.testing.serving import free_port
+from cowest.testing.serving import free_port, post
 
 KEY = "sk-real-serve-1"
 STRONG = "qwen2.5-coder-1.5b-instruct"
@@ -61,12 +61,7 @@ class CliServer:
 
     def post(self, body: bytes, key: str | None = KEY) -> tuple[int, dict]:
         h = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
-        req = urllib.request.Request(f"{self.url}/v1/chat/completions", data=body, headers=h, method="POST")
-        try:
-            with urllib.request.urlopen(req, timeout=300) as r:
-                return r.status, json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read())
+        return post(f"{self.url}/v1/chat/completions", body, h, timeout=300)[:2]
 
     def close(self) -> None:
         self.proc.terminate()  # uvicorn shuts down on SIGTERM; the models are released on the way out
@@ -208,11 +203,7 @@ def open_server(tmp_path_factory):
 
 def send(url: str, data: bytes, headers: dict[str, str]) -> tuple[int, dict]:
     """A POST with exactly these headers (urllib adds Host unless given): status and JSON body."""
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, data, headers, method="POST"), timeout=300) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+    return post(url, data, headers, timeout=300)[:2]
 
 
 def test_each_attack_on_the_keyless_server_is_refused(open_server):

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 from typing import Any
+
+
+def post(url: str, data: bytes, headers: dict[str, str], timeout: float = 20) -> tuple[int, dict, dict]:
+    """A POST with exactly these headers (urllib adds Host unless given): status, JSON body and response headers."""
+    req = urllib.request.Request(url, data=data, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, json.loads(r.read()), dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read()), dict(e.headers)
 
 
 def free_port() -> int:
