@@ -95,6 +95,8 @@ def test_sft_recall_below_the_floor_stops_the_run_below_the_target_warns():
     (w,) = sft_warnings({**counts, "recall": 0.5}, r)
     assert w["code"] == "sft_low_recall"
     gate("sft", {"counts": {"warnings": [w]}}, r.checks)  # below the target: the run goes on
+    (w,) = sft_warnings({**counts, "recall": 0.5, "valid_questions": 4, "extensions": 0}, r)
+    assert "sft_recall.min_questions 8" in w["message"] and "max_extensions" not in w["message"]  # advice that fits
     assert sft_warnings({**counts, "recall": 0.6}, r) == []
     assert sft_warnings({**counts, "recall": 0.0, "recall_measurable": False}, r) == []  # no fact to check
     with_facts = recipe(task={"name": "jsonl", "corpus_path": "f.txt", "type": "short_answer"})

@@ -411,7 +411,7 @@ def test_sft_trains_on_while_recall_is_below_target(tmp_path, tiny_lm, monkeypat
     task = {**TASK, "options": {**TASK["options"], "validation_wordings": 1}}
     d = recipe_dict(tiny_lm.path, tmp_path / "runs", task=task,
                     sft={"max_steps": 2, "per_device_train_batch_size": 4, "max_length": 512},
-                    sft_recall={"target": 0.9, "extra_epochs": 1, "max_extensions": 2})
+                    sft_recall={"target": 0.9, "extra_epochs": 1, "max_extensions": 2, "min_questions": 1})
     run = run_mod.Run(load_recipe(write_recipe(tmp_path, d)))
     real = sft_stage.measure_recall
     # the real measurement on the first adapter, then scripted ones: the middle adapter is the best
@@ -444,6 +444,21 @@ def test_sft_trains_on_while_recall_is_below_target(tmp_path, tiny_lm, monkeypat
     run.evaluate(["weak_sft"], name="eval_sft_valid", split="sft_valid")  # the same drafts, from the call cache
     drafts = {r["question_id"]: r["draft"] for r in read_jsonl(run.dir / "eval_sft_valid/predictions.jsonl")}
     assert drafts == {r["question_id"]: r["draft"] for r in rows}
+
+
+def test_a_validation_slice_too_small_to_steer_measures_and_warns_but_does_not_extend(tmp_path, tiny_lm, caplog):
+    """sft_recall.min_questions: on fewer validation questions a recall difference is noise, so SFT is not extended."""
+    task = {**TASK, "options": {**TASK["options"], "validation_wordings": 1}}
+    d = recipe_dict(tiny_lm.path, tmp_path / "runs", task=task,
+                    sft={"max_steps": 2, "per_device_train_batch_size": 4, "max_length": 512},
+                    sft_recall={"target": 0.9, "extra_epochs": 1, "max_extensions": 2, "min_questions": 1000})
+    run = run_mod.Run(load_recipe(write_recipe(tmp_path, d)))
+    with caplog.at_level("WARNING"):
+        counts = run.sft()["counts"]
+    assert counts["extensions"] == 0 and counts["recall"] < 0.9
+    assert "cannot tell a better adapter from a worse one" in caplog.text and "min_questions 1000" in caplog.text
+    assert not (run.dir / "sft" / "train_log_ext1.jsonl").exists()
+    assert [h["extension"] for h in read_json(run.dir / "sft" / "extensions.json")["history"]] == [0]
 
 
 def test_a_users_domain_gets_its_own_validation_slice_and_a_weak_model_that_learnt_nothing_stops_the_run(

@@ -61,7 +61,11 @@ def _sft_advice(recipe: Recipe, counts: Mapping) -> str:
     """What to change in this recipe for SFT to learn more of the facts."""
     epochs = recipe.sft.get("num_train_epochs")
     tips = [f"train longer (sft.num_train_epochs: {epochs or 'default 3'} -> {2 * (epochs or 3)})"]
-    if recipe.sft_recall.target is not None and counts.get("extensions", 0) >= recipe.sft_recall.max_extensions:
+    cfg, n = recipe.sft_recall, int(counts.get("valid_questions") or 0)
+    if cfg.target is not None and n < cfg.min_questions:
+        tips.append(f"hold out more validation questions so that the check can steer extensions ({n} < "
+                    f"sft_recall.min_questions {cfg.min_questions}: raise sft_recall.min_valid or valid_fraction)")
+    elif cfg.target is not None and counts.get("extensions", 0) >= cfg.max_extensions:
         tips.append(f"allow more extensions (sft_recall.max_extensions: {recipe.sft_recall.max_extensions})")
     if not recipe.task.corpus_path:
         tips.append("give SFT the facts themselves (task.corpus_path: one fact per line, with task.sft_corpus: true)")

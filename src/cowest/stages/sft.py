@@ -63,6 +63,7 @@ def extend(ctx: RunContext, base_path: str, rows: list[dict], valid: list[dict],
         log.warning("SFT: no validation questions, so whether the weak model learnt the domain is not measured")
         return adapter, {"recall": None}
     history: list[dict] = []
+    steer = len(examples) >= cfg.min_questions
     for ext in range(cfg.max_extensions + 1):
         m = measure_recall(ctx, adapter, examples)
         history.append({"extension": ext, **{k: v for k, v in m.items() if k != "rows"}})
@@ -71,6 +72,11 @@ def extend(ctx: RunContext, base_path: str, rows: list[dict], valid: list[dict],
                  "(target %s)", ext, m["measure"], 100 * m["recall"], m["n"],
                  "-" if cfg.target is None else f"{100 * cfg.target:.0f}%")
         if not m["measurable"] or cfg.target is None or m["recall"] >= cfg.target or ext == cfg.max_extensions:
+            break
+        if not steer:
+            log.warning("SFT: recall below its target, but %d validation questions (sft_recall.min_questions %d) "
+                        "cannot tell a better adapter from a worse one, so SFT is not extended", m["n"],
+                        cfg.min_questions)
             break
         keep = out.adapter_after(ext)  # kept in case the next is worse
         dist.share(lambda: shutil.copytree(adapter, keep, dirs_exist_ok=True))
