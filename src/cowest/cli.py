@@ -312,9 +312,11 @@ def publish(
 @command()
 def readme(
     check: bool = typer.Option(False, "--check", help="Only check: exit 1 listing the blocks that are out of date."),
-    readme_path: Path = typer.Option(Path("README.md"), "--readme", help="The README holding cowest:table blocks."),
+    readme_path: Path = typer.Option(Path("README.md"), "--readme",
+                                     help="The README holding cowest:table blocks and cowest:value figures."),
 ) -> None:
-    """Regenerate the README's `<!-- cowest:table DIR KIND -->` blocks from published results."""
+    """Regenerate the README's `<!-- cowest:table DIR KIND -->` blocks and `cowest:value` figures from published
+    results."""
     from .io import write_text
     from .publish import check_readme, render_readme
 
@@ -323,8 +325,8 @@ def readme(
     if check:
         stale = check_readme(readme_path)
         if stale:
-            raise _fail(f"{readme_path}: stale tables: {', '.join(stale)} (run `cowest readme`)")
-        typer.echo(f"{readme_path}: tables in sync")
+            raise _fail(f"{readme_path}: stale tables or figures: {', '.join(stale)} (run `cowest readme`)")
+        typer.echo(f"{readme_path}: tables and figures in sync")
         return
     text = readme_path.read_text(encoding="utf-8")
     new = render_readme(text, readme_path.parent)

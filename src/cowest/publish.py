@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import CowestError
+from .figures import render_values, stale_values
 from .io import atomic_dir, read_json
 from .layout import ComparisonDir, RunLayout
 from .report.artifacts import Artifacts, load
@@ -154,13 +155,16 @@ def _blocks(text: str) -> list[re.Match]:
 
 
 def render_readme(readme_text: str, root: Path) -> str:
-    """The README text with every `cowest:table` block's body regenerated from the files under root."""
-    return BLOCK.sub(lambda m: m.group(1) + render_block(m.group(2), m.group(3), root) + m.group(5), readme_text)
+    """The README text with every `cowest:table` block's body and every `cowest:value` figure regenerated from the
+    files under root."""
+    text = BLOCK.sub(lambda m: m.group(1) + render_block(m.group(2), m.group(3), root) + m.group(5), readme_text)
+    return render_values(text, root)
 
 
 def check_readme(readme: Path) -> list[str]:
-    """Names (`DIR KIND`) of the README's blocks whose body differs from the regenerated one; [] when in sync."""
+    """Names (`DIR KIND`, `value FILE PATH FORMAT`) of the README's blocks and figures that differ from the regenerated
+    ones; [] when in sync."""
     readme = Path(readme)
     text = readme.read_text(encoding="utf-8")
     return [f"{m.group(2)} {m.group(3)}" for m in _blocks(text)
-            if m.group(4) != render_block(m.group(2), m.group(3), readme.parent)]
+            if m.group(4) != render_block(m.group(2), m.group(3), readme.parent)] + stale_values(text, readme.parent)
