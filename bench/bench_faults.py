@@ -3,7 +3,7 @@
 Prints, per fault: faults injected, answers identical to the clean run, attempts per request; then the calls
 repeated after a kill -9 and resume, and the seconds to give up on a dead and on a hung server next to the naive
 expectation (max_retries x N x timeout / concurrency). Loopback only; no model, no GPU.
-Usage: python bench/bench_faults.py [--requests 200] [--n 3] [--rate 0.2] [--out results/bench/faults.json]
+Usage: python bench/bench_faults.py [--requests 200] [--n 3] [--rate 0.2] [--defaults] [--out results/bench/faults.json]
 (`--out` keeps the figures for the README's reliability table: `cowest readme` renders it.)
 """
 
@@ -25,14 +25,19 @@ from cowest.testing.faults import FAULTS, FaultServer, dead_url, questions
 
 SAMPLING = Sampling(temperature=1.0, seed=11)
 TIMEOUT_S, RETRIES, CONCURRENCY = 0.5, 5, 8
+DEFAULTS_REQUESTS = 50  # a batch of questions, at the recipe's retry defaults
 
 
-def backend(url: str):
-    """An OpenAIBackend with short timeouts and backoff, so the benchmark stays short."""
+def backend(url: str, defaults_at: int | None = None):
+    """An OpenAIBackend with short timeouts and backoff, so the benchmark stays short; with `defaults_at`, a recipe's
+    defaults at that max_concurrency (what a user gets)."""
     from cowest.models.openai_compat import OpenAIBackend
 
-    cfg = ModelConfig(backend="openai", model="fault-model", base_url=url, timeout_s=TIMEOUT_S, max_retries=RETRIES,
-                      max_concurrency=CONCURRENCY, retry_initial_s=0.05, retry_max_s=0.5)
+    if defaults_at:
+        cfg = ModelConfig(backend="openai", model="fault-model", base_url=url, max_concurrency=defaults_at)
+    else:
+        cfg = ModelConfig(backend="openai", model="fault-model", base_url=url, timeout_s=TIMEOUT_S,
+                          max_retries=RETRIES, max_concurrency=CONCURRENCY, retry_initial_s=0.05, retry_max_s=0.5)
     return OpenAIBackend(cfg, api_key="sk-local")
 
 
@@ -64,9 +69,9 @@ def kill_and_resume(count: int) -> tuple[int, int]:
         return len(before), len(before & {s.key(r) for r in s.requests[seen:]})
 
 
-def time_to_fail(url: str, count: int) -> tuple[float, str]:
+def time_to_fail(url: str, count: int, defaults_at: int | None = None) -> tuple[float, str]:
     """Seconds until a batch of `count` against `url` gives up, and the start of its message."""
-    b = backend(url)
+    b = backend(url, defaults_at)
     t0 = time.perf_counter()
     try:
         b.generate(questions(count), 1, SAMPLING)
@@ -84,6 +89,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=3)
     ap.add_argument("--rate", type=float, default=0.2)
     ap.add_argument("--out", type=Path, default=None, help="also write the figures as JSON here")
+    ap.add_argument("--defaults", action="store_true",
+                    help="also time a dead and a hung server at the recipe defaults (about 4 minutes, mostly waiting)")
     args = ap.parse_args()
     count = args.requests
     out: dict = {"requests": count, "n": args.n, "rate": args.rate, "timeout_s": TIMEOUT_S, "max_retries": RETRIES,
@@ -119,6 +126,15 @@ def main() -> None:
         took, msg = time_to_fail(s.url, count)
     print(f"hung server (no answer): failed in {took:.1f} s (naive {naive:.0f} s): {msg}")
     out["hung"] = {"seconds": round(took, 2), "naive_seconds": naive}
+    if args.defaults:  # what a user waits at the recipe defaults: a hung server costs a deadline_s (minutes)
+        out["defaults"] = {"requests": DEFAULTS_REQUESTS, "deadline_s": ModelConfig.model_fields["deadline_s"].default}
+        for c in (4, 1):
+            dead, msg = time_to_fail(dead_url(), DEFAULTS_REQUESTS, defaults_at=c)
+            print(f"defaults, max_concurrency {c}: dead server failed in {dead:.1f} s: {msg}")
+            with FaultServer(["hang"], rate=1.0) as s:
+                hung, msg = time_to_fail(s.url, DEFAULTS_REQUESTS, defaults_at=c)
+            print(f"defaults, max_concurrency {c}: hung server failed in {hung:.1f} s: {msg}")
+            out["defaults"][f"concurrency_{c}"] = {"dead_seconds": round(dead, 1), "hung_seconds": round(hung, 1)}
     if args.out:
         from cowest.io import write_json
 

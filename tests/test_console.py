@@ -41,3 +41,40 @@ def test_a_whole_runs_stage_lines_say_which_of_how_many(tmp_path, caplog):
     lines = [r.getMessage() for r in caplog.records]
     assert lines[0] == "[stage 2/3] round_1/mine: running" and lines[1].startswith("[stage 2/3] round_1/mine: done in")
     assert lines[2] == "[stage 2/3] round_1/mine: up to date, skipped" and lines[3] == "ablation: running"
+
+
+def test_the_stage_lines_say_the_runs_time_left_scaled_by_its_pace(tmp_path, caplog, monkeypatch):
+    """The estimate of the stages left, scaled by how the stages run so far compared with their estimates."""
+    import cowest.ledger as ledger_mod
+
+    clock = iter([0.0, 1200.0, 2000.0, 2600.0])  # sft takes 1200 s against its 600: this machine is 2x slower
+    monkeypatch.setattr(ledger_mod.time, "perf_counter", lambda: next(clock))
+    ledger = Ledger(RunLayout(tmp_path), usage=dict)
+    ledger.order = ["sft", "round_1/mine", "eval"]
+    ledger.estimates = {"sft": 600.0, "round_1/mine": 900.0, "eval": 300.0}
+    with caplog.at_level(logging.INFO, logger="cowest.ledger"):
+        ledger.run("sft", {"k": 1}, dict)
+        ledger.run("round_1/mine", {"k": 1}, dict)
+    lines = [r.getMessage() for r in caplog.records if "running" in r.getMessage()]
+    assert lines[0] == "[stage 1/3] sft: running; about 30 min left in the run"  # 1800 s at the assumed pace
+    assert lines[1] == "[stage 2/3] round_1/mine: running; about 40 min left in the run"  # 2 x 1200 s
+
+
+def test_each_stage_of_a_recipe_gets_an_estimate(monkeypatch):
+    """Every planned stage of a shipped recipe has a positive estimate, SFT's from its rows and epochs."""
+    from pathlib import Path
+
+    from cowest.config import load_recipe
+    from cowest.eta import estimate, say
+    from cowest.ledger import run_plan
+    from cowest.roles import assign
+    from cowest.tasks import load_task
+
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)  # the recipe's paths are relative to the repository
+    recipe = load_recipe("examples/rail-fares/recipe.yaml")
+    task = load_task(recipe.task)
+    stages = run_plan(recipe, task)
+    est = estimate(recipe, task, assign(task, recipe), stages)
+    assert list(est) == list(stages) and all(v > 0 for v in est.values())
+    assert 20 * 60 < sum(est.values()) < 120 * 60  # a recipe `cowest init` sized for 60 minutes
+    assert (say(30), say(125 * 60), say(34 * 60)) == ("under a minute", "about 2 h 05 min", "about 34 min")

@@ -188,12 +188,21 @@ class Ledger:
         self.usage = usage  # token usage per model so far, for each stage's share
         self.timings: dict[str, float] = {}
         self.order: list[str] = []  # the run's stages, for "[stage k/N]" (empty: a stage run on its own)
+        self.estimates: dict[str, float] = {}  # seconds per planned stage (eta.estimate), for the run's time left
 
     def _label(self, name: str) -> str:
         """`[stage k/N] name` within a whole run, the bare name otherwise (a stage command, an ablation's)."""
         if name not in self.order:
             return name
         return f"[stage {self.order.index(name) + 1}/{len(self.order)}] {name}"
+
+    def _left(self, name: str) -> str:
+        """'; about N min left in the run' at a planned stage's start ('' outside a whole run)."""
+        if name not in self.order or not self.estimates:
+            return ""
+        from .eta import say, time_left
+
+        return f"; {say(time_left(self.estimates, self.order, self.timings, name))} left in the run"
 
     def key(self, name: str) -> str | None:
         """The key a finished stage ran with (None when it has not run)."""
@@ -215,7 +224,7 @@ class Ledger:
 
             self.layout.root.mkdir(parents=True, exist_ok=True)
             to_file(self.layout.log)
-        log.info("%s: running", self._label(name))
+        log.info("%s: running%s", self._label(name), self._left(name))
         t0 = time.perf_counter()
         before = self.usage()
         counts = fn()

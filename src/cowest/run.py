@@ -69,10 +69,13 @@ class Run(RunContext):
         """sft -> (mine -> dpo) x rounds -> eval (+ the fact-recall probe when the task has one), ablations, report."""
         from .preflight import check_models
 
+        from .eta import estimate
         from .ledger import run_plan
 
         dist.share(lambda: check_models(self.recipe))  # a missing key or model fails now, not after training
-        self.ledger.order = list(run_plan(self.recipe, self.task))  # "[stage k/N]" in the stage lines
+        stages = run_plan(self.recipe, self.task)
+        self.ledger.order = list(stages)  # "[stage k/N]" in the stage lines
+        self.ledger.estimates = estimate(self.recipe, self.task, self.questions, stages)  # and the time left
         write_text(self.layout.config, dump_recipe(self.recipe))
         try:
             self.train_and_evaluate()

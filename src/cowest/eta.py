@@ -1,0 +1,73 @@
+"""A whole run's time left, for the console's stage lines.
+
+Each stage's work is counted from the recipe and the questions (SFT rows and epochs, drafts, strong calls, DPO steps)
+and priced at the rates `cowest init` budgets with, measured with the offline default models on 2 CPU cores. Once a
+stage has run, the estimate of the stages left is scaled by how long the finished ones took against theirs, so another
+machine, a remote strong model or cache hits correct it as the run goes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from .recipes import EVAL_CALL_S, MINE_CALL_S, SFT_STEP_S
+from .systems import get_systems
+
+if TYPE_CHECKING:
+    from .config import Recipe
+    from .ledger import StageDecl
+    from .roles import Questions
+    from .tasks.base import TaskData
+
+DRAFT_S = 1.0  # one weak draft (the formulary's recall probe: 64 drafts in 66 s)
+DPO_STEP_S = 2.5  # per pair in a DPO step (33 steps of 4 pairs in 338 s)
+FACTS_PER_ROW = 3  # fact lines packed into one SFT row, about (collab.targets)
+
+
+def _eval_s(recipe: Recipe, n: int, kind: str) -> float:
+    systems = get_systems(recipe.eval.systems)
+    weak = {s.variant for s in systems if s.variant} or {"sft"}
+    strong = 0 if kind == "eval_weak" else sum(s.kind != "weak" for s in systems)
+    return n * (len(weak) * DRAFT_S + strong * EVAL_CALL_S)
+
+
+def estimate(recipe: Recipe, task: TaskData, q: Questions, stages: Mapping[str, StageDecl]) -> dict[str, float]:
+    """Estimated seconds of each planned stage on the offline default models, 2 CPU cores."""
+    m, n_mined = recipe.mining, len(q.mining)
+    repeats = 1 if recipe.task.sft_corpus is True else int(recipe.task.sft_corpus or 0)
+    rows = len(q.sft) + math.ceil(len(task.corpus) * repeats / FACTS_PER_ROW)
+    calls = min(m.strong_call_budget or n_mined * (m.k + 1), n_mined * (m.k + 1))
+    pairs = min(m.pair_target or n_mined * m.max_pairs_per_question, n_mined * m.max_pairs_per_question)
+    sizes = {"sft_valid": len(q.sft_valid), "valid": round(m.heldout_fraction * n_mined),
+             "recall": len(task.extra.get("recall", [])), recipe.eval.split: len(task.test)}
+    out: dict[str, float] = {}
+    for name, s in stages.items():
+        if s.kind == "sft":
+            out[name] = rows * recipe.sft.get("num_train_epochs", 3) / 8 * SFT_STEP_S
+        elif s.kind == "mine":
+            out[name] = n_mined * m.k * DRAFT_S + calls * MINE_CALL_S
+        elif s.kind in ("dpo", "grpo"):
+            train = pairs * (1 - m.heldout_fraction) * recipe.dpo.get("num_train_epochs", 1) * DPO_STEP_S
+            out[name] = train + (n_mined * m.k * DRAFT_S + calls * MINE_CALL_S if s.kind == "grpo" else 0.0)
+        else:
+            split = {"eval_sft_valid": "sft_valid", "eval_valid": "valid", "eval_recall": "recall"}.get(name, "test")
+            out[name] = _eval_s(recipe, sizes.get(split if split != "test" else recipe.eval.split, 0), s.kind)
+    return out
+
+
+def time_left(estimates: Mapping[str, float], order: list[str], timings: Mapping[str, float], current: str) -> float:
+    """Seconds left in the run from the start of `current`: the estimates of it and the stages after it, scaled by
+    this run's pace on the stages it ran (timings of 0 are stages found up to date)."""
+    ran = [n for n, t in timings.items() if t > 0 and estimates.get(n)]
+    pace = sum(timings[n] for n in ran) / sum(estimates[n] for n in ran) if ran else 1.0
+    return pace * sum(estimates.get(n, 0.0) for n in order[order.index(current):])
+
+
+def say(seconds: float) -> str:
+    """'about 34 min' / 'about 1 h 05 min' / 'under a minute'."""
+    minutes = round(seconds / 60)
+    if minutes < 1:
+        return "under a minute"
+    return f"about {minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"about {minutes} min"
