@@ -121,19 +121,11 @@ def plan(recipe: Recipe, evals: Mapping[str, tuple[str, Sequence[str]]]) -> dict
 
 def run_plan(recipe: Recipe, task: Any) -> dict[str, StageDecl]:
     """The stages `cowest run` runs for `recipe` on `task` (its TaskData), in order: `plan` with the evaluations the
-    task and recipe call for."""
+    task and recipe call for (`evaluations.evaluations`)."""
+    from .evaluations import evaluations
     from .roles import assign
 
-    systems = recipe.eval.systems
-    evals: dict[str, tuple[str, Sequence[str]]] = {}
-    if assign(task, recipe).sft_valid:
-        evals["eval_sft_valid"] = ("sft_valid", ["weak_sft"])
-    if recipe.mining.heldout_fraction > 0:
-        evals["eval_valid"] = ("valid", systems)
-    evals["eval"] = (recipe.eval.split, systems)
-    if "recall" in task.extra and recipe.eval.recall_probe:
-        evals["eval_recall"] = ("recall", [s for s in systems if s.startswith("weak_")] or ["weak_sft"])
-    return plan(recipe, evals)
+    return plan(recipe, evaluations(recipe, task, bool(assign(task, recipe).sft_valid)))
 
 
 def field_keys(recipe: Recipe, stages: Mapping[str, StageDecl]) -> dict[str, str]:

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from .. import checks
 from ..context import RunContext, weak_key
+from ..evaluations import default_systems, evaluations
 from ..io import hash_obj, read_json, write_json, write_jsonl, write_text
 from ..ledger import eval_decl
 from ..results import VALID_EVAL, BestSingle, EvalResults, best_single, load_results
@@ -24,7 +25,7 @@ def run_eval(ctx: RunContext, systems: list[str] | None = None, name: str = "eva
 
     r = ctx.recipe
     split = split or r.eval.split
-    systems_ = get_systems(systems or default_systems(ctx))
+    systems_ = get_systems(systems or default_systems(r))
     variants = sorted({s.variant for s in systems_ if s.variant})
     examples = split_examples(ctx, split)
     if r.eval.limit is not None and split == r.eval.split:  # the limit is the recipe's split's; probes stay whole
@@ -101,36 +102,30 @@ def valid_examples(ctx: RunContext) -> list:
     return [e for e in ctx.task.train if e.id in held]
 
 
+def _planned(ctx: RunContext, name: str) -> tuple[str, list[str]] | None:
+    """(split, systems) of one of the run's evaluations, None when the run makes none of that name."""
+    return evaluations(ctx.recipe, ctx.task, bool(ctx.questions.sft_valid)).get(name)
+
+
 def run_eval_sft_valid(ctx: RunContext) -> dict | None:
     """The SFT model on its validation slice (`eval_sft_valid/`), when SFT has one."""
-    if not ctx.questions.sft_valid:
+    if not (planned := _planned(ctx, "eval_sft_valid")):
         return None
-    return run_eval(ctx, ["weak_sft"], name="eval_sft_valid", split="sft_valid")
+    return run_eval(ctx, planned[1], name="eval_sft_valid", split=planned[0])
 
 
 def run_eval_recall(ctx: RunContext) -> dict | None:
-    """The recipe's weak systems (else the SFT and aligned ones) on the task's fact-recall probe (`eval_recall/`),
-    when the task has one and the recipe asks for it."""
-    if "recall" not in ctx.task.extra or not ctx.recipe.eval.recall_probe:
+    """The weak models on the task's fact-recall probe (`eval_recall/`), when the task has one and the recipe asks."""
+    if not (planned := _planned(ctx, "eval_recall")):
         return None
-    weak_systems = [s for s in ("weak_base", "weak_sft", "weak_aligned") if s in ctx.recipe.eval.systems]
-    return run_eval(ctx, weak_systems or ["weak_sft", "weak_aligned"], name="eval_recall", split="recall")
+    return run_eval(ctx, planned[1], name="eval_recall", split=planned[0])
 
 
 def run_eval_valid(ctx: RunContext) -> dict | None:
-    """The recipe's single-model and collaboration systems on the held-out mined questions (`eval_valid/`)."""
-    if not valid_examples(ctx):
+    """The single models and collaborations on the held-out mined questions (`eval_valid/`), when there are some."""
+    if not (planned := _planned(ctx, "eval_valid")) or not valid_examples(ctx):
         return None
-    names = [s.name for s in get_systems(default_systems(ctx)) if s.kind in ("weak", "strong", "collab")]
-    return run_eval(ctx, names, name="eval_valid", split="valid")
-
-
-def default_systems(ctx: RunContext) -> list[str]:
-    """The recipe's eval systems, plus CoWest after each earlier round when there are several."""
-    names = list(ctx.recipe.eval.systems)
-    if ctx.recipe.rounds > 1 and "cowest" in names:
-        names += [f"cowest_round_{k}" for k in range(1, ctx.recipe.rounds) if f"cowest_round_{k}" not in names]
-    return names
+    return run_eval(ctx, planned[1], name="eval_valid", split=planned[0])
 
 
 def served_default(results: EvalResults | dict) -> str | None:
