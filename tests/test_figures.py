@@ -57,3 +57,5 @@ def test_readme_figures_are_in_sync_with_results():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "<!-- cowest:value results/" in text
     assert stale_values(text, ROOT) == [] and check_readme(ROOT / "README.md") == []
+    # a line that opens with an HTML comment starts an HTML block in Markdown: the paragraph would end there
+    assert not [line for line in text.splitlines() if line.startswith("<!-- cowest:value")]
