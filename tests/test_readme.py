@@ -26,3 +26,30 @@ def test_readme_retry_defaults_are_the_model_configs() -> None:
     assert {"timeout_s", "deadline_s", "max_retries", "connect_retries", "retry_initial_s"} <= stated.keys()
     for name, value in stated.items():
         assert float(value) == ModelConfig.model_fields[name].default, name
+
+
+def _default(path: str):
+    """The default of a dotted recipe field (`sft_recall.target`), or None when the path is not a recipe field."""
+    from pydantic import BaseModel
+
+    from cowest.config import Recipe
+
+    model: type[BaseModel] = Recipe
+    for part in path.split("."):
+        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            return None
+        if field.annotation is not None and isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            model = field.annotation
+        else:
+            return field.default
+    return None
+
+
+def test_readme_knob_defaults_are_the_recipes():
+    """Every "`section.field` (N" the README states for a recipe field is that field's default."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    stated = re.findall(r"`([a-z_]+\.[a-z_.]+)` \((?:default )?(\d+(?:\.\d+)?)[;,)]", text)
+    checked = [(path, value, _default(path)) for path, value in stated if _default(path) is not None]
+    assert len(checked) >= 5, stated
+    assert [(p, v, d) for p, v, d in checked if float(v) != float(d)] == []
