@@ -43,6 +43,8 @@ def test_sizes_follow_the_budget():
     assert long_facts.draft_max_tokens > size(s, minutes=60).draft_max_tokens  # room for two long clauses
     # the SFT check's extensions: always one, a second where the SFT share of the budget pays for it
     assert (small.sft_extensions, large.sft_extensions, calls.sft_extensions) == (1, 2, 2)
+    few = size(survey(*_files("spare-parts")), minutes=60)  # 24 rows: 4 validation questions cannot steer one
+    assert few.sft_extensions == 0 and any("too few to steer" in n for n in few.notes)
 
 
 def test_init_writes_a_recipe_that_loads_and_reads_the_data(tmp_path, monkeypatch):

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from .config import SftRecallConfig
 from .systems import get_systems
 from .tasks.base import LETTERS
 from .tasks.readers import TaskDataError, iter_rows, iter_text_lines
@@ -170,12 +171,18 @@ def size(s: Survey, minutes: float | None = 60.0, strong_calls: int | None = Non
     def sft_s(e: int, r: int) -> float:
         return e * math.ceil((question_rows + math.ceil(s.facts * r / per_row)) / 8) * SFT_STEP_S
 
-    notes = []
+    notes: list[str] = []
+    if steerable := (valid := _valid_questions(s, share)) >= SftRecallConfig().min_questions:
+        ext_text = "; up to {} extension(s) of %d if its check asks" % EXTRA_EPOCHS
+    else:  # the run would measure recall and warn, never extend: budget no extension
+        ext_text = ""
+        notes.append(f"SFT's validation slice would hold {valid} questions, too few to steer its check's extensions "
+                     "(sft_recall.min_questions): recall is measured and reported only; more training rows fix it")
     if strong_calls is not None:
         mine = max(MIN_MINE_CALLS, round(0.45 * strong_calls))
         n_test = round(0.45 * strong_calls / per_question)
         why = [f"{strong_calls} strong calls: 45% to mining, 45% to evaluation"]
-        extensions = MAX_EXTENSIONS
+        extensions = MAX_EXTENSIONS if steerable else 0
     else:
         budget = 60 * (minutes or 60.0)
         while sft_s(epochs, repeats) > SFT_MAX * budget and (repeats > 2 or epochs > 2):
@@ -183,14 +190,13 @@ def size(s: Survey, minutes: float | None = 60.0, strong_calls: int | None = Non
         # the check's extensions run only when recall is short: one always (a run that needs it has a reason to
         # take longer), a second where the SFT share of the budget pays for it
         room = SFT_MAX * budget - sft_s(epochs, repeats)
-        extensions = max(1, min(MAX_EXTENSIONS, int(room // sft_s(EXTRA_EPOCHS, repeats))))
+        extensions = max(1, min(MAX_EXTENSIONS, int(room // sft_s(EXTRA_EPOCHS, repeats)))) if steerable else 0
         rest = budget * (1 - OTHER) - sft_s(epochs, repeats)
         mine = max(MIN_MINE_CALLS, round(MINE_OF_REST * rest / MINE_CALL_S))
         n_test = round((1 - MINE_OF_REST) * rest / (per_question * EVAL_CALL_S))
         why = [f"{minutes:g} minutes on 2 CPU cores with the offline default models: about "
                f"{sft_s(epochs, repeats) / 60:.0f} minutes to SFT ({epochs} epochs, each fact line {repeats} times an "
-               f"epoch; up to {extensions} extension(s) of {EXTRA_EPOCHS} if its check asks), "
-               f"{MINE_OF_REST * rest / 60:.0f} to mining ({mine} strong calls), "
+               f"epoch{ext_text.format(extensions)}), {MINE_OF_REST * rest / 60:.0f} to mining ({mine} strong calls), "
                f"{(1 - MINE_OF_REST) * rest / 60:.0f} to the test evaluation"]
     if s.facts and repeats * epochs < EXPOSURES:
         need = sft_s(SFT_EPOCHS, math.ceil(EXPOSURES / SFT_EPOCHS)) / 60
@@ -206,6 +212,12 @@ def size(s: Survey, minutes: float | None = 60.0, strong_calls: int | None = Non
                  n_test=n_test if n_test < avail else None, share=round(share, 2), draft_max_tokens=tokens,
                  minutes=minutes if strong_calls is None else None, sft_extensions=extensions, systems=tuple(systems),
                  why=why, notes=notes)
+
+
+def _valid_questions(s: Survey, share: float) -> int:
+    """The SFT validation slice `roles.assign` will hold out of these rows at this mining share."""
+    cfg, rest = SftRecallConfig(), s.rows - min(max(1, round(share * s.pool)), s.pool)
+    return max(0, min(max(cfg.min_valid, round(cfg.valid_fraction * rest)), cfg.max_valid, rest - 1))
 
 
 def _fields_yaml(f: dict[str, str]) -> str:
