@@ -172,10 +172,8 @@ def size(s: Survey, minutes: float | None = 60.0, strong_calls: int | None = Non
         return e * math.ceil((question_rows + math.ceil(s.facts * r / per_row)) / 8) * SFT_STEP_S
 
     notes: list[str] = []
-    if steerable := (valid := _valid_questions(s, share)) >= SftRecallConfig().min_questions:
-        ext_text = "; up to {} extension(s) of %d if its check asks" % EXTRA_EPOCHS
-    else:  # the run would measure recall and warn, never extend: budget no extension
-        ext_text = ""
+    if not (steerable := (valid := _valid_questions(s, share)) >= SftRecallConfig().min_questions):
+        # the run would measure recall and warn, never extend: budget no extension
         notes.append(f"SFT's validation slice would hold {valid} questions, too few to steer its check's extensions "
                      "(sft_recall.min_questions): recall is measured and reported only; more training rows fix it")
     if strong_calls is not None:
@@ -194,9 +192,10 @@ def size(s: Survey, minutes: float | None = 60.0, strong_calls: int | None = Non
         rest = budget * (1 - OTHER) - sft_s(epochs, repeats)
         mine = max(MIN_MINE_CALLS, round(MINE_OF_REST * rest / MINE_CALL_S))
         n_test = round((1 - MINE_OF_REST) * rest / (per_question * EVAL_CALL_S))
+        ext = f"; up to {extensions} extension(s) of {EXTRA_EPOCHS} if its check asks" if extensions else ""
         why = [f"{minutes:g} minutes on 2 CPU cores with the offline default models: about "
                f"{sft_s(epochs, repeats) / 60:.0f} minutes to SFT ({epochs} epochs, each fact line {repeats} times an "
-               f"epoch{ext_text.format(extensions)}), {MINE_OF_REST * rest / 60:.0f} to mining ({mine} strong calls), "
+               f"epoch{ext}), {MINE_OF_REST * rest / 60:.0f} to mining ({mine} strong calls), "
                f"{(1 - MINE_OF_REST) * rest / 60:.0f} to the test evaluation"]
     if s.facts and repeats * epochs < EXPOSURES:
         need = sft_s(SFT_EPOCHS, math.ceil(EXPOSURES / SFT_EPOCHS)) / 60
