@@ -7,7 +7,7 @@ import logging
 import pytest
 from test_run import _cowest, _finish, recipe_dict, write_recipe
 
-from cowest.console import _QUIET_ENV
+from cowest.console import QUIET_ENV
 from cowest.layout import RunLayout
 from cowest.ledger import Ledger
 
@@ -17,7 +17,7 @@ NOISE = ("Loading weights", "Tokenizing train dataset", "{'loss'", "FutureWarnin
 
 @pytest.mark.slow  # trains a tiny model, twice, in subprocesses
 def test_third_party_bars_and_metric_dicts_only_with_verbose(tmp_path, tiny_lm, monkeypatch):
-    for key in _QUIET_ENV:  # set by an earlier in-process command of this test session: the user's, to a child
+    for key in QUIET_ENV:  # set by an earlier in-process command of this test session: the user's, to a child
         monkeypatch.delenv(key, raising=False)
     outs = {}
     for flags in ((), ("-v",)):

@@ -11,7 +11,7 @@ import os
 import re
 import sys
 
-_QUIET_ENV = {
+QUIET_ENV = {
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # the Hub's downloads, and transformers' bars ("Loading weights") follow it
     "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",  # datasets' "Map", "Flattening the indices", ...
     "TRANSFORMERS_VERBOSITY": "error",
@@ -37,7 +37,7 @@ def quiet_libraries(verbose: bool) -> None:
         _set_here.clear()
         logging.captureWarnings(False)
         return
-    for key, value in _QUIET_ENV.items():
+    for key, value in QUIET_ENV.items():
         if key not in os.environ:
             os.environ[key] = value
             _set_here.add(key)
