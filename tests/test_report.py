@@ -557,3 +557,15 @@ def test_small_p_values_read_below_a_thousandth_in_markdown_and_html(tmp_path):
     md, page = paths["report.md"].read_text(), paths["report.html"].read_text()
     assert "| cowest - refine (accuracy) | +16.7 | [+0.0, +34.0] | < 0.001 |" in md and "0.000" not in md
     assert '<td class="sig">&lt; 0.001</td>' in page
+
+
+@pytest.mark.parametrize("run", ["demo", "rail-fares-seed0"])
+def test_a_finished_run_prints_one_screen_not_the_whole_report(run):
+    """`cowest run` ends with the headline, the warnings, the stage table and the test results; report.md the rest."""
+    from cowest.report.markdown import console_markdown
+
+    d = Path(__file__).resolve().parent.parent / "results" / run
+    text = console_markdown(d)
+    assert "## Stages" in text and "| CoWest (aligned draft -> strong)" in text and "| cowest - refine" in text
+    assert "## Recipe" not in text and "## Mining" not in text and "Draft diagnostics" not in text
+    assert len(text.splitlines()) <= 60 < len(summary_markdown(d).splitlines())

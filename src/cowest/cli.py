@@ -129,7 +129,7 @@ def run(
     if seeds is None:
         paths = _run(recipe, set_).run_all()
         if _main_process():
-            typer.echo(paths["report.md"].read_text())
+            _summary(paths)
         return
     from .compare import write_comparison
     from .config import load_recipe
@@ -140,10 +140,10 @@ def run(
     for n in seed_list:
         extra = [f"seed={n}", f"task.seed={n}", f"name={json.dumps(f'{base.name}-seed{n}')}"]
         r = _run(recipe, [*set_, *extra])
-        report = r.run_all()["report.md"]
+        paths = r.run_all()
         dirs.append(r.dir)
         if _main_process():
-            typer.echo(report.read_text())
+            _summary(paths)
     if not _main_process():
         return
     out = Path(base.output_dir) / f"{base.name}-seeds"
@@ -153,6 +153,14 @@ def run(
         raise _fail(f"comparing the seeds: {e}") from None
     typer.echo(ComparisonDir(out).md.read_text())
     typer.echo(f"comparison: {out}", err=True)
+
+
+def _summary(paths: dict[str, Path]) -> None:
+    """A finished run on one screen (stdout), then where its whole report is (stderr)."""
+    from .report.markdown import console_markdown
+
+    typer.echo(console_markdown(paths["report.md"].parent))
+    typer.echo(f"whole report: {paths['report.md']} and {paths['report.html']}", err=True)
 
 
 def _stage(recipe: Path, overrides: list[str], fn: Callable) -> None:

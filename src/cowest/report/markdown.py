@@ -31,8 +31,21 @@ def summary_markdown(run_dir: Path) -> str:
     return render_markdown(load(run_dir))
 
 
-def render_markdown(a: Artifacts) -> str:
-    """The report.md text of loaded artifacts."""
+def console_markdown(run_dir: Path) -> str:
+    """What `cowest run` prints when it ends: the headline, the warnings, the stage table and the test results
+    (one screen); report.md holds the rest."""
+    a = load(run_dir)
+    parts = _head(a)
+    headers, rows = stage_rows(a)
+    if rows:
+        parts.append(f"## Stages\n\n{md_table(headers, rows)}")
+    if ev := a.evals.get("eval"):
+        parts.append(f"## {eval_title('eval', ev)}\n\n{results_markdown(ev)}\n\n{comparisons_markdown(ev)}".strip())
+    return "\n\n".join(parts) + "\n"
+
+
+def _head(a: Artifacts) -> list[str]:
+    """The title, the test's task, split and headline, and every stage warning."""
     parts = [f"# cowest run `{a.name}`"]
     if ev := a.evals.get("eval"):
         parts.append(f"task `{or_missing(ev.task)}`, split `{or_missing(ev.split)}`, {or_missing(ev.n)} "
@@ -42,6 +55,12 @@ def render_markdown(a: Artifacts) -> str:
     if lines := warning_lines(a):  # first, where nobody reads past them
         parts.append("> **Warning: parts of this run changed nothing or were cut short.**\n>\n"
                      + "\n".join(f"> - {w}" for w in lines))
+    return parts
+
+
+def render_markdown(a: Artifacts) -> str:
+    """The report.md text of loaded artifacts."""
+    parts = _head(a)
     for name, r in a.evals.items():
         tables = f"{results_markdown(r)}\n\n{comparisons_markdown(r)}".strip()
         if (dr := draft_rows(r))[1]:
