@@ -39,7 +39,7 @@ def estimate(recipe: Recipe, task: TaskData, q: Questions, stages: Mapping[str, 
     repeats = 1 if recipe.task.sft_corpus is True else int(recipe.task.sft_corpus or 0)
     rows = len(q.sft) + math.ceil(len(task.corpus) * repeats / FACTS_PER_ROW)
     calls = min(m.strong_call_budget or n_mined * (m.k + 1), n_mined * (m.k + 1))
-    pairs = min(m.pair_target or n_mined * m.max_pairs_per_question, n_mined * m.max_pairs_per_question)
+    pairs = min(m.pair_target or n_mined, n_mined)  # about one a mined question (formulary 0.8, rail fares 1.3)
     sizes = {"sft_valid": len(q.sft_valid), "valid": round(m.heldout_fraction * n_mined),
              "recall": len(task.extra.get("recall", [])), recipe.eval.split: len(task.test)}
     out: dict[str, float] = {}
