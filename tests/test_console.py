@@ -47,17 +47,19 @@ def test_the_stage_lines_say_the_runs_time_left_scaled_by_its_pace(tmp_path, cap
     """The estimate of the stages left, scaled by how the stages run so far compared with their estimates."""
     import cowest.ledger as ledger_mod
 
-    clock = iter([0.0, 1200.0, 2000.0, 2600.0])  # sft takes 1200 s against its 600: this machine is 2x slower
+    # sft takes 1200 s against its 600 (training 2x slower here), mining 450 s against its 900 (calls 2x faster)
+    clock = iter([0.0, 1200.0, 2000.0, 2450.0, 3000.0, 3000.0])
     monkeypatch.setattr(ledger_mod.time, "perf_counter", lambda: next(clock))
     ledger = Ledger(RunLayout(tmp_path), usage=dict)
-    ledger.order = ["sft", "round_1/mine", "eval"]
-    ledger.estimates = {"sft": 600.0, "round_1/mine": 900.0, "eval": 300.0}
+    ledger.order = ["sft", "round_1/mine", "round_1/dpo", "eval"]
+    ledger.estimates = {"sft": 600.0, "round_1/mine": 900.0, "round_1/dpo": 600.0, "eval": 600.0}
     with caplog.at_level(logging.INFO, logger="cowest.ledger"):
-        ledger.run("sft", {"k": 1}, dict)
-        ledger.run("round_1/mine", {"k": 1}, dict)
+        for name in ledger.order[:3]:
+            ledger.run(name, {"k": 1}, dict)
     lines = [r.getMessage() for r in caplog.records if "running" in r.getMessage()]
-    assert lines[0] == "[stage 1/3] sft: running; about 30 min left in the run"  # 1800 s at the assumed pace
-    assert lines[1] == "[stage 2/3] round_1/mine: running; about 40 min left in the run"  # 2 x 1200 s
+    assert lines[0] == "[stage 1/4] sft: running; about 45 min left in the run"  # 2700 s at the assumed pace
+    assert lines[1] == "[stage 2/4] round_1/mine: running; about 45 min left in the run"  # 900 + 2 x 600 + 600
+    assert lines[2] == "[stage 3/4] round_1/dpo: running; about 25 min left in the run"  # 2 x 600 + 600 / 2
 
 
 def test_each_stage_of_a_recipe_gets_an_estimate(monkeypatch):

@@ -2,8 +2,9 @@
 
 Each stage's work is counted from the recipe and the questions (SFT rows and epochs, drafts, strong calls, DPO steps)
 and priced at the rates `cowest init` budgets with, measured with the offline default models on 2 CPU cores. Once a
-stage has run, the estimate of the stages left is scaled by how long the finished ones took against theirs, so another
-machine, a remote strong model or cache hits correct it as the run goes.
+stage has run, the estimates of the stages left of its group (training; drafting and strong calls) are scaled by how
+long the finished ones took against theirs, so another machine, a remote strong model or cache hits correct it as the
+run goes.
 """
 
 from __future__ import annotations
@@ -57,12 +58,20 @@ def estimate(recipe: Recipe, task: TaskData, q: Questions, stages: Mapping[str, 
     return out
 
 
+def _group(name: str) -> str:
+    """Training stages (the weak model's compute) and the rest (drafting and strong calls) run at their own paces."""
+    return "train" if name == "sft" or name.endswith("/dpo") else "calls"
+
+
 def time_left(estimates: Mapping[str, float], order: list[str], timings: Mapping[str, float], current: str) -> float:
-    """Seconds left in the run from the start of `current`: the estimates of it and the stages after it, scaled by
-    this run's pace on the stages it ran (timings of 0 are stages found up to date)."""
-    ran = [n for n, t in timings.items() if t > 0 and estimates.get(n)]
-    pace = sum(timings[n] for n in ran) / sum(estimates[n] for n in ran) if ran else 1.0
-    return pace * sum(estimates.get(n, 0.0) for n in order[order.index(current):])
+    """Seconds left in the run from the start of `current`: the estimates of it and the stages after it, each scaled
+    by this run's pace on the stages of its group that it ran (timings of 0 are stages found up to date); a group not
+    seen yet keeps the estimate (one slow SFT says little about a remote strong model's calls)."""
+    pace = {}
+    for g in ("train", "calls"):
+        ran = [n for n, t in timings.items() if t > 0 and estimates.get(n) and _group(n) == g]
+        pace[g] = sum(timings[n] for n in ran) / sum(estimates[n] for n in ran) if ran else 1.0
+    return sum(pace[_group(n)] * estimates.get(n, 0.0) for n in order[order.index(current):])
 
 
 def say(seconds: float) -> str:
