@@ -129,7 +129,8 @@ def fake_run_all(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
         make_run(self.dir.parent, self.dir.name, r.seed, {k: v[:4] for k, v in (A if r.seed == 0 else B).items()})
         (self.dir / "config.yaml").write_text(dump_recipe(r))
         (self.dir / "report.md").write_text(f"# {r.name}\n")
-        return {"report.md": self.dir / "report.md"}
+        (self.dir / "report.html").write_text(f"<h1>{r.name}</h1>\n")
+        return {"report.md": self.dir / "report.md", "report.html": self.dir / "report.html"}
 
     monkeypatch.setattr(cowest.config, "check_passthrough", lambda *a: None)
     monkeypatch.setattr(cowest.run.Run, "run_all", run_all)
@@ -146,6 +147,8 @@ def test_cli_run_seeds(tmp_path: Path, fake_run_all: list[tuple]) -> None:
     assert [(r["run"], r["seed"]) for r in data["runs"]] == [("x-seed0", 0), ("x-seed1", 1)]
     assert yaml.safe_load((tmp_path / "runs" / "x-seed1" / "config.yaml").read_text())["task"]["seed"] == 1
     assert "| seed 0 | seed 1 | pooled |" in res.stdout
+    # each seed ends with its one-screen summary on stdout and where its whole report is on stderr
+    assert res.stdout.count("# cowest run `x-seed") == 2 and res.stderr.count("whole report: ") == 2
 
     res = CliRunner().invoke(app, ["run", str(recipe)])  # without --seeds: one run, as before
     assert res.exit_code == 0 and fake_run_all[-1] == ("t", 0, 0) and len(fake_run_all) == 3
