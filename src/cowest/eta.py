@@ -13,6 +13,7 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from .evaluations import evaluations
 from .recipes import EVAL_CALL_S, MINE_CALL_S, SFT_STEP_S
 from .systems import get_systems
 
@@ -27,11 +28,11 @@ DPO_STEP_S = 2.5  # per pair in a DPO step (33 steps of 4 pairs in 338 s)
 FACTS_PER_ROW = 3  # fact lines packed into one SFT row, about (collab.targets)
 
 
-def _eval_s(recipe: Recipe, n: int, kind: str) -> float:
-    systems = get_systems(recipe.eval.systems)
-    weak = {s.variant for s in systems if s.variant} or {"sft"}
-    strong = 0 if kind == "eval_weak" else sum(s.kind != "weak" for s in systems)
-    return n * (len(weak) * DRAFT_S + strong * EVAL_CALL_S)
+def _eval_s(systems: list[str], n: int) -> float:
+    """An evaluation of `systems` on n questions: one draft per weak variant, one strong call per other system."""
+    found = get_systems(systems)
+    weak = {s.variant for s in found if s.variant}
+    return n * (len(weak) * DRAFT_S + sum(s.kind != "weak" for s in found) * EVAL_CALL_S)
 
 
 def estimate(recipe: Recipe, task: TaskData, q: Questions, stages: Mapping[str, StageDecl]) -> dict[str, float]:
@@ -43,6 +44,7 @@ def estimate(recipe: Recipe, task: TaskData, q: Questions, stages: Mapping[str, 
     pairs = min(m.pair_target or n_mined, n_mined)  # about one a mined question (formulary 0.8, rail fares 1.3)
     sizes = {"sft_valid": len(q.sft_valid), "valid": round(m.heldout_fraction * n_mined),
              "recall": len(task.extra.get("recall", [])), recipe.eval.split: len(task.test)}
+    evals = evaluations(recipe, task, bool(q.sft_valid))  # each evaluation's split and systems, as the run makes it
     out: dict[str, float] = {}
     for name, s in stages.items():
         if s.kind == "sft":
@@ -53,8 +55,8 @@ def estimate(recipe: Recipe, task: TaskData, q: Questions, stages: Mapping[str, 
             train = pairs * (1 - m.heldout_fraction) * recipe.dpo.get("num_train_epochs", 1) * DPO_STEP_S
             out[name] = train + (n_mined * m.k * DRAFT_S + calls * MINE_CALL_S if s.kind == "grpo" else 0.0)
         else:
-            split = {"eval_sft_valid": "sft_valid", "eval_valid": "valid", "eval_recall": "recall"}.get(name, "test")
-            out[name] = _eval_s(recipe, sizes.get(split if split != "test" else recipe.eval.split, 0), s.kind)
+            split, systems = evals[name]
+            out[name] = _eval_s(systems, sizes.get(split, 0))
     return out
 
 
