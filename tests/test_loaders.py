@@ -136,6 +136,36 @@ def test_medmcqa_hub_uses_validation_as_test(monkeypatch):
     assert [e.id for e in capped.train] == [e.id for e in load("medmcqa", hub="x/y", n_train=2, n_test=1, seed=4).train]
 
 
+def test_a_hub_dataset_not_cached_and_out_of_reach_is_one_line_naming_task_hub(monkeypatch, tmp_path):
+    import datasets
+
+    from cowest.models import hub
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path)  # nothing cached
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(TaskDataError, match=r"^task\.hub: 'no-org/no-set' is not cached here and the Hub is off"):
+        load("medmcqa", hub="no-org/no-set")
+
+    # Online but unreachable: one quick probe, then straight to the cache (no retries), and the switch put back.
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(hub, "offline", lambda: False)
+    monkeypatch.setattr(hub, "probe", lambda repo, kind: ("unreachable", "the Hub cannot be reached (ConnectError)"))
+    seen = []
+
+    def cached_only(*a, **k):
+        seen.append(datasets.config.HF_HUB_OFFLINE)
+        raise FileNotFoundError("not cached")
+
+    monkeypatch.setattr(datasets, "load_dataset", cached_only)
+    with pytest.raises(TaskDataError, match=r"not cached here and the Hub cannot be reached \(ConnectError\)"):
+        load("medmcqa", hub="no-org/no-set")
+    assert seen == [True] and datasets.config.HF_HUB_OFFLINE is False
+
+    monkeypatch.setattr(hub, "probe", lambda repo, kind: ("missing", "no such dataset on the Hugging Face Hub"))
+    with pytest.raises(TaskDataError, match=r"^task\.hub: 'no-org/no-set': no such dataset"):
+        load("medmcqa", hub="no-org/no-set")
+
+
 def test_offline_paths_never_import_the_hub(monkeypatch):
     import datasets
 

@@ -119,18 +119,17 @@ class HFBackend(BaseBackend):
 
             if missing_local(cfg.model):  # else the hub client reports it as a malformed repo id
                 raise BackendError(f"{field}.model: {cfg.model}: no such model directory")
-            source = Path(resolve_model(cfg.model, "hf"))
-            try:
-                tokenizer = tokenizer if tokenizer is not None else load_tokenizer(source)
-                if model is None:
-                    device = resolve_device(cfg.device)
-                    model = load_model(source, device, resolve_dtype(cfg.dtype, device))
-            except OSError as e:  # a hub id not cached, with the Hub off or unreachable: one line, not the traceback
-                from cowest.models.hub import hub_problem
+            from cowest.models.hub import hub_problem
 
-                if problem := hub_problem(field, cfg.model):
-                    raise BackendError(problem) from e
-                raise
+            # a hub id not cached, with the Hub off or unreachable: one line in seconds, not transformers' retries
+            # (about 45 s) and traceback
+            if problem := hub_problem(field, cfg.model):
+                raise BackendError(problem)
+            source = Path(resolve_model(cfg.model, "hf"))
+            tokenizer = tokenizer if tokenizer is not None else load_tokenizer(source)
+            if model is None:
+                device = resolve_device(cfg.device)
+                model = load_model(source, device, resolve_dtype(cfg.dtype, device))
         if cfg.adapter:
             from peft import PeftModel
 

@@ -36,23 +36,35 @@ def is_cached(repo_id: str) -> bool:
         return False
 
 
+def probe(repo_id: str, repo_type: str = "model", timeout_s: float = HUB_TIMEOUT_S) -> tuple[str, str] | None:
+    """One quick request for `repo_id` on the Hub: None when it is there, else (kind, why) with kind one of
+    `unreachable`, `missing`, `gated`."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    try:
+        HfApi().repo_info(repo_id, repo_type=repo_type, timeout=timeout_s)
+    except GatedRepoError:
+        return "gated", "is gated on the Hub: accept its licence and log in (hf auth login)"
+    except RepositoryNotFoundError:
+        return "missing", f"no such {repo_type} on the Hugging Face Hub (or it is private)"
+    except Exception as e:  # connection refused, DNS, timeout, proxy: the Hub cannot be reached
+        return "unreachable", f"the Hub cannot be reached ({type(e).__name__})"
+    return None
+
+
 def hub_problem(field: str, spec: str, timeout_s: float = HUB_TIMEOUT_S) -> str | None:
     """Why the hub id `spec` of recipe field `field` cannot be loaded (one line), or None (cached, or on the Hub)."""
     if not is_hub_id(spec) or is_cached(spec):
         return None
     fix = "run once where the Hub is reachable (it is then cached), or give a local directory or an asset name"
     if offline():
-        why = "offline: HF_HUB_OFFLINE"
-        return f"{field}.model: {spec!r} is not installed and the Hub cannot be reached ({why}); {fix}"
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
-
-    try:
-        HfApi().model_info(spec, timeout=timeout_s)
-    except GatedRepoError:
-        return f"{field}.model: {spec!r} is gated on the Hub: accept its licence and log in (hf auth login)"
-    except RepositoryNotFoundError:
-        return f"{field}.model: {spec!r}: no such model on the Hugging Face Hub (or it is private)"
-    except Exception as e:  # connection refused, DNS, timeout, proxy: the Hub cannot be reached
-        return f"{field}.model: {spec!r} is not installed and the Hub cannot be reached ({type(e).__name__}); {fix}"
-    return None
+        why = "the Hub cannot be reached (offline: HF_HUB_OFFLINE)"
+        return f"{field}.model: {spec!r} is not installed and {why}; {fix}"
+    found = probe(spec, "model", timeout_s)
+    if found is None:
+        return None
+    kind, why = found
+    if kind == "unreachable":
+        return f"{field}.model: {spec!r} is not installed and {why}; {fix}"
+    return f"{field}.model: {spec!r} {why}" if kind == "gated" else f"{field}.model: {spec!r}: {why}"

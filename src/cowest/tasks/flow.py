@@ -56,7 +56,23 @@ def _hub_rows(cfg: TaskConfig, test_split: str) -> tuple[Rows, Rows | None]:
     """Train and test rows of a Hugging Face dataset (online users); test None when it has no test split."""
     import datasets  # only here: the offline paths never touch the hub
 
-    ds = datasets.load_dataset(cfg.hub, cfg.options.get("hub_config"), **cfg.options.get("hub_kwargs", {}))
+    from ..models.hub import offline, probe
+
+    off = offline()  # the environment's switch, which datasets read once at import
+    found = None if off else probe(cfg.hub, "dataset")
+    if found and found[0] != "unreachable":
+        raise TaskDataError(f"task.hub: {cfg.hub!r}{' ' if found[0] == 'gated' else ': '}{found[1]}")
+    was = datasets.config.HF_HUB_OFFLINE
+    # Unreachable: only a cached copy can load, so go straight to it rather than through datasets' retries (20 s)
+    datasets.config.HF_HUB_OFFLINE = was or off or found is not None
+    try:
+        ds = datasets.load_dataset(cfg.hub, cfg.options.get("hub_config"), **cfg.options.get("hub_kwargs", {}))
+    except (FileNotFoundError, ConnectionError) as e:
+        why = found[1] if found else "the Hub is off (HF_HUB_OFFLINE)"
+        raise TaskDataError(f"task.hub: {cfg.hub!r} is not cached here and {why}; run once where the Hub is "
+                            "reachable (it is then cached), or give task.path") from e
+    finally:
+        datasets.config.HF_HUB_OFFLINE = was
     train_name = cfg.options.get("train_split", "train")
     if train_name not in ds:
         raise TaskDataError(f"{cfg.hub}: no split {train_name!r}; splits: {', '.join(ds)}")
