@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from cowest.config import RecipeError, dump_recipe, load_recipe
+from cowest.config import dump_recipe, load_recipe
+from cowest.errors import RecipeError
 
 RECIPE = """\
 name: t

@@ -255,7 +255,7 @@ def test_recipe_can_still_turn_checkpointing_on_with_the_old_name(tmp_path):
 
 
 def test_trls_batch_is_per_device_and_the_global_batch_is_derived(monkeypatch):
-    from cowest.config import RecipeError
+    from cowest.errors import RecipeError
     from cowest.train.common import derive_batch
 
     # TRL's field means what TRL means: per process, whatever the launcher

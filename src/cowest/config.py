@@ -11,7 +11,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .errors import CowestError
+from .errors import RecipeError
 from .recipe_lines import Locator, duplicate_keys
 from .trainer_fields import check_passthrough
 
@@ -270,10 +270,6 @@ class Recipe(_Strict):
         if parts:
             data = {p: data[p] for p in parts}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
-
-
-class RecipeError(CowestError, ValueError):
-    """A recipe that cannot be used; the message names the file, line and field."""
 
 
 def apply_override(data: dict, assignment: str) -> None:

@@ -7,3 +7,6 @@ from __future__ import annotations
 class CowestError(Exception):
     """Base of every error whose message alone tells the user what to change."""
 
+
+class RecipeError(CowestError, ValueError):
+    """A recipe that cannot be used; the message names the file, line and field."""

@@ -1,7 +1,8 @@
 """The CoWest method: prompts, collaborative inference, collaborative feedback and evaluators."""
 
 from .evaluators import JudgeEvaluator, RuleEvaluator, parse_judge_score
-from .feedback import MiningResult, heldout_questions, mine, mining_stats, select_pairs
+from .feedback import mine, select_pairs
+from .mining_stats import MiningResult, heldout_questions, mining_stats
 from .pipeline import Answered, Collaborator
 from .prompter import Prompter
 

@@ -26,7 +26,8 @@ from ..config import MiningConfig
 from ..models.base import Completion, Sampling
 from ..tasks.base import Example
 from .evaluators import Evaluator
-from .feedback import MiningResult, mining_stats, record_question, requests
+from .feedback import record_question, requests
+from .mining_stats import MiningResult, mining_stats
 from .pipeline import Answered, Collaborator
 
 WAVE = 16  # questions sent together: enough to keep a concurrent endpoint busy, few enough to stop near the target

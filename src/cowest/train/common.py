@@ -14,7 +14,7 @@ from peft import LoraConfig
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from cowest import dist
-from cowest.config import RecipeError
+from cowest.errors import RecipeError
 from cowest.io import atomic_dir, write_json
 from cowest.layout import TrainDir
 

@@ -8,8 +8,8 @@ from typing import Optional
 
 import typer
 
-from .cli import SetOpt, _fail, command
-from .layout import RunLayout
+from ..layout import RunLayout
+from .core import SetOpt, command, fail
 
 
 @command()
@@ -37,13 +37,13 @@ def serve(
     set_: list[str] = SetOpt,
 ) -> None:
     """Serve the run's collaboration as an OpenAI-compatible endpoint (/v1/chat/completions, /v1/models, /metrics)."""
-    from .config import load_recipe
-    from .serve import Limits, serve_run
+    from ..config import load_recipe
+    from ..serve import Limits, serve_run
 
     if target.is_dir():
         recipe_path = RunLayout(target).config
         if not recipe_path.is_file():
-            raise _fail(f"{target}: no config.yaml (is it a run directory? `cowest run` writes one)", 2)
+            raise fail(f"{target}: no config.yaml (is it a run directory? `cowest run` writes one)", 2)
         # the run is where it lies, wherever the server is started from
         where = [f"output_dir={json.dumps(str(target.parent))}", f"name={json.dumps(target.name)}"]
     else:
