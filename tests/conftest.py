@@ -5,8 +5,8 @@ built in a couple of seconds with no download. Use it wherever a test needs a re
 SFT/DPO training smoke tests, adapters. Treat `.model` as read-only (deep-copy it before training); `.path` holds the
 same model and tokenizer saved with `save_pretrained`, so `from_pretrained(tiny_lm.path)` gives a fresh copy.
 
-`real_run` is one finished `cowest run` of a small formulary recipe on the real offline models (tests/_real.py),
-made once per session for the tests that need trained adapters: the end-to-end checks and the serving tests.
+`real_run` is one finished `cowest run` of the README's worked example on the real offline models, its budgets cut
+(tests/_real.py), made once per session for the tests that need it: the end-to-end checks and the serving tests.
 """
 
 from __future__ import annotations

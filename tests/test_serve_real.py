@@ -1,5 +1,6 @@
 """`cowest serve` on a real trained run: the real offline models, a real uvicorn server started by the CLI, and the
-official openai client. The run is the session's `real_run` (SmolLM2-135M SFT + DPO adapters, Qwen 1.5B strong)."""
+official openai client. The run is the session's `real_run` (the worked example: SmolLM2-135M SFT + DPO adapters, Qwen
+1.5B strong)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 import openai
 import pytest
 import yaml
-from _real import RECIPE
+from _real import ROOT, SHIPPED
 
 from cowest import assets
 from cowest.config import load_recipe
@@ -41,7 +42,7 @@ class CliServer:
         cmd = [sys.executable, "-m", "cowest", "serve", str(target), "--port", str(self.port), *args]
         full_env = {**os.environ, "COWEST_API_KEYS": KEY, **(env or {})}
         with open(log, "wb") as f:
-            self.proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=full_env)
+            self.proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT)
         deadline = time.monotonic() + 300  # loads the weak model(s) and starts llama.cpp
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -79,19 +80,20 @@ def server(real_run, tmp_path_factory):
     s.close()
 
 
-def test_served_cowest_answers_as_the_run_s_own_collaboration(server, real_run):
+def test_served_cowest_answers_as_the_run_s_own_collaboration(server, real_run, monkeypatch):
     """The served `cowest` draft and answer equal the run's evaluation of the same question (greedy, seed 0)."""
-    recipe = load_recipe(real_run.recipe)
+    monkeypatch.chdir(ROOT)  # the run's data paths are relative to the repository
+    recipe = load_recipe(real_run.config)
     test = {e.id: e for e in load_task(recipe.task).test}
     preds = [r for r in read_jsonl(real_run.dir / "eval" / "predictions.jsonl") if r["system"] == "cowest"]
-    assert len(preds) == 4
+    assert len(preds) == 6
     client = server.client()
     for i, p in enumerate(preds[:3]):
         ex = test[p["question_id"]]
         if i == 0:  # the options as the question's last lines, as a chat user would write them
             lines = [f"{chr(65 + j)}. {o}" for j, o in enumerate(ex.options)]
             r = client.chat.completions.create(model="cowest", messages=[
-                {"role": "system", "content": "You are a pharmacist."},
+                {"role": "system", "content": "You are a service engineer."},
                 {"role": "user", "content": "\n".join([ex.question, *lines])}])
         else:
             r = client.chat.completions.create(model="cowest", messages=[{"role": "user", "content": ex.question}],
@@ -105,13 +107,14 @@ def test_served_cowest_answers_as_the_run_s_own_collaboration(server, real_run):
         assert r.usage.total_tokens == sum(v["prompt_tokens"] + v["completion_tokens"] for v in u.values())
 
 
-def test_served_systems_and_sampling_on_the_real_models(server, real_run):
+def test_served_systems_and_sampling_on_the_real_models(server, real_run, monkeypatch):
+    monkeypatch.chdir(ROOT)  # the run's data paths are relative to the repository
     client = server.client()
     served = {m.id: m for m in client.models.list().data}
     assert set(served) == {"cowest", "refine", "strong", "weak", "default"}
     # `default` answers as one of the collaboration's systems, named in its description
     assert served["default"].model_extra["description"].split(":")[0] in {"cowest", "refine", "strong"}
-    ex = load_task(load_recipe(real_run.recipe).task).test[3]
+    ex = load_task(load_recipe(real_run.config).task).test[3]
     msgs = [{"role": "user", "content": ex.question}]
     opts = {"options": ex.options}
 
@@ -195,7 +198,7 @@ def open_server(tmp_path_factory):
     own managed llama.cpp server (nothing to train, so a recipe will do)."""
     root = tmp_path_factory.mktemp("open")
     recipe = root / "e2e.yaml"
-    recipe.write_text(yaml.safe_dump({**RECIPE, "output_dir": str(root / "runs")}))
+    recipe.write_text(yaml.safe_dump({**SHIPPED, "output_dir": str(root / "runs")}))
     s = CliServer(recipe, root / "serve.log", "--models", "strong", "--max-tokens", "16", env={"COWEST_API_KEYS": ""})
     yield s
     s.close()
