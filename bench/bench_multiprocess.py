@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from cowest.io import write_json
-from cowest.testing.serving import free_port
+from cowest.net import free_port
 
 HERE = Path(__file__).resolve()
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from cowest import assets
 from cowest.cli import app
 from cowest.io import read_json, read_jsonl
-from cowest.testing.serving import free_port
+from cowest.net import free_port
 
 
 def invoke(*args: str):

@@ -16,7 +16,7 @@ from cowest.config import load_recipe
 from cowest.io import read_json, read_jsonl
 from cowest.tasks import load_task
 from cowest.testing.faults import FaultServer
-from cowest.testing.serving import free_port
+from cowest.net import free_port
 
 pytestmark = pytest.mark.multiprocess
 

@@ -24,7 +24,8 @@ from cowest.config import load_recipe
 from cowest.io import read_jsonl
 from cowest.models.llamacpp import LlamaCppServer
 from cowest.tasks import load_task
-from cowest.testing.serving import free_port, post
+from cowest.net import free_port
+from cowest.testing.serving import post
 
 KEY = "sk-real-serve-1"
 STRONG = "qwen2.5-coder-1.5b-instruct"

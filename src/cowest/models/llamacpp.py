@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import secrets
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -21,18 +20,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import ModelConfig
+from ..net import free_port
 from .base import Backend, BackendError
 
 if TYPE_CHECKING:
     import xllamacpp
 
 log = logging.getLogger(__name__)
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def _cpu_count() -> int:
@@ -123,7 +117,7 @@ class LlamaCppServer:
         last: Exception | None = None
         # a port picked by us may be taken by someone else before llama.cpp binds it: retry with another
         for _ in range(1 if fixed else 3):
-            port = self.port if fixed else _free_port(self.host)
+            port = self.port if fixed else free_port(self.host)
             try:
                 self._server = xllamacpp.Server(self._params(port))
                 self.port = port

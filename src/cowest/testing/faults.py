@@ -274,7 +274,7 @@ def questions(count: int) -> list[list[dict[str, str]]]:
 
 def dead_url() -> str:
     """A loopback URL where nothing listens (a port bound, then released)."""
-    from cowest.testing.serving import free_port
+    from cowest.net import free_port
 
     return f"http://127.0.0.1:{free_port()}/v1"
 

@@ -21,13 +21,6 @@ def post(url: str, data: bytes, headers: dict[str, str], timeout: float = 20) ->
         return e.code, json.loads(e.read()), dict(e.headers)
 
 
-def free_port() -> int:
-    """A loopback port free right now (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class ThreadedServer:
     """Serves `app` on 127.0.0.1 until `close()`; `url` is its base URL (no trailing /v1)."""
 
