@@ -14,9 +14,9 @@ from test_run import recipe_dict, strong_answer, write_recipe
 
 from cowest.config import load_recipe
 from cowest.io import read_json, read_jsonl
+from cowest.net import free_port
 from cowest.tasks import load_task
 from cowest.testing.faults import FaultServer
-from cowest.net import free_port
 
 pytestmark = pytest.mark.multiprocess
 

@@ -23,8 +23,8 @@ from cowest import assets
 from cowest.config import load_recipe
 from cowest.io import read_jsonl
 from cowest.models.llamacpp import LlamaCppServer
-from cowest.tasks import load_task
 from cowest.net import free_port
+from cowest.tasks import load_task
 from cowest.testing.serving import post
 
 KEY = "sk-real-serve-1"
