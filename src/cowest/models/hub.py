@@ -58,10 +58,8 @@ def hub_problem(field: str, spec: str, timeout_s: float = HUB_TIMEOUT_S) -> str 
     if not is_hub_id(spec) or is_cached(spec):
         return None
     fix = "run once where the Hub is reachable (it is then cached), or give a local directory or an asset name"
-    if offline():
-        why = "the Hub cannot be reached (offline: HF_HUB_OFFLINE)"
-        return f"{field}.model: {spec!r} is not installed and {why}; {fix}"
-    found = probe(spec, "model", timeout_s)
+    found = ("unreachable", "the Hub cannot be reached (offline: HF_HUB_OFFLINE)") if offline() else probe(
+        spec, "model", timeout_s)
     if found is None:
         return None
     kind, why = found
