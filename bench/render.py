@@ -140,8 +140,11 @@ def mining_markdown(folder: Path) -> str:
                       "pairs / 100 calls", "vs exhaustive", "wall s"], rows)
     return (f"{table}\n\n`{b['data']}` ({b['task']}), the SFT model of `{b['run']}`, k = {b['k']} drafts a question "
             f"(adaptive: {b['extra_drafts']} more where a question splits), the strong model shown "
-            f"{', '.join(b['draft_sections'] or ['the whole draft'])}; each way with an empty call cache; "
-            f"{b['machine']}.\n")
+            f"{', '.join(b['draft_sections'] or ['the whole draft'])}; each way with an empty call cache"
+            + (f" (the recipe's stops: pair target {b['pair_target']}, budget {b['strong_call_budget']} strong "
+               "requests; that row reads the adaptive row's cache and counts its requests as calls)"
+               if "pair_target" in b else "")
+            + f"; {b['machine']}.\n")
 
 
 RENDERERS = {"faults": faults_markdown, "concurrency": concurrency_markdown, "rerun": rerun_markdown,

@@ -161,7 +161,7 @@ def _mine(strategy: str, **cfg):
     prompter = Prompter(MultipleChoice(), "knowledge", draft_sections=["Background"])
     strong = ScriptedBackend(_strong, "strong")
     collab = Collaborator(ScriptedBackend(_weak, "weak"), strong, prompter, CollabConfig())
-    mcfg = MiningConfig(k=4, strategy=strategy, max_pairs_per_question=4, **cfg)
+    mcfg = MiningConfig(**{"k": 4, "strategy": strategy, "max_pairs_per_question": 4, **cfg})
     if strategy == "adaptive":
         return mine_adaptive(_domain(), collab, RuleEvaluator(prompter), mcfg, seed=0), strong
     return mine(_domain(), collab, RuleEvaluator(prompter), mcfg, seed=0), strong
@@ -202,6 +202,48 @@ def test_adaptive_adds_drafts_where_a_question_splits_and_stops_at_the_target_or
     assert budget.stats["strong_requests"] > 12 - 5  # it stopped only when a whole question (1 + 4 calls) no longer fit
     again, _ = _mine("adaptive", extra_drafts=0, strong_call_budget=12)
     assert again.pairs == budget.pairs  # deterministic
+
+
+def test_adaptive_stops_refining_a_question_once_it_has_all_the_pairs_it_may_give():
+    res, strong = _mine("adaptive", extra_drafts=4, max_pairs_per_question=1)
+    # 'split' questions: A and B refined (A helps, B does not) give the one pair allowed; C and D are never sent,
+    # nor are extra drafts drawn
+    assert res.stats["pairs"] == 4 and res.stats["strong_requests"] == len(strong.requests) == 4 + 4 * (1 + 2)
+    assert not any("point to C" in c[-1]["content"] or "point to D" in c[-1]["content"] for c in strong.requests)
+    assert len(res.drafts) == 12 * 4
+
+
+def _mine_own(weak_script, questions, **cfg):
+    from cowest.collab.adaptive import mine_adaptive
+
+    prompter = Prompter(MultipleChoice(), "knowledge", draft_sections=["Background"])
+    strong = ScriptedBackend(_strong, "strong")
+    collab = Collaborator(ScriptedBackend(weak_script, "weak"), strong, prompter, CollabConfig())
+    mcfg = MiningConfig(k=4, max_pairs_per_question=4, extra_drafts=0, **cfg)
+    return mine_adaptive(questions, collab, RuleEvaluator(prompter), mcfg, seed=0), strong
+
+
+def test_adaptive_gives_up_on_a_question_whose_refinements_all_land_on_one_side():
+    # four different drafts, none pointing to A: the strong model follows each to a wrong answer
+    weak = lambda conv, i, s: f"Background: the facts point to {'BCDB'[i]}{' again' if i == 3 else ''}.\nAnswer: B"  # noqa: E731
+    qs = [Example(id=f"h{i}", question=f"Hopeless {i}?", options=OPTS, gold="A") for i in range(2)]
+    res, strong = _mine_own(weak, qs)
+    assert res.stats["strong_requests"] == len(strong.requests) == 2 * (1 + 3)  # alone, then three refinements
+    assert not any("B again" in c[-1]["content"] for c in strong.requests)
+    assert res.pairs == [] and len(res.drafts) == 8  # the fourth draft is kept, unrefined
+
+
+def test_adaptive_sends_first_the_questions_whose_drafts_disagree_on_the_fact():
+    def weak(conv, i, s):  # 'mixed': two drafts name the gold's option text (alpha), two do not; 'uniform': none do
+        if "mixed" in conv[-1]["content"]:
+            return f"Background: the facts point to {'ABAB'[i]}, {'alpha' if i % 2 == 0 else 'beta'} {i}.\nAnswer: A"
+        return f"Background: the facts point to {'BCDB'[i]}, variant {i}.\nAnswer: B"
+
+    qs = [Example(id=f"u{i}", question=f"Uniform {i}?", options=OPTS, gold="A") for i in range(3)]
+    qs.append(Example(id="m0", question="The mixed one?", options=OPTS, gold="A"))
+    res, strong = _mine_own(weak, qs, strong_call_budget=5)  # pays for one question: 1 + 4 distinct drafts
+    assert {r["question_id"] for r in res.scores} == {"m0"}
+    assert res.stats["pairs"] == 4  # A-drafts help, B-drafts do not: 2 x 2, found with all four refined
 
 
 def test_judge_calibration_separates_a_judge_that_reads_the_gold_from_one_that_does_not():

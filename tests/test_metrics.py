@@ -146,6 +146,15 @@ def test_token_f1_on_numbers():
     assert best_over(exact_match, "21 points", ["twenty-one", "21"]) == 1.0
 
 
+def test_token_f1_gives_a_wrong_number_nothing_for_its_unit():
+    assert token_f1("1024 minutes", "1016 minutes") == 0.0
+    assert token_f1("73 crowns", "684") == 0.0
+    assert token_f1("$90", "$684") == 0.0
+    assert token_f1("1,016 minutes in all", "1016 minutes") == pytest.approx(2 * (2 / 4) * 1 / (2 / 4 + 1))
+    assert token_f1("1016 minutes", "1016") == 1.0
+    assert token_f1("the kingdom", "united kingdom") == pytest.approx(2 / 3)  # not a quantity: overlap as usual
+
+
 def test_parse_quantity():
     assert parse_quantity("21 points") == ("21", ("point",))
     assert parse_quantity("$1,250.00") == ("1250", ("dollar",))

@@ -125,8 +125,9 @@ class MiningConfig(_Strict):
     # Share of the mined questions whose pairs DPO never trains on: they give held-out reward accuracy / margin per
     # epoch and the `eval_valid` evaluation (SFT vs aligned drafts refined), from which settings are chosen.
     heldout_fraction: float = Field(0.0, ge=0.0, lt=1.0)
-    # adaptive: draft for every question first, send the questions whose drafts differ most (in what the strong model
-    # is shown) first, refine each distinct draft once, add drafts where a question's first ones split, and stop at
+    # adaptive: draft for every question first, send the questions whose drafts disagree on the fact or differ most
+    # (in what the strong model is shown) first, refine each distinct draft at most once and only while the question
+    # may still give a pair, add drafts where a question's first ones split, and stop at
     # `pair_target` training pairs or `strong_call_budget` strong calls. exhaustive: every draft of every question.
     strategy: Literal["adaptive", "exhaustive"] = "adaptive"
     pair_target: int | None = Field(None, ge=1)  # None: no target, mine every question

@@ -3,15 +3,19 @@
 The same rule as `feedback.mine` (a draft is chosen when its refinement beats the strong model alone), in an order
 that wastes no strong call:
 1. the weak model drafts K times for every question first (weak compute is cheap);
-2. questions are sent to the strong model in order of how many different drafts they have, counted in what the
-   strong model is shown (`collab.draft_sections`): a question whose drafts all show the same text cannot give a
-   pair, so it is never sent;
+2. questions are sent to the strong model most promising first: those whose drafts disagree on the fact (some state
+   the question's fact, or its gold, and some do not), then by how many different drafts they have, counted in what
+   the strong model is shown (`collab.draft_sections`); a question whose drafts all show the same text cannot give
+   a pair, so it is never sent;
 3. per question, the strong model answers alone once; in paper mode a question it already answers perfectly cannot
-   give a chosen draft, so its drafts are not sent; otherwise each distinct shown draft is refined once (its copies
-   share the refinement, as the call cache would make them);
-4. where a question's drafts split (some help, some do not) and its pairs are below the per-question cap, the weak
-   model drafts `mining.extra_drafts` more, and the new distinct ones are refined;
-5. questions go in waves of `WAVE`; mining stops after the wave that reaches `mining.pair_target` training pairs, or
+   give a chosen draft, so its drafts are not sent;
+4. each distinct shown draft is refined at most once (its copies share the refinement, as the call cache would make
+   them), a few at a time, drafts that state the fact alternating with drafts that do not; a question stops being
+   refined once it has all the pairs it may give (`mining.max_pairs_per_question`; rank mode: one) or once `GIVE_UP`
+   refinements have all landed on one side;
+5. where a question's drafts split (some help, some do not) and it still wants pairs when its drafts run out, the
+   weak model drafts `mining.extra_drafts` more, once, and the new distinct ones are refined the same way;
+6. questions go in waves of `WAVE`; mining stops after the wave that reaches `mining.pair_target` training pairs, or
    before a question whose calls `mining.strong_call_budget` (strong requests, judge included) no longer pays for;
    only the short re-asks of answers that could not be read can go over it.
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
+from itertools import zip_longest
 from typing import Callable, Sequence
 
 from ..config import MiningConfig
@@ -29,8 +34,11 @@ from .evaluators import Evaluator
 from .feedback import record_question, requests
 from .mining_stats import MiningResult, mining_stats
 from .pipeline import Answered, Collaborator
+from .recall import states_fact, states_gold
 
 WAVE = 16  # questions sent together: enough to keep a concurrent endpoint busy, few enough to stop near the target
+FIRST = 2  # refinements a question gets at once to begin with: the fewest that can split
+GIVE_UP = 3  # refinements on one side after which a question is left: measured splits came within the first three
 
 
 def mine_adaptive(examples: Sequence[Example], collab: Collaborator, evaluator: Evaluator, cfg: MiningConfig,
@@ -47,12 +55,15 @@ def mine_adaptive(examples: Sequence[Example], collab: Collaborator, evaluator: 
     def used() -> int:
         return spent + getattr(evaluator, "requests", 0) - judged0
 
+    def room() -> int | None:
+        return None if cfg.strong_call_budget is None else cfg.strong_call_budget - used()
+
     pos = 0
-    while pos < len(todo):  # 5.
+    while pos < len(todo):  # 6.
         if cfg.pair_target is not None and train_pairs >= cfg.pair_target:
             stopped_by = "pair_target"
             break
-        wave = _wave(todo[pos:], distinct, None if cfg.strong_call_budget is None else cfg.strong_call_budget - used())
+        wave = _wave(todo[pos:], distinct, room())
         if not wave:
             stopped_by = "budget"
             break
@@ -61,20 +72,14 @@ def mine_adaptive(examples: Sequence[Example], collab: Collaborator, evaluator: 
         alone = collab.strong_alone(qs)  # 3.
         spent += requests(alone)
         s0 = dict(zip(wave, evaluator.score([a.text for a in alone], qs)))
-        refined: dict[int, dict[int, Answered]] = {i: {} for i in wave}
-        scores: dict[int, dict[int, float]] = {i: {} for i in wave}
         live = [i for i in wave if not (cfg.mode == "paper" and s0[i] >= 1.0)]
         alone_right += len(wave) - len(live)
-        spent += _refine(collab, evaluator, examples, drafts, live, refined, scores)
-        split = [i for i in live if cfg.extra_drafts and _splits(scores[i], s0[i], cfg)]  # 4.
-        if split:
-            more = collab.drafts([examples[i] for i in split], n=cfg.extra_drafts,
-                                 sampling=replace(sampling, seed=seed + 7919 * (waves + 1)))
-            for i, cs in zip(split, more):
-                drafts[i].extend(cs)
-            room = None if cfg.strong_call_budget is None else cfg.strong_call_budget - used()
-            spent += _refine(collab, evaluator, examples, drafts, split, refined, scores, room)
+        refined: dict[int, dict[int, Answered]] = {i: {} for i in wave}
+        scores: dict[int, dict[int, float]] = {i: {} for i in wave}
+        more = replace(sampling, seed=seed + 7919 * (waves + 1))
+        spent += _refine_wave(collab, evaluator, examples, drafts, live, s0, refined, scores, cfg, more, room)  # 4.-5.
         for i, a in zip(wave, alone):
+            _share_copies(collab, drafts[i], refined[i], scores[i])
             before = len(res.pairs)
             record_question(res, collab, examples[i], a, s0[i], drafts[i], refined[i], scores[i], cfg, seed, round_)
             if examples[i].id not in heldout:
@@ -91,14 +96,44 @@ def mine_adaptive(examples: Sequence[Example], collab: Collaborator, evaluator: 
     return res
 
 
+def _refine_wave(collab: Collaborator, evaluator: Evaluator, examples: Sequence[Example],
+                 drafts: list[list[Completion]], live: list[int], s0: dict[int, float],
+                 refined: dict[int, dict[int, Answered]], scores: dict[int, dict[int, float]], cfg: MiningConfig,
+                 sampling: Sampling, room: Callable[[], int | None]) -> int:
+    """Steps 4-5 for one wave's questions: refine a few drafts of each at a time, in one batch per step, until each
+    question has its pairs, gives up or runs out of drafts. Returns the strong requests sent."""
+    queues = {i: _queue(collab, examples[i], drafts[i], refined[i]) for i in live}
+    active, extended, spent = list(live), set(), 0
+    while active:
+        take = {i: queues[i][: FIRST if not refined[i] else 1] for i in active}
+        for i in active:
+            del queues[i][: len(take[i])]
+        spent += _refine(collab, evaluator, examples, drafts, take, refined, scores, room())
+        going = [i for i in active if _wants_more(scores[i], s0[i], cfg)]
+        grow = [i for i in going if not queues[i] and cfg.extra_drafts and i not in extended
+                and _splits(scores[i], s0[i], cfg)]
+        if grow:
+            new = collab.drafts([examples[i] for i in grow], n=cfg.extra_drafts,
+                                sampling=replace(sampling, seed=sampling.seed + 104729 * len(extended)))
+            for i, cs in zip(grow, new):
+                drafts[i].extend(cs)
+                queues[i] = _queue(collab, examples[i], drafts[i], refined[i])
+            extended |= set(grow)
+        left = room()
+        active = [i for i in going if queues[i]] if left is None or left > 0 else []
+    return spent
+
+
 def _order(examples: Sequence[Example], drafts: list[list[Completion]], shown: Callable[[str], str],
            seed: str) -> tuple[list[int], list[int]]:
-    """Each question's number of distinct shown drafts, and the questions with more than one, most first (ties in a
-    seeded random order)."""
+    """Each question's number of distinct shown drafts, and the questions with more than one, those whose drafts
+    disagree on the fact first, then most distinct first (ties in a seeded random order)."""
     rng = random.Random(seed)
     tiebreak = {e.id: rng.random() for e in examples}
-    distinct = [len({shown(c.text) for c in ds}) for ds in drafts]
-    order = sorted(range(len(examples)), key=lambda i: (-distinct[i], tiebreak[examples[i].id]))
+    texts = [{shown(c.text) for c in ds} for ds in drafts]
+    distinct = [len(t) for t in texts]
+    mixed = [len({_states(t, e) for t in ts}) > 1 for ts, e in zip(texts, examples)]
+    order = sorted(range(len(examples)), key=lambda i: (not mixed[i], -distinct[i], tiebreak[examples[i].id]))
     return distinct, [i for i in order if distinct[i] > 1]
 
 
@@ -123,35 +158,72 @@ def _wave(todo: list[int], distinct: list[int], room: int | None) -> list[int]:
     return wave
 
 
-def _refine(collab: Collaborator, evaluator: Evaluator, examples: Sequence[Example], drafts: list[list[Completion]],
-            questions: list[int], refined: dict[int, dict[int, Answered]], scores: dict[int, dict[int, float]],
-            room: int | None = None) -> int:
-    """Refine each question's drafts whose shown text has not been refined yet (once per distinct text, at most
-    `room` of them); copies take the first one's answer and score. Returns the strong requests sent."""
+def _queue(collab: Collaborator, ex: Example, drafts: list[Completion], done: dict[int, Answered]) -> list[int]:
+    """The drafts of one question still to refine, one per shown text not refined yet, alternating those that state
+    the question's fact (or gold) with those that do not, so that a split shows in the first refinements."""
     shown = collab.prompter.shown_draft
-    jobs: list[tuple[int, int]] = []
-    for i in questions:
-        seen = {shown(drafts[i][j].text) for j in refined[i]}
-        for j, c in enumerate(drafts[i]):
-            if j not in refined[i] and shown(c.text) not in seen:
-                seen.add(shown(c.text))
-                jobs.append((i, j))
+    seen = {shown(drafts[j].text) for j in done}
+    firsts: list[int] = []
+    for j, c in enumerate(drafts):
+        if j not in done and shown(c.text) not in seen:
+            seen.add(shown(c.text))
+            firsts.append(j)
+    hits = [j for j in firsts if _states(shown(drafts[j].text), ex)]
+    misses = [j for j in firsts if j not in hits]
+    return [j for pair in zip_longest(hits, misses) for j in pair if j is not None]
+
+
+def _states(text: str, ex: Example) -> bool:
+    """Whether a shown draft states its question's fact, or its gold where the question has no checkable fact."""
+    fact = states_fact(text, ex)
+    return states_gold(text, ex) if fact is None else fact
+
+
+def _refine(collab: Collaborator, evaluator: Evaluator, examples: Sequence[Example], drafts: list[list[Completion]],
+            take: dict[int, list[int]], refined: dict[int, dict[int, Answered]], scores: dict[int, dict[int, float]],
+            room: int | None = None) -> int:
+    """Refine the drafts `take` names for each question (at most `room` of them) and score them. Returns the strong
+    requests sent."""
+    jobs = [(i, j) for i, js in take.items() for j in js]
     jobs = jobs if room is None else jobs[: max(room, 0)]
-    if jobs:
-        answers = collab.refine([examples[i] for i, _ in jobs], [drafts[i][j].text for i, j in jobs])
-        got = evaluator.score([a.text for a in answers], [examples[i] for i, _ in jobs])
-        for (i, j), a, s in zip(jobs, answers, got):
-            refined[i][j], scores[i][j] = a, s
-    for i in questions:  # copies of a refined text share its refinement and score
-        by_text = {shown(drafts[i][j].text): j for j in refined[i]}
-        for j, c in enumerate(drafts[i]):
-            if j not in scores[i] and shown(c.text) in by_text:
-                scores[i][j] = scores[i][by_text[shown(c.text)]]
-    return requests(answers) if jobs else 0
+    if not jobs:
+        return 0
+    answers = collab.refine([examples[i] for i, _ in jobs], [drafts[i][j].text for i, j in jobs])
+    got = evaluator.score([a.text for a in answers], [examples[i] for i, _ in jobs])
+    for (i, j), a, s in zip(jobs, answers, got):
+        refined[i][j], scores[i][j] = a, s
+    return requests(answers)
+
+
+def _share_copies(collab: Collaborator, drafts: list[Completion], refined: dict[int, Answered],
+                  scores: dict[int, float]) -> None:
+    """Copies of a refined shown text take its score (the call cache would have given them its answer)."""
+    shown = collab.prompter.shown_draft
+    by_text = {shown(drafts[j].text): j for j in refined}
+    for j, c in enumerate(drafts):
+        if j not in scores and shown(c.text) in by_text:
+            scores[j] = scores[by_text[shown(c.text)]]
+
+
+def _counts(scores: dict[int, float], s0: float) -> tuple[int, int]:
+    """(chosen, rejected) drafts among those refined: paper mode's rule, delta > 0."""
+    return sum(s > s0 for s in scores.values()), sum(s <= s0 for s in scores.values())
+
+
+def _wants_more(scores: dict[int, float], s0: float, cfg: MiningConfig) -> bool:
+    """Whether one more refinement could add a pair: not once the question has all the pairs it may give (paper: the
+    per-question cap; rank: its one pair), nor once `GIVE_UP` refinements have all landed on one side."""
+    if cfg.mode == "rank":
+        return len(set(scores.values())) == 1 and len(scores) < GIVE_UP
+    chosen, rejected = _counts(scores, s0)
+    if chosen and rejected:
+        return chosen * rejected < cfg.max_pairs_per_question
+    return len(scores) < GIVE_UP
 
 
 def _splits(scores: dict[int, float], s0: float, cfg: MiningConfig) -> bool:
     """Whether a question's drafts split into chosen and rejected ones (rank mode: into better and worse)."""
     if cfg.mode == "rank":
         return len(set(scores.values())) > 1
-    return any(s > s0 for s in scores.values()) and any(s <= s0 for s in scores.values())
+    chosen, rejected = _counts(scores, s0)
+    return bool(chosen and rejected)

@@ -27,7 +27,9 @@ the same canonical number and either
 - the gold has a unit and the prediction has the same unit words: "18-month" == "18 months", "14 Crowns" ==
   "14 crowns"; a bare "18" does not match "18 months" (list it among the accepted answers if it should), though
   "40" still equals "40%" as a normalised string, since signs are punctuation.
-`token_f1` is 1 whenever `exact_match` is, and otherwise the SQuAD token overlap of the normalised strings.
+`token_f1` is 1 whenever `exact_match` is, and otherwise the SQuAD token overlap of the normalised strings, except
+that against a gold that is a quantity a prediction without the gold's number scores 0: "1024 minutes" earns nothing
+against "1016 minutes" for sharing its unit, while "1,016 minutes in all" keeps its overlap.
 """
 
 from __future__ import annotations
@@ -161,6 +163,8 @@ def token_f1(prediction: str | None, gold: str) -> float:
     if _same_quantity(prediction, gold):
         return 1.0
     pred, ref = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    if (g := parse_quantity(gold)) and g[0] not in pred:
+        return 0.0  # a wrong number is wrong, whatever unit it shares with the gold
     if not pred or not ref:  # SQuAD convention: both empty is a match, one empty is not
         return float(pred == ref)
     common = sum((Counter(pred) & Counter(ref)).values())
