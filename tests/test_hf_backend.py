@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import sys
-import types
 
 import pytest
 import torch
@@ -177,10 +175,12 @@ def test_logprobs_of_options_after_a_reply_prefix(tiny_lm):
 
 @pytest.mark.slow  # generation on the tiny model, seconds each
 def test_loads_by_path_through_assets(tiny_lm, monkeypatch):
-    fake = types.ModuleType("cowest.assets")
-    fake.resolve_model = lambda name, kind: name  # the real module maps asset names to files
-    fake.missing_local = lambda spec: False
-    monkeypatch.setitem(sys.modules, "cowest.assets", fake)
+    import cowest.assets
+
+    # a path through the loader's asset lookup, which maps asset names to files (the module stays whole: the Hub
+    # check imports from it too)
+    monkeypatch.setattr(cowest.assets, "resolve_model", lambda name, kind: name)
+    monkeypatch.setattr(cowest.assets, "missing_local", lambda spec: False)
     cfg = ModelConfig(backend="hf", model=str(tiny_lm.path), device="cpu", dtype="float32", batch_size=2)
     loaded = HFBackend(cfg)
     assert loaded.identity == _backend(tiny_lm).identity
