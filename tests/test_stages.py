@@ -112,6 +112,16 @@ def test_changing_a_field_reruns_exactly_the_stages_that_read_it(path):
     assert rerun == _expected(path), path
 
 
+def test_a_change_of_scoring_rules_reruns_every_stage_that_scores_and_nothing_before(monkeypatch):
+    import cowest.ledger
+
+    before = field_keys(BASE, plan(BASE, EVALS))
+    monkeypatch.setattr(cowest.ledger, "SCORING", cowest.ledger.SCORING + 1)
+    after = field_keys(BASE, plan(BASE, EVALS))
+    # mining's scores pick the pairs, so DPO re-runs after it; SFT scores nothing
+    assert {s for s in after if after[s] != before[s]} == ALL - {"sft"}
+
+
 def test_on_policy_alignment_is_one_stage_a_round_that_reads_mining_and_the_models():
     grpo = BASE.model_copy(update={"alignment": "grpo"})
     stages = plan(grpo, EVALS)

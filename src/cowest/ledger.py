@@ -19,6 +19,7 @@ from .config import Recipe
 from .io import hash_obj, hash_path, read_json, write_json
 from .layout import RunLayout
 from .systems import get_systems, round_of
+from .tasks.metrics import SCORING
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ READS: dict[str, tuple[str, ...]] = {
     "eval": ("seed", "task", "weak", "strong", "collab", "eval"),
     "eval_weak": ("seed", "task", "weak", "collab", "eval"),  # weak systems only: the strong model is not called
 }
+# Stage kinds whose outputs hold metric scores: `tasks.metrics.SCORING` is part of their inputs.
+SCORED = ("mine", "grpo", "eval", "eval_weak")
 # Model knobs that say how a call is made, not what it returns: changing them never re-runs a stage.
 CALL_POLICY = ("api_key_env", "timeout_s", "max_retries", "deadline_s", "max_consecutive_failures", "overlap")
 MODEL_FIELDS = ("weak", "strong", "judge")
@@ -69,12 +72,13 @@ def field_value(data: Mapping[str, Any], path: str) -> Any:
 
 
 def declared_inputs(recipe: Recipe, kind: str) -> dict[str, Any]:
-    """{field path: value} of the recipe fields a stage kind reads."""
+    """{field path: value} of the recipe fields a stage kind reads, and the scoring rules' version where it scores."""
     data = recipe.model_dump(mode="json")
     for m in MODEL_FIELDS:
         if data.get(m):
             data[m] = {k: v for k, v in data[m].items() if k not in CALL_POLICY}
-    return {p: field_value(data, p) for p in READS[kind]}
+    out = {p: field_value(data, p) for p in READS[kind]}
+    return {**out, "scoring": SCORING} if kind in SCORED else out
 
 
 def variant_stage(variant: str | None, rounds: int) -> str | None:

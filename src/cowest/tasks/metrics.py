@@ -44,6 +44,10 @@ import numpy as np
 
 from .paired_tests import paired_test
 
+# Bumped whenever a metric scores the same answer differently: every stage that scores re-runs on resume rather
+# than keep scores made by the old rule (2: a wrong number earns no token F1 for its unit).
+SCORING = 2
+
 _PUNCT = set(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 # Bounds the (n_boot x n) index matrix held in memory at once.
