@@ -51,6 +51,12 @@ MIN_TEST = 10  # test questions evaluated, whatever the budget
 MIN_MINE_CALLS = 20  # strong calls mining may spend, whatever the budget
 MAX_EXTENSIONS, EXTRA_EPOCHS = 2, 2  # the SFT check's extensions: each trains `EXTRA_EPOCHS` more epochs
 PAIR_TARGET = 48  # 40 to train on and the held-out share's: fewer left DPO's margins flat in our measurements
+MIN_PAIRS = 40  # pairs a seed should mine, held-out ones included
+# What adaptive mining made in the published runs (results/*/round_1/mining_stats.json): pairs per 100 strong
+# requests (travel policy 25.0, rail fares 32.6-48.1, the formulary 43.0) and pairs per candidate question
+# (the formulary 0.67 and rail fares seed 0 1.25 where mining ran out of questions; rail fares up to 2.06).
+PAIRS_PER_100 = (25.0, 48.0)
+PAIRS_PER_CANDIDATE = (0.67, 2.06)
 
 
 @dataclass
@@ -158,7 +164,7 @@ class Sizes:
 
 
 def size(s: Survey, minutes: float | None = 60.0, strong_calls: int | None = None,
-         systems: Sequence[str] = SYSTEMS) -> Sizes:
+         systems: Sequence[str] = SYSTEMS, advise: bool = True) -> Sizes:
     """Split a budget of minutes (offline default models, 2 cores) or of strong calls between the stages."""
     per_question = max(1, sum(x.kind != "weak" for x in get_systems(systems)))  # strong calls a test question costs
     share = min(0.6, max(0.3, 60 / max(s.pool, 1)))  # about 60 mining candidates, at most 60% of them
@@ -202,6 +208,8 @@ def size(s: Survey, minutes: float | None = 60.0, strong_calls: int | None = Non
         notes.append(f"the budget shows each of the {s.facts} facts {repeats * epochs} times in SFT, fewer than the "
                      f"{EXPOSURES} our measurements call for: expect the SFT check to warn or stop; about {need:.0f} "
                      "minutes of SFT would show them enough (--minutes), or bring fewer facts")
+    if advise and (note := _pairs_note(s, share, mine, minutes, strong_calls, systems)):
+        notes.append(note)
     avail = s.test_rows or round(0.3 * s.rows)
     n_test = min(avail, max(MIN_TEST, n_test))
     if n_test < 30:
@@ -211,6 +219,37 @@ def size(s: Survey, minutes: float | None = 60.0, strong_calls: int | None = Non
                  n_test=n_test if n_test < avail else None, share=round(share, 2), draft_max_tokens=tokens,
                  minutes=minutes if strong_calls is None else None, sft_extensions=extensions, systems=tuple(systems),
                  why=why, notes=notes)
+
+
+def _pairs_note(s: Survey, share: float, mine: int, minutes: float | None, strong_calls: int | None,
+                systems: Sequence[str]) -> str | None:
+    """What mining should give at the rates measured so far when that is under `MIN_PAIRS`, and what would pay for
+    them: a larger budget where strong calls are short, more questions where candidates are."""
+    cands = min(max(1, round(share * s.pool)), s.pool)
+    by_calls, by_cands = [mine * r / 100 for r in PAIRS_PER_100], [cands * r for r in PAIRS_PER_CANDIDATE]
+    lo, hi = min(by_calls[0], by_cands[0]), min(by_calls[1], by_cands[1])
+    if lo >= MIN_PAIRS:
+        return None
+    fixes = []
+    if by_calls[0] < MIN_PAIRS:
+        need = math.ceil(MIN_PAIRS * 100 / PAIRS_PER_100[0])
+        if strong_calls is not None:
+            more = f"--strong-calls {math.ceil(need / 0.45)}"
+        else:
+            m = minutes or 60.0
+            while size(s, m, None, systems, advise=False).strong_call_budget < need and m < 24 * 60:
+                m += 5
+            more = f"--minutes {m:g}"
+        fixes.append(f"{more} pays for the {need} strong calls {MIN_PAIRS} pairs need at the lowest rate")
+    if by_cands[0] < MIN_PAIRS:
+        alone = "" if by_calls[0] < MIN_PAIRS else ", which a larger budget alone cannot give"
+        fixes.append(f"they need about {math.ceil(MIN_PAIRS / PAIRS_PER_CANDIDATE[0])} candidate questions at the "
+                     f"lowest rate, and this data has {cands} (its training questions like the test's, mining.share "
+                     f"of them){alone}")
+    return (f"mining should give {lo:.0f}-{hi:.0f} pairs at the rates measured so far ({mine} strong calls at "
+            f"{PAIRS_PER_100[0]:g}-{PAIRS_PER_100[1]:g} pairs per 100; {cands} candidate questions at "
+            f"{PAIRS_PER_CANDIDATE[0]:g}-{PAIRS_PER_CANDIDATE[1]:g} pairs each), and we aim for {MIN_PAIRS} (fewer "
+            f"left DPO's margins flat in our measurements): " + "; ".join(fixes))
 
 
 def _valid_questions(s: Survey, share: float) -> int:
