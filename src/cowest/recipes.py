@@ -53,7 +53,7 @@ MAX_EXTENSIONS, EXTRA_EPOCHS = 2, 2  # the SFT check's extensions: each trains `
 PAIR_TARGET = 48  # 40 to train on and the held-out share's: fewer left DPO's margins flat in our measurements
 MIN_PAIRS = 40  # pairs a seed should mine, held-out ones included
 # What adaptive mining made in the published runs (results/*/round_1/mining_stats.json): pairs per 100 strong
-# requests (travel policy 25.0, rail fares 32.6-48.1, the formulary 43.0) and pairs per candidate question
+# requests (travel policy 25.0-39.6, rail fares 32.6-48.1, the formulary 43.0) and pairs per candidate question
 # (the formulary 0.67 and rail fares seed 0 1.25 where mining ran out of questions; rail fares up to 2.06).
 PAIRS_PER_100 = (25.0, 48.0)
 PAIRS_PER_CANDIDATE = (0.67, 2.06)
