@@ -47,6 +47,7 @@ SYSTEMS = ("weak_sft", "weak_aligned", "strong", "retrieval", "refine", "cowest"
 # SFT takes what the facts' exposures need, up to `SFT_MAX` of the budget; after `OTHER` (drafting, DPO, validation,
 # loading), the rest goes to mining and the test evaluation.
 SFT_MAX, OTHER, MINE_OF_REST = 0.4, 0.15, 0.45
+MINE_OF_CALLS = 0.45  # of a budget of strong calls, mining's share (as much again to the test evaluation)
 MIN_TEST = 10  # test questions evaluated, whatever the budget
 MIN_MINE_CALLS = 20  # strong calls mining may spend, whatever the budget
 MAX_EXTENSIONS, EXTRA_EPOCHS = 2, 2  # the SFT check's extensions: each trains `EXTRA_EPOCHS` more epochs
@@ -183,9 +184,9 @@ def size(s: Survey, minutes: float | None = 60.0, strong_calls: int | None = Non
         notes.append(f"SFT's validation slice would hold {valid} questions, too few to steer its check's extensions "
                      "(sft_recall.min_questions): recall is measured and reported only; more training rows fix it")
     if strong_calls is not None:
-        mine = max(MIN_MINE_CALLS, round(0.45 * strong_calls))
-        n_test = round(0.45 * strong_calls / per_question)
-        why = [f"{strong_calls} strong calls: 45% to mining, 45% to evaluation"]
+        mine = max(MIN_MINE_CALLS, round(MINE_OF_CALLS * strong_calls))
+        n_test = round(MINE_OF_CALLS * strong_calls / per_question)
+        why = [f"{strong_calls} strong calls: {MINE_OF_CALLS:.0%} to mining, {MINE_OF_CALLS:.0%} to evaluation"]
         extensions = MAX_EXTENSIONS if steerable else 0
     else:
         budget = 60 * (minutes or 60.0)
@@ -225,7 +226,7 @@ def _pairs_note(s: Survey, share: float, mine: int, minutes: float | None, stron
                 systems: Sequence[str]) -> str | None:
     """What mining should give at the rates measured so far when that is under `MIN_PAIRS`, and what would pay for
     them: a larger budget where strong calls are short, more questions where candidates are."""
-    cands = min(max(1, round(share * s.pool)), s.pool)
+    cands = _candidates(s, share)
     by_calls, by_cands = [mine * r / 100 for r in PAIRS_PER_100], [cands * r for r in PAIRS_PER_CANDIDATE]
     lo, hi = min(by_calls[0], by_cands[0]), min(by_calls[1], by_cands[1])
     if lo >= MIN_PAIRS:
@@ -234,7 +235,7 @@ def _pairs_note(s: Survey, share: float, mine: int, minutes: float | None, stron
     if by_calls[0] < MIN_PAIRS:
         need = math.ceil(MIN_PAIRS * 100 / PAIRS_PER_100[0])
         if strong_calls is not None:
-            more = f"--strong-calls {math.ceil(need / 0.45)}"
+            more = f"--strong-calls {math.ceil(need / MINE_OF_CALLS)}"
         else:
             m = minutes or 60.0
             while size(s, m, None, systems, advise=False).strong_call_budget < need and m < 24 * 60:
@@ -252,9 +253,14 @@ def _pairs_note(s: Survey, share: float, mine: int, minutes: float | None, stron
             f"left DPO's margins flat in our measurements): " + "; ".join(fixes))
 
 
+def _candidates(s: Survey, share: float) -> int:
+    """The mining candidates `roles.assign` will take from these rows at this mining share."""
+    return min(max(1, round(share * s.pool)), s.pool)
+
+
 def _valid_questions(s: Survey, share: float) -> int:
     """The SFT validation slice `roles.assign` will hold out of these rows at this mining share."""
-    cfg, rest = SftRecallConfig(), s.rows - min(max(1, round(share * s.pool)), s.pool)
+    cfg, rest = SftRecallConfig(), s.rows - _candidates(s, share)
     return max(0, min(max(cfg.min_valid, round(cfg.valid_fraction * rest)), cfg.max_valid, rest - 1))
 
 
