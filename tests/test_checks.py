@@ -65,6 +65,16 @@ def test_a_rejected_judge_is_reported_by_mining():
     assert w["code"] == "judge_rejected" and "AUC 0.67" in w["message"]
 
 
+def test_pairs_that_prefer_drafts_without_the_fact_are_reported_when_they_are_a_quarter_of_those_split_on_it():
+    # travel policy seed 1's figures: 16 of 34 pairs split on the fact preferred the draft without it
+    (w,) = mining_warnings({"train_pairs": 40, "pairs_for_fact": 18, "pairs_against_fact": 16}, 1, recipe())
+    assert w["code"] == "pairs_against_fact" and "16 of 34 (47.1%)" in w["message"]
+    assert "mining.drop_against_fact: true" in w["message"]
+    # rail fares seed 1's: 2 of 56; and too few pairs to tell
+    assert mining_warnings({"train_pairs": 40, "pairs_for_fact": 54, "pairs_against_fact": 2}, 1, recipe()) == []
+    assert mining_warnings({"train_pairs": 40, "pairs_for_fact": 1, "pairs_against_fact": 3}, 1, recipe()) == []
+
+
 def test_dpo_margin_not_above_zero_on_held_out_pairs_else_in_training():
     r = recipe(dpo={"learning_rate": 5e-5})
     held = [{"epoch": 1.0, "rewards/margins": 0.2}, {"epoch": 2.0, "rewards/margins": 0.0}]

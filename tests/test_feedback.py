@@ -271,3 +271,28 @@ def test_wrong_answers_for_calibration_keep_the_answers_kind():
     assert wrong_answer(pool[2], pool, rng) is None  # no other text answer
     mc = Example(id="m", question="q", options=OPTS, gold="B")
     assert wrong_answer(mc, [mc], rng) in {"A) alpha", "C) gamma", "D) delta"}
+
+
+def _against_fact(drop: bool):
+    # Strong alone is wrong (B). A draft with no fact happens to lead to A (chosen); one that states the fact but
+    # points to B is rejected; one that states the fact and points to A is chosen too.
+    weak = lambda conv, i, s: [  # noqa: E731
+        "Background: no rule is known here.\nAnswer: A", "Background: the limit is 7 days, so B.\nAnswer: B",
+        "Background: the limit is 7 days, so A.\nAnswer: A"][i]
+    strong = ScriptedBackend(strong_script, "strong")
+    prompter = Prompter(MultipleChoice(), "cot")
+    collab = Collaborator(ScriptedBackend(weak, "weak"), strong, prompter, CollabConfig())
+    ex = Example(id="f1", question="Which is first?", options=OPTS, gold="A", metadata={"fact_value": "7 days"})
+    cfg = MiningConfig(k=3, max_pairs_per_question=4, drop_against_fact=drop)
+    return mine([ex], collab, RuleEvaluator(prompter), cfg, seed=0)
+
+
+def test_pairs_record_the_fact_and_drop_against_fact_leaves_out_pairs_that_prefer_a_draft_without_it():
+    kept = _against_fact(drop=False)
+    facts = sorted((p["chosen_states_fact"], p["rejected_states_fact"]) for p in kept.pairs)
+    assert facts == [(False, True), (True, True)]
+    assert (kept.stats["pairs_for_fact"], kept.stats["pairs_against_fact"]) == (0, 1)
+    assert kept.stats["pairs_dropped_against_fact"] == 0
+    dropped = _against_fact(drop=True)
+    assert [(p["chosen_states_fact"], p["rejected_states_fact"]) for p in dropped.pairs] == [(True, True)]
+    assert dropped.stats["pairs_against_fact"] == 0 and dropped.stats["pairs_dropped_against_fact"] == 1

@@ -549,15 +549,16 @@ def test_alignment_variants_at_the_same_strong_call_budget_are_judged_on_held_ou
         tmp_path, tiny_lm, strong_knows_golds):
     mining = {"k": 2, "where": {"kind": "reasoning"}, "share": 1.0, "heldout_fraction": 0.34,
               "strong_call_budget": 12, "pair_target": 4}
-    d = recipe_dict(tiny_lm.path, tmp_path / "runs", mining=mining, ablations={"at_budget": ["rounds_2", "grpo"]},
+    d = recipe_dict(tiny_lm.path, tmp_path / "runs", mining=mining, ablations={"at_budget": ["rounds_2", "grpo", "drop_against_fact"]},
                     grpo={"max_steps": 4, "num_generations": 2, "per_device_train_batch_size": 2},
                     eval={"systems": ["weak_sft", "weak_aligned", "strong", "refine", "cowest"], "n_bootstrap": 50})
     run = run_mod.Run(load_recipe(write_recipe(tmp_path, d)))
     run.train_and_evaluate()
     rows = run.ablate()["at_budget"]
-    assert [r["variant"] for r in rows] == ["dpo, 1 round", "dpo, 2 rounds", "grpo (on-policy)"]
+    assert [r["variant"] for r in rows] == ["dpo, 1 round", "dpo, 2 rounds", "grpo (on-policy)",
+                                           "dpo, 1 round, drop_against_fact: true"]
     held = set(read_json(run.dir / "round_1/heldout.json"))
-    for r, sub in zip(rows[1:], ("at-budget-rounds_2", "at-budget-grpo")):
+    for r, sub in zip(rows[1:], ("at-budget-rounds_2", "at-budget-grpo", "at-budget-drop-against-fact")):
         sdir = run.dir / "ablations" / sub
         assert (sdir / "sft").resolve() == (run.dir / "sft").resolve()  # the same SFT model
         assert {p["question_id"] for p in read_jsonl(sdir / "eval_valid/predictions.jsonl")} == held
@@ -565,6 +566,8 @@ def test_alignment_variants_at_the_same_strong_call_budget_are_judged_on_held_ou
         assert r["valid_n"] == len(held) and "diff" in r["cowest_minus_refine"]
     two = read_json(run.dir / "ablations/at-budget-rounds_2/round_1/mine.manifest.json")
     assert two["inputs"]["mining"]["strong_call_budget"] == 6  # the budget split between the rounds
+    drop = read_json(run.dir / "ablations/at-budget-drop-against-fact/round_1/mine.manifest.json")
+    assert drop["inputs"]["mining"]["drop_against_fact"] is True and drop["inputs"]["mining"]["strong_call_budget"] == 12
     # requests, re-asks of unreadable answers included (the tiny strong model needs many): within twice the budget
     assert all(0 < r["strong_calls"] <= 2 * 12 for r in rows)
     from cowest.report import build_report

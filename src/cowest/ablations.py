@@ -142,7 +142,8 @@ def _search_dpo(run: Run, settings: list[dict]) -> list[dict]:
 
 def _at_budget(run: Run, variants: list[str]) -> list[dict]:
     """The run's alignment (one offline round) beside each variant at the same strong-call budget, on the held-out
-    mined questions only: offline DPO over N rounds (budget and pair target split between them), on-policy GRPO."""
+    mined questions only: offline DPO over N rounds (budget and pair target split between them), on-policy GRPO,
+    one round with `mining.drop_against_fact` switched."""
     m = run.recipe.mining
     if m.strong_call_budget is None or not m.heldout_fraction:
         raise RuntimeError("at_budget needs mining.strong_call_budget and mining.heldout_fraction > 0")
@@ -151,9 +152,15 @@ def _at_budget(run: Run, variants: list[str]) -> list[dict]:
         if variant == "grpo":
             child = _child(run, "at-budget-grpo", share=["sft"], rounds=1, alignment="grpo",
                            eval=_eval_systems(run, ["weak_sft", "strong", "refine", "cowest"]))
-            rounds = 1
+            rounds, label = 1, "grpo (on-policy)"
+        elif variant == "drop_against_fact":
+            child = _child(run, "at-budget-drop-against-fact", share=["sft"], rounds=1,
+                           mining=m.model_copy(update={"drop_against_fact": not m.drop_against_fact}),
+                           eval=_eval_systems(run, ["weak_sft", "strong", "refine", "cowest"]))
+            rounds, label = 1, f"dpo, 1 round, drop_against_fact: {str(not m.drop_against_fact).lower()}"
         else:
             rounds = int(variant.removeprefix("rounds_"))
+            label = f"dpo, {rounds} rounds"
             split = {"strong_call_budget": m.strong_call_budget // rounds,
                      "pair_target": m.pair_target // rounds if m.pair_target else None}
             child = _child(run, f"at-budget-{variant}", share=["sft"], rounds=rounds,
@@ -167,7 +174,7 @@ def _at_budget(run: Run, variants: list[str]) -> list[dict]:
             child.evaluate_valid()
         finally:
             child.release()
-        out.append(_budget_row(child, "grpo (on-policy)" if variant == "grpo" else f"dpo, {rounds} rounds"))
+        out.append(_budget_row(child, label))
     return out
 
 

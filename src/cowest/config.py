@@ -133,6 +133,10 @@ class MiningConfig(_Strict):
     pair_target: int | None = Field(None, ge=1)  # None: no target, mine every question
     strong_call_budget: int | None = Field(None, ge=1)  # strong (and judge) requests; None: no budget
     extra_drafts: int = Field(4, ge=0)  # drafts added to a question whose first drafts split (adaptive)
+    # Leave out a pair whose chosen draft omits its question's checkable fact and whose rejected draft states it (the
+    # strong model was right despite the chosen draft, as answers among few labels often are by chance): such pairs
+    # teach the weak model to drop facts. Off by default: mining counts them and warns when they are many.
+    drop_against_fact: bool = False
 
 
 class SftRecallConfig(_Strict):
@@ -210,8 +214,9 @@ class AblationConfig(_Strict):
     # `dpo:` block (an `alignment: kto` key switches the method); DPO from the SFT model on round 1's pairs.
     dpo_settings: list[dict[str, Any]] = Field(default_factory=list)
     # Alignment at the same strong-call budget (mining.strong_call_budget), judged on the held-out mined questions:
-    # offline DPO over 2 or 3 rounds (the budget split between them) and on-policy GRPO, beside the run's own one round.
-    at_budget: list[Literal["rounds_2", "rounds_3", "grpo"]] = Field(default_factory=list)
+    # offline DPO over 2 or 3 rounds (the budget split between them), on-policy GRPO and one round with
+    # mining.drop_against_fact switched, beside the run's own one round.
+    at_budget: list[Literal["rounds_2", "rounds_3", "grpo", "drop_against_fact"]] = Field(default_factory=list)
 
     @field_validator("pair_fractions")
     @classmethod

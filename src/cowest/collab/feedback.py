@@ -5,6 +5,8 @@ For each training question x with gold g (docs/method.md, stage 2):
   y_1..y_K ~ weak(x)             (temperature T)
   r_k = strong(x, y_k);          s_k = E(r_k, x, g);    delta_k = s_k - s0
   delta_k > 0: y_k is chosen, else rejected; pairs = chosen x rejected of the same x, capped per question.
+Each pair records whether its drafts state the question's fact (`collab.recall`); `mining.drop_against_fact` leaves
+out those whose chosen draft omits the fact its rejected draft states.
 
 `mine` does exactly that for every draft of every question (`mining.strategy: exhaustive`); `collab.adaptive`
 spends the strong calls where pairs are. Both record each question with `record_question`.
@@ -22,6 +24,7 @@ from ..tasks.base import Example
 from .evaluators import Evaluator
 from .mining_stats import MiningResult, mining_stats
 from .pipeline import Answered, Collaborator
+from .recall import states_fact
 
 
 def select_pairs(
@@ -87,7 +90,8 @@ def record_question(res: MiningResult, collab: Collaborator, ex: Example, alone:
                     drafts: Sequence[Completion], refined: dict[int, Answered], scores: dict[int, float],
                     cfg: MiningConfig, seed: int, round_: int) -> None:
     """Add one question's rows to `res`: its drafts, the strong answers, each scored draft's delta and label, and
-    its pairs (drafts that show the strong model the same text never pair: their score gap is noise)."""
+    its pairs (drafts that show the strong model the same text never pair: their score gap is noise; with
+    `mining.drop_against_fact`, nor do a chosen draft that omits the question's fact and a rejected one that states it)."""
     res.scores.append(dict(question_id=ex.id, k=None, score=s0, delta=0.0, label="strong_alone"))
     res.refinements.append(_answer_row(ex.id, None, alone))
     for j, c in enumerate(drafts):
@@ -102,13 +106,19 @@ def record_question(res: MiningResult, collab: Collaborator, ex: Example, alone:
     prompt = collab.prompter.draft_prompt(ex)
     shown = collab.prompter.shown_draft
     texts = [drafts[j].text for j in scored]
+    facts = [states_fact(shown(t), ex) for t in texts]  # None: the question has no checkable fact
     seen: set[tuple[str, str]] = set()
+    dropped: set[tuple[str, str]] = set()
     for c, r in select_pairs([scores[j] for j in scored], [scores[j] - s0 for j in scored], cfg.mode,
                              len(scored) ** 2, rng):
         if shown(texts[c]) == shown(texts[r]) or (texts[c], texts[r]) in seen:
             continue  # the same shown text (a score gap that is noise), or a pair already taken
         if len(seen) == cfg.max_pairs_per_question:
             break
+        if cfg.drop_against_fact and facts[c] is False and facts[r] is True:
+            res.dropped_against_fact += (texts[c], texts[r]) not in dropped
+            dropped.add((texts[c], texts[r]))
+            continue
         seen.add((texts[c], texts[r]))
         res.pairs.append(dict(
             prompt=prompt,
@@ -117,7 +127,8 @@ def record_question(res: MiningResult, collab: Collaborator, ex: Example, alone:
             question_id=ex.id,
             chosen_score=scores[scored[c]], rejected_score=scores[scored[r]],
             chosen_delta=scores[scored[c]] - s0, rejected_delta=scores[scored[r]] - s0,
-            baseline_score=s0, round=round_, weak_model=getattr(collab.weak, "identity", "?"),
+            baseline_score=s0, chosen_states_fact=facts[c], rejected_states_fact=facts[r],
+            round=round_, weak_model=getattr(collab.weak, "identity", "?"),
             strong_model=collab.strong.identity,
         ))
 

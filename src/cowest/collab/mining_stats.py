@@ -18,6 +18,7 @@ class MiningResult:
     scores: list[dict] = field(default_factory=list)
     pairs: list[dict] = field(default_factory=list)
     stats: dict = field(default_factory=dict)
+    dropped_against_fact: int = 0  # pairs left out by `mining.drop_against_fact`
 
 
 def heldout_questions(question_ids: Sequence[str], fraction: float, seed: int) -> list[str]:
@@ -54,4 +55,13 @@ def mining_stats(res: MiningResult, n_questions: int, k: int) -> dict:
         strong_alone_truncated=fmean(r.get("truncated", False) for r in alone) if alone else 0.0,
         refined_truncated=fmean(r.get("truncated", False) for r in refined) if refined else 0.0,
         drafts_truncated=fmean(d.get("truncated", False) for d in res.drafts) if res.drafts else 0.0,
+        **fact_split(res),
     )
+
+
+def fact_split(res: MiningResult) -> dict:
+    """Pairs whose drafts differ on their question's fact: chosen states it (for) or rejected does (against)."""
+    facts = [(p.get("chosen_states_fact"), p.get("rejected_states_fact")) for p in res.pairs]
+    return dict(pairs_for_fact=sum(c is True and r is False for c, r in facts),
+                pairs_against_fact=sum(c is False and r is True for c, r in facts),
+                pairs_dropped_against_fact=res.dropped_against_fact)

@@ -24,6 +24,10 @@ def stage_outcome(name: str, counts: Mapping) -> str:
         if "strong_requests" in c:
             parts.append(f"{c['strong_requests']} strong requests, {c.get('pairs_per_100_requests', 0):.1f} pairs "
                          f"per 100")
+        if "pairs_against_fact" in c:  # runs from before the count have none
+            dropped = c.get("pairs_dropped_against_fact")
+            parts.append(f"drafts split on the fact: {c.get('pairs_for_fact')} pairs for it, "
+                         f"{c['pairs_against_fact']} against" + (f" ({dropped} more dropped)" if dropped else ""))
         return "; ".join([*parts, f"evaluator {c.get('evaluator', 'rule')}"])
     if name.endswith("/dpo"):
         if c.get("skipped"):
