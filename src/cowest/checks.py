@@ -110,8 +110,10 @@ def mining_warnings(stats: Mapping, round_: int, recipe: Recipe) -> list[StageWa
         out.append(_warn("pairs_against_fact", (
             f"round {round_} mining: {_share(against, split)} of the pairs whose drafts differ on their question's "
             "fact prefer the draft that omits it: the strong model was right despite the chosen draft (answers "
-            "among few labels often are by chance), and DPO on such pairs teaches the weak model to drop facts; "
-            "set mining.drop_against_fact: true to leave them out")))
+            "among few labels often are by chance), so the feedback rewards luck about as often as facts and DPO "
+            "on such pairs can teach the weak model to drop facts; mining.drop_against_fact: true leaves them out "
+            "(fewer pairs remain): compare both on the held-out questions with ablations.at_budget: "
+            "[drop_against_fact]")))
     n = int(stats.get("drafts_sampled", stats.get("drafts", 0)))
     if cut := round(n * stats.get("drafts_truncated", 0.0)):
         out.append(_cut(f"round {round_} mining", cut, n, recipe.collab.draft_max_tokens))
