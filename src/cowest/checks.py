@@ -21,8 +21,9 @@ log = logging.getLogger(__name__)
 MIN_PAIRS = ChecksConfig().min_pairs  # fewer training pairs than this cannot move the weak model measurably
 IDENTICAL_SHARE = 0.9  # aligned drafts identical to the SFT drafts at least this often: alignment changed nothing
 # Pairs that split on their question's fact and prefer the draft without it, at least this share of them (and at
-# least AGAINST_FACT_MIN pairs): the feedback rewarded luck more than facts. Measured share: the formulary 0-6%,
-# rail fares 4-5%, where alignment helped; travel policy 42-47% (2-label answers), where DPO's margin stayed flat.
+# least AGAINST_FACT_MIN pairs): the feedback rewarded luck about as often as facts. Measured share: the formulary
+# 0-6% (where alignment helped), rail fares 4-5%; travel policy 40-47% (2-label answers; DPO's margin flat on all
+# three seeds).
 AGAINST_FACT_SHARE = 0.25
 AGAINST_FACT_MIN = 4
 STOP = ("sft_recall_floor",)  # a stage that failed at its job: nothing after it can be useful
