@@ -82,6 +82,13 @@ def test_dpo_margin_not_above_zero_on_held_out_pairs_else_in_training():
     assert w["code"] == "flat_margin" and "0.0000 on the held-out pairs" in w["message"]
     assert "dpo.learning_rate (5e-05)" in w["message"] and "dpo.num_train_epochs (the default)" in w["message"]
     assert dpo_warnings({"heldout": held[:1], "final_margin": -0.5}, 1, r) == []  # the held-out figure decides
+    # where mining's pairs reward luck, more training is not the advice
+    luck = {"pairs_for_fact": 12, "pairs_against_fact": 8}  # travel policy seed 2's mining
+    (w,) = dpo_warnings({"heldout": held, "final_margin": 0.5}, 1, r, luck)
+    assert "8 of 20 (40.0%)" in w["message"] and "pairs_against_fact" in w["message"]
+    assert "dpo.learning_rate" not in w["message"]
+    (w,) = dpo_warnings({"heldout": held, "final_margin": 0.5}, 1, r, {"pairs_for_fact": 54, "pairs_against_fact": 2})
+    assert "dpo.learning_rate (5e-05)" in w["message"]
     (w,) = dpo_warnings({"heldout": [], "final_margin": -0.01}, 2, r)
     assert "round 2 DPO" in w["message"] and "in training (last step; no held-out pairs)" in w["message"]
     assert dpo_warnings({"heldout": [], "final_margin": None}, 1, r) == []

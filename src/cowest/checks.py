@@ -105,11 +105,9 @@ def mining_warnings(stats: Mapping, round_: int, recipe: Recipe) -> list[StageWa
             f"{minimum}), so alignment is skipped and CoWest repeats refinement; {'; '.join(tips)}")))
     if stats.get("judge_rejected"):
         out.append(_warn("judge_rejected", f"round {round_} mining: {stats['evaluator_reason']}"))
-    against, split = int(stats.get("pairs_against_fact", 0)), int(stats.get("pairs_for_fact", 0))
-    split += against
-    if against >= AGAINST_FACT_MIN and against >= AGAINST_FACT_SHARE * split:
+    if luck := _against_fact(stats):
         out.append(_warn("pairs_against_fact", (
-            f"round {round_} mining: {_share(against, split)} of the pairs whose drafts differ on their question's "
+            f"round {round_} mining: {luck} of the pairs whose drafts differ on their question's "
             "fact prefer the draft that omits it: the strong model was right despite the chosen draft (answers "
             "among few labels often are by chance), so the feedback rewards luck about as often as facts and DPO "
             "on such pairs can teach the weak model to drop facts; mining.drop_against_fact: true leaves them out "
@@ -121,9 +119,16 @@ def mining_warnings(stats: Mapping, round_: int, recipe: Recipe) -> list[StageWa
     return out
 
 
-def dpo_warnings(counts: Mapping, round_: int, recipe: Recipe) -> list[StageWarning]:
+def _against_fact(stats: Mapping) -> str | None:
+    """'N of M (P%)' when enough of mining's fact-split pairs prefer the draft without the fact, else None."""
+    against = int(stats.get("pairs_against_fact", 0))
+    split = against + int(stats.get("pairs_for_fact", 0))
+    return _share(against, split) if against >= AGAINST_FACT_MIN and against >= AGAINST_FACT_SHARE * split else None
+
+
+def dpo_warnings(counts: Mapping, round_: int, recipe: Recipe, mined: Mapping | None = None) -> list[StageWarning]:
     """Alignment skipped for too few pairs; a reward margin that is not above zero (held-out last epoch, else the last
-    training step)."""
+    training step), whose advice looks at the round's mining statistics `mined` first."""
     if counts.get("skipped"):
         return [_warn("alignment_skipped", (
             f"round {round_} alignment skipped: {counts.get('pairs', 0)} training pair(s), fewer than "
@@ -134,11 +139,17 @@ def dpo_warnings(counts: Mapping, round_: int, recipe: Recipe) -> list[StageWarn
     if margin is None or margin > 0:
         return []
     where = "on the held-out pairs (last epoch)" if held else "in training (last step; no held-out pairs)"
+    head = (f"round {round_} DPO: reward margin {margin:.4f} {where} is not above zero, so the aligned model does not "
+            "prefer the chosen drafts")
+    if luck := _against_fact(mined or {}):
+        return [_warn("flat_margin", (
+            f"{head}; the pairs may hold no signal to learn: in {luck} of those whose drafts differ on the fact the "
+            "chosen draft omits it (the mining warning pairs_against_fact), which a higher learning rate or more "
+            "epochs cannot mend"))]
     lr = recipe.dpo.get("learning_rate", "the default")
     epochs = recipe.dpo.get("num_train_epochs", "the default")
     return [_warn("flat_margin", (
-        f"round {round_} DPO: reward margin {margin:.4f} {where} is not above zero, so the aligned model does not "
-        f"prefer the chosen drafts; check that chosen and rejected drafts differ (round_{round_}/pairs.jsonl), or "
+        f"{head}; check that chosen and rejected drafts differ (round_{round_}/pairs.jsonl), or "
         f"raise dpo.learning_rate ({lr}) or dpo.num_train_epochs ({epochs})"))]
 
 

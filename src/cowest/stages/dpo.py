@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .. import checks
 from ..context import RunContext
-from ..io import adapter_hash, read_jsonl, write_json, write_jsonl
+from ..io import adapter_hash, read_json, read_jsonl, write_json, write_jsonl
 from ..ledger import file_hashes, round_decls
 
 
@@ -43,7 +43,8 @@ def run_dpo(ctx: RunContext, round_: int) -> dict:
                        for s in steps if "eval_rewards/margins" in s]
         counts = dict(pairs=len(rows), steps=len(margins), final_margin=margins[-1] if margins else None,
                       heldout=held_epochs, adapter_hash=adapter_hash(adapter))
-        return {**counts, "warnings": checks.report(checks.dpo_warnings(counts, round_, r))}
+        mined = read_json(out.mining_stats) if out.mining_stats.exists() else {}
+        return {**counts, "warnings": checks.report(checks.dpo_warnings(counts, round_, r, mined))}
 
     return ctx.ledger.run(decl.name, inputs, run)
 
