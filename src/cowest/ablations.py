@@ -68,6 +68,11 @@ def _eval_systems(run: Run, systems: list[str]) -> EvalConfig:
     return run.recipe.eval.model_copy(update={"systems": systems})
 
 
+def _valid_eval(run: Run) -> EvalConfig:
+    """An alignment variant's evaluation on the held-out mined questions: what its CoWest row is judged against."""
+    return _eval_systems(run, ["weak_sft", "strong", "refine", "cowest"])
+
+
 def _ablate_format(run: Run, fmt: str) -> dict:
     """SFT, mining, DPO and evaluation with another draft format: refinement (unaligned) vs CoWest (aligned)."""
     res = _read_results(run.layout)
@@ -122,7 +127,7 @@ def _search_dpo(run: Run, settings: list[dict]) -> list[dict]:
         else:
             child = _child(run, f"dpo-{i}", share=["sft"], rounds=1, alignment=alignment,
                            dpo={**run.recipe.dpo, **setting},
-                           eval=_eval_systems(run, ["weak_sft", "strong", "refine", "cowest"]))
+                           eval=_valid_eval(run))
             dest = child.layout.round(1)
             for mined, copy in ((src.pairs, dest.pairs), (src.pairs_heldout, dest.pairs_heldout),
                                 (src.heldout, dest.heldout)):
@@ -151,12 +156,12 @@ def _at_budget(run: Run, variants: list[str]) -> list[dict]:
     for variant in variants:
         if variant == "grpo":
             child = _child(run, "at-budget-grpo", share=["sft"], rounds=1, alignment="grpo",
-                           eval=_eval_systems(run, ["weak_sft", "strong", "refine", "cowest"]))
+                           eval=_valid_eval(run))
             rounds, label = 1, "grpo (on-policy)"
         elif variant == "drop_against_fact":
             child = _child(run, "at-budget-drop-against-fact", share=["sft"], rounds=1,
                            mining=m.model_copy(update={"drop_against_fact": not m.drop_against_fact}),
-                           eval=_eval_systems(run, ["weak_sft", "strong", "refine", "cowest"]))
+                           eval=_valid_eval(run))
             rounds, label = 1, f"dpo, 1 round, drop_against_fact: {str(not m.drop_against_fact).lower()}"
         else:
             rounds = int(variant.removeprefix("rounds_"))
@@ -165,7 +170,7 @@ def _at_budget(run: Run, variants: list[str]) -> list[dict]:
                      "pair_target": m.pair_target // rounds if m.pair_target else None}
             child = _child(run, f"at-budget-{variant}", share=["sft"], rounds=rounds,
                            mining=m.model_copy(update=split),
-                           eval=_eval_systems(run, ["weak_sft", "strong", "refine", "cowest"]))
+                           eval=_valid_eval(run))
         try:
             for k in range(1, rounds + 1):
                 if child.recipe.alignment != "grpo":

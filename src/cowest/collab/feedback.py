@@ -116,7 +116,6 @@ def record_question(res: MiningResult, collab: Collaborator, ex: Example, alone:
         if len(seen) == cfg.max_pairs_per_question:
             break
         if cfg.drop_against_fact and facts[c] is False and facts[r] is True:
-            res.dropped_against_fact += (texts[c], texts[r]) not in dropped
             dropped.add((texts[c], texts[r]))
             continue
         seen.add((texts[c], texts[r]))
@@ -131,6 +130,7 @@ def record_question(res: MiningResult, collab: Collaborator, ex: Example, alone:
             round=round_, weak_model=getattr(collab.weak, "identity", "?"),
             strong_model=collab.strong.identity,
         ))
+    res.dropped_against_fact += len(dropped)
 
 
 def _answer_row(question_id: str, k: int | None, a: Answered) -> dict:
