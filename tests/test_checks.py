@@ -59,6 +59,18 @@ def test_mining_drafts_cut_by_the_cap_say_count_share_and_cap():
     assert w["code"] == "drafts_cut" and "12 of 192 (6.2%)" in w["message"] and "draft_max_tokens (48)" in w["message"]
 
 
+def test_drafts_cut_only_in_a_hidden_section_are_not_reported_where_the_strong_model_reads_some_sections():
+    # rail fares: 60% of drafts stopped in the hidden Answer line, after a whole Background
+    r = recipe(collab={"draft_max_tokens": 56, "draft_sections": ["Background"]})
+    stats = {"train_pairs": 40, "drafts": 188, "drafts_truncated": 112 / 188, "drafts_cut_shown": 0.0}
+    assert mining_warnings(stats, 1, r) == []
+    (w,) = mining_warnings({**stats, "drafts_cut_shown": 4 / 188}, 1, r)
+    assert "4 of 188" in w["message"] and "inside Background (collab.draft_sections)" in w["message"]
+    # mining stats stored before the count existed: every cut draft, as they were reported
+    (w,) = mining_warnings({k: v for k, v in stats.items() if k != "drafts_cut_shown"}, 1, r)
+    assert "112 of 188" in w["message"] and "possibly mid-answer" in w["message"]
+
+
 def test_a_rejected_judge_is_reported_by_mining():
     stats = {"train_pairs": 40, "judge_rejected": True, "evaluator_reason": "the judge told gold from wrong: AUC 0.67"}
     (w,) = mining_warnings(stats, 1, recipe())
@@ -181,6 +193,13 @@ def test_eval_drafts_cut_per_variant():
                                                                         "changed_vs_sft": 0.5}}
     (w,) = eval_warnings({"drafts": drafts}, "eval", 48)
     assert w["code"] == "drafts_cut" and w["message"].startswith("eval, sft drafts: 3 of 40 (7.5%) weak drafts")
+
+
+def test_eval_drafts_cut_counts_only_cuts_inside_the_shown_sections_where_they_are_set():
+    drafts = {"sft": {"n": 33, "truncated_share": 22 / 33, "shown_cut_share": 0.0},
+              "aligned": {"n": 33, "truncated_share": 21 / 33, "shown_cut_share": 2 / 33, "changed_vs_sft": 0.5}}
+    (w,) = eval_warnings({"drafts": drafts}, "eval", 56, ["Background"])
+    assert w["message"].startswith("eval, aligned drafts: 2 of 33 (6.1%)") and "inside Background" in w["message"]
 
 
 def test_report_logs_and_stage_warnings_reads_manifests(caplog):

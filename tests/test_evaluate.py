@@ -148,3 +148,19 @@ def test_comparisons_name_their_metric_and_small_p_values():
            "comparisons": {"a - b": {"diff": 0.1, "lo": 0.0, "hi": 0.2, "p_value": 0.2}}}
     assert comparison_rows(old)[1][0][0] == "a - b (accuracy)"
     assert comparison_rows(old)[0][3] == "p (one-sided, bootstrap share)"  # what such a file's p is
+
+
+def test_draft_diagnostics_count_cuts_inside_the_shown_sections_apart_from_cuts_in_hidden_ones():
+    examples = [Example(id=str(i), question=f"Q{i}?", options=["yes", "no"], gold="A") for i in range(4)]
+    # drafts 0-1 stop in their hidden Answer line, draft 2 inside its Background, draft 3 is whole
+    drafts = ["Background: yes.\nAnswer: A...", "Background: yes.\nAnswer: ...", "Background: the ans...",
+              "Background: yes.\nAnswer: A"]
+    weak = _CappedBackend(lambda c, i, s: drafts[int(c[-1]["content"].split("Question: Q")[1][0])])
+    strong = ScriptedBackend(lambda c, i, s: "Final answer: A")
+    shown = Collaborator(None, strong, Prompter(MultipleChoice(), "knowledge", draft_sections=["Background"]),
+                         CollabConfig())
+    _, res = evaluate(examples, get_systems(["weak_sft", "refine"]), lambda v: weak, shown, EvalConfig(n_bootstrap=50))
+    assert res.drafts["sft"].truncated_share == 0.75 and res.drafts["sft"].shown_cut_share == 0.25
+    whole = Collaborator(None, strong, Prompter(MultipleChoice(), "knowledge"), CollabConfig())
+    _, res = evaluate(examples, get_systems(["weak_sft", "refine"]), lambda v: weak, whole, EvalConfig(n_bootstrap=50))
+    assert res.drafts["sft"].truncated_share == 0.75 and res.drafts["sft"].shown_cut_share is None

@@ -6,6 +6,7 @@ import pytest
 from fakes import ScriptedBackend
 
 from cowest.collab import Collaborator, JudgeEvaluator, Prompter, RuleEvaluator, mine, parse_judge_score, select_pairs
+from cowest.collab.prompter import cut_in_shown
 from cowest.config import CollabConfig, MiningConfig
 from cowest.tasks.base import Example
 from cowest.tasks.types import MultipleChoice
@@ -126,6 +127,22 @@ def test_drafts_cut_by_the_token_cap_are_marked_and_counted():
     assert all(d["truncated"] for d in res.drafts) and res.stats["drafts_truncated"] == 1.0
     res, _ = run_mining()
     assert not any(d["truncated"] for d in res.drafts) and res.stats["drafts_truncated"] == 0.0
+
+
+def test_only_drafts_cut_inside_the_shown_sections_count_as_cut_for_the_strong_model():
+    assert cut_in_shown("Background: a fact.\nAnswer: 13:5", ["Background"]) is False  # the hidden answer was cut
+    assert cut_in_shown("Background: a fact that goes on and", ["Background"]) is True
+    assert cut_in_shown("no sections at all", ["Background"]) is True  # the whole draft is shown
+    assert cut_in_shown("Background: a fact.\nAnswer: 13:5", None) is True  # whole drafts are shown
+
+    def weak(conv, i, sampling):  # the second sample's cap falls in its hidden Background, the others' in Answer
+        return f"Answer: {'ABC'[i]}\nBackground: letters and" if i == 1 else f"Background: letters.\nAnswer: {'ABC'[i]}"
+
+    prompter = Prompter(MultipleChoice(), "knowledge", draft_sections=["Answer"])
+    collab = Collaborator(ScriptedBackend(weak, "weak", finish_reason="length"), ScriptedBackend(strong_script, "strong"),
+                          prompter, CollabConfig())
+    res = mine(EXAMPLES, collab, RuleEvaluator(prompter), MiningConfig(k=3), seed=0)
+    assert res.stats["drafts_truncated"] == 1.0 and res.stats["drafts_cut_shown"] == pytest.approx(2 / 3)
 
 
 # ---- adaptive mining: the strong calls go where pairs are

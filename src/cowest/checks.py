@@ -114,8 +114,9 @@ def mining_warnings(stats: Mapping, round_: int, recipe: Recipe) -> list[StageWa
             "(fewer pairs remain): compare both on the held-out questions with ablations.at_budget: "
             "[drop_against_fact]")))
     n = int(stats.get("drafts_sampled", stats.get("drafts", 0)))
-    if cut := round(n * stats.get("drafts_truncated", 0.0)):
-        out.append(_cut(f"round {round_} mining", cut, n, recipe.collab.draft_max_tokens))
+    sections = recipe.collab.draft_sections if "drafts_cut_shown" in stats else None
+    if cut := round(n * stats.get("drafts_cut_shown", stats.get("drafts_truncated", 0.0))):
+        out.append(_cut(f"round {round_} mining", cut, n, recipe.collab.draft_max_tokens, sections))
     return out
 
 
@@ -153,8 +154,10 @@ def dpo_warnings(counts: Mapping, round_: int, recipe: Recipe, mined: Mapping | 
         f"raise dpo.learning_rate ({lr}) or dpo.num_train_epochs ({epochs})"))]
 
 
-def eval_warnings(results: EvalResults | Mapping, name: str, draft_max_tokens: int) -> list[StageWarning]:
-    """Aligned drafts that are (nearly) the SFT drafts, and drafts cut by the draft token cap."""
+def eval_warnings(results: EvalResults | Mapping, name: str, draft_max_tokens: int,
+                  sections: Sequence[str] | None = None) -> list[StageWarning]:
+    """Aligned drafts that are (nearly) the SFT drafts, and drafts cut by the draft token cap (with
+    `collab.draft_sections`, only those cut inside the sections the strong model reads)."""
     same, cut = [], []
     for variant, d in EvalResults.of(results).drafts.items():
         n = d.n
@@ -165,8 +168,9 @@ def eval_warnings(results: EvalResults | Mapping, name: str, draft_max_tokens: i
                 same.append(_warn("identical_drafts", (
                     f"{name}: {_share(k, n)} {variant} drafts are identical to the SFT drafts, so alignment "
                     "changed (almost) nothing and CoWest can only repeat refinement")))
-        if k := round(n * d.truncated_share):
-            cut.append(_cut(f"{name}, {variant} drafts", k, n, draft_max_tokens))
+        shown = sections if d.shown_cut_share is not None else None
+        if k := round(n * (d.truncated_share if shown is None else d.shown_cut_share)):
+            cut.append(_cut(f"{name}, {variant} drafts", k, n, draft_max_tokens, shown))
     return same + cut
 
 
@@ -194,9 +198,11 @@ def shown_draft_warnings(predictions: Iterable[Mapping], sections: Sequence[str]
         "alignment changed nothing the strong model reads and CoWest can only repeat refinement"))]
 
 
-def _cut(where: str, cut: int, n: int, cap: int) -> StageWarning:
+def _cut(where: str, cut: int, n: int, cap: int, sections: Sequence[str] | None = None) -> StageWarning:
+    inside = (f"inside {', '.join(sections)} (collab.draft_sections), the part the strong model reads"
+              if sections else "possibly mid-answer")
     return _warn("drafts_cut", (
-        f"{where}: {_share(cut, n)} weak drafts stopped at collab.draft_max_tokens ({cap}), possibly mid-answer; "
+        f"{where}: {_share(cut, n)} weak drafts stopped at collab.draft_max_tokens ({cap}), {inside}; "
         "raise it or shorten the draft targets"))
 
 

@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 from .collab.baselines import BM25Retriever, weak_predictions
 from .collab.overlap import Gathered, Later
 from .collab.pipeline import Collaborator
-from .collab.prompter import draft_answer_section
+from .collab.prompter import cut_in_shown, draft_answer_section
 from .collab.recall import states_fact, states_gold
 from .config import EvalConfig
 from .models.base import Backend, Usage
@@ -26,6 +26,7 @@ class Outputs:
 
     drafts: dict[str, list[str]] = field(default_factory=dict)
     cut: dict[str, list[bool]] = field(default_factory=dict)  # drafts that hit draft_max_tokens
+    cut_shown: dict[str, list[bool]] = field(default_factory=dict)  # ... inside collab.draft_sections, where set
     draft_s: dict[str, float] = field(default_factory=dict)  # seconds to load the weak model and draft
     draft_calls: dict[str, Usage] = field(default_factory=dict)  # model calls and cache hits of each variant's drafts
     shown: dict[str, list[str | None]] = field(default_factory=dict)  # what each system was shown besides the question
@@ -91,6 +92,9 @@ def draft_variant(out: Outputs, variant: str, examples: Sequence[Example], syste
         completions = [c[0] for c in sampled]
         out.drafts[variant] = [c.text for c in completions]
         out.cut[variant] = [c.finish_reason == "length" for c in completions]
+        if sections := collab.prompter.draft_sections:
+            out.cut_shown[variant] = [cut and cut_in_shown(c.text, sections)
+                                      for cut, c in zip(out.cut[variant], completions)]
         for s in systems:
             if s.variant == variant and s.kind in ("weak", "collab"):
                 out.shown[s.name] = list(out.drafts[variant])
@@ -144,7 +148,7 @@ def score(out: Outputs, answered: dict[str, list], examples: Sequence[Example], 
             entry.draft_states_gold = fmean(states_gold(d, e) for d, e in zip(out.drafts[s.variant], examples))
         per_example[s.name] = scores
     results.comparisons = compare(per_example, systems, cfg, seed, best_single)
-    results.drafts = draft_diagnostics(out.drafts, out.cut, per_example, systems, examples)
+    results.drafts = draft_diagnostics(out.drafts, out.cut, per_example, systems, examples, out.cut_shown)
     return rows, results
 
 
@@ -172,6 +176,7 @@ def draft_diagnostics(
     per_example: dict[str, list[float]],
     systems: Sequence[System],
     examples: Sequence[Example],
+    cut_shown: dict[str, list[bool]] | None = None,
 ) -> dict[str, DraftDiagnostics]:
     """Per weak variant: how often its drafts state the fact and the gold, length, cut-off share, change vs the SFT
     drafts, and how often refining them helped or hurt against the strong model alone."""
@@ -183,6 +188,8 @@ def draft_diagnostics(
             mean_chars=fmean(len(t) for t in texts) if texts else 0.0,
             truncated_share=fmean(cut[variant]) if texts else 0.0,
         )
+        if cut_shown and variant in cut_shown:
+            d.shown_cut_share = fmean(cut_shown[variant]) if texts else 0.0
         stated = [x for t, e in zip(texts, examples) if (x := states_fact(t, e)) is not None]
         if stated and len(stated) >= len(texts) / 2:  # over the questions with a fact to check, if most have one
             d.states_fact = fmean(stated)

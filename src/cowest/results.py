@@ -18,7 +18,8 @@ ablations, `cowest serve` (through the validation's choice) and `cowest publish`
   permutation" else; files without it hold the share of bootstrap resamples <= 0, which tests no null),
   `best_single` (B is the fixed best single model).
 - `drafts`: weak variant -> draft diagnostics: `n`, `states_gold`, `mean_chars`, `truncated_share` and, when
-  known, `states_fact`, `changed_vs_sft`, `helped`, `hurt` (fractions).
+  known, `states_fact`, `changed_vs_sft`, `helped`, `hurt` and, with `collab.draft_sections`, `shown_cut_share`
+  (the share cut inside those sections) (fractions).
 - `alignment_skipped` (optional): the rounds whose alignment was skipped (too few pairs).
 - `best_single` (test split only): the single model to beat, `{system, rule, detail}` (`best_single()`).
 
@@ -113,6 +114,8 @@ class DraftDiagnostics(_Part):
     states_gold: float = Field(0.0, description="share of drafts that state the gold answer's text")
     mean_chars: float = 0.0
     truncated_share: float = Field(0.0, description="share of drafts cut at collab.draft_max_tokens")
+    shown_cut_share: float | None = Field(
+        None, description="share cut inside collab.draft_sections, what the strong model reads (None: it reads all)")
     states_fact: float | None = Field(None, description="share stating the question's fact, where most have one")
     changed_vs_sft: float | None = Field(None, description="share that differ from the SFT model's drafts")
     helped: float | None = Field(None, description="share whose refinement beat the strong model alone")

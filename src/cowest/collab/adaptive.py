@@ -89,7 +89,7 @@ def mine_adaptive(examples: Sequence[Example], collab: Collaborator, evaluator: 
     if stopped_by == "exhausted" and cfg.pair_target is not None and train_pairs >= cfg.pair_target:
         stopped_by = "pair_target"
     _record_unsent(res, examples, drafts, set(sent))
-    res.stats = mining_stats(res, len(sent), cfg.k)
+    res.stats = mining_stats(res, len(sent), cfg.k, collab.prompter.draft_sections)
     res.stats.update(candidates=len(examples), questions_identical_drafts=len(examples) - len(todo),
                      questions_alone_right=alone_right, waves=waves, stopped_by=stopped_by, strong_requests=used(),
                      pairs_per_100_requests=100 * len(res.pairs) / used() if used() else 0.0)

@@ -75,7 +75,7 @@ def mine(
         span = range(qi * k, (qi + 1) * k)
         record_question(res, collab, ex, alone[qi], s0[qi], sampled[qi], {j: refined[i] for j, i in enumerate(span)},
                         {j: sk[i] for j, i in enumerate(span)}, cfg, seed, round_)
-    res.stats = mining_stats(res, len(examples), k)
+    res.stats = mining_stats(res, len(examples), k, collab.prompter.draft_sections)
     used = requests(alone) + requests(refined) + getattr(evaluator, "requests", 0)
     res.stats.update(strong_requests=used, pairs_per_100_requests=100 * len(res.pairs) / used if used else 0.0)
     return res

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from statistics import fmean
 from typing import Sequence
 
+from .prompter import cut_in_shown
+
 
 @dataclass
 class MiningResult:
@@ -30,8 +32,9 @@ def heldout_questions(question_ids: Sequence[str], fraction: float, seed: int) -
     return [q for q in question_ids if q in picked]
 
 
-def mining_stats(res: MiningResult, n_questions: int, k: int) -> dict:
-    """Questions mined, share with a pair, pairs, mean delta, share of drafts that helped or hurt."""
+def mining_stats(res: MiningResult, n_questions: int, k: int, sections: Sequence[str] | None = None) -> dict:
+    """Questions mined, share with a pair, pairs, mean delta, share of drafts that helped or hurt; with
+    `collab.draft_sections`, also the share of drafts cut inside them (`drafts_cut_shown`)."""
     draft_scores = [s for s in res.scores if s["k"] is not None]
     deltas = [s["delta"] for s in draft_scores]
     with_pair = {p["question_id"] for p in res.pairs}
@@ -56,6 +59,8 @@ def mining_stats(res: MiningResult, n_questions: int, k: int) -> dict:
         refined_truncated=fmean(r.get("truncated", False) for r in refined) if refined else 0.0,
         drafts_truncated=fmean(d.get("truncated", False) for d in res.drafts) if res.drafts else 0.0,
         **fact_split(res),
+        **({"drafts_cut_shown": fmean(bool(d.get("truncated")) and cut_in_shown(d["draft"], sections)
+                                      for d in res.drafts) if res.drafts else 0.0} if sections else {}),
     )
 
 

@@ -113,6 +113,17 @@ def select_sections(draft: str, sections: Sequence[str]) -> str:
     return "\n".join(kept) if kept else draft.strip()
 
 
+def cut_in_shown(draft: str, sections: Sequence[str] | None) -> bool:
+    """Whether a draft that stopped at the token cap lost part of what the strong model reads: with `sections`, only
+    when no line follows its last shown one (a cut in a later, hidden section costs the strong model nothing)."""
+    if not sections:
+        return True
+    wanted = tuple(f"{s.lower()}:" for s in sections)
+    lines = [ln.strip().lower() for ln in draft.splitlines() if ln.strip()]
+    last = max((i for i, ln in enumerate(lines) if ln.startswith(wanted)), default=None)
+    return last is None or last == len(lines) - 1
+
+
 def draft_answer_section(draft: str) -> str:
     """The draft's last 'Answer:' line (weak-alone prediction text)."""
     lines = [ln for ln in draft.splitlines() if ln.strip().lower().startswith("answer")]

@@ -145,7 +145,7 @@ def comparison_rows(results: Results) -> Table:
 DRAFT_COLUMNS = {"states_fact": "states the fact %", "states_gold": "states the gold %",
                  "helped": "refined: helped vs strong alone %", "hurt": "refined: hurt vs strong alone %",
                  "changed_vs_sft": "differs from SFT draft %", "truncated_share": "cut at token cap %",
-                 "mean_chars": "mean length (chars)"}
+                 "shown_cut_share": "cut inside the shown sections %", "mean_chars": "mean length (chars)"}
 
 
 def draft_rows(results: Results) -> Table:
