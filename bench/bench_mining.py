@@ -5,11 +5,17 @@ each of its K sampled drafts (`mining.strategy: exhaustive`). Adaptive mining (`
 skips questions whose drafts all show the strong model the same text, skips the drafts of questions the strong model
 already answers perfectly, refines each distinct shown draft at most once and only while its question may still give
 a pair, and adds drafts where a question splits. Each way runs with its own empty call cache, so every strong call it
-asks for is made; no pair target or budget stops either. A third row is adaptive mining as a run does it, stopped by
-the recipe's `pair_target` and `strong_call_budget`: it reads the second row's cache, and its calls are its requests
-(adaptive mining never sends one prompt twice, so on an empty cache it would make each of them).
-Usage: python bench/bench_mining.py RUN_DIR [--questions N] [--out FILE.json]   (RUN_DIR: a run with an SFT model;
-N: the first N mining questions, all of them by default)
+asks for is made; no pair target or budget stops either. Adaptive mining runs twice: asking the strong model alone
+first for every question (`mining.alone: first`, as it did before `auto`), and as a run does by default
+(`mining.alone: auto`: first for the first wave, then only where a question's refinements differ, when that wave
+says it costs fewer calls). A last row is the default as a run does it, stopped by the recipe's `pair_target` and
+`strong_call_budget`. Rows after the first adaptive one read a copy of its cache, and every adaptive row's calls are
+its requests (adaptive mining never sends one prompt twice, so on an empty cache it would make each of them); their
+wall times then time only the calls the cache could not answer. With `--cache FILE` (a run's `cache.sqlite`, whose
+mining asked most of the same prompts) the first adaptive row starts from a copy of it too: the call counts stay
+exact, and only the exhaustive row's wall time is comparable.
+Usage: python bench/bench_mining.py RUN_DIR [--questions N] [--cache FILE] [--out FILE.json]   (RUN_DIR: a run with
+an SFT model; N: the first N mining questions, all of them by default)
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -28,11 +35,12 @@ from cowest.io import write_json
 from cowest.run import Run
 
 
-def once(recipe, strategy: str, n: int | None, cache: Path, stops: bool = False) -> dict:
+def once(recipe, strategy: str, n: int | None, cache: Path, stops: bool = False, alone: str = "auto") -> dict:
     """Mine the first `n` mining questions one way (with the recipe's target and budget if `stops`); its calls, pairs
     and time."""
     run = Run(recipe, cache_path=cache)
-    update = {"strategy": strategy} if stops else {"strategy": strategy, "pair_target": None, "strong_call_budget": None}
+    update = {"strategy": strategy, "alone": alone}
+    update |= {} if stops else {"pair_target": None, "strong_call_budget": None}
     cfg = run.recipe.mining.model_copy(update=update)
     examples = run.questions.mining[:n]
     weak = run.weak("sft")
@@ -45,11 +53,12 @@ def once(recipe, strategy: str, n: int | None, cache: Path, stops: bool = False)
             s = mine_adaptive(examples, collab, evaluator, cfg, seed=run.recipe.seed).stats
         else:
             s = mine(examples, collab, evaluator, cfg, seed=run.recipe.seed).stats
-        made = s["strong_requests"] if stops else run.strong.usage.calls
+        made = s["strong_requests"] if strategy == "adaptive" else run.strong.usage.calls
     finally:
         weak.close()
         run.release()
-    return {"strategy": f"{strategy}, recipe's stops" if stops else strategy, "questions": len(examples),
+    name = strategy if strategy == "exhaustive" else f"adaptive, alone {alone}" + (", recipe's stops" if stops else "")
+    return {"strategy": name, "questions": len(examples), "alone_last_after": s.get("alone_last_after"),
             "wall_s": round(time.perf_counter() - t0, 1),
             "strong_requests": s["strong_requests"], "strong_calls_made": made, "pairs": s["pairs"],
             "questions_with_pair": s["questions_with_pair"],
@@ -60,14 +69,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("--questions", type=int, help="the first N mining questions (default: all)")
+    ap.add_argument("--cache", type=Path, help="start the adaptive rows from a copy of this call cache")
     ap.add_argument("--out", type=Path, help="write the figures as JSON")
     args = ap.parse_args()
     recipe = load_recipe(args.run_dir / "config.yaml")
     recipe = recipe.model_copy(update={"output_dir": str(args.run_dir.parent), "name": args.run_dir.name})
     rows = []
     with tempfile.TemporaryDirectory(prefix="cowest-mining-") as tmp:
-        for strategy, stops in (("exhaustive", False), ("adaptive", False), ("adaptive", True)):
-            rows.append(r := once(recipe, strategy, args.questions, Path(tmp) / f"{strategy}.sqlite", stops))
+        adaptive = Path(tmp) / "adaptive.sqlite"
+        if args.cache:
+            shutil.copyfile(args.cache, adaptive)
+        ways = (("exhaustive", False, "first"), ("adaptive", False, "first"), ("adaptive", False, "auto"),
+                ("adaptive", True, "auto"))
+        for strategy, stops, alone in ways:
+            cache = Path(tmp) / "exhaustive.sqlite" if strategy == "exhaustive" else adaptive
+            rows.append(r := once(recipe, strategy, args.questions, cache, stops, alone))
             print(f"{r['strategy']:<26} {r['questions']} questions  {r['strong_calls_made']:4d} strong calls  "
                   f"{r['pairs']:3d} pairs  {r['pairs_per_100_calls']:6.2f} pairs / 100 calls  {r['wall_s']:7.1f} s",
                   flush=True)
@@ -80,7 +96,7 @@ def main() -> None:
            "task": recipe.task.name, "data": recipe.task.path, "k": recipe.mining.k,
            "extra_drafts": recipe.mining.extra_drafts, "draft_sections": recipe.collab.draft_sections,
            "pair_target": recipe.mining.pair_target, "strong_call_budget": recipe.mining.strong_call_budget,
-           "rows": rows}
+           "adaptive_cache": "a copy of the run's call cache" if args.cache else "empty", "rows": rows}
     if args.out:
         write_json(args.out, out)
         print(f"wrote {args.out}")

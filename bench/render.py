@@ -140,11 +140,20 @@ def mining_markdown(folder: Path) -> str:
                       "pairs / 100 calls", "vs exhaustive", "wall s"], rows)
     return (f"{table}\n\n`{b['data']}` ({b['task']}), the SFT model of `{b['run']}`, k = {b['k']} drafts a question "
             f"(adaptive: {b['extra_drafts']} more where a question splits), the strong model shown "
-            f"{', '.join(b['draft_sections'] or ['the whole draft'])}; each way with an empty call cache"
-            + (f" (the recipe's stops: pair target {b['pair_target']}, budget {b['strong_call_budget']} strong "
-               "requests; that row reads the adaptive row's cache and counts its requests as calls)"
-               if "pair_target" in b else "")
-            + f"; {b['machine']}.\n")
+            f"{', '.join(b['draft_sections'] or ['the whole draft'])}; " + _mining_caches(b) + f"; {b['machine']}.\n")
+
+
+def _mining_caches(b: dict) -> str:
+    """How the mining benchmark's rows met the call cache, which decides what their calls and wall times mean."""
+    stops = (f"the recipe's stops: pair target {b['pair_target']}, budget {b['strong_call_budget']} strong requests"
+             if "pair_target" in b else "")
+    if "adaptive_cache" not in b:  # written before adaptive mining's `alone` rows
+        return "each way with an empty call cache" + (
+            f" ({stops}; that row reads the adaptive row's cache and counts its requests as calls)" if stops else "")
+    start = "an empty call cache" if b["adaptive_cache"] == "empty" else b["adaptive_cache"]
+    return (f"exhaustive with an empty call cache; the adaptive rows from {start}, shared, each counting its "
+            f"requests as calls (it never sends a prompt twice), so their wall times time only the calls the cache "
+            f"could not answer" + (f" ({stops})" if stops else ""))
 
 
 RENDERERS = {"faults": faults_markdown, "concurrency": concurrency_markdown, "rerun": rerun_markdown,

@@ -263,6 +263,61 @@ def test_adaptive_sends_first_the_questions_whose_drafts_disagree_on_the_fact():
     assert res.stats["pairs"] == 4  # A-drafts help, B-drafts do not: 2 x 2, found with all four refined
 
 
+def _agree_or_split(conv, i, s):
+    """'agree' questions: four different drafts, all pointing to B (their refinements agree: no pair); 'split' and
+    'alone_right' ones: the letters A-D, so A's refinement is right and the others are not."""
+    if "(agree)" in conv[-1]["content"]:
+        return f"Background: the facts point to B, version {i}.\nAnswer: B"
+    return f"Background: the facts point to {'ABCD'[i]}.\nAnswer: {'ABCD'[i]}"
+
+
+def _questions(kinds: list[str]) -> list[Example]:
+    return [Example(id=f"q{i:02d}", question=f"Question {i} ({k})?", options=OPTS, gold="A") for i, k in enumerate(kinds)]
+
+
+def test_asking_the_strong_model_alone_last_spends_it_only_where_refinements_differ_and_keeps_the_pairs():
+    qs = _questions(["split", "agree", "alone_right"] * 4)
+    first, strong_first = _mine_own(_agree_or_split, qs, alone="first")
+    last, strong_last = _mine_own(_agree_or_split, qs, alone="last")
+    key = lambda p: (p["question_id"], p["chosen"][0]["content"], p["rejected"][0]["content"])  # noqa: E731
+    assert sorted(map(key, last.pairs)) == sorted(map(key, first.pairs)) and len(first.pairs) == 12
+    # first: split 1 + 4, agree 1 + 3 (gives up), alone_right 1 (its drafts are never sent)
+    assert first.stats["strong_requests"] == len(strong_first.requests) == 4 * (5 + 4 + 1)
+    # last: split 4 + 1 (asked once A and B differ), agree 3 (never asked), alone_right 2 + 1, then one more
+    # refinement (both refined drafts are rejected against a right strong answer: it gives up at three)
+    assert last.stats["strong_requests"] == len(strong_last.requests) == 4 * (5 + 3 + 4)
+    assert last.stats["questions_alone_not_asked"] == 4 and first.stats["questions_alone_not_asked"] == 0
+    agree = [r for r in last.scores if r["question_id"] == "q01"]
+    assert [r["label"] for r in agree] == ["strong_alone", None, None, None] and agree[0]["score"] is None
+    # the strong model alone's score is over the questions it answered: split (wrong) and alone_right (right)
+    assert last.stats["strong_alone_score"] == 0.5 and first.stats["strong_alone_score"] == pytest.approx(1 / 3)
+
+
+def test_auto_asks_alone_first_for_one_wave_and_last_after_it_only_where_that_costs_fewer_calls():
+    from cowest.collab.adaptive import WAVE, alone_last_pays
+
+    # The strong model alone never right, most refinements agree: last pays from the second wave on
+    qs = _questions(["split", "agree", "agree", "agree"] * 8)
+    auto, _ = _mine_own(_agree_or_split, qs)
+    first, _ = _mine_own(_agree_or_split, qs, alone="first")
+    assert auto.stats["alone"] == "auto" and auto.stats["alone_last_after"] == WAVE
+    assert len(auto.pairs) == len(first.pairs) == 8 * 3
+    # the calls saved are the alone calls of the later waves' 'agree' questions, never asked
+    unasked = {r["question_id"] for r in auto.scores if r["k"] is None and r["score"] is None}
+    assert first.stats["strong_requests"] - auto.stats["strong_requests"] == len(unasked) > 0
+    assert all("(agree)" in next(q.question for q in qs if q.id == u) for u in unasked)
+    asked = {r["question_id"] for r in auto.scores if r["k"] is None and r["score"] is not None}
+    assert len(unasked) == 24 - sum("(agree)" in q.question for q in qs if q.id in asked)  # all but wave 1's
+    # Half the questions answered right by the strong model alone: first stays cheaper, so auto never switches
+    qs = _questions(["split", "alone_right"] * 16)
+    auto, _ = _mine_own(_agree_or_split, qs)
+    first, _ = _mine_own(_agree_or_split, qs, alone="first")
+    assert auto.stats["alone_last_after"] is None and auto.stats["strong_requests"] == first.stats["strong_requests"]
+    cfg = MiningConfig()
+    assert alone_last_pays([0, 1], [0, 1], {0: 0.0, 1: 0.0}, {0: {0: 1.0, 1: 0.0}, 1: {0: 0.0, 1: 0.0, 2: 0.0}}, cfg)
+    assert not alone_last_pays([0, 1], [0], {0: 0.0, 1: 1.0}, {0: {0: 1.0, 1: 0.0, 2: 0.0}, 1: {}}, cfg)
+
+
 def test_judge_calibration_separates_a_judge_that_reads_the_gold_from_one_that_does_not():
     from cowest.collab.evaluators import calibrate_judge
 

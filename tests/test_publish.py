@@ -256,3 +256,23 @@ def test_stage_rows_say_what_each_stage_did_and_its_checks():
     assert "drafts split on the fact: 18 pairs for it, 0 against (16 more dropped)" in split
     table = render_block("results/formulary-seed0", "stages", ROOT)  # a published run: one row per stage
     assert "| round_1/dpo |" in table and "| eval |" in table
+
+
+def test_mining_block_says_how_each_row_met_the_call_cache(tmp_path: Path) -> None:
+    from cowest.io import write_json
+    from cowest.publish import render_block
+
+    def row(name: str, calls: int, pairs: int, ratio: float) -> dict:
+        return {"strategy": name, "questions": 36, "strong_requests": calls, "strong_calls_made": calls,
+                "pairs": pairs, "questions_with_pair": 12, "pairs_per_100_calls": 100 * pairs / calls,
+                "vs_exhaustive": ratio, "wall_s": 600.0}
+
+    bench = {"machine": "2 CPUs", "run": "runs/r", "task": "jsonl", "data": "d.jsonl", "k": 4, "extra_drafts": 4,
+             "draft_sections": ["Background"], "pair_target": 48, "strong_call_budget": 141,
+             "rows": [row("exhaustive", 144, 29, 1.0), row("adaptive, alone first", 135, 43, 1.58)]}
+    write_json(tmp_path / "old/mining.json", bench)
+    assert "each way with an empty call cache (the recipe's stops" in render_block("old", "mining", tmp_path)
+    write_json(tmp_path / "new/mining.json", {**bench, "adaptive_cache": "a copy of the run's call cache"})
+    text = render_block("new", "mining", tmp_path)
+    assert "| adaptive, alone first | 36 | 135 | 135 | 43 | 12 | 31.9 | 1.58x | 600 |" in text
+    assert "the adaptive rows from a copy of the run's call cache, shared, each counting its requests" in text

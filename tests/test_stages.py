@@ -30,7 +30,7 @@ CHANGED: dict[str, Any] = {
     "collab.draft_sections": ["Background"], "mining.evaluator": "judge", "mining.mode": "rank",
     "eval.systems": SYSTEMS[:-1], "alignment": "kto", "ablations.formats": ["direct"], "ablations.pair_fractions": [0.5],
     "ablations.dpo_settings": [{"beta": 0.2}], "ablations.at_budget": ["grpo"], "sft_recall.target": 0.8, "mining.strategy": "exhaustive",
-    "checks.on_fail": "warn", "checks.min_judge_auc": 0.8,
+    "checks.on_fail": "warn", "checks.min_judge_auc": 0.8, "mining.alone": "first",
     **{f"{m}.overlap": True for m in ("weak", "strong", "judge", "ablations.strong")},
 }
 

@@ -138,6 +138,11 @@ class MiningConfig(_Strict):
     # can teach the weak model to drop facts. Off by default, as leaving them out did not help where it was measured
     # (ablations.at_budget); mining counts them and warns when they are many.
     drop_against_fact: bool = False
+    # When adaptive mining asks the strong model alone: first (before any refinement, so a question it already
+    # answers perfectly costs one call; the paper's order), last (only once a question's refinements score
+    # differently: refinements that all agree give no pair whatever it scores), or auto: first for the first wave,
+    # then last if that wave's figures say it costs fewer calls (the strong model alone seldom right).
+    alone: Literal["first", "last", "auto"] = "auto"
 
 
 class SftRecallConfig(_Strict):

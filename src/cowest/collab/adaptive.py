@@ -8,7 +8,9 @@ that wastes no strong call:
    the strong model is shown (`collab.draft_sections`); a question whose drafts all show the same text cannot give
    a pair, so it is never sent;
 3. per question, the strong model answers alone once; in paper mode a question it already answers perfectly cannot
-   give a chosen draft, so its drafts are not sent;
+   give a chosen draft, so its drafts are not sent. With `mining.alone: last` it answers alone only once the
+   question's refinements score differently (refinements that all agree give no pair, whatever it scores);
+   `auto` asks first for the first wave and last after it if that wave's figures say so (`alone_last_pays`);
 4. each distinct shown draft is refined at most once (its copies share the refinement, as the call cache would make
    them), a few at a time, drafts that state the fact alternating with drafts that do not; a question stops being
    refined once it has all the pairs it may give (`mining.max_pairs_per_question`; rank mode: one) or once `GIVE_UP`
@@ -50,6 +52,7 @@ def mine_adaptive(examples: Sequence[Example], collab: Collaborator, evaluator: 
     distinct, todo = _order(examples, drafts, collab.prompter.shown_draft, f"adaptive:{seed}:{round_}")  # 2.
     res, sent, stopped_by = MiningResult(), [], "exhausted"
     spent = train_pairs = alone_right = waves = 0  # spent: strong requests (alone and refinements)
+    alone_from: int | None = 0 if cfg.alone == "last" else None  # questions sent before alone was asked last
     judged0 = getattr(evaluator, "requests", 0)  # the judge's requests count against the budget too
 
     def used() -> int:
@@ -58,7 +61,7 @@ def mine_adaptive(examples: Sequence[Example], collab: Collaborator, evaluator: 
     def room() -> int | None:
         return None if cfg.strong_call_budget is None else cfg.strong_call_budget - used()
 
-    pos = 0
+    pos, last = 0, cfg.alone == "last"
     while pos < len(todo):  # 6.
         if cfg.pair_target is not None and train_pairs >= cfg.pair_target:
             stopped_by = "pair_target"
@@ -68,22 +71,26 @@ def mine_adaptive(examples: Sequence[Example], collab: Collaborator, evaluator: 
             stopped_by = "budget"
             break
         pos += len(wave)
-        qs = [examples[i] for i in wave]
-        alone = collab.strong_alone(qs)  # 3.
-        spent += requests(alone)
-        s0 = dict(zip(wave, evaluator.score([a.text for a in alone], qs)))
-        live = [i for i in wave if not (cfg.mode == "paper" and s0[i] >= 1.0)]
-        alone_right += len(wave) - len(live)
+        alone: dict[int, Answered | None] = dict.fromkeys(wave)
+        s0: dict[int, float | None] = dict.fromkeys(wave)
+        if not last:
+            spent += _ask_alone(collab, evaluator, examples, wave, alone, s0)  # 3.
+        live = [i for i in wave if not (cfg.mode == "paper" and (s0[i] or 0.0) >= 1.0)]
         refined: dict[int, dict[int, Answered]] = {i: {} for i in wave}
         scores: dict[int, dict[int, float]] = {i: {} for i in wave}
         more = replace(sampling, seed=seed + 7919 * (waves + 1))
-        spent += _refine_wave(collab, evaluator, examples, drafts, live, s0, refined, scores, cfg, more, room)  # 4.-5.
-        for i, a in zip(wave, alone):
+        spent += _refine_wave(collab, evaluator, examples, drafts, live, alone, s0, refined, scores, cfg, more,
+                              room)  # 4.-5.
+        alone_right += sum(cfg.mode == "paper" and (s0[i] or 0.0) >= 1.0 for i in wave)  # asked first or last
+        for i in wave:
             _share_copies(collab, drafts[i], refined[i], scores[i])
             before = len(res.pairs)
-            record_question(res, collab, examples[i], a, s0[i], drafts[i], refined[i], scores[i], cfg, seed, round_)
+            record_question(res, collab, examples[i], alone[i], s0[i], drafts[i], refined[i], scores[i], cfg, seed,
+                            round_)
             if examples[i].id not in heldout:
                 train_pairs += len(res.pairs) - before
+        if cfg.alone == "auto" and not waves and alone_last_pays(wave, live, s0, scores, cfg):
+            last, alone_from = True, len(wave)
         sent += wave
         waves += 1
     if stopped_by == "exhausted" and cfg.pair_target is not None and train_pairs >= cfg.pair_target:
@@ -91,17 +98,47 @@ def mine_adaptive(examples: Sequence[Example], collab: Collaborator, evaluator: 
     _record_unsent(res, examples, drafts, set(sent))
     res.stats = mining_stats(res, len(sent), cfg.k, collab.prompter.draft_sections)
     res.stats.update(candidates=len(examples), questions_identical_drafts=len(examples) - len(todo),
-                     questions_alone_right=alone_right, waves=waves, stopped_by=stopped_by, strong_requests=used(),
+                     questions_alone_right=alone_right, alone=cfg.alone, alone_last_after=alone_from,
+                     questions_alone_not_asked=sum(s["k"] is None and s["score"] is None for s in res.scores),
+                     waves=waves, stopped_by=stopped_by, strong_requests=used(),
                      pairs_per_100_requests=100 * len(res.pairs) / used() if used() else 0.0)
     return res
 
 
+def alone_last_pays(wave: Sequence[int], live: Sequence[int], s0: dict[int, float | None],
+                    scores: dict[int, dict[int, float]], cfg: MiningConfig) -> bool:
+    """Whether asking the strong model alone last costs fewer strong calls per question than asking it first, from
+    a wave where it was asked first. First: 1 + (1 - p) R, where p is the share of questions it answered perfectly
+    (paper mode), R the refinements per other question; last, counting a question it answers perfectly at the
+    most R refinements and one alone: R + (1 - p) q + p, where q is the share of those whose refinements differ."""
+    if not live:
+        return False
+    p = (len(wave) - len(live)) / len(wave) if cfg.mode == "paper" else 0.0
+    r = sum(len(scores[i]) for i in live) / len(live)
+    q = sum(len(set(scores[i].values())) > 1 for i in live) / len(live)
+    return r + (1 - p) * q + p < 1 + (1 - p) * r
+
+
+def _ask_alone(collab: Collaborator, evaluator: Evaluator, examples: Sequence[Example], ask: Sequence[int],
+               alone: dict[int, Answered | None], s0: dict[int, float | None]) -> int:
+    """The strong model alone on the questions `ask`, scored into `alone` and `s0`. Returns the strong requests."""
+    if not ask:
+        return 0
+    qs = [examples[i] for i in ask]
+    got = collab.strong_alone(qs)
+    for i, a, s in zip(ask, got, evaluator.score([a.text for a in got], qs)):
+        alone[i], s0[i] = a, s
+    return requests(got)
+
+
 def _refine_wave(collab: Collaborator, evaluator: Evaluator, examples: Sequence[Example],
-                 drafts: list[list[Completion]], live: list[int], s0: dict[int, float],
-                 refined: dict[int, dict[int, Answered]], scores: dict[int, dict[int, float]], cfg: MiningConfig,
-                 sampling: Sampling, room: Callable[[], int | None]) -> int:
+                 drafts: list[list[Completion]], live: list[int], alone: dict[int, Answered | None],
+                 s0: dict[int, float | None], refined: dict[int, dict[int, Answered]],
+                 scores: dict[int, dict[int, float]], cfg: MiningConfig, sampling: Sampling,
+                 room: Callable[[], int | None]) -> int:
     """Steps 4-5 for one wave's questions: refine a few drafts of each at a time, in one batch per step, until each
-    question has its pairs, gives up or runs out of drafts. Returns the strong requests sent."""
+    question has its pairs, gives up or runs out of drafts; where the strong model alone was not asked yet, ask it
+    once a question's refinements differ. Returns the strong requests sent."""
     queues = {i: _queue(collab, examples[i], drafts[i], refined[i]) for i in live}
     active, extended, spent = list(live), set(), 0
     while active:
@@ -109,6 +146,9 @@ def _refine_wave(collab: Collaborator, evaluator: Evaluator, examples: Sequence[
         for i in active:
             del queues[i][: len(take[i])]
         spent += _refine(collab, evaluator, examples, drafts, take, refined, scores, room())
+        ask = [i for i in active if s0[i] is None and len(set(scores[i].values())) > 1]
+        left = room()
+        spent += _ask_alone(collab, evaluator, examples, ask if left is None else ask[: max(left, 0)], alone, s0)
         going = [i for i in active if _wants_more(scores[i], s0[i], cfg)]
         grow = [i for i in going if not queues[i] and cfg.extra_drafts and i not in extended
                 and _splits(scores[i], s0[i], cfg)]
@@ -210,10 +250,11 @@ def _counts(scores: dict[int, float], s0: float) -> tuple[int, int]:
     return sum(s > s0 for s in scores.values()), sum(s <= s0 for s in scores.values())
 
 
-def _wants_more(scores: dict[int, float], s0: float, cfg: MiningConfig) -> bool:
+def _wants_more(scores: dict[int, float], s0: float | None, cfg: MiningConfig) -> bool:
     """Whether one more refinement could add a pair: not once the question has all the pairs it may give (paper: the
-    per-question cap; rank: its one pair), nor once `GIVE_UP` refinements have all landed on one side."""
-    if cfg.mode == "rank":
+    per-question cap; rank: its one pair), nor once `GIVE_UP` refinements have all landed on one side (the strong
+    model alone not asked: all scored the same; once they differ and it still is not, the budget is spent)."""
+    if cfg.mode == "rank" or s0 is None:
         return len(set(scores.values())) == 1 and len(scores) < GIVE_UP
     chosen, rejected = _counts(scores, s0)
     if chosen and rejected:
@@ -221,9 +262,11 @@ def _wants_more(scores: dict[int, float], s0: float, cfg: MiningConfig) -> bool:
     return len(scores) < GIVE_UP
 
 
-def _splits(scores: dict[int, float], s0: float, cfg: MiningConfig) -> bool:
+def _splits(scores: dict[int, float], s0: float | None, cfg: MiningConfig) -> bool:
     """Whether a question's drafts split into chosen and rejected ones (rank mode: into better and worse)."""
     if cfg.mode == "rank":
         return len(set(scores.values())) > 1
+    if s0 is None:
+        return False
     chosen, rejected = _counts(scores, s0)
     return bool(chosen and rejected)

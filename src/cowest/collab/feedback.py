@@ -86,19 +86,25 @@ def requests(answers: Sequence[Answered]) -> int:
     return sum(a.calls + a.cache_hits for a in answers)
 
 
-def record_question(res: MiningResult, collab: Collaborator, ex: Example, alone: Answered, s0: float,
+def record_question(res: MiningResult, collab: Collaborator, ex: Example, alone: Answered | None, s0: float | None,
                     drafts: Sequence[Completion], refined: dict[int, Answered], scores: dict[int, float],
                     cfg: MiningConfig, seed: int, round_: int) -> None:
     """Add one question's rows to `res`: its drafts, the strong answers, each scored draft's delta and label, and
     its pairs (drafts that show the strong model the same text never pair: their score gap is noise; with
-    `mining.drop_against_fact`, nor do a chosen draft that omits the question's fact and a rejected one that states it)."""
-    res.scores.append(dict(question_id=ex.id, k=None, score=s0, delta=0.0, label="strong_alone"))
-    res.refinements.append(_answer_row(ex.id, None, alone))
+    `mining.drop_against_fact`, nor do a chosen draft that omits the question's fact and a rejected one that states it).
+    Where the strong model alone was not asked (`mining.alone: last`, refinements that all scored the same), the
+    drafts have no delta or label and the question no pair."""
+    res.scores.append(dict(question_id=ex.id, k=None, score=s0, delta=0.0 if alone else None, label="strong_alone"))
+    if alone is not None:
+        res.refinements.append(_answer_row(ex.id, None, alone))
     for j, c in enumerate(drafts):
         res.drafts.append(dict(question_id=ex.id, k=j, draft=c.text, truncated=c.finish_reason == "length"))
     for j, r in refined.items():
         res.refinements.append(_answer_row(ex.id, j, r))
     scored = sorted(scores)
+    if s0 is None:
+        res.scores += [dict(question_id=ex.id, k=j, score=scores[j], delta=None, label=None) for j in scored]
+        return
     for j in scored:
         d = scores[j] - s0
         res.scores.append(dict(question_id=ex.id, k=j, score=scores[j], delta=d, label="chosen" if d > 0 else "rejected"))

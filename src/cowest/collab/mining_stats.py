@@ -33,12 +33,14 @@ def heldout_questions(question_ids: Sequence[str], fraction: float, seed: int) -
 
 
 def mining_stats(res: MiningResult, n_questions: int, k: int, sections: Sequence[str] | None = None) -> dict:
-    """Questions mined, share with a pair, pairs, mean delta, share of drafts that helped or hurt; with
-    `collab.draft_sections`, also the share of drafts cut inside them (`drafts_cut_shown`)."""
+    """Questions mined, share with a pair, pairs, mean delta, share of drafts that helped or hurt (deltas and scores
+    over the questions the strong model alone answered); with `collab.draft_sections`, also the share of drafts cut
+    inside them (`drafts_cut_shown`)."""
     draft_scores = [s for s in res.scores if s["k"] is not None]
-    deltas = [s["delta"] for s in draft_scores]
+    labelled = [s for s in draft_scores if s["delta"] is not None]  # None: strong alone not asked (alone: last)
+    deltas = [s["delta"] for s in labelled]
     with_pair = {p["question_id"] for p in res.pairs}
-    baseline = [s["score"] for s in res.scores if s["k"] is None]
+    baseline = [s["score"] for s in res.scores if s["k"] is None and s["score"] is not None]
     alone = [r for r in res.refinements if r["k"] is None]
     refined = [r for r in res.refinements if r["k"] is not None]
     return dict(
@@ -54,7 +56,7 @@ def mining_stats(res: MiningResult, n_questions: int, k: int, sections: Sequence
         share_helped=sum(d > 0 for d in deltas) / len(deltas) if deltas else 0.0,
         share_hurt=sum(d < 0 for d in deltas) / len(deltas) if deltas else 0.0,
         strong_alone_score=fmean(baseline) if baseline else 0.0,
-        refined_score=fmean(s["score"] for s in draft_scores) if draft_scores else 0.0,
+        refined_score=fmean(s["score"] for s in labelled) if labelled else 0.0,
         strong_alone_truncated=fmean(r.get("truncated", False) for r in alone) if alone else 0.0,
         refined_truncated=fmean(r.get("truncated", False) for r in refined) if refined else 0.0,
         drafts_truncated=fmean(d.get("truncated", False) for d in res.drafts) if res.drafts else 0.0,
