@@ -13,6 +13,7 @@ from cowest.checks import (
     collaboration_warnings,
     dpo_warnings,
     eval_warnings,
+    fact_drop_warnings,
     gate,
     mining_warnings,
     report,
@@ -200,6 +201,19 @@ def test_eval_drafts_cut_counts_only_cuts_inside_the_shown_sections_where_they_a
               "aligned": {"n": 33, "truncated_share": 21 / 33, "shown_cut_share": 2 / 33, "changed_vs_sft": 0.5}}
     (w,) = eval_warnings({"drafts": drafts}, "eval", 56, ["Background"])
     assert w["message"].startswith("eval, aligned drafts: 2 of 33 (6.1%)") and "inside Background" in w["message"]
+
+
+def test_aligned_drafts_that_state_facts_less_often_on_validation_are_reported():
+    # rail fares seed 1's held-out questions: 7 of 7 SFT drafts stated their fact, 4 of 7 aligned ones
+    drafts = {"sft": {"n": 7, "states_fact": 1.0}, "aligned": {"n": 7, "states_fact": 4 / 7, "changed_vs_sft": 0.6}}
+    (w,) = fact_drop_warnings({"drafts": drafts}, "eval_valid")
+    assert w["code"] == "fact_recall_dropped" and "57.1% of these 7 validation questions" in w["message"]
+    assert "SFT drafts' 100.0%" in w["message"]
+    same = {**drafts, "aligned": {**drafts["aligned"], "states_fact": 0.95}}
+    assert fact_drop_warnings({"drafts": same}, "eval_valid") == []  # within FACT_DROP
+    gained = {"sft": {"n": 20, "states_fact": 0.44}, "aligned": {"n": 20, "states_fact": 0.75}}  # the formulary
+    assert fact_drop_warnings({"drafts": gained}, "eval_valid") == []
+    assert fact_drop_warnings({"drafts": {"sft": {"n": 7}}}, "eval_valid") == []  # nothing to compare
 
 
 def test_report_logs_and_stage_warnings_reads_manifests(caplog):

@@ -26,6 +26,10 @@ IDENTICAL_SHARE = 0.9  # aligned drafts identical to the SFT drafts at least thi
 # three seeds).
 AGAINST_FACT_SHARE = 0.25
 AGAINST_FACT_MIN = 4
+# Aligned drafts that state their question's fact this many points less often than the SFT drafts, on the held-out
+# mined questions: alignment taught the weak model to drop facts. Measured there: rail fares -14 to -43 on all four
+# seeds (CoWest below refinement on each seed's validation), travel policy 0, the formulary +0 to +31.
+FACT_DROP = 10.0
 STOP = ("sft_recall_floor",)  # a stage that failed at its job: nothing after it can be useful
 
 
@@ -221,6 +225,24 @@ def collaboration_warnings(results: EvalResults | Mapping, name: str) -> list[St
         f"{name}: the strong model alone ({100 * alone:.1f}) beats every collaboration ({best} {100 * collab[best]:.1f}) "
         f"on these {res.n} validation questions: the weak model's drafts mislead it on this domain, so "
         "`cowest serve` answers its default model with the strong model alone"))]
+
+
+def fact_drop_warnings(results: EvalResults | Mapping, name: str) -> list[StageWarning]:
+    """Aligned drafts that state their question's fact less often than the SFT drafts on these (validation)
+    questions, by at least `FACT_DROP` points."""
+    drafts = EvalResults.of(results).drafts
+    sft, aligned = drafts.get("sft"), drafts.get("aligned")
+    if sft is None or aligned is None or sft.states_fact is None or aligned.states_fact is None:
+        return []
+    drop = 100 * (sft.states_fact - aligned.states_fact)
+    if drop < FACT_DROP:
+        return []
+    return [_warn("fact_recall_dropped", (
+        f"{name}: aligned drafts state their question's fact on {100 * aligned.states_fact:.1f}% of these "
+        f"{aligned.n} validation questions against the SFT drafts' {100 * sft.states_fact:.1f}%: alignment taught "
+        "the weak model to drop facts the strong model needs; compare CoWest with refinement here before trusting "
+        "it (`cowest serve` answers its default model with the better system on these questions), and try gentler "
+        "DPO settings on them (ablations.dpo_settings)"))]
 
 
 def report(warnings: Sequence[StageWarning]) -> list[StageWarning]:
