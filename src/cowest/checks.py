@@ -27,8 +27,8 @@ IDENTICAL_SHARE = 0.9  # aligned drafts identical to the SFT drafts at least thi
 AGAINST_FACT_SHARE = 0.25
 AGAINST_FACT_MIN = 4
 # Aligned drafts that state their question's fact this many points less often than the SFT drafts, on the held-out
-# mined questions: after alignment the weak model states facts less often. Measured there: rail fares -14 to -43 on all four
-# seeds (CoWest below refinement on each seed's validation), travel policy 0, the formulary +0 to +31.
+# mined questions. Measured there: rail fares -14 to -43 on all four seeds (CoWest below refinement on each seed's
+# validation), travel policy 0, the formulary +0 to +31.
 FACT_DROP = 10.0
 STOP = ("sft_recall_floor",)  # a stage that failed at its job: nothing after it can be useful
 
@@ -240,9 +240,9 @@ def fact_drop_warnings(results: EvalResults | Mapping, name: str) -> list[StageW
     return [_warn("fact_recall_dropped", (
         f"{name}: aligned drafts state their question's fact on {100 * aligned.states_fact:.1f}% of these "
         f"{aligned.n} validation questions against the SFT drafts' {100 * sft.states_fact:.1f}%: after alignment "
-        "the weak model states the facts the strong model needs less often; compare CoWest with refinement here before trusting "
-        "it (`cowest serve` answers its default model with the better system on these questions), and try gentler "
-        "DPO settings on them (ablations.dpo_settings)"))]
+        "the weak model states the facts the strong model needs less often; compare CoWest with refinement here "
+        "before trusting it (`cowest serve` answers its default model with the better system on these questions), "
+        "and try gentler DPO settings on them (ablations.dpo_settings)"))]
 
 
 def report(warnings: Sequence[StageWarning]) -> list[StageWarning]:
