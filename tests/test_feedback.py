@@ -139,8 +139,8 @@ def test_only_drafts_cut_inside_the_shown_sections_count_as_cut_for_the_strong_m
         return f"Answer: {'ABC'[i]}\nBackground: letters and" if i == 1 else f"Background: letters.\nAnswer: {'ABC'[i]}"
 
     prompter = Prompter(MultipleChoice(), "knowledge", draft_sections=["Answer"])
-    collab = Collaborator(ScriptedBackend(weak, "weak", finish_reason="length"), ScriptedBackend(strong_script, "strong"),
-                          prompter, CollabConfig())
+    weak_backend = ScriptedBackend(weak, "weak", finish_reason="length")
+    collab = Collaborator(weak_backend, ScriptedBackend(strong_script, "strong"), prompter, CollabConfig())
     res = mine(EXAMPLES, collab, RuleEvaluator(prompter), MiningConfig(k=3), seed=0)
     assert res.stats["drafts_truncated"] == 1.0 and res.stats["drafts_cut_shown"] == pytest.approx(2 / 3)
 
@@ -272,7 +272,8 @@ def _agree_or_split(conv, i, s):
 
 
 def _questions(kinds: list[str]) -> list[Example]:
-    return [Example(id=f"q{i:02d}", question=f"Question {i} ({k})?", options=OPTS, gold="A") for i, k in enumerate(kinds)]
+    return [Example(id=f"q{i:02d}", question=f"Question {i} ({k})?", options=OPTS, gold="A")
+            for i, k in enumerate(kinds)]
 
 
 def test_asking_the_strong_model_alone_last_spends_it_only_where_refinements_differ_and_keeps_the_pairs():
