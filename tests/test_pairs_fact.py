@@ -1,15 +1,18 @@
-"""scripts/pairs_fact.py counts a published run's pairs for and against the fact as mining itself counts them."""
+"""The scripts behind published figures recompute them: scripts/pairs_fact.py counts a run's pairs for and against the
+fact as mining itself counts them; scripts/fact_shift.py reads how alignment moved the drafts' fact share."""
 
 import importlib.util
 from pathlib import Path
+
+import pytest
 
 from cowest.io import read_json
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("pairs_fact", ROOT / "scripts/pairs_fact.py")
+def _script(name: str = "pairs_fact"):
+    spec = importlib.util.spec_from_file_location(name, ROOT / f"scripts/{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -25,3 +28,17 @@ def test_the_script_counts_as_mining_did_and_the_published_counts_are_its_own(mo
     published = read_json(ROOT / "results/pairs-fact.json")
     for name in ("travel-policy-seed0", "rail-fares-seed1"):
         assert count(Path("results") / name) == published[name]
+
+
+def test_the_published_fact_shifts_are_the_scripts_own_and_read_the_runs_results():
+    shift = _script("fact_shift").shift
+    published = read_json(ROOT / "results/fact-shift.json")
+    assert set(published) >= {"formulary-seed0", "rail-fares-seed3", "travel-policy-seed2"}
+    for name, got in published.items():
+        for evaluation in ("eval", "eval_valid"):
+            assert shift(ROOT / "results" / name, evaluation) == got[evaluation], (name, evaluation)
+    res = read_json(ROOT / "results/formulary-seed0/eval/results.json")
+    seed0 = published["formulary-seed0"]["eval"]
+    assert seed0["sft_states_fact"] == res["drafts"]["sft"]["states_fact"]
+    assert seed0["fact_shift"] == pytest.approx(seed0["aligned_states_fact"] - seed0["sft_states_fact"])
+    assert seed0["cowest_minus_refine"] == res["comparisons"]["cowest - refine"]["diff"]
