@@ -26,7 +26,6 @@ class Outputs:
 
     drafts: dict[str, list[str]] = field(default_factory=dict)
     cut: dict[str, list[bool]] = field(default_factory=dict)  # drafts that hit draft_max_tokens
-    cut_shown: dict[str, list[bool]] = field(default_factory=dict)  # ... inside collab.draft_sections, where set
     draft_s: dict[str, float] = field(default_factory=dict)  # seconds to load the weak model and draft
     draft_calls: dict[str, Usage] = field(default_factory=dict)  # model calls and cache hits of each variant's drafts
     shown: dict[str, list[str | None]] = field(default_factory=dict)  # what each system was shown besides the question
@@ -52,7 +51,8 @@ def evaluate(
         for variant in dict.fromkeys(s.variant for s in systems if s.variant):
             draft_variant(out, variant, examples, systems, weak_factory, collab, later)
         answered = {name: g.result() for name, g in out.asked.items()}
-    return score(out, answered, examples, systems, collab.prompter.task_type, cfg, seed, best_single)
+    return score(out, answered, examples, systems, collab.prompter.task_type, cfg, seed, best_single,
+                 collab.prompter.draft_sections)
 
 
 def ask_without_drafts(out: Outputs, examples: Sequence[Example], systems: Sequence[System], collab: Collaborator,
@@ -92,9 +92,6 @@ def draft_variant(out: Outputs, variant: str, examples: Sequence[Example], syste
         completions = [c[0] for c in sampled]
         out.drafts[variant] = [c.text for c in completions]
         out.cut[variant] = [c.finish_reason == "length" for c in completions]
-        if sections := collab.prompter.draft_sections:
-            out.cut_shown[variant] = [cut and cut_in_shown(c.text, sections)
-                                      for cut, c in zip(out.cut[variant], completions)]
         for s in systems:
             if s.variant == variant and s.kind in ("weak", "collab"):
                 out.shown[s.name] = list(out.drafts[variant])
@@ -110,8 +107,10 @@ def draft_variant(out: Outputs, variant: str, examples: Sequence[Example], syste
 
 
 def score(out: Outputs, answered: dict[str, list], examples: Sequence[Example], systems: Sequence[System],
-          tt: TaskType, cfg: EvalConfig, seed: int, best_single: str | None) -> tuple[list[dict], EvalResults]:
-    """Prediction rows, and each system's metrics, comparisons and draft diagnostics."""
+          tt: TaskType, cfg: EvalConfig, seed: int, best_single: str | None,
+          sections: Sequence[str] | None = None) -> tuple[list[dict], EvalResults]:
+    """Prediction rows, and each system's metrics, comparisons and draft diagnostics (`sections`: what the strong
+    model reads of a draft, `collab.draft_sections`)."""
     rows: list[dict] = []
     results = EvalResults(version=RESULTS_VERSION, n=len(examples), confidence=cfg.confidence,
                           score_metric=score_metric(tt), systems={})
@@ -148,7 +147,7 @@ def score(out: Outputs, answered: dict[str, list], examples: Sequence[Example], 
             entry.draft_states_gold = fmean(states_gold(d, e) for d, e in zip(out.drafts[s.variant], examples))
         per_example[s.name] = scores
     results.comparisons = compare(per_example, systems, cfg, seed, best_single)
-    results.drafts = draft_diagnostics(out.drafts, out.cut, per_example, systems, examples, out.cut_shown)
+    results.drafts = draft_diagnostics(out.drafts, out.cut, per_example, systems, examples, sections)
     return rows, results
 
 
@@ -176,7 +175,7 @@ def draft_diagnostics(
     per_example: dict[str, list[float]],
     systems: Sequence[System],
     examples: Sequence[Example],
-    cut_shown: dict[str, list[bool]] | None = None,
+    sections: Sequence[str] | None = None,
 ) -> dict[str, DraftDiagnostics]:
     """Per weak variant: how often its drafts state the fact and the gold, length, cut-off share, change vs the SFT
     drafts, and how often refining them helped or hurt against the strong model alone."""
@@ -188,8 +187,9 @@ def draft_diagnostics(
             mean_chars=fmean(len(t) for t in texts) if texts else 0.0,
             truncated_share=fmean(cut[variant]) if texts else 0.0,
         )
-        if cut_shown and variant in cut_shown:
-            d.shown_cut_share = fmean(cut_shown[variant]) if texts else 0.0
+        if sections:  # only cuts inside what the strong model reads of a draft
+            shown = [c and cut_in_shown(t, sections) for t, c in zip(texts, cut[variant])]
+            d.shown_cut_share = fmean(shown) if shown else 0.0
         stated = [x for t, e in zip(texts, examples) if (x := states_fact(t, e)) is not None]
         if stated and len(stated) >= len(texts) / 2:  # over the questions with a fact to check, if most have one
             d.states_fact = fmean(stated)

@@ -106,9 +106,14 @@ def templated_background(task_type: TaskType, example: Example) -> str:
     return f"The relevant fact is that the answer to this question is {task_type.format_answer(example)}."
 
 
+def _headings(sections: Sequence[str]) -> tuple[str, ...]:
+    """The lower-case line openings ("background:") of the named draft sections."""
+    return tuple(f"{s.lower()}:" for s in sections)
+
+
 def select_sections(draft: str, sections: Sequence[str]) -> str:
     """The draft's lines that start with one of `sections` ("Background: ..."); the whole draft if none do."""
-    wanted = tuple(f"{s.lower()}:" for s in sections)
+    wanted = _headings(sections)
     kept = [ln.strip() for ln in draft.splitlines() if ln.strip().lower().startswith(wanted)]
     return "\n".join(kept) if kept else draft.strip()
 
@@ -118,7 +123,7 @@ def cut_in_shown(draft: str, sections: Sequence[str] | None) -> bool:
     when no line follows its last shown one (a cut in a later, hidden section costs the strong model nothing)."""
     if not sections:
         return True
-    wanted = tuple(f"{s.lower()}:" for s in sections)
+    wanted = _headings(sections)
     lines = [ln.strip().lower() for ln in draft.splitlines() if ln.strip()]
     last = max((i for i, ln in enumerate(lines) if ln.startswith(wanted)), default=None)
     return last is None or last == len(lines) - 1
