@@ -30,7 +30,7 @@ CHANGED: dict[str, Any] = {
     "collab.draft_sections": ["Background"], "mining.evaluator": "judge", "mining.mode": "rank",
     "eval.systems": SYSTEMS[:-1], "alignment": "kto", "ablations.formats": ["direct"], "ablations.pair_fractions": [0.5],
     "ablations.dpo_settings": [{"beta": 0.2}], "ablations.at_budget": ["grpo"], "sft_recall.target": 0.8, "mining.strategy": "exhaustive",
-    "checks.on_fail": "warn", "checks.min_judge_auc": 0.8, "mining.alone": "first",
+    "checks.on_fail": "warn", "checks.min_judge_auc": 0.8, "mining.alone": "first", "dpo_recall.keep": "last",
     **{f"{m}.overlap": True for m in ("weak", "strong", "judge", "ablations.strong")},
 }
 
@@ -46,7 +46,7 @@ EXPECTED: dict[str, set[str]] = {
     "weak": ALL - {"sft"},  # generation settings: every stage that runs the weak model
     "collab": ALL - {"sft"},
     **{f: ALL - {"sft", "eval_sft_valid"} for f in ("strong", "judge", "mining", "checks")},  # the SFT-only probe never sees them
-    "alignment": ALIGNED, "dpo": ALIGNED,
+    "alignment": ALIGNED, "dpo": ALIGNED, "dpo_recall": ALIGNED,
     "grpo": set(),  # read by on-policy alignment only (alignment: grpo), which BASE does not use
     "rounds": ALIGNED | {"round_2/mine", "round_2/dpo"},  # round 1 now merges; round 2 is new
     "eval": EVALS_,

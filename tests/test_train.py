@@ -277,3 +277,19 @@ def test_trls_batch_is_per_device_and_the_global_batch_is_derived(monkeypatch):
         derive_batch({"global_batch_size": 8, "gradient_accumulation_steps": 2}, "grpo")
     with pytest.raises(RecipeError, match="sft.global_batch_size: 0 is not a whole number"):
         derive_batch({"global_batch_size": 0}, "sft")
+
+
+def test_dpo_keeps_each_epochs_adapter_when_asked_and_the_last_equals_the_final_one(merged, tmp_path):
+    from safetensors.torch import load_file
+
+    from cowest.layout import TrainDir
+    from cowest.stages.dpo_recall import epoch_of
+
+    args = FAST | {"num_train_epochs": 2, "per_device_train_batch_size": 2, "learning_rate": 1e-2}
+    adapter = train_dpo(str(merged), PAIRS, tmp_path, args, {}, every_epoch=True)
+    ckpts = TrainDir(tmp_path).checkpoints()
+    assert [c.name for c in ckpts] == ["checkpoint-3", "checkpoint-6"] and [epoch_of(c) for c in ckpts] == [1.0, 2.0]
+    assert not list(tmp_path.glob("checkpoint-*/optimizer.pt"))  # adapters only: no optimizer state
+    first, last, final = (load_file(d / "adapter_model.safetensors") for d in (*ckpts, adapter))
+    assert all(torch.equal(last[k], final[k]) for k in final)
+    assert any(not torch.equal(first[k], final[k]) for k in final)

@@ -134,6 +134,8 @@ def _against_fact(stats: Mapping) -> str | None:
 def dpo_warnings(counts: Mapping, round_: int, recipe: Recipe, mined: Mapping | None = None) -> list[StageWarning]:
     """Alignment skipped for too few pairs; a reward margin that is not above zero (held-out last epoch, else the last
     training step), whose advice looks at the round's mining statistics `mined` first."""
+    if counts.get("skipped_because") == "fact_recall":
+        return [_warn("alignment_undone", _undone(counts["recall"], round_))]
     if counts.get("skipped"):
         return [_warn("alignment_skipped", (
             f"round {round_} alignment skipped: {counts.get('pairs', 0)} training pair(s), fewer than "
@@ -225,6 +227,18 @@ def collaboration_warnings(results: EvalResults | Mapping, name: str) -> list[St
         f"{name}: the strong model alone ({100 * alone:.1f}) beats every collaboration ({best} {100 * collab[best]:.1f}) "
         f"on these {res.n} validation questions: the weak model's drafts mislead it on this domain, so "
         "`cowest serve` answers its default model with the strong model alone"))]
+
+
+def _undone(recall: Mapping, round_: int) -> str:
+    """Why a round's alignment was undone by the DPO check."""
+    best = max(e["recall"] for e in recall["epochs"])
+    return (f"round {round_} alignment undone: on the {recall['questions']} mining questions it did not train on, the "
+            f"drafts stated their {recall.get('measure', 'fact')} on {100 * recall['start']:.1f}% before DPO and on "
+            f"at most {100 * best:.1f}% after any epoch, so the round keeps the model it started from and CoWest is "
+            "standard refinement here, reported as such; pairs whose drafts differ in one value teach it for their own "
+            f"question and can unlearn it where it is another question's fact (round_{round_}/recall.jsonl has the "
+            "drafts); try gentler DPO (a lower dpo.learning_rate, fewer epochs) or dpo_recall.keep: last to keep "
+            "the aligned model anyway")
 
 
 def fact_drop_warnings(results: EvalResults | Mapping, name: str) -> list[StageWarning]:

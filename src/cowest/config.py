@@ -167,6 +167,18 @@ class SftRecallConfig(_Strict):
     # the adapter kept is the one with the best validation recall (the later one on a tie)
 
 
+class DpoRecallConfig(_Strict):
+    """The DPO check: how often greedy drafts state their question's fact on the mining questions alignment did not
+    train on, for the model it started from and after each epoch (`stages/dpo_recall.py`)."""
+
+    # best: keep the epoch whose drafts state facts most often (the later on a tie), and undo alignment where the
+    # starting model beats every epoch; last: keep the last epoch whatever the check finds (measured, reported)
+    keep: Literal["best", "last"] = "best"
+    max_questions: int = Field(48, ge=1)  # a seeded sample beyond this: each epoch drafts once for each question
+    # fewer questions cannot tell one epoch from another (on 4, one question is 25 points): measured, last kept
+    min_questions: int = Field(8, ge=1)
+
+
 class ChecksConfig(_Strict):
     """What each stage must show before the next one spends: below these, a run stops (or warns, `on_fail: warn`)."""
 
@@ -262,6 +274,7 @@ class Recipe(_Strict):
     sft_recall: SftRecallConfig = Field(default_factory=SftRecallConfig)
     checks: ChecksConfig = Field(default_factory=ChecksConfig)
     dpo: dict[str, Any] = Field(default_factory=dict)
+    dpo_recall: DpoRecallConfig = Field(default_factory=DpoRecallConfig)
     grpo: dict[str, Any] = Field(default_factory=dict)
     lora: dict[str, Any] = Field(default_factory=dict)
 

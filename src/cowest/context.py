@@ -91,9 +91,11 @@ class RunContext:
         self._weak_seen.append(backend)
         return backend
 
-    def weak_with(self, adapter: Path) -> Backend:
-        """The base weak model with an adapter that is not (yet) a run variant, behind the call cache."""
-        cfg = self.recipe.weak.model_copy(update={"adapter": str(adapter)})
+    def weak_with(self, adapter: Path | None, model: Path | None = None) -> Backend:
+        """The weak model (the base, or `model`) with an adapter that is not (yet) a run variant, behind the call
+        cache."""
+        update = {"adapter": None if adapter is None else str(adapter)}
+        cfg = self.recipe.weak.model_copy(update=update | ({} if model is None else {"model": str(model)}))
         backend = build_backend(cfg, cache_path=self.cache_path, field="weak")
         self._weak_seen.append(backend)
         return backend
@@ -147,10 +149,17 @@ class RunContext:
         return self.ledger.timings
 
     def alignment_skipped(self, round_: int) -> bool:
-        """Whether round `round_`'s alignment was skipped (too few pairs): its weak model is the one it started
-        from."""
+        """Whether round `round_`'s alignment was skipped (too few pairs) or undone (it lowered fact recall): its
+        weak model is the one it started from."""
+        return bool(self._dpo_counts(round_).get("skipped"))
+
+    def alignment_undone(self, round_: int) -> bool:
+        """Whether round `round_`'s alignment was trained and then undone by the DPO check."""
+        return self._dpo_counts(round_).get("skipped_because") == "fact_recall"
+
+    def _dpo_counts(self, round_: int) -> dict:
         path = self.layout.manifest(f"round_{round_}/dpo")
-        return path.exists() and bool((read_json(path).get("counts") or {}).get("skipped"))
+        return (read_json(path).get("counts") or {}) if path.exists() else {}
 
     def inputs(self, decl: StageDecl, **extra: object) -> dict:
         """A stage's declared inputs: the recipe fields it reads, its upstream stages' keys, and call-time extras."""

@@ -56,8 +56,9 @@ class TrainDir:
     merged = In("merged")
 
     def checkpoints(self) -> list[Path]:
-        """The trainer's checkpoint-N folders."""
-        return sorted(self.dir.glob("checkpoint-*"))
+        """The trainer's checkpoint-N folders, in step order."""
+        found = [p for p in self.dir.glob("checkpoint-*") if p.name.removeprefix("checkpoint-").isdigit()]
+        return sorted(found, key=lambda p: int(p.name.removeprefix("checkpoint-")))
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class RoundDir(TrainDir):
     heldout = In("heldout.json")  # the ids of the mined questions held out of alignment (the validation questions)
     mining_stats = In("mining_stats.json")
     rewards = In("rewards.jsonl")  # on-policy alignment's rewarded drafts
+    recall = In("recall.jsonl")  # the DPO check's drafts: the starting model's and each epoch's, one row a question
 
     def mined(self, name: str) -> Path:
         """`drafts`, `refinements` or `scores`: every row mining wrote of that kind."""

@@ -30,7 +30,8 @@ READS: dict[str, tuple[str, ...]] = {
             "collab.draft_max_tokens", "mining.where", "mining.share", "checks.min_sft_recall"),
     "mine": ("seed", "task", "weak", "strong", "judge", "collab", "mining", "checks.min_judge_auc",
              "checks.judge_questions", "checks.min_pairs"),
-    "dpo": ("seed", "alignment", "dpo", "lora", "checks.min_pairs"),
+    # its check drafts on mining's questions with mining's prompts: those fields are in the mining key it follows
+    "dpo": ("seed", "alignment", "dpo", "dpo_recall", "lora", "checks.min_pairs"),
     # on-policy alignment samples drafts and asks the strong model as it trains: mining's settings and the models
     "grpo": ("seed", "task", "alignment", "grpo", "lora", "weak", "strong", "judge", "collab", "mining",
              "checks.min_judge_auc", "checks.judge_questions"),

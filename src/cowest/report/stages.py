@@ -30,17 +30,29 @@ def stage_outcome(name: str, counts: Mapping) -> str:
                          f"{c['pairs_against_fact']} against" + (f" ({dropped} more dropped)" if dropped else ""))
         return "; ".join([*parts, f"evaluator {c.get('evaluator', 'rule')}"])
     if name.endswith("/dpo"):
+        if c.get("skipped_because") == "fact_recall":
+            return (f"undone: {c.get('pairs')} pairs, {c.get('steps')} steps, but every epoch's drafts stated their "
+                    "facts less often than the start model's on questions it did not train on; the round keeps its "
+                    "start model")
         if c.get("skipped"):
             return f"skipped: {c.get('pairs')} pairs are too few to learn from; the round keeps its start model"
         if c.get("method") == "grpo":
             return f"on-policy (GRPO) on {c.get('questions')} questions, {c.get('strong_calls')} strong calls"
-        margin = c.get("final_margin")
+        margin, recall = c.get("final_margin"), c.get("recall") or {}
+        kept = (f"; epoch {recall['kept_epoch']:g} kept: its drafts state facts on {100 * _kept(recall):.1f}% of "
+                f"{recall['questions']} unseen mining questions, {100 * recall['start']:.1f}% before"
+                if recall.get("measured") else "")
         return f"{c.get('pairs')} pairs, {c.get('steps')} steps" + (
-            f", last reward margin {margin:.3f}" if margin is not None else "")
+            f", last reward margin {margin:.3f}" if margin is not None else "") + kept
     if name.startswith("eval"):
         served = f"; served default: {c['served_default']}" if c.get("served_default") else ""
         return f"{c.get('questions')} questions, {c.get('systems')} systems{served}"
     return ""
+
+
+def _kept(recall: Mapping) -> float:
+    """The kept epoch's recall in a DPO check's block."""
+    return next(e["recall"] for e in recall["epochs"] if e["epoch"] == recall["kept_epoch"])
 
 
 def stage_rows(a: Artifacts) -> Table:

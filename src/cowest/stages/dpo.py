@@ -1,6 +1,8 @@
 """Stage 3: preference alignment (DPO, IPO, +SFT term, or KTO per recipe) on the mined pairs; the reference is the
-round's starting model. With fewer than `checks.min_pairs` pairs nothing is trained: the round keeps its starting
-model (so CoWest is refinement) and its manifest and warning say so."""
+round's starting model. With fewer than `checks.min_pairs` pairs nothing is trained, and where every epoch's drafts
+state their facts less often than the starting model's on mining questions it did not train on (`dpo_recall`)
+alignment is undone: either way the round keeps its starting model (so CoWest is refinement) and its manifest and
+warning say so."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from ..ledger import file_hashes, round_decls
 def run_dpo(ctx: RunContext, round_: int) -> dict:
     """Align round `round_`'s weak model on its pairs unless up to date; returns the manifest."""
     from ..train import merge_adapter, train_dpo
+    from .dpo_recall import keep_epoch
 
     ctx.release()
     r, out = ctx.recipe, ctx.layout.round(round_)
@@ -28,13 +31,14 @@ def run_dpo(ctx: RunContext, round_: int) -> dict:
             return align_on_policy(ctx, round_, start)
         rows = read_jsonl(pairs)
         if len(rows) < r.checks.min_pairs:  # nothing measurable to learn: keep the starting model, say so
-            counts = dict(pairs=len(rows), skipped=True, steps=0)
+            counts = dict(pairs=len(rows), skipped=True, skipped_because="pairs", steps=0)
             return {**counts, "warnings": checks.report(checks.dpo_warnings(counts, round_, r))}
         log_path = out.train_log
         adapter = train_dpo(str(start), pairs, out.dir, r.dpo, r.lora, seed=r.seed, log_path=log_path,
-                            method=r.alignment, eval_pairs=heldout if heldout.exists() else None)
+                            method=r.alignment, eval_pairs=heldout if heldout.exists() else None, every_epoch=True)
+        recall = keep_epoch(ctx, round_, start, rows)
         # The next round starts from this round's merged model.
-        if round_ < r.rounds:
+        if round_ < r.rounds and not recall["undone"]:
             merge_adapter(str(start), adapter, out.merged)
         steps = read_jsonl(log_path) if log_path.exists() else []
         margins = [s["rewards/margins"] for s in steps if "rewards/margins" in s]
@@ -42,7 +46,8 @@ def run_dpo(ctx: RunContext, round_: int) -> dict:
                                                                  "eval_rewards/margins", "eval_loss") if k in s}
                        for s in steps if "eval_rewards/margins" in s]
         counts = dict(pairs=len(rows), steps=len(margins), final_margin=margins[-1] if margins else None,
-                      heldout=held_epochs, adapter_hash=adapter_hash(adapter))
+                      heldout=held_epochs, adapter_hash=adapter_hash(adapter), recall=recall,
+                      **({"skipped": True, "skipped_because": "fact_recall"} if recall["undone"] else {}))
         mined = read_json(out.mining_stats) if out.mining_stats.exists() else {}
         return {**counts, "warnings": checks.report(checks.dpo_warnings(counts, round_, r, mined))}
 

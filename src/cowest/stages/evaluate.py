@@ -71,7 +71,8 @@ def run_eval(ctx: RunContext, systems: list[str] | None = None, name: str = "eva
 
 
 def mark_skipped_alignment(ctx: RunContext, results: EvalResults) -> None:
-    """Rows whose weak model is an aligned round that was skipped (too few pairs) say that they repeat the SFT rows."""
+    """Rows whose weak model is an aligned round that was skipped (too few pairs) or undone (the DPO check) say that
+    they repeat the SFT rows."""
     skipped = [k for k in range(1, ctx.recipe.rounds + 1) if ctx.alignment_skipped(k)]
     if not skipped:
         return
@@ -81,7 +82,8 @@ def mark_skipped_alignment(ctx: RunContext, results: EvalResults) -> None:
         k = round_of(variant, ctx.recipe.rounds)
         if k in skipped:
             same = "SFT model" if ctx.weak_config(variant) == ctx.weak_config("sft") else "previous round's model"
-            entry.label = f"{entry.label} = {same} (alignment skipped: too few pairs)"
+            why = "it lowered fact recall" if ctx.alignment_undone(k) else "too few pairs"
+            entry.label = f"{entry.label} = {same} (alignment skipped: {why})"
 
 
 def split_examples(ctx: RunContext, split: str) -> list:

@@ -103,10 +103,11 @@ def extend(ctx: RunContext, base_path: str, rows: list[dict], valid: list[dict],
                      "valid_questions": kept["n"]}
 
 
-def measure_recall(ctx: RunContext, adapter: Path, examples: list[Example]) -> dict:
-    """Greedy drafts of the weak model with `adapter` on `examples`: the share stating their fact (the gold where a
-    question has no fact to check), the weak model's answer accuracy, and one row per question."""
-    backend = ctx.weak_with(adapter)
+def measure_recall(ctx: RunContext, adapter: Path | None, examples: list[Example], model: Path | None = None) -> dict:
+    """Greedy drafts of the weak model (the base, or `model`) with `adapter` on `examples`: the share stating their
+    fact (the gold where a question has no fact to check), the weak model's answer accuracy, and one row per
+    question."""
+    backend = ctx.weak_with(adapter, model)
     try:
         drafts = [c[0].text for c in Collaborator(backend, None, ctx.prompter, ctx.recipe.collab).drafts(examples)]
     finally:

@@ -116,6 +116,20 @@ def _warn_if_flat(records: list[dict[str, Any]], method: str) -> None:
         warnings.warn(msg, RuntimeWarning, stacklevel=3)
 
 
+def _base_args(out_dir: Path, seed: int, evaluate: bool, every_epoch: bool) -> dict[str, Any]:
+    """Trainer fields under the recipe's: shared defaults, fp32 on CPU, per-epoch evaluation and adapters if asked."""
+    base = trainer_defaults(out_dir, seed)
+    if not torch.cuda.is_available():
+        # CPU bf16 autocast blurs the small policy-reference log-prob gaps DPO learns from: on the demo's data two
+        # epochs reached margin 0.34 in bf16 against 0.73 in fp32, same steps (bench/bench_training.py)
+        base["bf16"] = False
+    if evaluate:
+        base |= {"eval_strategy": "epoch", "per_device_eval_batch_size": 8}
+    if every_epoch:
+        base |= {"save_strategy": "epoch", "save_only_model": True}
+    return base
+
+
 def train_dpo(
     model_path: str,
     pairs: list[dict] | Path,
@@ -126,11 +140,13 @@ def train_dpo(
     log_path: Path | None = None,
     method: Literal["dpo", "kto"] = "dpo",
     eval_pairs: list[dict] | Path | None = None,
+    every_epoch: bool = False,
 ) -> Path:
     """Train a fresh LoRA on the merged SFT model with DPO (or KTO); the reference is the base with adapters off.
 
     With `eval_pairs` (pairs of held-out questions) the trainer also logs held-out loss, reward accuracy and margin
-    after every epoch, unless the recipe sets its own `eval_strategy`.
+    after every epoch, unless the recipe sets its own `eval_strategy`. With `every_epoch` each epoch's adapter is
+    also kept, in out_dir/checkpoint-N (the trainer's own checkpoints, without optimizer state).
     """
     if method not in ("dpo", "kto"):
         raise ValueError(f"train_dpo: method must be 'dpo' or 'kto', got {method!r}")
@@ -144,16 +160,9 @@ def train_dpo(
     disable_telemetry()
     out_dir = Path(out_dir)
     dpo_args = derive_batch(dpo_args or {}, "dpo")
-    base = trainer_defaults(out_dir, seed)
-    if not torch.cuda.is_available():
-        # CPU bf16 autocast blurs the small policy-reference log-prob gaps DPO learns from: on the demo's data two
-        # epochs reached margin 0.34 in bf16 against 0.73 in fp32, same steps (bench/bench_training.py)
-        base["bf16"] = False
     eval_set = load_pairs(eval_pairs) if eval_pairs is not None else None
-    if eval_set is not None and len(eval_set):
-        base |= {"eval_strategy": "epoch", "per_device_eval_batch_size": 8}
-    else:
-        eval_set = None
+    eval_set = eval_set if eval_set is not None and len(eval_set) else None
+    base = _base_args(out_dir, seed, eval_set is not None, every_epoch)
     if method == "kto":
         dataset = to_unpaired(dataset, seed)
         eval_set = to_unpaired(eval_set, seed) if eval_set is not None else None

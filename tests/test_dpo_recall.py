@@ -1,0 +1,121 @@
+"""The DPO check keeps the epoch whose drafts state facts most often on unseen mining questions, or undoes alignment."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cowest.checks import dpo_warnings
+from cowest.config import Recipe
+from cowest.context import RunContext
+from cowest.io import read_jsonl, write_json
+from cowest.report.stages import stage_outcome
+from cowest.stages import dpo_recall
+
+
+def context(tmp_path: Path, **over) -> RunContext:
+    return RunContext(Recipe.model_validate({
+        "name": "r", "output_dir": str(tmp_path),
+        "task": {"name": "formulary", "options": {"n_drugs": 6, "wordings_per_fact": 2, "n_mining": 12, "n_test": 4}},
+        "weak": {"backend": "hf", "model": "w"}, "strong": {"backend": "hf", "model": "s"},
+        "mining": {"where": {"kind": "reasoning"}, "share": 0.9}, **over}))
+
+
+def checkpoints(ctx: RunContext, n: int) -> list[Path]:
+    """n epoch checkpoints as the trainer saves them (3 steps an epoch), each adapter file naming its epoch."""
+    out = []
+    for epoch in range(1, n + 1):
+        d = ctx.layout.round(1).dir / f"checkpoint-{3 * epoch}"
+        d.mkdir(parents=True)
+        write_json(d / "trainer_state.json", {"epoch": float(epoch)})
+        (d / "adapter_model.safetensors").write_text(f"epoch {epoch}")
+        (d / "adapter_config.json").write_text("{}")
+        (d / "training_args.bin").write_text("trainer")
+        out.append(d)
+    adapter = ctx.layout.round(1).adapter
+    adapter.mkdir()
+    (adapter / "adapter_model.safetensors").write_text(f"epoch {n}")  # the trainer's final save: the last epoch
+    return out
+
+
+def scripted(monkeypatch, recalls: dict[str | None, float]) -> list[tuple]:
+    """measure_recall answers each adapter's recall (None: the starting model) and records what it was asked."""
+    asked: list[tuple] = []
+
+    def measure(ctx, adapter, examples, model=None):
+        key = None if adapter is None else Path(adapter).name
+        asked.append((key, tuple(e.id for e in examples), model))
+        rows = [{"question_id": e.id, "stated": True} for e in examples]
+        return dict(recall=recalls[key], accuracy=0.0, n=len(examples), measurable=True, measure="fact", rows=rows)
+
+    monkeypatch.setattr(dpo_recall, "measure_recall", measure)
+    return asked
+
+
+def pairs_of(ctx: RunContext, n_questions: int) -> list[dict]:
+    return [{"question_id": e.id} for e in ctx.questions.mining[:n_questions]]
+
+
+def test_the_best_epoch_on_mining_questions_outside_the_pairs_is_installed_and_checkpoints_dropped(tmp_path,
+                                                                                                 monkeypatch):
+    ctx = context(tmp_path, dpo_recall={"min_questions": 4})
+    ckpts = checkpoints(ctx, 3)
+    asked = scripted(monkeypatch, {None: 0.5, "checkpoint-3": 0.6, "checkpoint-6": 0.8, "checkpoint-9": 0.7})
+    rows = pairs_of(ctx, 4)
+    start = tmp_path / "sft-merged"
+    got = dpo_recall.keep_epoch(ctx, 1, start, rows)
+    unseen = tuple(e.id for e in ctx.questions.mining[4:])
+    assert len(unseen) >= 4 and all(q == unseen and m == start for _, q, m in asked)  # every arm, the same questions
+    assert [a for a, _, _ in asked] == [None, "checkpoint-3", "checkpoint-6", "checkpoint-9"]
+    assert got["kept_epoch"] == 2.0 and got["start"] == 0.5 and not got["undone"] and got["steered"]
+    adapter = ctx.layout.round(1).adapter
+    assert (adapter / "adapter_model.safetensors").read_text() == "epoch 2"
+    assert not (adapter / "training_args.bin").exists()  # the trainer's files stay out of the adapter
+    assert not any(c.exists() for c in ckpts)
+    recall_rows = read_jsonl(ctx.layout.round(1).recall)
+    assert [r["epoch"] for r in recall_rows] == [e for e in (0.0, 1.0, 2.0, 3.0) for _ in unseen]
+
+
+def test_a_tie_keeps_the_later_epoch_and_a_start_model_above_every_epoch_undoes_alignment(tmp_path, monkeypatch):
+    ctx = context(tmp_path, dpo_recall={"min_questions": 4})
+    checkpoints(ctx, 2)
+    scripted(monkeypatch, {None: 0.5, "checkpoint-3": 0.5, "checkpoint-6": 0.5})
+    got = dpo_recall.keep_epoch(ctx, 1, tmp_path / "m", pairs_of(ctx, 4))
+    assert got["kept_epoch"] == 2.0 and not got["undone"]  # a tie with the start model keeps alignment
+
+    ctx = context(tmp_path / "b", dpo_recall={"min_questions": 4})
+    checkpoints(ctx, 2)
+    scripted(monkeypatch, {None: 0.9, "checkpoint-3": 0.6, "checkpoint-6": 0.8})
+    got = dpo_recall.keep_epoch(ctx, 1, tmp_path / "m", pairs_of(ctx, 4))
+    assert got["undone"] and got["kept_epoch"] == 2.0
+    counts = {"pairs": 20, "steps": 10, "skipped": True, "skipped_because": "fact_recall", "recall": got}
+    (w,) = dpo_warnings(counts, 1, ctx.recipe)
+    assert w["code"] == "alignment_undone" and "90.0% before DPO and on at most 80.0%" in w["message"]
+    assert "CoWest is standard refinement" in w["message"] and "dpo_recall.keep: last" in w["message"]
+    assert stage_outcome("round_1/dpo", counts).startswith("undone: 20 pairs")
+    manifest = ctx.layout.manifest("round_1/dpo")
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    manifest.write_text(json.dumps({"counts": counts}))
+    assert ctx.alignment_skipped(1) and ctx.alignment_undone(1)
+    assert ctx.weak_config("aligned") == ctx.weak_config("sft")  # the served and evaluated model is SFT's
+
+
+@pytest.mark.parametrize("over", [{"keep": "last"}, {"min_questions": 40}])
+def test_keep_last_or_too_few_questions_measure_but_keep_the_last_epoch(tmp_path, monkeypatch, over):
+    ctx = context(tmp_path, dpo_recall=over)
+    checkpoints(ctx, 2)
+    scripted(monkeypatch, {None: 0.9, "checkpoint-3": 0.8, "checkpoint-6": 0.1})
+    got = dpo_recall.keep_epoch(ctx, 1, tmp_path / "m", pairs_of(ctx, 4))
+    assert got["measured"] and not got["steered"] and not got["undone"] and got["kept_epoch"] == 2.0
+    assert (ctx.layout.round(1).adapter / "adapter_model.safetensors").read_text() == "epoch 2"
+    assert [e["recall"] for e in got["epochs"]] == [0.8, 0.1]
+
+
+def test_unseen_questions_leave_out_the_paired_ones_and_are_capped_by_a_seeded_sample(tmp_path):
+    ctx = context(tmp_path, dpo_recall={"max_questions": 3})
+    rows = pairs_of(ctx, 2)
+    first = dpo_recall.unseen_questions(ctx, rows)
+    assert len(first) == 3 and not {e.id for e in first} & {r["question_id"] for r in rows}
+    assert [e.id for e in dpo_recall.unseen_questions(ctx, rows)] == [e.id for e in first]
