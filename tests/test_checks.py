@@ -166,6 +166,8 @@ def test_aligned_drafts_identical_to_sft_drafts():
     # Base drafts differ from SFT drafts by design; a later round's drafts count as aligned.
     same = {"n": n, "changed_vs_sft": 0.0}
     assert codes(eval_warnings({"drafts": {"base": same, "round_1": same}}, "eval", 48)) == ["identical_drafts"]
+    # An aligned model that is the SFT model by decision (alignment skipped or undone) was reported by its stage.
+    assert eval_warnings({"drafts": {"aligned": same}}, "eval", 48, sft_model=["aligned"]) == []
 
 
 def _rows(sft: list[str], aligned: list[str]) -> list[dict]:

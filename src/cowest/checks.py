@@ -9,7 +9,7 @@ files show them. A warning whose code is in `STOP` also stops the run (`gate`) u
 from __future__ import annotations
 
 import logging
-from typing import Iterable, Mapping, Sequence
+from typing import Collection, Iterable, Mapping, Sequence
 
 from .collab.prompter import select_sections
 from .config import ChecksConfig, Recipe
@@ -161,13 +161,14 @@ def dpo_warnings(counts: Mapping, round_: int, recipe: Recipe, mined: Mapping | 
 
 
 def eval_warnings(results: EvalResults | Mapping, name: str, draft_max_tokens: int,
-                  sections: Sequence[str] | None = None) -> list[StageWarning]:
-    """Aligned drafts that are (nearly) the SFT drafts, and drafts cut by the draft token cap (with
-    `collab.draft_sections`, only those cut inside the sections the strong model reads)."""
+                  sections: Sequence[str] | None = None, sft_model: Collection[str] = ()) -> list[StageWarning]:
+    """Aligned drafts that are (nearly) the SFT drafts, unless their variant is the SFT model by decision
+    (`sft_model`: alignment skipped or undone, which its stage reported), and drafts cut by the draft token cap
+    (with `collab.draft_sections`, only those cut inside the sections the strong model reads)."""
     same, cut = [], []
     for variant, d in EvalResults.of(results).drafts.items():
         n = d.n
-        aligned = variant == "aligned" or variant.startswith("round_")
+        aligned = (variant == "aligned" or variant.startswith("round_")) and variant not in sft_model
         if aligned and d.changed_vs_sft is not None and n:
             k = round(n * (1 - d.changed_vs_sft))
             if k >= IDENTICAL_SHARE * n:
@@ -237,8 +238,9 @@ def _undone(recall: Mapping, round_: int) -> str:
             f"at most {100 * best:.1f}% after any epoch, so the round keeps the model it started from and CoWest is "
             "standard refinement here, reported as such; pairs whose drafts differ in one value teach it for their own "
             f"question and can unlearn it where it is another question's fact (round_{round_}/recall.jsonl has the "
-            "drafts); try gentler DPO (a lower dpo.learning_rate, fewer epochs) or dpo_recall.keep: last to keep "
-            "the aligned model anyway")
+            "drafts); gentler DPO (learning rate 3e-5, beta 0.5, or the SFT loss alone) did not keep them on rail "
+            "fares, so what can help is mined questions that cover more of the domain's facts (more training "
+            "questions, mining.share); dpo_recall.keep: last keeps the aligned model anyway")
 
 
 def fact_drop_warnings(results: EvalResults | Mapping, name: str) -> list[StageWarning]:

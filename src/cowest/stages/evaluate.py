@@ -57,7 +57,8 @@ def run_eval(ctx: RunContext, systems: list[str] | None = None, name: str = "eva
         tables = f"{results_markdown(results)}\n\n{comparisons_markdown(results)}".strip()
         write_text(out.results_md, f"# {r.name}: {r.task.name} / {split} ({len(examples)} questions)\n\n{tables}\n")
         write_text(out.results_csv, results_csv(results))
-        warns = checks.eval_warnings(results, name, r.collab.draft_max_tokens, r.collab.draft_sections)
+        sft_model = [v for v in results.drafts if v != "sft" and ctx.weak_config(v) == ctx.weak_config("sft")]
+        warns = checks.eval_warnings(results, name, r.collab.draft_max_tokens, r.collab.draft_sections, sft_model)
         warns += checks.shown_draft_warnings(rows, r.collab.draft_sections, name)
         extra = {}
         if split == "valid":  # validation decides what `cowest serve` answers as its default model
