@@ -119,3 +119,10 @@ def test_unseen_questions_leave_out_the_paired_ones_and_are_capped_by_a_seeded_s
     first = dpo_recall.unseen_questions(ctx, rows)
     assert len(first) == 3 and not {e.id for e in first} & {r["question_id"] for r in rows}
     assert [e.id for e in dpo_recall.unseen_questions(ctx, rows)] == [e.id for e in first]
+
+
+def test_a_killed_earlier_trys_checkpoints_are_dropped_before_training(tmp_path):
+    ctx = context(tmp_path)
+    stale = checkpoints(ctx, 3)
+    dpo_recall.drop_checkpoints(ctx.layout.round(1).dir)
+    assert not any(c.exists() for c in stale) and ctx.layout.round(1).adapter.exists()

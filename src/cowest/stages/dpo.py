@@ -17,7 +17,7 @@ from ..ledger import file_hashes, round_decls
 def run_dpo(ctx: RunContext, round_: int) -> dict:
     """Align round `round_`'s weak model on its pairs unless up to date; returns the manifest."""
     from ..train import merge_adapter, train_dpo
-    from .dpo_recall import keep_epoch
+    from .dpo_recall import drop_checkpoints, keep_epoch
 
     ctx.release()
     r, out = ctx.recipe, ctx.layout.round(round_)
@@ -34,6 +34,7 @@ def run_dpo(ctx: RunContext, round_: int) -> dict:
             counts = dict(pairs=len(rows), skipped=True, skipped_because="pairs", steps=0)
             return {**counts, "warnings": checks.report(checks.dpo_warnings(counts, round_, r))}
         log_path = out.train_log
+        drop_checkpoints(out.dir)
         adapter = train_dpo(str(start), pairs, out.dir, r.dpo, r.lora, seed=r.seed, log_path=log_path,
                             method=r.alignment, eval_pairs=heldout if heldout.exists() else None, every_epoch=True)
         recall = keep_epoch(ctx, round_, start, rows)

@@ -83,3 +83,8 @@ def _install(checkpoint: Path, adapter: Path) -> None:
 def _drop(checkpoints: list[Path]) -> None:
     """Remove the epoch checkpoints (main process)."""
     dist.share(lambda: [shutil.rmtree(c, ignore_errors=True) for c in checkpoints])
+
+
+def drop_checkpoints(folder: Path) -> None:
+    """Remove a killed earlier try's checkpoints, so the check reads only this training's epochs."""
+    _drop(TrainDir(folder).checkpoints())
