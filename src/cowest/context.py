@@ -85,6 +85,10 @@ class RunContext:
             return base.model_copy(update={"adapter": str(self.layout.sft.adapter)})
         return base.model_copy(update={"model": str(self.model_dir(k)), "adapter": str(self.layout.round(k).adapter)})
 
+    def is_sft(self, variant: str) -> bool:
+        """Whether a weak variant is the SFT model (an aligned one whose every round was skipped or undone)."""
+        return self.weak_config(variant) == self.weak_config("sft")
+
     def weak(self, variant: str) -> Backend:
         """Load a weak model variant behind the call cache."""
         backend = build_backend(self.weak_config(variant), cache_path=self.cache_path, field="weak")

@@ -94,7 +94,8 @@ def record_question(res: MiningResult, collab: Collaborator, ex: Example, alone:
     `mining.drop_against_fact`, nor do a chosen draft that omits the question's fact and a rejected one that states it).
     Where the strong model alone was not asked (`mining.alone: last`, refinements that all scored the same), the
     drafts have no delta or label and the question no pair."""
-    res.scores.append(dict(question_id=ex.id, k=None, score=s0, delta=None if alone is None else 0.0, label="strong_alone"))
+    res.scores.append(dict(question_id=ex.id, k=None, score=s0, delta=None if alone is None else 0.0,
+                           label="strong_alone"))
     if alone is not None:
         res.refinements.append(_answer_row(ex.id, None, alone))
     for j, c in enumerate(drafts):

@@ -48,7 +48,7 @@ def keep_epoch(ctx: RunContext, round_: int, start: Path, rows: list[dict]) -> d
     if not examples or not checkpoints:
         log.warning("round %d DPO: no mining question outside the pairs (or no epoch saved), so whether alignment "
                     "kept the facts is not measured", round_)
-        _drop(checkpoints)
+        drop_checkpoints(out.dir)
         return {"questions": len(examples), "measured": False, "undone": False}
     history, rows_out = [], []
     for epoch, adapter in [(0.0, None), *((epoch_of(c), c) for c in checkpoints)]:
@@ -64,7 +64,7 @@ def keep_epoch(ctx: RunContext, round_: int, start: Path, rows: list[dict]) -> d
     undone = steer and start_recall > epochs[kept]["recall"]
     if not undone and kept != len(epochs) - 1:
         dist.share(lambda: _install(checkpoints[kept], out.adapter))
-    _drop(checkpoints)
+    drop_checkpoints(out.dir)
     return {"questions": len(examples), "measured": True, "measure": m["measure"], "start": start_recall,
             "epochs": epochs, "kept_epoch": epochs[kept]["epoch"], "steered": steer, "undone": undone}
 
@@ -80,11 +80,7 @@ def _install(checkpoint: Path, adapter: Path) -> None:
                 shutil.copy2(f, tmp / f.name)
 
 
-def _drop(checkpoints: list[Path]) -> None:
-    """Remove the epoch checkpoints (main process)."""
-    dist.share(lambda: [shutil.rmtree(c, ignore_errors=True) for c in checkpoints])
-
-
 def drop_checkpoints(folder: Path) -> None:
-    """Remove a killed earlier try's checkpoints, so the check reads only this training's epochs."""
-    _drop(TrainDir(folder).checkpoints())
+    """Remove a training folder's epoch checkpoints (main process): after the check, and before training, a killed
+    earlier try's, so the check reads only this training's epochs."""
+    dist.share(lambda: [shutil.rmtree(c, ignore_errors=True) for c in TrainDir(folder).checkpoints()])

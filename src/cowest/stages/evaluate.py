@@ -57,7 +57,7 @@ def run_eval(ctx: RunContext, systems: list[str] | None = None, name: str = "eva
         tables = f"{results_markdown(results)}\n\n{comparisons_markdown(results)}".strip()
         write_text(out.results_md, f"# {r.name}: {r.task.name} / {split} ({len(examples)} questions)\n\n{tables}\n")
         write_text(out.results_csv, results_csv(results))
-        sft_model = [v for v in results.drafts if v != "sft" and ctx.weak_config(v) == ctx.weak_config("sft")]
+        sft_model = [v for v in results.drafts if v != "sft" and ctx.is_sft(v)]
         warns = checks.eval_warnings(results, name, r.collab.draft_max_tokens, r.collab.draft_sections, sft_model)
         warns += checks.shown_draft_warnings(rows, r.collab.draft_sections, name)
         extra = {}
@@ -82,7 +82,7 @@ def mark_skipped_alignment(ctx: RunContext, results: EvalResults) -> None:
         variant = next((s.variant for s in get_systems([name])), None)
         k = round_of(variant, ctx.recipe.rounds)
         if k in skipped:
-            same = "SFT model" if ctx.weak_config(variant) == ctx.weak_config("sft") else "previous round's model"
+            same = "SFT model" if ctx.is_sft(variant) else "previous round's model"
             why = "it lowered fact recall" if ctx.alignment_undone(k) else "too few pairs"
             entry.label = f"{entry.label} = {same} (alignment skipped: {why})"
 
