@@ -126,3 +126,14 @@ def test_a_killed_earlier_trys_checkpoints_are_dropped_before_training(tmp_path)
     stale = checkpoints(ctx, 3)
     dpo_recall.drop_checkpoints(ctx.layout.round(1).dir)
     assert not any(c.exists() for c in stale) and ctx.layout.round(1).adapter.exists()
+
+
+def test_checkpoints_are_listed_in_step_order_and_dropped_alone(tmp_path):
+    from cowest.layout import TrainDir
+
+    for name in ("checkpoint-10", "checkpoint-9", "checkpoint-last", "adapter"):
+        (tmp_path / name).mkdir()
+    folder = TrainDir(tmp_path)
+    assert [c.name for c in folder.checkpoints()] == ["checkpoint-9", "checkpoint-10"]
+    folder.drop_checkpoints()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter", "checkpoint-last"]

@@ -19,6 +19,7 @@ Nothing else spells these names; a training writes into a `TrainDir` (its adapte
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,11 @@ class TrainDir:
         """The trainer's checkpoint-N folders, in step order."""
         found = [p for p in self.dir.glob("checkpoint-*") if p.name.removeprefix("checkpoint-").isdigit()]
         return sorted(found, key=lambda p: int(p.name.removeprefix("checkpoint-")))
+
+    def drop_checkpoints(self) -> None:
+        """Remove the trainer's checkpoint-N folders (call it from one process)."""
+        for ckpt in self.checkpoints():
+            shutil.rmtree(ckpt, ignore_errors=True)
 
 
 @dataclass(frozen=True)

@@ -83,4 +83,4 @@ def _install(checkpoint: Path, adapter: Path) -> None:
 def drop_checkpoints(folder: Path) -> None:
     """Remove a training folder's epoch checkpoints (main process): after the check, and before training, a killed
     earlier try's, so the check reads only this training's epochs."""
-    dist.share(lambda: [shutil.rmtree(c, ignore_errors=True) for c in TrainDir(folder).checkpoints()])
+    dist.share(TrainDir(folder).drop_checkpoints)

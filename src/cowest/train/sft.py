@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -84,8 +83,7 @@ def train_sft(
     )
     quiet_trainer(trainer)
     trainer.train()
-    for ckpt in TrainDir(out_dir).checkpoints():  # the best epoch is loaded; its checkpoints are not needed again
-        shutil.rmtree(ckpt, ignore_errors=True)
+    TrainDir(out_dir).drop_checkpoints()  # the best epoch is loaded; its checkpoints are not needed again
     return save_adapter(trainer, out_dir)
 
 
