@@ -156,18 +156,26 @@ def test_the_served_default_is_the_best_system_on_validation_cowest_on_a_tie():
     assert served_default(res(weak_sft=0.9)) is None
 
 
+def _shown(drafts: dict, *systems: str) -> dict:
+    """Evaluation results holding `drafts` and the systems that showed them (scores do not matter here)."""
+    return {"drafts": drafts, "systems": {s: {"score": {"value": 0.5}} for s in systems}}
+
+
 def test_aligned_drafts_identical_to_sft_drafts():
     n = 30
     almost = {"aligned": {"n": n, "changed_vs_sft": 1 / n, "truncated_share": 0.0}}
-    (w,) = eval_warnings({"drafts": almost}, "eval_valid", 48)
+    (w,) = eval_warnings(_shown(almost, "refine", "cowest"), "eval_valid", 48)
     assert w["code"] == "identical_drafts" and w["message"].startswith("eval_valid: 29 of 30 (96.7%) aligned drafts")
     changed = 1 - IDENTICAL_SHARE + 2 / n  # 26 of 30 identical: below the threshold
-    assert eval_warnings({"drafts": {"aligned": {"n": n, "changed_vs_sft": changed}}}, "eval", 48) == []
+    assert eval_warnings(_shown({"aligned": {"n": n, "changed_vs_sft": changed}}, "cowest"), "eval", 48) == []
     # Base drafts differ from SFT drafts by design; a later round's drafts count as aligned.
     same = {"n": n, "changed_vs_sft": 0.0}
-    assert codes(eval_warnings({"drafts": {"base": same, "round_1": same}}, "eval", 48)) == ["identical_drafts"]
+    both = _shown({"base": same, "round_1": same}, "collab_base", "cowest_round_1")
+    assert codes(eval_warnings(both, "eval", 48)) == ["identical_drafts"]
     # An aligned model that is the SFT model by decision (alignment skipped or undone) was reported by its stage.
-    assert eval_warnings({"drafts": {"aligned": same}}, "eval", 48, sft_model=["aligned"]) == []
+    assert eval_warnings(_shown({"aligned": same}, "cowest"), "eval", 48, sft_model=["aligned"]) == []
+    # A probe of the weak models alone shows no draft to the strong model: alike drafts cost CoWest nothing there.
+    assert eval_warnings(_shown({"aligned": same}, "weak_sft", "weak_aligned"), "eval_recall", 48) == []
 
 
 def _rows(sft: list[str], aligned: list[str]) -> list[dict]:

@@ -15,6 +15,7 @@ from .collab.prompter import select_sections
 from .config import ChecksConfig, Recipe
 from .errors import CowestError
 from .results import EvalResults
+from .systems import shown_variant
 
 log = logging.getLogger(__name__)
 
@@ -164,20 +165,24 @@ def eval_warnings(results: EvalResults | Mapping, name: str, draft_max_tokens: i
                   sections: Sequence[str] | None = None, sft_model: Collection[str] = ()) -> list[StageWarning]:
     """Aligned drafts that are (nearly) the SFT drafts, unless their variant is the SFT model by decision
     (`sft_model`: alignment skipped or undone, which its stage reported), and drafts cut by the draft token cap
-    (with `collab.draft_sections`, only those cut inside the sections the strong model reads)."""
+    (with `collab.draft_sections`, only those cut inside the sections the strong model reads). Identical drafts
+    matter only where a collaborative system of this evaluation shows them to the strong model (not in a probe of
+    the weak model alone)."""
     same, cut = [], []
-    for variant, d in EvalResults.of(results).drafts.items():
+    res = EvalResults.of(results)
+    shown = {shown_variant(n) for n in res.systems}
+    for variant, d in res.drafts.items():
         n = d.n
-        aligned = (variant == "aligned" or variant.startswith("round_")) and variant not in sft_model
+        aligned = (variant == "aligned" or variant.startswith("round_")) and variant in shown - set(sft_model)
         if aligned and d.changed_vs_sft is not None and n:
             k = round(n * (1 - d.changed_vs_sft))
             if k >= IDENTICAL_SHARE * n:
                 same.append(_warn("identical_drafts", (
                     f"{name}: {_share(k, n)} {variant} drafts are identical to the SFT drafts, so alignment "
                     "changed (almost) nothing and CoWest can only repeat refinement")))
-        shown = sections if d.shown_cut_share is not None else None
-        if k := round(n * (d.truncated_share if shown is None else d.shown_cut_share)):
-            cut.append(_cut(f"{name}, {variant} drafts", k, n, draft_max_tokens, shown))
+        cut_in = sections if d.shown_cut_share is not None else None
+        if k := round(n * (d.truncated_share if cut_in is None else d.shown_cut_share)):
+            cut.append(_cut(f"{name}, {variant} drafts", k, n, draft_max_tokens, cut_in))
     return same + cut
 
 

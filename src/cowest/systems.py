@@ -69,6 +69,14 @@ def get_systems(names: Sequence[str]) -> list[System]:
     return out
 
 
+def shown_variant(name: str) -> str | None:
+    """The weak variant whose drafts the system `name` shows the strong model (None: it shows none)."""
+    if name in SYSTEMS:
+        return SYSTEMS[name].variant if SYSTEMS[name].kind == "collab" else None
+    m = _ROUND.match(name)
+    return f"round_{m.group(2)}" if m and m.group(1) == "cowest" else None
+
+
 def served_systems() -> list[System]:
     """The systems `cowest serve` can answer as, in the order it lists them."""
     return [SYSTEMS[n] for n in SERVED]
