@@ -138,15 +138,19 @@ def mining_markdown(folder: Path) -> str:
              f"{r['wall_s']:.0f}"] for r in b["rows"]]
     table = md_table(["mining", "questions", "strong requests", "strong calls made", "pairs", "questions with a pair",
                       "pairs / 100 calls", "vs exhaustive", "wall s"], rows)
-    return (f"{table}\n\n`{b['data']}` ({b['task']}), the SFT model of `{b['run']}`, k = {b['k']} drafts a question "
+    data = f"`{b['data']}` ({b['task']})" if b.get("data") else f"the `{b['task']}` task's own data"
+    return (f"{table}\n\n{data}, the SFT model of `{b['run']}`, k = {b['k']} drafts a question "
             f"(adaptive: {b['extra_drafts']} more where a question splits), the strong model shown "
             f"{', '.join(b['draft_sections'] or ['the whole draft'])}; " + _mining_caches(b) + f"; {b['machine']}.\n")
 
 
 def _mining_caches(b: dict) -> str:
     """How the mining benchmark's rows met the call cache, which decides what their calls and wall times mean."""
-    stops = (f"the recipe's stops: pair target {b['pair_target']}, budget {b['strong_call_budget']} strong requests"
-             if "pair_target" in b else "")
+    stops = ""
+    if "pair_target" in b:
+        target, budget = b["pair_target"], b["strong_call_budget"]
+        stops = "the recipe's stops: " + (f"pair target {target}" if target is not None else "no pair target") + (
+            f", budget {budget} strong requests" if budget is not None else ", no budget")
     if "adaptive_cache" not in b:  # written before adaptive mining's `alone` rows
         return "each way with an empty call cache" + (
             f" ({stops}; that row reads the adaptive row's cache and counts its requests as calls)" if stops else "")
