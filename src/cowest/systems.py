@@ -53,28 +53,32 @@ def evaluated() -> list[str]:
     return [n for n, s in SYSTEMS.items() if s.evaluated]
 
 
+def find_system(name: str) -> System | None:
+    """The evaluated system `name` (plus `weak_round_K` / `cowest_round_K`), or None if there is none."""
+    if name in SYSTEMS and SYSTEMS[name].evaluated:
+        return SYSTEMS[name]
+    if m := _ROUND.match(name):
+        who, k = m.groups()
+        label = f"weak aligned, round {k}" if who == "weak" else f"CoWest, round {k} draft -> strong"
+        return System(name, label, "weak" if who == "weak" else "collab", f"round_{k}")
+    return None
+
+
 def get_systems(names: Sequence[str]) -> list[System]:
     """Look up evaluated systems by name (plus `weak_round_K` / `cowest_round_K`) with a clear error."""
     out = []
     for n in names:
-        if n in SYSTEMS and SYSTEMS[n].evaluated:
-            out.append(SYSTEMS[n])
-        elif m := _ROUND.match(n):
-            who, k = m.groups()
-            label = f"weak aligned, round {k}" if who == "weak" else f"CoWest, round {k} draft -> strong"
-            out.append(System(n, label, "weak" if who == "weak" else "collab", f"round_{k}"))
-        else:
+        if (s := find_system(n)) is None:
             raise ValueError(f"unknown eval system {n!r}; known: {', '.join(evaluated())}, weak_round_K, "
                              "cowest_round_K")
+        out.append(s)
     return out
 
 
 def shown_variant(name: str) -> str | None:
     """The weak variant whose drafts the system `name` shows the strong model (None: it shows none)."""
-    if name in SYSTEMS:
-        return SYSTEMS[name].variant if SYSTEMS[name].kind == "collab" else None
-    m = _ROUND.match(name)
-    return f"round_{m.group(2)}" if m and m.group(1) == "cowest" else None
+    s = find_system(name)
+    return s.variant if s is not None and s.kind == "collab" else None
 
 
 def served_systems() -> list[System]:
