@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from cowest.cli import app
 from cowest.config import load_recipe
-from cowest.recipes import size, survey
+from cowest.recipes import map_fields, size, survey
 from cowest.tasks import load_task
 from cowest.tasks.readers import TaskDataError
 
@@ -118,3 +118,32 @@ def test_the_shipped_recipes_are_what_init_writes(tmp_path, monkeypatch, folder,
                                    "--name", name, "--out", str(out), *extra])
     assert res.exit_code == 0, res.output
     assert out.read_text() == (ROOT / (recipe or f"{d}/recipe.yaml")).read_text()
+
+
+@pytest.mark.parametrize("columns,gold,letter", [
+    (["A", "B", "C", "D"], "B", "B"),  # a CSV with one column per option
+    (["answer_a", "answer_b", "answer_c", "answer_d"], "C", "C"),  # MMLU as packaged
+    (["opa", "opb", "opc", "opd"], "Paris", "B"),  # MedMCQA's columns, the gold an option's text
+])
+def test_options_in_one_column_each_make_a_multiple_choice_recipe(tmp_path, columns, gold, letter):
+    rows = [{"question": f"Capital number {i}?", **dict(zip(columns, ["Rome", "Paris", "Oslo", "Bern"])),
+             "correct": gold} for i in range(12)]
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    res = CliRunner().invoke(app, ["init", str(tmp_path / "d.jsonl"), "--field", "gold=correct"])
+    assert res.exit_code == 0, res.output
+    recipe = load_recipe(tmp_path / "recipe.yaml")
+    assert recipe.task.type == "multiple_choice" and recipe.task.fields["options"] == ",".join(columns)
+    example = load_task(recipe.task).train[0]
+    assert example.options == ["Rome", "Paris", "Oslo", "Bern"] and example.gold == letter
+
+
+def test_letter_golds_without_options_are_refused_not_read_as_labels(tmp_path):
+    rows = [{"question": f"Q{i}?", "answer": "ABCD"[i % 4]} for i in range(20)]
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(TaskDataError, match="option letter .* no options column .* --field options="):
+        survey(str(tmp_path / "d.jsonl"))
+    assert survey(str(tmp_path / "d.jsonl"), task_type="classification").type == "classification"
+
+
+def test_prompt_completion_columns_are_read():
+    assert map_fields(["prompt", "completion"], {}, "d.jsonl") == {"question": "prompt", "gold": "completion"}

@@ -7,6 +7,7 @@ turns a budget into the recipe's numbers, and `render` writes the recipe, every 
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import textwrap
@@ -24,7 +25,7 @@ from .tasks.readers import TaskDataError, iter_rows, iter_text_lines
 COLUMNS: dict[str, tuple[str, ...]] = {
     "id": ("id", "idx", "uid", "qid"),
     "question": ("question", "q", "prompt", "input", "query", "text"),
-    "gold": ("gold", "answer", "label", "target", "output", "correct_answer", "solution"),
+    "gold": ("gold", "answer", "label", "target", "output", "correct_answer", "solution", "completion", "response"),
     "options": ("options", "choices"),
     "answers": ("answers", "aliases", "accepted"),
     "explanation": ("explanation", "exp", "rationale", "background"),
@@ -86,8 +87,8 @@ def survey(path: str, test_path: str | None = None, facts_path: str | None = Non
     if not rows:
         raise TaskDataError(f"{path}: no rows")
     columns = list(dict.fromkeys(k for r in rows for k in r))
-    mapping = _map_fields(columns, fields or {}, path)
-    kind = task_type or _task_type(rows, mapping)
+    mapping = map_fields(columns, fields or {}, path)
+    kind = _task_type(rows, mapping, path, task_type)
     s = Survey(path=path, test_path=test_path, facts_path=facts_path, fields=mapping, type=kind, rows=len(rows),
                test_rows=len(test))
     s.where, s.pool = _like_test(rows, test, columns, mapping)
@@ -102,7 +103,8 @@ def survey(path: str, test_path: str | None = None, facts_path: str | None = Non
     return s
 
 
-def _map_fields(columns: list[str], given: dict[str, str], path: str) -> dict[str, str]:
+def map_fields(columns: list[str], given: dict[str, str], path: str) -> dict[str, str]:
+    """Our field -> the file's column: the user's mapping, else by name; question and gold are required."""
     lower = {c.lower(): c for c in columns}
     out = {}
     for ours, names in COLUMNS.items():
@@ -112,6 +114,8 @@ def _map_fields(columns: list[str], given: dict[str, str], path: str) -> dict[st
             out[ours] = given[ours]
         elif found := next((lower[n] for n in names if n in lower), None):
             out[ours] = found
+        elif ours == "options" and (group := _option_columns(columns)):
+            out[ours] = ",".join(group)
     for need in ("question", "gold"):
         if need not in out and not (need == "gold" and "answers" in out):
             raise TaskDataError(f"{path}: no column for the {need} (looked for {', '.join(COLUMNS[need])}); name it "
@@ -119,8 +123,32 @@ def _map_fields(columns: list[str], given: dict[str, str], path: str) -> dict[st
     return out
 
 
-def _task_type(rows: list[dict], f: dict[str, str]) -> str:
+def _option_columns(columns: list[str]) -> list[str] | None:
+    """One column per option (A..D, opa..opd, option_1..option_4, choice0..): the longest such run, in order."""
+    groups: dict[str, dict[int, str]] = {}
+    for c in columns:
+        m = re.fullmatch(r"(?i)(?:(op|opt|option|choice|answer|ending)[ _-]?)?([a-z]|\d)", c.strip())
+        if not m or (not m.group(1) and not m.group(2).isalpha()):
+            continue  # a bare digit is no option column
+        prefix, tag = (m.group(1) or "").lower(), m.group(2).lower()
+        index = ord(tag) - ord("a") if tag.isalpha() else int(tag)
+        groups.setdefault(f"{prefix}:{tag.isalpha()}", {})[index] = c
+    runs = []
+    for found in groups.values():
+        first = min(found)
+        run = [found[i] for i in range(first, first + len(found)) if i in found]
+        if first <= 1 and len(run) >= 2:
+            runs.append(run)
+    return max(runs, key=len) if runs else None
+
+
+def _task_type(rows: list[dict], f: dict[str, str], path: str, task_type: str | None = None) -> str:
+    """The task type: the user's, else read from the options and the golds."""
+    if task_type:
+        return task_type
     golds = [str(r.get(f.get("gold", ""), "")).strip() for r in rows]
+    if "," in f.get("options", ""):
+        return "multiple_choice"  # one column per option
     if "options" in f:
         sets = {tuple(r.get(f["options"]) or ()) if isinstance(r.get(f["options"]), list) else r.get(f["options"])
                 for r in rows}
@@ -128,6 +156,10 @@ def _task_type(rows: list[dict], f: dict[str, str]) -> str:
             return "classification"  # one label set for every row, golds given as labels
         return "multiple_choice"
     distinct = set(g.lower() for g in golds)
+    if len(distinct) > 1 and all(len(g) == 1 and g.upper() in LETTERS for g in golds):
+        raise TaskDataError(f"{path}: every gold is an option letter ({', '.join(sorted(g.upper() for g in distinct))}) "
+                            "but no options column was found; name it with --field options=COLUMN (a list), or "
+                            "--field options=A,B,C,D (one column per option), or pass --type")
     if len(distinct) <= MAX_LABELS and len(rows) >= 4 * len(distinct):
         return "classification"
     return "short_answer"
@@ -266,7 +298,12 @@ def _valid_questions(s: Survey, share: float) -> int:
 
 def _fields_yaml(f: dict[str, str]) -> str:
     moved = {k: v for k, v in f.items() if k != v}
-    return "{" + ", ".join(f"{k}: {v}" for k, v in moved.items()) + "}" if moved else "{}"
+    return "{" + ", ".join(f"{k}: {_yaml_scalar(v)}" for k, v in moved.items()) + "}" if moved else "{}"
+
+
+def _yaml_scalar(text: str) -> str:
+    """A column name as a YAML flow scalar: bare where plain, else quoted ('A,B,C,D' holds flow commas)."""
+    return text if re.fullmatch(r"[A-Za-z_][\w.-]*", text) else json.dumps(text)
 
 
 def render(s: Survey, z: Sizes, name: str, strong_model: str | None = None, base_url: str | None = None) -> str:
