@@ -147,3 +147,13 @@ def test_letter_golds_without_options_are_refused_not_read_as_labels(tmp_path):
 
 def test_prompt_completion_columns_are_read():
     assert map_fields(["prompt", "completion"], {}, "d.jsonl") == {"question": "prompt", "gold": "completion"}
+
+
+def test_numeric_golds_without_a_zero_count_from_one(tmp_path):
+    rows = [{"question": f"Q{i}?", "options": ["w", "x", "y", "z"], "answer": 1 + i % 3} for i in range(12)]
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    res = CliRunner().invoke(app, ["init", str(tmp_path / "d.jsonl")])
+    assert res.exit_code == 0, res.output
+    recipe = load_recipe(tmp_path / "recipe.yaml")
+    assert recipe.task.options == {"index_base": 1} and "counted from 1" in res.stderr
+    assert all(e.gold == "ABC"[int(e.question[1:-1]) % 3] for e in load_task(recipe.task).train)

@@ -76,6 +76,7 @@ class Survey:
     pool: int = 0  # training questions matching `where`
     facts: int = 0
     fact_words: int = 0  # 90th percentile of a fact's words
+    index_base: int = 0  # what a numeric multiple-choice gold counts from
     notes: list[str] = field(default_factory=list)
 
 
@@ -92,6 +93,9 @@ def survey(path: str, test_path: str | None = None, facts_path: str | None = Non
     s = Survey(path=path, test_path=test_path, facts_path=facts_path, fields=mapping, type=kind, rows=len(rows),
                test_rows=len(test))
     s.where, s.pool = _like_test(rows, test, columns, mapping)
+    if kind == "multiple_choice" and (base := _index_base(rows, mapping)):
+        s.index_base = base
+        s.notes.append("every gold is a number and none is 0: read as counted from 1 (task.options.index_base: 1)")
     if facts_path:
         facts = [line for _, line in iter_text_lines(facts_path)]
         s.facts = len(facts)
@@ -152,7 +156,8 @@ def _task_type(rows: list[dict], f: dict[str, str], path: str, task_type: str | 
     if "options" in f:
         sets = {tuple(r.get(f["options"]) or ()) if isinstance(r.get(f["options"]), list) else r.get(f["options"])
                 for r in rows}
-        if len(sets) == 1 and not all(g.upper() in LETTERS for g in golds):
+        labels = {str(o).strip().lower() for o in (next(iter(sets)) or ())} if len(sets) == 1 else set()
+        if labels and all(g.lower() in labels for g in golds):
             return "classification"  # one label set for every row, golds given as labels
         return "multiple_choice"
     distinct = set(g.lower() for g in golds)
@@ -163,6 +168,12 @@ def _task_type(rows: list[dict], f: dict[str, str], path: str, task_type: str | 
     if len(distinct) <= MAX_LABELS and len(rows) >= 4 * len(distinct):
         return "classification"
     return "short_answer"
+
+
+def _index_base(rows: list[dict], f: dict[str, str]) -> int:
+    """1 where every multiple-choice gold is a whole number and none is 0 (1-based answer indexes), else 0."""
+    golds = [str(r.get(f.get("gold", ""), "")).strip() for r in rows]
+    return int(all(g.isdigit() for g in golds) and "0" not in golds)
 
 
 def _like_test(rows: list[dict], test: list[dict], columns: list[str], f: dict[str, str]) -> tuple[dict, int]:
