@@ -157,3 +157,19 @@ def test_numeric_golds_without_a_zero_count_from_one(tmp_path):
     recipe = load_recipe(tmp_path / "recipe.yaml")
     assert recipe.task.options == {"index_base": 1} and "counted from 1" in res.stderr
     assert all(e.gold == "ABC"[int(e.question[1:-1]) % 3] for e in load_task(recipe.task).train)
+
+
+def test_a_recipe_that_cannot_read_its_data_is_not_written(tmp_path):
+    rows = [{"question": f"What is code {i}?", "answer": f"X-{i}"} for i in range(30)]
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "t.jsonl").write_text('{"question": "What is code 99?"}\n')  # no gold
+    res = CliRunner().invoke(app, ["init", str(tmp_path / "d.jsonl"), "--test", str(tmp_path / "t.jsonl")])
+    assert res.exit_code != 0 and "t.jsonl:1: field 'answer': missing" in res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.jsonl", "t.jsonl"]
+
+
+def test_one_gold_for_every_row_is_refused(tmp_path):
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps({"question": f"Q{i}?", "answer": "a"}) + "\n"
+                                              for i in range(10)))
+    with pytest.raises(TaskDataError, match="every row's gold is 'a'"):
+        survey(str(tmp_path / "d.jsonl"))

@@ -205,6 +205,18 @@ def test_ifqa_json_array_line_numbers(tmp_path):
         load("ifqa", path=str(broken))
 
 
+def test_a_json_object_holding_one_list_of_rows_is_read_as_that_list(tmp_path):
+    wrapped = tmp_path / "w.json"
+    wrapped.write_text('{"version": "1.1",\n "data": [\n  {"q": "A?", "a": "1"},\n  {"q": "B?",\n   "a": "2"}\n ]}\n')
+    assert [(loc.line, row["q"]) for loc, row in iter_rows(wrapped)] == [(3, "A?"), (4, "B?")]
+    jsonl = tmp_path / "j.json"  # one object a line stays JSONL, even where a line holds a list of objects
+    jsonl.write_text('{"q": "A?", "a": "1", "refs": [{"x": 1}]}\n{"q": "B?", "a": "2", "refs": []}\n')
+    assert [loc.line for loc, _ in iter_rows(jsonl)] == [1, 2]
+    one = tmp_path / "one.json"  # and a file of one such row is that row
+    one.write_text('{"q": "A?", "a": "1", "refs": [{"x": 1}, {"x": 2}]}\n')
+    assert [row["q"] for _, row in iter_rows(one)] == ["A?"]
+
+
 def test_ifqa_needs_a_source():
     with pytest.raises(TaskDataError, match="task.path"):
         load("ifqa")

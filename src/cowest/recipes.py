@@ -161,6 +161,9 @@ def _task_type(rows: list[dict], f: dict[str, str], path: str, task_type: str | 
             return "classification"  # one label set for every row, golds given as labels
         return "multiple_choice"
     distinct = set(g.lower() for g in golds)
+    if len(distinct) == 1:
+        raise TaskDataError(f"{path}: every row's gold is {golds[0]!r}: nothing to learn or score; check the gold "
+                            f"column ({f.get('gold')}; --field gold=COLUMN)")
     if len(distinct) > 1 and all(len(g) == 1 and g.upper() in LETTERS for g in golds):
         raise TaskDataError(f"{path}: every gold is an option letter ({', '.join(sorted(g.upper() for g in distinct))}) "
                             "but no options column was found; name it with --field options=COLUMN (a list), or "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -105,6 +106,7 @@ def init(
 ) -> None:
     """Write a recipe for your own data, with the settings the measurements support, sized by a budget."""
     from ..config import load_recipe
+    from ..io import write_text
     from ..recipes import default_name, render, size, survey
     from ..tasks import load_task
 
@@ -120,8 +122,13 @@ def init(
     rows = [x.strip() for x in systems.split(",") if x.strip()] if systems else None
     sizes = size(found, minutes, strong_calls, *([rows] if rows else []))
     text = render(found, sizes, name or default_name(str(data)), strong_model, base_url)
-    target.write_text(text)
-    task = load_task(load_recipe(target, check_trainers=False).task)  # the recipe reads the data as written
+    # the recipe must read the data as written before it replaces anything at `target`
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=target.parent, prefix=f".{target.name}.", suffix=".yaml") as tmp:
+        tmp.write(text)
+        tmp.flush()
+        task = load_task(load_recipe(Path(tmp.name), check_trainers=False).task)
+    write_text(target, text)
     typer.echo(f"{target}: {found.type}, {len(task.train)} training and {len(task.test)} test questions"
                + (f", {found.facts} facts" if found.facts else "")
                + (f"; mining {found.where} ({found.pool} questions)" if found.where else ""), err=True)

@@ -15,6 +15,10 @@ from typing import Any, Iterable, Iterator
 from ..errors import CowestError
 
 
+# Keys under which a whole-file JSON object holds its rows beside other keys ({"version": ..., "data": [...]}).
+WRAPPER_KEYS = ("data", "rows", "examples", "questions", "items", "records", "instances", "train", "test")
+
+
 class TaskDataError(CowestError, ValueError):
     """A data file or row that cannot be used; the message names the file, the line and the field."""
 
@@ -59,7 +63,8 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[Loc, Row]]:
 
 
 def _iter_json(path: Path) -> Iterator[tuple[Loc, Row]]:
-    """A JSON array of objects, with each object's line; a file starting with '{' is read as JSONL."""
+    """A JSON array of objects, with each object's line; an object holding one such array ({"data": [...]}) is
+    read as that array, any other file starting with '{' as JSONL."""
     data = path.read_bytes()
     try:
         text = data.decode("utf-8").removeprefix("\ufeff")
@@ -68,10 +73,32 @@ def _iter_json(path: Path) -> Iterator[tuple[Loc, Row]]:
         raise TaskDataError(f"{path}:{line}: not valid UTF-8") from None
     start = len(text) - len(text.lstrip())
     if text[start:start + 1] != "[":
-        yield from _iter_jsonl(path)
-        return
+        start = _wrapped_array(text, start)
+        if start is None:
+            yield from _iter_jsonl(path)
+            return
+    yield from _iter_array(path, text, start)
+
+
+def _wrapped_array(text: str, start: int) -> int | None:
+    """Where the one list of row objects starts in a whole-file object ({"data": [{...}, ...]}); None otherwise."""
+    if text[start:start + 1] != "{":
+        return None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError:
+        return None  # JSONL: one object a line
+    lists = [k for k, v in obj.items() if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)]
+    if len(lists) != 1 or (len(obj) > 1 and lists[0].lower() not in WRAPPER_KEYS):
+        return None  # a row of its own that happens to hold a list
+    m = re.search(rf"{re.escape(json.dumps(lists[0]))}\s*:\s*\[", text)
+    return m.end() - 1 if m else None
+
+
+def _iter_array(path: Path, text: str, start: int) -> Iterator[tuple[Loc, Row]]:
+    """The objects of the JSON array opening at `start`, each with the line it starts on."""
     decoder, ws = json.JSONDecoder(), re.compile(r"\s*")
-    pos, line, last = start + 1, 1, 0
+    pos, line, last = start + 1, text.count("\n", 0, start) + 1, start
     while True:
         pos = ws.match(text, pos).end()
         if text.startswith("]", pos):
