@@ -20,7 +20,8 @@ FIELDS = ("id", "question", "options", "gold", "answers", "explanation")
 RESERVED = ("source",)  # metadata keys the loader writes itself: `source` is the row's file:line
 
 INFO = LoaderInfo(
-    summary="Your own questions in one file (task.path; .jsonl, .json array, .csv, .tsv or .parquet).",
+    summary="Your own questions in one file (task.path; .jsonl, .json array or an object holding one under "
+            "'data', 'rows', 'examples', ..., .csv, .tsv or .parquet).",
     fields={
         "id": "the example id; empty or missing: <file stem>-<line>",
         "question": "the question text (required)",
