@@ -101,9 +101,14 @@ def survey(path: str, test_path: str | None = None, facts_path: str | None = Non
         s.facts = len(facts)
         words = sorted(len(f.split()) for f in facts)
         s.fact_words = words[min(len(words) - 1, int(0.9 * len(words)))] if words else 0
-    else:
+    elif "explanation" in mapping:
         s.notes.append("no fact file (--facts): SFT learns only from the questions' explanations, and the SFT check "
                        "can only ask whether drafts state the gold answer")
+    else:
+        s.notes.append("no fact file (--facts) and no explanation column: SFT targets can only restate each training "
+                       "answer, so the weak model learns the domain only where test questions ask what training "
+                       "questions answered; the SFT check asks whether drafts state the gold answer, and warns or stops "
+                       "the run where they do not. A fact file (one statement a line) is what the method needs")
     return s
 
 
