@@ -128,7 +128,13 @@ def test_sft_recall_below_the_floor_stops_the_run_below_the_target_warns():
     (w,) = sft_warnings({**counts, "recall": 0.5, "valid_questions": 4, "extensions": 0}, r)
     assert "sft_recall.min_questions 8" in w["message"] and "max_extensions" not in w["message"]  # advice that fits
     assert sft_warnings({**counts, "recall": 0.6}, r) == []
-    assert sft_warnings({**counts, "recall": 0.0, "recall_measurable": False}, r) == []  # no fact to check
+    # no fact to check: a warning only where the drafts' answers are no better than a guess
+    blind = {**counts, "recall": 0.1, "recall_measurable": False, "valid_accuracy": 0.1, "valid_chance": 0.25}
+    (w,) = sft_warnings(blind, r)
+    assert w["code"] == "sft_chance" and "4 of 40 (10.0%)" in w["message"] and "(25.0%)" in w["message"]
+    assert "task.corpus_path" in w["message"] and "max_extensions" not in w["message"]
+    gate("sft", {"counts": {"warnings": [w]}}, r.checks)  # a warning, not a stop: a guess's rate is noisy
+    assert sft_warnings({**blind, "valid_accuracy": 0.5}, r) == []
     with_facts = recipe(task={"name": "jsonl", "corpus_path": "f.txt", "type": "short_answer"})
     (w,) = sft_warnings(counts, with_facts)
     assert "task.sft_corpus: true" in w["message"] and "task.corpus_path" not in w["message"]

@@ -51,8 +51,10 @@ def _share(count: int, n: int) -> str:
 def sft_warnings(counts: Mapping, recipe: Recipe) -> list[StageWarning]:
     """SFT drafts that state too few facts on validation questions: below the floor (a stop), below the target."""
     recall, n = counts.get("recall"), int(counts.get("valid_questions") or 0)
-    if recall is None or not counts.get("recall_measurable"):
+    if recall is None:
         return []
+    if not counts.get("recall_measurable"):
+        return _sft_chance_warnings(counts, recipe, n)
     shown = _share(round(recall * n), n)
     floor, target = recipe.checks.min_sft_recall, recipe.sft_recall.target
     if recall >= floor and (target is None or recall >= target):
@@ -66,6 +68,19 @@ def sft_warnings(counts: Mapping, recipe: Recipe) -> list[StageWarning]:
     return [_warn("sft_low_recall", (
         f"SFT: the drafts state the right fact for {shown} validation questions, below sft_recall.target "
         f"{target:g}; mining goes on, but drafts without the fact cannot help; {advice}"))]
+
+
+def _sft_chance_warnings(counts: Mapping, recipe: Recipe, n: int) -> list[StageWarning]:
+    """No fact to check: the SFT model's draft answers no better than a guess on validation questions."""
+    accuracy, chance = counts.get("valid_accuracy"), counts.get("valid_chance")
+    if accuracy is None or chance is None or accuracy > chance:
+        return []
+    return [_warn("sft_chance", (
+        f"SFT: these validation questions name no fact to check (no fact file, or facts the questions do not "
+        f"match), and the SFT model's draft answers are right on {_share(round(accuracy * n), n)}, no better than "
+        f"a guess ({100 * chance:.1f}%): nothing shows that it learnt the domain, and its drafts may only mislead "
+        f"the strong model; give SFT the facts behind the answers (task.corpus_path, one statement a line, or an "
+        f"explanation column), then the check measures them and extends SFT where they are not learnt"))]
 
 
 def _sft_advice(recipe: Recipe, counts: Mapping) -> str:

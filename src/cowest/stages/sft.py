@@ -100,7 +100,7 @@ def extend(ctx: RunContext, base_path: str, rows: list[dict], valid: list[dict],
     write_json(out.extensions, {"target": cfg.target, "history": history, "kept": best[1]})
     return adapter, {"extensions": best[1], "recall": kept["recall"], "recall_measure": kept["measure"],
                      "recall_measurable": kept["measurable"], "valid_accuracy": kept["accuracy"],
-                     "valid_questions": kept["n"]}
+                     "valid_chance": kept["chance"], "valid_questions": kept["n"]}
 
 
 def measure_recall(ctx: RunContext, adapter: Path | None, examples: list[Example], model: Path | None = None) -> dict:
@@ -124,5 +124,6 @@ def measure_recall(ctx: RunContext, adapter: Path | None, examples: list[Example
     rows = [dict(question_id=e.id, question=e.question, draft=d, fact=e.metadata.get("fact_value")
                  or e.metadata.get("reference_fact"), gold=tt.format_answer(e), stated=bool(s), answer_right=a)
             for d, e, s, a in zip(drafts, examples, stated, right)]
-    return dict(recall=fmean(stated), accuracy=fmean(right), n=len(examples), measurable=measurable,
+    chance = fmean(1 / len(e.options) if e.options else 0.0 for e in examples)  # a guess's accuracy
+    return dict(recall=fmean(stated), accuracy=fmean(right), chance=chance, n=len(examples), measurable=measurable,
                 measure="fact" if measurable else "gold answer", rows=rows)
