@@ -171,6 +171,7 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def send(self, status: int, data: bytes, ctype: str = "application/json", **headers: str) -> None:
+        self.finish_attempt()  # before the reply leaves: a client may send its next request as soon as it reads it
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
@@ -184,6 +185,7 @@ class Handler(BaseHTTPRequestHandler):
         server: FaultServer = self.server.stand_in  # type: ignore[attr-defined]
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         key, fault, status, extra, busy = server.admit(body, self.headers.get("Authorization"))
+        self.in_flight = not busy
         if busy:
             self.send(429, _error("too many requests in flight", "rate_limit"),
                       **{"Retry-After": f"{server.retry_after_s:g}"})
@@ -204,7 +206,13 @@ class Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):  # the client gave up and left
             pass
         finally:
-            server.done()
+            self.finish_attempt()
+
+    def finish_attempt(self) -> None:
+        """The admitted attempt is over (counted once, whether it replied, failed or was reset)."""
+        if getattr(self, "in_flight", False):
+            self.in_flight = False
+            self.server.stand_in.done()  # type: ignore[attr-defined]
 
     def answer(self, server: FaultServer, body: dict, key: str, n: int, fault: str | None) -> None:
         if fault in ("429", "429-retry-after", "500", "503"):
@@ -212,6 +220,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send(int(fault[:3]), _error(f"injected {fault}", "server_error"), **extra)
         elif fault == "reset":  # RST instead of a reply: SO_LINGER 0, then close
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.finish_attempt()
             self.connection.close()
             self.close_connection = True
         elif fault == "hang":  # accepted, never answered
