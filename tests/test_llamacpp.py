@@ -123,3 +123,15 @@ def test_one_slot_server_is_deterministic_across_fresh_starts(strong_gguf: Path)
         finally:
             backend.close()
     assert answers[0] == answers[1] and all(answers[0])
+
+
+@pytest.mark.integration
+def test_a_prompt_longer_than_the_context_names_the_knob(strong_gguf: Path) -> None:
+    cfg = ModelConfig(backend="llamacpp", model=assets.STRONG_DEFAULT, n_ctx=256, n_parallel=1)
+    backend = make_llamacpp_backend(cfg)
+    try:
+        long = " ".join(f"clause {i} allows taxis after 22:00." for i in range(120))
+        with pytest.raises(BackendError, match=r"HTTP 400: .*exceeds the available context.*raise \w+\.n_ctx"):
+            backend.generate([[{"role": "user", "content": long}]], n=1, sampling=Sampling(max_tokens=8))
+    finally:
+        backend.close()

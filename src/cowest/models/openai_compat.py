@@ -156,6 +156,9 @@ class OpenAIBackend(BaseBackend):
         tries = (f" after {attempts} attempt{'s' if attempts != 1 else ''} in {seconds:.1f} s"
                  if is_transient(exc) else "")
         hint = f" (check the key in {self.cfg.api_key_env}, {self.field}.api_key_env)" if status in (401, 403) else ""
+        if status == 400 and "context" in detail.lower():
+            hint = (f" (the prompt and its token cap exceed the model's context: raise {self.field}.n_ctx where "
+                    "cowest starts the server, or shorten the questions, collab.draft_max_tokens or the token caps)")
         if isinstance(exc, openai.APITimeoutError):
             hint = f" (no answer within {self.field}.timeout_s; {self.field}.deadline_s bounds all attempts)"
         if is_unreachable(exc):
