@@ -173,3 +173,14 @@ def test_one_gold_for_every_row_is_refused(tmp_path):
                                               for i in range(10)))
     with pytest.raises(TaskDataError, match="every row's gold is 'a'"):
         survey(str(tmp_path / "d.jsonl"))
+
+
+def test_long_questions_get_a_strong_context_to_hold_them(tmp_path):
+    passage = " ".join(["The clause says that taxis are refunded after ten at night."] * 200)  # 2,200 words
+    rows = [{"question": f"{passage} Case {i}: is it refunded?", "answer": "yes" if i % 2 else "no"} for i in range(20)]
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    res = CliRunner().invoke(app, ["init", str(tmp_path / "d.jsonl")])
+    assert res.exit_code == 0, res.output
+    n_ctx = load_recipe(tmp_path / "recipe.yaml").strong.n_ctx
+    assert n_ctx >= 1.6 * 2200 + 384 and n_ctx % 1024 == 0  # the passage, its answer, and the prompt around them
+    assert "the longest question (2205 words" in (tmp_path / "recipe.yaml").read_text()

@@ -54,6 +54,9 @@ MIN_MINE_CALLS = 20  # strong calls mining may spend, whatever the budget
 MAX_EXTENSIONS, EXTRA_EPOCHS = 2, 2  # the SFT check's extensions: each trains `EXTRA_EPOCHS` more epochs
 PAIR_TARGET = 48  # 40 to train on and the held-out share's: fewer left DPO's margins flat in our measurements
 MIN_PAIRS = 40  # pairs a seed should mine, held-out ones included
+# The strong model's context: the prompt's instructions, the question, a draft or the retrieved facts, and the answer
+# (eval.strong_max_tokens), at a generous tokens-per-word; never below what the examples run with.
+PROMPT_TOKENS, TOKENS_PER_WORD, ANSWER_TOKENS, RETRIEVED, MIN_CTX = 400, 1.6, 384, 2, 2048
 # What adaptive mining made in the published runs (results/*/round_1/mining_stats.json): pairs per 100 strong
 # requests (travel policy 25.0-39.6, rail fares 32.6-48.1, the formulary 43.0) and pairs per candidate question
 # (the formulary 0.67 and rail fares seed 0 1.25 where mining ran out of questions; rail fares up to 2.06).
@@ -77,6 +80,7 @@ class Survey:
     facts: int = 0
     fact_words: int = 0  # 90th percentile of a fact's words
     index_base: int = 0  # what a numeric multiple-choice gold counts from
+    question_words: int = 0  # the longest question's words, its options included
     notes: list[str] = field(default_factory=list)
 
 
@@ -93,6 +97,7 @@ def survey(path: str, test_path: str | None = None, facts_path: str | None = Non
     s = Survey(path=path, test_path=test_path, facts_path=facts_path, fields=mapping, type=kind, rows=len(rows),
                test_rows=len(test))
     s.where, s.pool = _like_test(rows, test, columns, mapping)
+    s.question_words = max(_words(r, mapping) for r in rows + test)
     if kind == "multiple_choice" and (base := _index_base(rows, mapping)):
         s.index_base = base
         s.notes.append("every gold is a number and none is 0: read as counted from 1 (task.options.index_base: 1)")
@@ -178,6 +183,12 @@ def _task_type(rows: list[dict], f: dict[str, str], path: str, task_type: str | 
     return "short_answer"
 
 
+def _words(row: dict, f: dict[str, str]) -> int:
+    """A row's question and options, in words."""
+    cols = [f["question"], *(f.get("options", "").split(",") if "options" in f else [])]
+    return sum(len(str(row.get(c) or "").split()) for c in cols if c)
+
+
 def _index_base(rows: list[dict], f: dict[str, str]) -> int:
     """1 where every multiple-choice gold is a whole number and none is 0 (1-based answer indexes), else 0."""
     golds = [str(r.get(f.get("gold", ""), "")).strip() for r in rows]
@@ -209,6 +220,7 @@ class Sizes:
     share: float
     draft_max_tokens: int
     minutes: float | None
+    n_ctx: int = MIN_CTX  # strong.n_ctx: room for the longest prompt and its answer
     sft_extensions: int = MAX_EXTENSIONS  # sft_recall.max_extensions: as many as the SFT share of the budget pays for
     systems: tuple[str, ...] = SYSTEMS
     why: list[str] = field(default_factory=list)
@@ -267,7 +279,10 @@ def size(s: Survey, minutes: float | None = 60.0, strong_calls: int | None = Non
     if n_test < 30:
         notes.append(f"{n_test} test questions show the method at work, but their intervals are too wide to tell "
                      "systems apart: run several seeds (cowest run --seeds 0,1,2) or give a larger budget")
-    return Sizes(sft_epochs=epochs, fact_repeats=repeats, strong_call_budget=mine,
+    shown = max(tokens, RETRIEVED * TOKENS_PER_WORD * s.fact_words)  # a draft, or the retrieved facts
+    need = PROMPT_TOKENS + TOKENS_PER_WORD * s.question_words + shown + ANSWER_TOKENS
+    n_ctx = max(MIN_CTX, 1024 * math.ceil(need / 1024))
+    return Sizes(sft_epochs=epochs, fact_repeats=repeats, strong_call_budget=mine, n_ctx=n_ctx,
                  n_test=n_test if n_test < avail else None, share=round(share, 2), draft_max_tokens=tokens,
                  minutes=minutes if strong_calls is None else None, sft_extensions=extensions, systems=tuple(systems),
                  why=why, notes=notes)
