@@ -174,7 +174,7 @@ def _task_type(rows: list[dict], f: dict[str, str], path: str, task_type: str | 
     if len(distinct) == 1:
         raise TaskDataError(f"{path}: every row's gold is {golds[0]!r}: nothing to learn or score; check the gold "
                             f"column ({f.get('gold')}; --field gold=COLUMN)")
-    if len(distinct) > 1 and all(len(g) == 1 and g.upper() in LETTERS for g in golds):
+    if all(len(g) == 1 and g.upper() in LETTERS for g in golds):
         raise TaskDataError(f"{path}: every gold is an option letter ({', '.join(sorted(g.upper() for g in distinct))}) "
                             "but no options column was found; name it with --field options=COLUMN (a list), or "
                             "--field options=A,B,C,D (one column per option), or pass --type")
