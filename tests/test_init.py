@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -184,3 +186,16 @@ def test_long_questions_get_a_strong_context_to_hold_them(tmp_path):
     n_ctx = load_recipe(tmp_path / "recipe.yaml").strong.n_ctx
     assert n_ctx >= 1.6 * 2200 + 384 and n_ctx % 1024 == 0  # the passage, its answer, and the prompt around them
     assert "the longest question (2205 words" in (tmp_path / "recipe.yaml").read_text()
+
+
+def test_the_real_data_example_is_what_init_and_make_data_write(tmp_path, monkeypatch):
+    d = ROOT / "examples" / "mmlu-nutrition"
+    monkeypatch.chdir(ROOT)
+    res = CliRunner().invoke(app, ["init", "examples/mmlu-nutrition/nut_train.jsonl", "--test",
+                                   "examples/mmlu-nutrition/nut_test.jsonl", "--minutes", "20",
+                                   "--out", str(tmp_path / "recipe.yaml")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "recipe.yaml").read_text() == (d / "recipe.yaml").read_text()
+    assert "no explanation column" in res.stderr
+    subprocess.run([sys.executable, str(d / "make_data.py"), str(tmp_path)], check=True, capture_output=True)
+    assert all((tmp_path / p).read_bytes() == (d / p).read_bytes() for p in ("nut_train.jsonl", "nut_test.jsonl"))
