@@ -263,9 +263,10 @@ def size(s: Survey, minutes: float | None = 60.0, strong_calls: int | None = Non
         mine = max(MIN_MINE_CALLS, round(MINE_OF_REST * rest / MINE_CALL_S))
         n_test = round((1 - MINE_OF_REST) * rest / (per_question * EVAL_CALL_S))
         ext = f"; up to {extensions} extension(s) of {EXTRA_EPOCHS} if its check asks" if extensions else ""
+        lines = f", each fact line {repeats} times an epoch" if s.facts else ""
         why = [f"{minutes:g} minutes on 2 CPU cores with the offline default models: about "
-               f"{sft_s(epochs, repeats) / 60:.0f} minutes to SFT ({epochs} epochs, each fact line {repeats} times an "
-               f"epoch{ext}), {MINE_OF_REST * rest / 60:.0f} to mining ({mine} strong calls), "
+               f"{sft_s(epochs, repeats) / 60:.0f} minutes to SFT ({epochs} epochs{lines}{ext}), "
+               f"{MINE_OF_REST * rest / 60:.0f} to mining ({mine} strong calls), "
                f"{(1 - MINE_OF_REST) * rest / 60:.0f} to the test evaluation"]
     if s.facts and repeats * epochs < EXPOSURES:
         need = sft_s(SFT_EPOCHS, math.ceil(EXPOSURES / SFT_EPOCHS)) / 60
