@@ -135,6 +135,12 @@ def test_sft_recall_below_the_floor_stops_the_run_below_the_target_warns():
     assert "task.corpus_path" in w["message"] and "max_extensions" not in w["message"]
     gate("sft", {"counts": {"warnings": [w]}}, r.checks)  # a warning, not a stop: a guess's rate is noisy
     assert sft_warnings({**blind, "valid_accuracy": 0.5}, r) == []
+    # every target restated its answer (no fact file, no explanations): said whatever the recall
+    restated = {**blind, "valid_accuracy": 0.5, "questions": {"sft": 30}, "templated_backgrounds": 30}
+    (w,) = sft_warnings(restated, r)
+    assert w["code"] == "sft_no_facts" and "none of the 30 training targets" in w["message"]
+    assert sft_warnings({**restated, "templated_backgrounds": 29}, r) == []
+    assert sft_warnings(restated, recipe(task={"name": "jsonl", "corpus_path": "f.txt", "type": "short_answer"})) == []
     with_facts = recipe(task={"name": "jsonl", "corpus_path": "f.txt", "type": "short_answer"})
     (w,) = sft_warnings(counts, with_facts)
     assert "task.sft_corpus: true" in w["message"] and "task.corpus_path" not in w["message"]

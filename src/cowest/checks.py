@@ -51,10 +51,11 @@ def _share(count: int, n: int) -> str:
 def sft_warnings(counts: Mapping, recipe: Recipe) -> list[StageWarning]:
     """SFT drafts that state too few facts on validation questions: below the floor (a stop), below the target."""
     recall, n = counts.get("recall"), int(counts.get("valid_questions") or 0)
+    blind = _sft_no_facts(counts, recipe)
     if recall is None:
-        return []
+        return blind
     if not counts.get("recall_measurable"):
-        return _sft_chance_warnings(counts, recipe, n)
+        return blind + _sft_chance_warnings(counts, recipe, n)
     shown = _share(round(recall * n), n)
     floor, target = recipe.checks.min_sft_recall, recipe.sft_recall.target
     if recall >= floor and (target is None or recall >= target):
@@ -68,6 +69,17 @@ def sft_warnings(counts: Mapping, recipe: Recipe) -> list[StageWarning]:
     return [_warn("sft_low_recall", (
         f"SFT: the drafts state the right fact for {shown} validation questions, below sft_recall.target "
         f"{target:g}; mining goes on, but drafts without the fact cannot help; {advice}"))]
+
+
+def _sft_no_facts(counts: Mapping, recipe: Recipe) -> list[StageWarning]:
+    """Every SFT target restates its answer: no fact file, and no explanation or evidence in any row."""
+    sft = int((counts.get("questions") or {}).get("sft") or 0)
+    if recipe.task.corpus_path or not sft or int(counts.get("templated_backgrounds") or 0) < sft:
+        return []
+    return [_warn("sft_no_facts", (
+        f"SFT: none of the {sft} training targets had a fact to state (no fact file, no explanation column), so "
+        f"the weak model learnt to restate answers, not the domain, and its drafts can help the strong model only "
+        f"where a question repeats a training one; give the domain's facts in task.corpus_path (one a line)"))]
 
 
 def _sft_chance_warnings(counts: Mapping, recipe: Recipe, n: int) -> list[StageWarning]:
