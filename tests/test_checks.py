@@ -135,6 +135,8 @@ def test_sft_recall_below_the_floor_stops_the_run_below_the_target_warns():
     assert "task.corpus_path" in w["message"] and "max_extensions" not in w["message"]
     gate("sft", {"counts": {"warnings": [w]}}, r.checks)  # a warning, not a stop: a guess's rate is noisy
     assert sft_warnings({**blind, "valid_accuracy": 0.5}, r) == []
+    (w,) = sft_warnings(blind, recipe(task={"name": "jsonl", "corpus_path": "f.txt", "type": "multiple_choice"}))
+    assert "check that task.corpus_path holds the facts" in w["message"]  # advice that fits a recipe with facts
     # every target restated its answer (no fact file, no explanations): said whatever the recall
     restated = {**blind, "valid_accuracy": 0.5, "questions": {"sft": 30}, "templated_backgrounds": 30}
     (w,) = sft_warnings(restated, r)

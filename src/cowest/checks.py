@@ -87,12 +87,15 @@ def _sft_chance_warnings(counts: Mapping, recipe: Recipe, n: int) -> list[StageW
     accuracy, chance = counts.get("valid_accuracy"), counts.get("valid_chance")
     if accuracy is None or chance is None or accuracy > chance:
         return []
+    fix = ("check that task.corpus_path holds the facts these questions ask about: fewer than half of them matched a "
+           "line" if recipe.task.corpus_path else "give SFT the facts behind the answers (task.corpus_path, one "
+           "statement a line, or an explanation column), then the check measures them and extends SFT where they "
+           "are not learnt")
     return [_warn("sft_chance", (
         f"SFT: these validation questions name no fact to check (no fact file, or facts the questions do not "
         f"match), and the SFT model's draft answers are right on {_share(round(accuracy * n), n)}, no better than "
         f"a guess ({100 * chance:.1f}%): nothing shows that it learnt the domain, and its drafts may only mislead "
-        f"the strong model; give SFT the facts behind the answers (task.corpus_path, one statement a line, or an "
-        f"explanation column), then the check measures them and extends SFT where they are not learnt"))]
+        f"the strong model; {fix}"))]
 
 
 def _sft_advice(recipe: Recipe, counts: Mapping) -> str:
