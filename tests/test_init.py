@@ -199,3 +199,28 @@ def test_the_real_data_example_is_what_init_and_make_data_write(tmp_path, monkey
     assert "no explanation column" in res.stderr
     subprocess.run([sys.executable, str(d / "make_data.py"), str(tmp_path)], check=True, capture_output=True)
     assert all((tmp_path / p).read_bytes() == (d / p).read_bytes() for p in ("nut_train.jsonl", "nut_test.jsonl"))
+
+
+@pytest.mark.parametrize("cell,kind", [
+    ("reimbursable|not reimbursable", "classification"),  # one label set in a CSV cell, golds as labels
+    ('["reimbursable", "not reimbursable"]', "classification"),
+    ({"text": ["reimbursable", "not reimbursable"], "label": ["A", "B"]}, "classification"),
+])
+def test_a_label_set_shared_by_every_row_is_a_classification(tmp_path, cell, kind):
+    rows = [{"question": f"Q{i}?", "options": cell, "answer": ["reimbursable", "not reimbursable"][i % 2]}
+            for i in range(12)]
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert survey(str(tmp_path / "d.jsonl")).type == kind
+
+
+def test_labelled_choices_as_arc_exports_them(tmp_path):
+    rows = [{"question": f"Which is warm {i}?", "choices": {"text": ["ice", "sun", "snow"], "label": ["1", "2", "3"]},
+             "answerKey": "2"} for i in range(12)]
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    res = CliRunner().invoke(app, ["init", str(tmp_path / "d.jsonl")])
+    assert res.exit_code == 0, res.output
+    recipe = load_recipe(tmp_path / "recipe.yaml")
+    assert recipe.task.type == "multiple_choice" and recipe.task.fields == {"gold": "answerKey", "options": "choices"}
+    assert recipe.task.options == {}  # the labels say where "2" points, not an index base
+    example = load_task(recipe.task).train[0]
+    assert example.options == ["ice", "sun", "snow"] and example.gold == "B"  # label "2" is the second option

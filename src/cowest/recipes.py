@@ -19,13 +19,15 @@ from typing import Sequence
 from .config import SftRecallConfig
 from .systems import get_systems
 from .tasks.base import LETTERS
-from .tasks.readers import TaskDataError, iter_rows, iter_text_lines
+from .tasks.fields import field_list
+from .tasks.readers import Loc, TaskDataError, iter_rows, iter_text_lines
 
 # Column names each field is looked for under, in order (a user's own mapping wins: --field gold=col).
 COLUMNS: dict[str, tuple[str, ...]] = {
     "id": ("id", "idx", "uid", "qid"),
     "question": ("question", "q", "prompt", "input", "query", "text"),
-    "gold": ("gold", "answer", "label", "target", "output", "correct_answer", "solution", "completion", "response"),
+    "gold": ("gold", "answer", "label", "target", "output", "correct_answer", "solution", "completion", "response",
+             "answerkey", "answer_key"),
     "options": ("options", "choices"),
     "answers": ("answers", "aliases", "accepted"),
     "explanation": ("explanation", "exp", "rationale", "background"),
@@ -164,8 +166,7 @@ def _task_type(rows: list[dict], f: dict[str, str], path: str, task_type: str | 
     if "," in f.get("options", ""):
         return "multiple_choice"  # one column per option
     if "options" in f:
-        sets = {tuple(r.get(f["options"]) or ()) if isinstance(r.get(f["options"]), list) else r.get(f["options"])
-                for r in rows}
+        sets = {tuple(_option_texts(r.get(f["options"]))) for r in rows}
         labels = {str(o).strip().lower() for o in (next(iter(sets)) or ())} if len(sets) == 1 else set()
         if labels and all(g.lower() in labels for g in golds):
             return "classification"  # one label set for every row, golds given as labels
@@ -183,6 +184,18 @@ def _task_type(rows: list[dict], f: dict[str, str], path: str, task_type: str | 
     return "short_answer"
 
 
+def _option_texts(value: object) -> list:
+    """A row's options as the loader reads them: a list, {text: [...], label: [...]}, or a cell split on '|'."""
+    if isinstance(value, dict):
+        value = value.get("text")
+    if isinstance(value, str):
+        try:
+            return field_list({"options": value}, "options", Loc("", 0), sep="|", required=False)
+        except TaskDataError:
+            return [value]
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
 def _words(row: dict, f: dict[str, str]) -> int:
     """A row's question and options, in words."""
     cols = [f["question"], *(f.get("options", "").split(",") if "options" in f else [])]
@@ -191,6 +204,8 @@ def _words(row: dict, f: dict[str, str]) -> int:
 
 def _index_base(rows: list[dict], f: dict[str, str]) -> int:
     """1 where every multiple-choice gold is a whole number and none is 0 (1-based answer indexes), else 0."""
+    if any(isinstance(r.get(f.get("options", "")), dict) for r in rows):
+        return 0  # labelled choices: the gold is one of the labels
     golds = [str(r.get(f.get("gold", ""), "")).strip() for r in rows]
     return int(all(g.isdigit() for g in golds) and "0" not in golds)
 

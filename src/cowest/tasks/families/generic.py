@@ -25,8 +25,8 @@ INFO = LoaderInfo(
     fields={
         "id": "the example id; empty or missing: <file stem>-<line>",
         "question": "the question text (required)",
-        "options": "a list, a JSON/Python list literal in a cell, or text split on options_sep; several columns as "
-                   "'opa,opb,opc,opd'. Required for multiple_choice (at most 26); for classification, the labels",
+        "options": "a list, a JSON/Python list literal in a cell, text split on options_sep, or {text: [...], "
+                   "label: [...]} (the gold then one of the labels); several columns as 'opa,opb,opc,opd'. Required for multiple_choice (at most 26); for classification, the labels",
         "gold": "multiple_choice: a letter (B, b, (b), b)), an option's text, 'c) text', or an index counted from "
                 "index_base; short_answer: the answer (empty: the first of answers); classification: a label",
         "answers": "short_answer only: every accepted answer, a list or text split on answers_sep",
@@ -72,12 +72,17 @@ def _generic_row(cfg: TaskConfig, prefix: str, labels: list[str] | None) -> RowP
 
     def parse(loc: Loc, row: Row) -> Example:
         question = field_text(row, col["question"], loc)
+        gold_value = row.get(col["gold"])
         if opt_cols:
             options: list[str] | None = [field_text(row, c, loc) for c in opt_cols]
+        elif isinstance(labelled := row.get(col["options"]), dict):  # {"text": [...], "label": [...]}, as ARC's
+            options = field_list({col["options"]: labelled.get("text")}, col["options"], loc)
+            keys = [str(k) for k in labelled.get("label") or []]
+            if str(gold_value) in keys and len(keys) == len(options):
+                gold_value = LETTERS[keys.index(str(gold_value))]
         else:
             options = field_list(row, col["options"], loc, sep=sep, required=kind == "multiple_choice") or None
         answers = field_list(row, col["answers"], loc, sep=answers_sep, required=False)
-        gold_value = row.get(col["gold"])
         if kind == "short_answer":
             gold = field_text(row, col["gold"], loc, required=not answers) or answers[0]
             answers = answers or [gold]
