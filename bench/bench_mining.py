@@ -72,6 +72,8 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, help="start the adaptive rows from a copy of this call cache")
     ap.add_argument("--out", type=Path, help="write the figures as JSON")
     args = ap.parse_args()
+    if not (args.run_dir / "config.yaml").is_file():  # `cowest run` writes it; stage commands alone do not
+        ap.error(f"{args.run_dir}/config.yaml: no such file; RUN_DIR must be a run made with `cowest run`")
     recipe = load_recipe(args.run_dir / "config.yaml")
     recipe = recipe.model_copy(update={"output_dir": str(args.run_dir.parent), "name": args.run_dir.name})
     rows = []
