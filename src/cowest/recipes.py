@@ -114,8 +114,8 @@ def survey(path: str, test_path: str | None = None, facts_path: str | None = Non
     else:
         s.notes.append("no fact file (--facts) and no explanation column: SFT targets can only restate each training "
                        "answer, so the weak model learns the domain only where test questions ask what training "
-                       "questions answered; the SFT check asks whether drafts state the gold answer, and warns or stops "
-                       "the run where they do not. A fact file (one statement a line) is what the method needs")
+                       "questions answered; the SFT check asks whether drafts state the gold answer, and warns or "
+                       "stops the run where they do not. A fact file (one statement a line) is what the method needs")
     return s
 
 
@@ -176,7 +176,8 @@ def _task_type(rows: list[dict], f: dict[str, str], path: str, task_type: str | 
         raise TaskDataError(f"{path}: every row's gold is {golds[0]!r}: nothing to learn or score; check the gold "
                             f"column ({f.get('gold')}; --field gold=COLUMN)")
     if all(len(g) == 1 and g.upper() in LETTERS for g in golds):
-        raise TaskDataError(f"{path}: every gold is an option letter ({', '.join(sorted(g.upper() for g in distinct))}) "
+        letters = ", ".join(sorted(g.upper() for g in distinct))
+        raise TaskDataError(f"{path}: every gold is an option letter ({letters}) "
                             "but no options column was found; name it with --field options=COLUMN (a list), or "
                             "--field options=A,B,C,D (one column per option), or pass --type")
     if len(distinct) <= MAX_LABELS and len(rows) >= 4 * len(distinct):

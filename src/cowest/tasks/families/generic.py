@@ -26,7 +26,8 @@ INFO = LoaderInfo(
         "id": "the example id; empty or missing: <file stem>-<line>",
         "question": "the question text (required)",
         "options": "a list, a JSON/Python list literal in a cell, text split on options_sep, or {text: [...], "
-                   "label: [...]} (the gold then one of the labels); several columns as 'opa,opb,opc,opd'. Required for multiple_choice (at most 26); for classification, the labels",
+                   "label: [...]} (the gold then one of the labels); several columns as 'opa,opb,opc,opd'. "
+                   "Required for multiple_choice (at most 26); for classification, the labels",
         "gold": "multiple_choice: a letter (B, b, (b), b)), an option's text, 'c) text', or an index counted from "
                 "index_base; short_answer: the answer (empty: the first of answers); classification: a label",
         "answers": "short_answer only: every accepted answer, a list or text split on answers_sep",
