@@ -49,7 +49,8 @@ def _share(count: int, n: int) -> str:
 
 
 def sft_warnings(counts: Mapping, recipe: Recipe) -> list[StageWarning]:
-    """SFT drafts that state too few facts on validation questions: below the floor (a stop), below the target."""
+    """SFT drafts that state too few facts on validation questions: below the floor (a stop), below the target;
+    with no fact to check, targets that only restated answers and draft answers no better than a guess."""
     recall, n = counts.get("recall"), int(counts.get("valid_questions") or 0)
     blind = _sft_no_facts(counts, recipe)
     if recall is None:

@@ -162,7 +162,7 @@ def _task_type(rows: list[dict], f: dict[str, str], path: str, task_type: str | 
     """The task type: the user's, else read from the options and the golds."""
     if task_type:
         return task_type
-    golds = [str(r.get(f.get("gold", ""), "")).strip() for r in rows]
+    golds = _golds(rows, f)
     if "," in f.get("options", ""):
         return "multiple_choice"  # one column per option
     if "options" in f:
@@ -183,6 +183,11 @@ def _task_type(rows: list[dict], f: dict[str, str], path: str, task_type: str | 
     if len(distinct) <= MAX_LABELS and len(rows) >= 4 * len(distinct):
         return "classification"
     return "short_answer"
+
+
+def _golds(rows: list[dict], f: dict[str, str]) -> list[str]:
+    """Every row's gold cell as stripped text."""
+    return [str(r.get(f.get("gold", ""), "")).strip() for r in rows]
 
 
 def _option_texts(value: object) -> list:
@@ -207,7 +212,7 @@ def _index_base(rows: list[dict], f: dict[str, str]) -> int:
     """1 where every multiple-choice gold is a whole number and none is 0 (1-based answer indexes), else 0."""
     if any(isinstance(r.get(f.get("options", "")), dict) for r in rows):
         return 0  # labelled choices: the gold is one of the labels
-    golds = [str(r.get(f.get("gold", ""), "")).strip() for r in rows]
+    golds = _golds(rows, f)
     return int(all(g.isdigit() for g in golds) and "0" not in golds)
 
 

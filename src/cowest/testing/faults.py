@@ -185,7 +185,7 @@ class Handler(BaseHTTPRequestHandler):
         server: FaultServer = self.server.stand_in  # type: ignore[attr-defined]
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         key, fault, status, extra, busy = server.admit(body, self.headers.get("Authorization"))
-        self.in_flight = not busy
+        self.counted = not busy  # this attempt counts in the server's in_flight until finish_attempt
         if busy:
             self.send(429, _error("too many requests in flight", "rate_limit"),
                       **{"Retry-After": f"{server.retry_after_s:g}"})
@@ -210,8 +210,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def finish_attempt(self) -> None:
         """The admitted attempt is over (counted once, whether it replied, failed or was reset)."""
-        if getattr(self, "in_flight", False):
-            self.in_flight = False
+        if getattr(self, "counted", False):
+            self.counted = False
             self.server.stand_in.done()  # type: ignore[attr-defined]
 
     def answer(self, server: FaultServer, body: dict, key: str, n: int, fault: str | None) -> None:
