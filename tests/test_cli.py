@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from cowest import assets
 from cowest.cli import app
+from cowest.config import load_recipe
 from cowest.io import read_json, read_jsonl
 from cowest.net import free_port
 
@@ -29,6 +30,8 @@ def test_stage_commands_one_by_one_then_eval_and_infer_on_other_splits(tmp_path,
         res = invoke(cmd, recipe)
         assert res.exit_code == 0, res.output
     assert (run_dir / "round_1/adapter/adapter_config.json").exists()
+    # Stage commands record the settings they ran with, as `cowest run` does (serve and the benches read them).
+    assert load_recipe(run_dir / "config.yaml").mining.k == 3
     assert read_json(run_dir / "round_1/trainer_config.json")["trainer"]["max_steps"] == 2
     # A stage already done is skipped, and says so.
     again = invoke("-v", "sft", recipe)

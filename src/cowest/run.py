@@ -76,7 +76,7 @@ class Run(RunContext):
         stages = run_plan(self.recipe, self.task)
         self.ledger.order = list(stages)  # "[stage k/N]" in the stage lines
         self.ledger.estimates = estimate(self.recipe, self.task, self.questions, stages)  # and the time left
-        write_text(self.layout.config, dump_recipe(self.recipe))
+        self.write_config()
         try:
             self.train_and_evaluate()
             self.evaluate_recall()
@@ -87,6 +87,10 @@ class Run(RunContext):
         paths = dist.share(lambda: build_report(self.dir))
         log.info("report: %s", paths["report.html"])
         return paths
+
+    def write_config(self) -> None:
+        """Record the recipe this run's stages read as `config.yaml` (the report, serve and the benches read it)."""
+        write_text(self.layout.config, dump_recipe(self.recipe))
 
     def ablate(self) -> dict:
         """The recipe's ablations (draft formats, pair subsets, strong swap, alignment settings)."""

@@ -81,6 +81,7 @@ def _stage(recipe: Path, overrides: list[str], fn: Callable) -> None:
     """Run one stage of a recipe's run; servers and models are released whatever happens."""
     r = _run(recipe, overrides)
     try:
+        r.write_config()  # the settings the stage ran with, as `cowest run` records them
         fn(r)
     finally:
         r.release()
