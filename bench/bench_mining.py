@@ -36,8 +36,8 @@ from cowest.run import Run
 
 
 def once(recipe, strategy: str, n: int | None, cache: Path, stops: bool = False, alone: str = "auto") -> dict:
-    """Mine the first `n` mining questions one way (with the recipe's target and budget if `stops`); its calls, pairs
-    and time."""
+    """Mine the first `n` mining questions one way (with the recipe's target and budget if `stops`); its calls, pairs,
+    time, and what each question gave (`by_question`)."""
     run = Run(recipe, cache_path=cache)
     update = {"strategy": strategy, "alone": alone}
     update |= {} if stops else {"pair_target": None, "strong_call_budget": None}
@@ -50,9 +50,10 @@ def once(recipe, strategy: str, n: int | None, cache: Path, stops: bool = False,
         collab = run.collaborator(weak)
         evaluator = RuleEvaluator(run.prompter)
         if strategy == "adaptive":
-            s = mine_adaptive(examples, collab, evaluator, cfg, seed=run.recipe.seed).stats
+            res = mine_adaptive(examples, collab, evaluator, cfg, seed=run.recipe.seed)
         else:
-            s = mine(examples, collab, evaluator, cfg, seed=run.recipe.seed).stats
+            res = mine(examples, collab, evaluator, cfg, seed=run.recipe.seed)
+        s = res.stats
         made = s["strong_requests"] if strategy == "adaptive" else run.strong.usage.calls
     finally:
         weak.close()
@@ -62,7 +63,38 @@ def once(recipe, strategy: str, n: int | None, cache: Path, stops: bool = False,
             "wall_s": round(time.perf_counter() - t0, 1),
             "strong_requests": s["strong_requests"], "strong_calls_made": made, "pairs": s["pairs"],
             "questions_with_pair": s["questions_with_pair"],
-            "pairs_per_100_calls": round(100 * s["pairs"] / made, 2) if made else 0.0}
+            "pairs_per_100_calls": round(100 * s["pairs"] / made, 2) if made else 0.0,
+            "by_question": by_question(res, run.prompter.shown_draft)}
+
+
+def by_question(res, shown) -> dict[str, dict]:
+    """Per question: its distinct shown drafts, the strong model alone's score, the drafts refined (copies sharing a
+    refinement counted once), chosen and rejected among them, and its pairs; to trace where two ways differ."""
+    out: dict[str, dict] = {}
+    for d in res.drafts:
+        q = out.setdefault(d["question_id"], {"shown": set(), "alone": None, "refined": set(), "chosen": 0,
+                                              "rejected": 0, "pairs": 0})
+        q["shown"].add(shown(d["draft"]))
+    texts = {(d["question_id"], d["k"]): shown(d["draft"]) for d in res.drafts}
+    for r in res.scores:
+        q = out[r["question_id"]]
+        if r["k"] is None:
+            q["alone"] = r["score"]
+        elif (r["question_id"], r["k"]) in texts and texts[r["question_id"], r["k"]] not in q["refined"]:
+            q["refined"].add(texts[r["question_id"], r["k"]])
+            q["chosen" if r["label"] == "chosen" else "rejected"] += r["label"] is not None
+    for p in res.pairs:
+        out[p["question_id"]]["pairs"] += 1
+    return {k: {**v, "shown": len(v["shown"]), "refined": len(v["refined"])} for k, v in out.items()}
+
+
+def fewer(base: dict[str, dict], way: dict[str, dict]) -> list[str]:
+    """One line per question where `way` found fewer pairs than `base`: what each saw of it."""
+    def seen(q: dict) -> str:
+        return (f"{q['shown']} shown, alone {q['alone']}, {q['refined']} refined, {q['chosen']} chosen / "
+                f"{q['rejected']} rejected, {q['pairs']} pairs")
+    return [f"{k}: exhaustive {seen(q)}; this way {seen(way[k])}" for k, q in base.items()
+            if k in way and way[k]["pairs"] < q["pairs"]]
 
 
 def main() -> None:
@@ -72,8 +104,9 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, help="start the adaptive rows from a copy of this call cache")
     ap.add_argument("--out", type=Path, help="write the figures as JSON")
     args = ap.parse_args()
-    if not (args.run_dir / "config.yaml").is_file():  # `cowest run` writes it; stage commands alone do not
-        ap.error(f"{args.run_dir}/config.yaml: no such file; RUN_DIR must be a run made with `cowest run`")
+    if not (args.run_dir / "config.yaml").is_file():
+        ap.error(f"{args.run_dir}/config.yaml: no such file; RUN_DIR must be a run folder that `cowest run` or a stage "
+                 "command such as `cowest sft` made")
     recipe = load_recipe(args.run_dir / "config.yaml")
     recipe = recipe.model_copy(update={"output_dir": str(args.run_dir.parent), "name": args.run_dir.name})
     rows = []
@@ -94,6 +127,8 @@ def main() -> None:
         r["vs_exhaustive"] = round(r["pairs_per_100_calls"] / base, 2) if base else None
     for r in rows[1:]:
         print(f"{r['strategy']} / exhaustive: {r['vs_exhaustive']}x pairs per 100 strong calls")
+        for line in fewer(rows[0]["by_question"], r["by_question"]):
+            print("  " + line)
     out = {"machine": f"{os.cpu_count()} CPUs, Python {platform.python_version()}", "run": str(args.run_dir),
            "task": recipe.task.name, "data": recipe.task.path, "k": recipe.mining.k,
            "extra_drafts": recipe.mining.extra_drafts, "draft_sections": recipe.collab.draft_sections,

@@ -1,6 +1,7 @@
 """Collaborative feedback on a hand-computed example."""
 
 import random
+from pathlib import Path
 
 import pytest
 from fakes import ScriptedBackend
@@ -10,6 +11,8 @@ from cowest.collab.prompter import cut_in_shown
 from cowest.config import CollabConfig, MiningConfig
 from cowest.tasks.base import Example
 from cowest.tasks.types import MultipleChoice
+
+ROOT = Path(__file__).resolve().parents[1]
 
 OPTS = ["alpha", "beta", "gamma", "delta"]
 EXAMPLES = [
@@ -369,3 +372,21 @@ def test_pairs_record_the_fact_and_drop_against_fact_leaves_out_pairs_that_prefe
     dropped = _against_fact(drop=True)
     assert [(p["chosen_states_fact"], p["rejected_states_fact"]) for p in dropped.pairs] == [(True, True)]
     assert dropped.stats["pairs_against_fact"] == 0 and dropped.stats["pairs_dropped_against_fact"] == 1
+
+
+def test_mining_bench_traces_per_question_where_adaptive_found_fewer_pairs_than_the_loop():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_mining", ROOT / "bench/bench_mining.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    shown = Prompter(MultipleChoice(), "knowledge", draft_sections=["Background"]).shown_draft
+    loop = bench.by_question(_mine("exhaustive")[0], shown)
+    assert loop["q00"] == {"shown": 4, "alone": 0.0, "refined": 4, "chosen": 1, "rejected": 3, "pairs": 3}
+    assert loop["q01"] == {"shown": 1, "alone": 0.0, "refined": 1, "chosen": 0, "rejected": 1, "pairs": 0}
+    adaptive = bench.by_question(_mine("adaptive", extra_drafts=0)[0], shown)
+    assert adaptive["q01"]["refined"] == 0 and adaptive["q01"]["alone"] is None  # identical drafts: never sent
+    assert bench.fewer(loop, adaptive) == []
+    capped = bench.by_question(_mine("adaptive", extra_drafts=0, max_pairs_per_question=1)[0], shown)
+    lines = bench.fewer(loop, capped)
+    assert len(lines) == 4 and lines[0].startswith("q00: exhaustive 4 shown") and lines[0].endswith("1 pairs")
