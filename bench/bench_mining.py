@@ -14,8 +14,8 @@ its requests (adaptive mining never sends one prompt twice, so on an empty cache
 wall times then time only the calls the cache could not answer. With `--cache FILE` (a run's `cache.sqlite`, whose
 mining asked most of the same prompts) the first adaptive row starts from a copy of it too: the call counts stay
 exact, and only the exhaustive row's wall time is comparable.
-Usage: python bench/bench_mining.py RUN_DIR [--questions N] [--cache FILE] [--out FILE.json]   (RUN_DIR: a run with
-an SFT model; N: the first N mining questions, all of them by default)
+Usage: python bench/bench_mining.py RUN_DIR [--questions N] [--cache FILE] [--keep DIR] [--out FILE.json]
+(RUN_DIR: a run with an SFT model; N: the first N mining questions, all of them by default)
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import platform
 import shutil
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 from cowest.collab import RuleEvaluator, mine
@@ -103,6 +104,8 @@ def main() -> None:
     ap.add_argument("--questions", type=int, help="the first N mining questions (default: all)")
     ap.add_argument("--cache", type=Path, help="start the adaptive rows from a copy of this call cache")
     ap.add_argument("--out", type=Path, help="write the figures as JSON")
+    ap.add_argument("--keep", type=Path, help="keep the call caches (exhaustive.sqlite, adaptive.sqlite) in this new "
+                                              "folder, e.g. to start another way's rows from them with --cache")
     args = ap.parse_args()
     if not (args.run_dir / "config.yaml").is_file():
         ap.error(f"{args.run_dir}/config.yaml: no such file; RUN_DIR must be a run folder that `cowest run` or a stage "
@@ -110,7 +113,11 @@ def main() -> None:
     recipe = load_recipe(args.run_dir / "config.yaml")
     recipe = recipe.model_copy(update={"output_dir": str(args.run_dir.parent), "name": args.run_dir.name})
     rows = []
-    with tempfile.TemporaryDirectory(prefix="cowest-mining-") as tmp:
+    if args.keep and any(args.keep.glob("*.sqlite")):
+        ap.error(f"{args.keep}: holds call caches already; --keep needs an empty or new folder")
+    keep = nullcontext(str(args.keep)) if args.keep else tempfile.TemporaryDirectory(prefix="cowest-mining-")
+    with keep as tmp:
+        Path(tmp).mkdir(parents=True, exist_ok=True)
         adaptive = Path(tmp) / "adaptive.sqlite"
         if args.cache:
             shutil.copyfile(args.cache, adaptive)
