@@ -30,7 +30,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from cowest.collab import RuleEvaluator, mine
-from cowest.collab.adaptive import mine_adaptive
+from cowest.collab.adaptive import _states, mine_adaptive
 from cowest.config import load_recipe
 from cowest.io import write_json
 from cowest.run import Run
@@ -65,12 +65,14 @@ def once(recipe, strategy: str, n: int | None, cache: Path, stops: bool = False,
             "strong_requests": s["strong_requests"], "strong_calls_made": made, "pairs": s["pairs"],
             "questions_with_pair": s["questions_with_pair"],
             "pairs_per_100_calls": round(100 * s["pairs"] / made, 2) if made else 0.0,
-            "by_question": by_question(res, run.prompter.shown_draft)}
+            "by_question": by_question(res, run.prompter.shown_draft, examples)}
 
 
-def by_question(res, shown) -> dict[str, dict]:
-    """Per question: its distinct shown drafts, the strong model alone's score, the drafts refined (copies sharing a
-    refinement counted once), chosen and rejected among them, and its pairs; to trace where two ways differ."""
+def by_question(res, shown, examples) -> dict[str, dict]:
+    """Per question: its distinct shown drafts and how many of them state its fact (or gold), the strong model
+    alone's score, the drafts refined (copies sharing a refinement counted once), chosen and rejected among them, and
+    its pairs; to trace where two ways differ."""
+    ex = {e.id: e for e in examples}
     out: dict[str, dict] = {}
     for d in res.drafts:
         q = out.setdefault(d["question_id"], {"shown": set(), "alone": None, "refined": set(), "chosen": 0,
@@ -86,13 +88,14 @@ def by_question(res, shown) -> dict[str, dict]:
             q["chosen" if r["label"] == "chosen" else "rejected"] += r["label"] is not None
     for p in res.pairs:
         out[p["question_id"]]["pairs"] += 1
-    return {k: {**v, "shown": len(v["shown"]), "refined": len(v["refined"])} for k, v in out.items()}
+    return {k: {**v, "shown": len(v["shown"]), "stating": sum(_states(t, ex[k]) for t in v["shown"]),
+                "refined": len(v["refined"])} for k, v in out.items()}
 
 
 def fewer(base: dict[str, dict], way: dict[str, dict]) -> list[str]:
     """One line per question where `way` found fewer pairs than `base`: what each saw of it."""
     def seen(q: dict) -> str:
-        return (f"{q['shown']} shown, alone {q['alone']}, {q['refined']} refined, {q['chosen']} chosen / "
+        return (f"{q['shown']} shown ({q['stating']} stating the fact), alone {q['alone']}, {q['refined']} refined, {q['chosen']} chosen / "
                 f"{q['rejected']} rejected, {q['pairs']} pairs")
     return [f"{k}: exhaustive {seen(q)}; this way {seen(way[k])}" for k, q in base.items()
             if k in way and way[k]["pairs"] < q["pairs"]]

@@ -381,12 +381,15 @@ def test_mining_bench_traces_per_question_where_adaptive_found_fewer_pairs_than_
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     shown = Prompter(MultipleChoice(), "knowledge", draft_sections=["Background"]).shown_draft
-    loop = bench.by_question(_mine("exhaustive")[0], shown)
-    assert loop["q00"] == {"shown": 4, "alone": 0.0, "refined": 4, "chosen": 1, "rejected": 3, "pairs": 3}
-    assert loop["q01"] == {"shown": 1, "alone": 0.0, "refined": 1, "chosen": 0, "rejected": 1, "pairs": 0}
-    adaptive = bench.by_question(_mine("adaptive", extra_drafts=0)[0], shown)
+    qs = _domain()
+    loop = bench.by_question(_mine("exhaustive")[0], shown, qs)
+    assert loop["q00"] == {"shown": 4, "stating": 0, "alone": 0.0, "refined": 4, "chosen": 1, "rejected": 3,
+                           "pairs": 3}
+    assert loop["q01"] == {"shown": 1, "stating": 0, "alone": 0.0, "refined": 1, "chosen": 0, "rejected": 1,
+                           "pairs": 0}
+    adaptive = bench.by_question(_mine("adaptive", extra_drafts=0)[0], shown, qs)
     assert adaptive["q01"]["refined"] == 0 and adaptive["q01"]["alone"] is None  # identical drafts: never sent
     assert bench.fewer(loop, adaptive) == []
-    capped = bench.by_question(_mine("adaptive", extra_drafts=0, max_pairs_per_question=1)[0], shown)
+    capped = bench.by_question(_mine("adaptive", extra_drafts=0, max_pairs_per_question=1)[0], shown, qs)
     lines = bench.fewer(loop, capped)
-    assert len(lines) == 4 and lines[0].startswith("q00: exhaustive 4 shown") and lines[0].endswith("1 pairs")
+    assert len(lines) == 4 and lines[0].startswith("q00: exhaustive 4 shown (0 stating the fact)") and lines[0].endswith("1 pairs")
