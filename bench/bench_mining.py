@@ -30,7 +30,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from cowest.collab import RuleEvaluator, mine
-from cowest.collab.adaptive import _states, mine_adaptive
+from cowest.collab.adaptive import GIVE_UP, _states, mine_adaptive
 from cowest.config import load_recipe
 from cowest.io import write_json
 from cowest.run import Run
@@ -95,10 +95,29 @@ def by_question(res, shown, examples) -> dict[str, dict]:
 def fewer(base: dict[str, dict], way: dict[str, dict]) -> list[str]:
     """One line per question where `way` found fewer pairs than `base`: what each saw of it."""
     def seen(q: dict) -> str:
-        return (f"{q['shown']} shown ({q['stating']} stating the fact), alone {q['alone']}, {q['refined']} refined, {q['chosen']} chosen / "
-                f"{q['rejected']} rejected, {q['pairs']} pairs")
+        return (f"{q['shown']} shown ({q['stating']} stating the fact), alone {q['alone']}, {q['refined']} refined, "
+                f"{q['chosen']} chosen / {q['rejected']} rejected, {q['pairs']} pairs")
     return [f"{k}: exhaustive {seen(q)}; this way {seen(way[k])}" for k, q in base.items()
             if k in way and way[k]["pairs"] < q["pairs"]]
+
+
+def against(base: dict[str, dict], way: dict[str, dict]) -> dict:
+    """Where `way` and `base` parted, question by question: strong alone scored differently on one prompt (a slot's
+    reused prompt prefix changes llama.cpp's arithmetic), and the questions with fewer pairs, by why: its strong alone
+    scored otherwise, it was left before all its drafts were refined (given up, or not sent within the budget), or
+    its drafts were other draws."""
+    both = [k for k in base if k in way]
+    alone = [k for k in both if way[k]["alone"] is not None and way[k]["alone"] != base[k]["alone"]]
+    fewer = [k for k in both if way[k]["pairs"] < base[k]["pairs"]]
+    early = [k for k in fewer if k not in alone and way[k]["refined"] < min(base[k]["refined"], way[k]["shown"])]
+    return {"alone_scored_differently": len(alone), "alone_asked_both": sum(way[k]["alone"] is not None for k in both),
+            "fewer_pairs": len(fewer), "pairs_lost": sum(base[k]["pairs"] - way[k]["pairs"] for k in fewer),
+            "fewer_alone_differs": sum(k in alone for k in fewer), "fewer_left_early": len(early),
+            "fewer_other": len(fewer) - sum(k in alone for k in fewer) - len(early),
+            "more_pairs": sum(way[k]["pairs"] > base[k]["pairs"] for k in both),
+            "pairs_gained": sum(max(way[k]["pairs"] - base[k]["pairs"], 0) for k in both),
+            "left_after_give_up": sum(way[k]["refined"] == GIVE_UP < way[k]["shown"]
+                                      and not (way[k]["chosen"] and way[k]["rejected"]) for k in both)}
 
 
 def main() -> None:
@@ -137,6 +156,8 @@ def main() -> None:
         r["vs_exhaustive"] = round(r["pairs_per_100_calls"] / base, 2) if base else None
     for r in rows[1:]:
         print(f"{r['strategy']} / exhaustive: {r['vs_exhaustive']}x pairs per 100 strong calls")
+        r["against_exhaustive"] = against(rows[0]["by_question"], r["by_question"])
+        print(f"  {r['against_exhaustive']}")
         for line in fewer(rows[0]["by_question"], r["by_question"]):
             print("  " + line)
     out = {"machine": f"{os.cpu_count()} CPUs, Python {platform.python_version()}", "run": str(args.run_dir),

@@ -392,4 +392,9 @@ def test_mining_bench_traces_per_question_where_adaptive_found_fewer_pairs_than_
     assert bench.fewer(loop, adaptive) == []
     capped = bench.by_question(_mine("adaptive", extra_drafts=0, max_pairs_per_question=1)[0], shown, qs)
     lines = bench.fewer(loop, capped)
-    assert len(lines) == 4 and lines[0].startswith("q00: exhaustive 4 shown (0 stating the fact)") and lines[0].endswith("1 pairs")
+    assert len(lines) == 4 and lines[0].startswith("q00: exhaustive 4 shown (0 stating the fact)")
+    assert lines[0].endswith("this way 4 shown (0 stating the fact), alone 0.0, 2 refined, 1 chosen / 1 rejected, "
+                             "1 pairs")
+    parted = bench.against(loop, capped)
+    assert parted["fewer_pairs"] == 4 and parted["pairs_lost"] == 8 and parted["fewer_left_early"] == 4
+    assert parted["alone_scored_differently"] == 0 and parted["more_pairs"] == 0
