@@ -93,10 +93,12 @@ def test_make_llamacpp_backend(strong_gguf: Path, monkeypatch: pytest.MonkeyPatc
     def stop(self: LlamaCppServer) -> None:
         if self.running:
             stopped.append(self.port or 0)
+            reused.append(self.reuse_prefix)
         real_stop(self)
 
+    reused: list[bool] = []
     monkeypatch.setattr(LlamaCppServer, "stop", stop)
-    cfg = ModelConfig(backend="llamacpp", model=assets.STRONG_DEFAULT, n_ctx=1024, n_parallel=1)
+    cfg = ModelConfig(backend="llamacpp", model=assets.STRONG_DEFAULT, n_ctx=1024, n_parallel=1, reuse_prefix=False)
     backend = make_llamacpp_backend(cfg)
     try:
         assert backend.identity == gguf_identity(assets.STRONG_DEFAULT, strong_gguf)  # no port in the cache key
@@ -104,7 +106,7 @@ def test_make_llamacpp_backend(strong_gguf: Path, monkeypatch: pytest.MonkeyPatc
         assert c.text and c.completion_tokens > 0
     finally:
         backend.close()
-    assert len(stopped) == 1 and _refused(stopped[0])
+    assert len(stopped) == 1 and _refused(stopped[0]) and reused == [False]  # the recipe's knob reached the server
 
 
 @pytest.mark.integration
@@ -123,6 +125,26 @@ def test_one_slot_server_is_deterministic_across_fresh_starts(strong_gguf: Path)
         finally:
             backend.close()
     assert answers[0] == answers[1] and all(answers[0])
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("reuse", [True, False])
+def test_reuse_prefix_decides_whether_a_slot_recomputes_the_prompt_it_shares_with_the_last(strong_gguf: Path,
+                                                                                            reuse: bool) -> None:
+    """With `reuse_prefix` off the server computes every prompt whole (its answer cannot depend on the request
+    before); on, it computes only what follows the prefix shared with the last request."""
+    from openai import OpenAI
+
+    head = "Clause 4.1 of the travel policy: the breakfast allowance is paid only before 07:00. "
+    with LlamaCppServer(strong_gguf, n_ctx=1024, n_parallel=1, reuse_prefix=reuse) as srv:
+        with OpenAI(base_url=srv.base_url, api_key=srv.api_key) as client:
+            computed = []
+            for q in ("Is 06:30 paid?", "Is 07:30 paid?"):
+                r = client.chat.completions.create(model="s", messages=[{"role": "user", "content": head + q}],
+                                                   max_tokens=2, temperature=0)
+                computed.append((r.model_extra["timings"]["prompt_n"], r.usage.prompt_tokens))
+    (_, _), (done, whole) = computed
+    assert done == whole if not reuse else done < whole - 10
 
 
 @pytest.mark.integration

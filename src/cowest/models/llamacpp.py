@@ -57,8 +57,10 @@ class LlamaCppServer:
         alias: str | None = None,
         startup_timeout_s: float = 120.0,
         api_key: str | None = None,
+        reuse_prefix: bool = True,
     ) -> None:
         self.gguf_path = Path(gguf_path)
+        self.reuse_prefix = reuse_prefix
         self.n_ctx = n_ctx
         self.n_parallel = n_parallel
         self.n_threads = n_threads or _cpu_count()
@@ -84,7 +86,7 @@ class LlamaCppServer:
         p.hostnames = [self.host]
         p.port = port
         p.use_jinja = True  # use the chat template embedded in the GGUF
-        p.cache_prompt = True  # reuse the KV cache of a shared prompt prefix
+        p.cache_prompt = self.reuse_prefix  # reuse the KV cache of a shared prompt prefix
         p.verbosity = 1  # errors only; llama.cpp's info log is very chatty
         p.api_keys = [self.api_key]
         if self.alias:
@@ -180,7 +182,8 @@ def make_llamacpp_backend(cfg: ModelConfig, field: str = "model") -> Backend:
     from .openai_compat import OpenAIBackend
 
     gguf = assets.resolve_model(cfg.model, "gguf")
-    server = LlamaCppServer(gguf, n_ctx=cfg.n_ctx, n_parallel=cfg.n_parallel, n_threads=cfg.n_threads, alias=cfg.model)
+    server = LlamaCppServer(gguf, n_ctx=cfg.n_ctx, n_parallel=cfg.n_parallel, n_threads=cfg.n_threads, alias=cfg.model,
+                            reuse_prefix=cfg.reuse_prefix)
     server.start()
     # No more requests in flight than slots: queued requests would reach the slots in whatever order the client's
     # tasks happen to run, and a slot's reused prompt prefix (so its arithmetic) would then vary from run to run.
