@@ -397,4 +397,5 @@ def test_mining_bench_traces_per_question_where_adaptive_found_fewer_pairs_than_
                              "1 pairs")
     parted = bench.against(loop, capped)
     assert parted["fewer_pairs"] == 4 and parted["pairs_lost"] == 8 and parted["fewer_left_early"] == 4
+    assert parted["pairs_lost_left_early"] == 8
     assert parted["alone_scored_differently"] == 0 and parted["more_pairs"] == 0

@@ -98,7 +98,7 @@ def test_make_llamacpp_backend(strong_gguf: Path, monkeypatch: pytest.MonkeyPatc
 
     reused: list[bool] = []
     monkeypatch.setattr(LlamaCppServer, "stop", stop)
-    cfg = ModelConfig(backend="llamacpp", model=assets.STRONG_DEFAULT, n_ctx=1024, n_parallel=1, reuse_prefix=False)
+    cfg = ModelConfig(backend="llamacpp", model=assets.STRONG_DEFAULT, n_ctx=1024, n_parallel=1, reuse_prefix=True)
     backend = make_llamacpp_backend(cfg)
     try:
         assert backend.identity == gguf_identity(assets.STRONG_DEFAULT, strong_gguf)  # no port in the cache key
@@ -106,7 +106,7 @@ def test_make_llamacpp_backend(strong_gguf: Path, monkeypatch: pytest.MonkeyPatc
         assert c.text and c.completion_tokens > 0
     finally:
         backend.close()
-    assert len(stopped) == 1 and _refused(stopped[0]) and reused == [False]  # the recipe's knob reached the server
+    assert len(stopped) == 1 and _refused(stopped[0]) and reused == [True]  # the recipe's knob reached the server
 
 
 @pytest.mark.integration

@@ -49,9 +49,9 @@ class ModelConfig(_Strict):
     n_ctx: int = Field(4096, ge=1)
     n_parallel: int = Field(2, ge=1)
     n_threads: int | None = Field(None, ge=1)
-    # a slot reuses the KV cache of the prompt prefix it shares with the request before: faster, but a greedy answer
-    # then depends on that request (the arithmetic differs); false answers each prompt alike whatever came before
-    reuse_prefix: bool = True
+    # reuse the KV cache of the prompt prefix a slot shares with the request before: a little faster, but a greedy
+    # answer then depends on that request (its arithmetic differs; bench/bench_prompt_cache.py measures how often)
+    reuse_prefix: bool = False
     # hf
     batch_size: int = Field(16, ge=1)
     device: str = "auto"

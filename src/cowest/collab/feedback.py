@@ -62,7 +62,7 @@ def mine(
         # 1. The strong model alone is the bar every draft must beat (answered while the weak model drafts).
         alone_f = later(collab.strong_alone, examples)
         # 2-3. K sampled drafts per question, each refined by the strong model; a question's K refinements are
-        # adjacent, so the server reuses the prefix.
+        # adjacent (with strong.reuse_prefix the server reuses their shared prefix).
         sampled, refined_f = collab.draft_and_refine(examples, later, n=k, sampling=sampling)
         alone, refined = alone_f.result(), refined_f.result()
     s0 = evaluator.score([a.text for a in alone], examples)

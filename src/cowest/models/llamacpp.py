@@ -57,7 +57,7 @@ class LlamaCppServer:
         alias: str | None = None,
         startup_timeout_s: float = 120.0,
         api_key: str | None = None,
-        reuse_prefix: bool = True,
+        reuse_prefix: bool = False,
     ) -> None:
         self.gguf_path = Path(gguf_path)
         self.reuse_prefix = reuse_prefix
@@ -86,7 +86,7 @@ class LlamaCppServer:
         p.hostnames = [self.host]
         p.port = port
         p.use_jinja = True  # use the chat template embedded in the GGUF
-        p.cache_prompt = self.reuse_prefix  # reuse the KV cache of a shared prompt prefix
+        p.cache_prompt = self.reuse_prefix  # off: every prompt computed whole, its answer whatever came before
         p.verbosity = 1  # errors only; llama.cpp's info log is very chatty
         p.api_keys = [self.api_key]
         if self.alias:
