@@ -113,6 +113,7 @@ def against(base: dict[str, dict], way: dict[str, dict]) -> dict:
     return {"alone_scored_differently": len(alone), "alone_asked_both": sum(way[k]["alone"] is not None for k in both),
             "fewer_pairs": len(fewer), "pairs_lost": sum(base[k]["pairs"] - way[k]["pairs"] for k in fewer),
             "fewer_alone_differs": sum(k in alone for k in fewer), "fewer_left_early": len(early),
+            "pairs_lost_left_early": sum(base[k]["pairs"] - way[k]["pairs"] for k in early),
             "fewer_other": len(fewer) - sum(k in alone for k in fewer) - len(early),
             "more_pairs": sum(way[k]["pairs"] > base[k]["pairs"] for k in both),
             "pairs_gained": sum(max(way[k]["pairs"] - base[k]["pairs"], 0) for k in both),
