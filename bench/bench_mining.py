@@ -102,10 +102,10 @@ def fewer(base: dict[str, dict], way: dict[str, dict]) -> list[str]:
 
 
 def against(base: dict[str, dict], way: dict[str, dict]) -> dict:
-    """Where `way` and `base` parted, question by question: strong alone scored differently on one prompt (a slot's
-    reused prompt prefix changes llama.cpp's arithmetic), and the questions with fewer pairs, by why: its strong alone
-    scored otherwise, it was left before all its drafts were refined (given up, or not sent within the budget), or
-    its drafts were other draws."""
+    """Where `way` and `base` parted, question by question: strong alone scored differently on one prompt (with
+    `strong.reuse_prefix` the request before it changes llama.cpp's arithmetic), and the questions with fewer pairs,
+    by why: its strong alone scored otherwise, it was left before all its drafts were refined (given up, or not sent
+    within the budget), or its drafts were other draws."""
     both = [k for k in base if k in way]
     alone = [k for k in both if way[k]["alone"] is not None and way[k]["alone"] != base[k]["alone"]]
     fewer = [k for k in both if way[k]["pairs"] < base[k]["pairs"]]
