@@ -31,7 +31,8 @@ from pathlib import Path
 
 from cowest.collab import RuleEvaluator, mine
 from cowest.collab.adaptive import GIVE_UP, _states, mine_adaptive
-from cowest.config import load_recipe
+from cowest.config import load_run_recipe
+from cowest.errors import RecipeError
 from cowest.io import write_json
 from cowest.run import Run
 
@@ -130,11 +131,10 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="keep the call caches (exhaustive.sqlite, adaptive.sqlite) in this new "
                                               "folder, e.g. to start another way's rows from them with --cache")
     args = ap.parse_args()
-    if not (args.run_dir / "config.yaml").is_file():
-        ap.error(f"{args.run_dir}/config.yaml: no such file; RUN_DIR must be a run folder that `cowest run` or a stage "
-                 "command such as `cowest sft` made")
-    recipe = load_recipe(args.run_dir / "config.yaml")
-    recipe = recipe.model_copy(update={"output_dir": str(args.run_dir.parent), "name": args.run_dir.name})
+    try:
+        recipe = load_run_recipe(args.run_dir)
+    except RecipeError as e:
+        ap.error(str(e))
     rows = []
     if args.keep and any(args.keep.glob("*.sqlite")):
         ap.error(f"{args.keep}: holds call caches already; --keep needs an empty or new folder")

@@ -22,7 +22,8 @@ from pathlib import Path
 from openai import OpenAI
 
 from cowest import assets
-from cowest.config import load_recipe
+from cowest.config import load_run_recipe
+from cowest.errors import RecipeError
 from cowest.io import write_json
 from cowest.models.llamacpp import LlamaCppServer
 from cowest.run import Run
@@ -66,11 +67,10 @@ def main() -> None:
     ap.add_argument("--questions", type=int, default=12, help="the first N mining questions (default: 12)")
     ap.add_argument("--out", type=Path, help="write the figures as JSON")
     args = ap.parse_args()
-    if not (args.run_dir / "config.yaml").is_file():
-        ap.error(f"{args.run_dir}/config.yaml: no such file; RUN_DIR must be a run folder that `cowest run` or a stage "
-                 "command such as `cowest sft` made")
-    recipe = load_recipe(args.run_dir / "config.yaml")
-    recipe = recipe.model_copy(update={"output_dir": str(args.run_dir.parent), "name": args.run_dir.name})
+    try:
+        recipe = load_run_recipe(args.run_dir)
+    except RecipeError as e:
+        ap.error(str(e))
     run = Run(recipe, cache_path=None)
     rows = [once(run, reuse, args.questions) for reuse in (True, False)]
     for r in rows:

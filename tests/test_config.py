@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from cowest.config import dump_recipe, load_recipe
+from cowest.config import dump_recipe, load_recipe, load_run_recipe
 from cowest.errors import RecipeError
 
 RECIPE = """\
@@ -35,6 +35,16 @@ def test_recipe_loads_with_defaults(tmp_path):
     r = load_recipe(write(tmp_path, RECIPE))
     assert r.mining.k == 4 and r.mining.temperature == 0.8 and r.collab.draft_format == "cot"
     assert r.dpo == {"beta": 0.1} and r.rounds == 1
+
+
+def test_a_run_folder_is_read_where_it_lies_with_the_settings_it_ran_with(tmp_path):
+    moved = tmp_path / "elsewhere" / "my-run"
+    moved.mkdir(parents=True)
+    (moved / "config.yaml").write_text(dump_recipe(load_recipe(write(tmp_path, RECIPE), ["strong.reuse_prefix=true"])))
+    r = load_run_recipe(moved, ["mining.k=2"])
+    assert r.run_dir == moved and r.strong.reuse_prefix is True and r.mining.k == 2
+    with pytest.raises(RecipeError, match="no config.yaml; a run folder that `cowest run` or a stage command"):
+        load_run_recipe(tmp_path / "elsewhere")
 
 
 def test_override_parses_yaml_values(tmp_path):

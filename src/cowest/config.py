@@ -360,6 +360,16 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, check_trai
     return recipe
 
 
+def load_run_recipe(run_dir: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """The recipe a run folder's stages ran with (its config.yaml), its outputs placed where the folder lies."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise RecipeError(f"{run_dir}: no config.yaml; a run folder that `cowest run` or a stage command such as "
+                          "`cowest sft` made holds one")
+    where = [f"output_dir={json.dumps(str(run_dir.parent))}", f"name={json.dumps(run_dir.name)}"]
+    return load_recipe(run_dir / "config.yaml", [*where, *(overrides or [])])
+
+
 def dump_recipe(recipe: Recipe) -> str:
     """The recipe as YAML, as written into the run directory."""
     return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)

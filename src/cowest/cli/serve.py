@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from ..layout import RunLayout
 from .core import SetOpt, command, fail
 
 
@@ -37,18 +35,11 @@ def serve(
     set_: list[str] = SetOpt,
 ) -> None:
     """Serve the run's collaboration as an OpenAI-compatible endpoint (/v1/chat/completions, /v1/models, /metrics)."""
-    from ..config import load_recipe
+    from ..config import load_recipe, load_run_recipe
     from ..serve import Limits, serve_run
 
-    if target.is_dir():
-        recipe_path = RunLayout(target).config
-        if not recipe_path.is_file():
-            raise fail(f"{target}: no config.yaml (is it a run directory? `cowest run` writes one)", 2)
-        # the run is where it lies, wherever the server is started from
-        where = [f"output_dir={json.dumps(str(target.parent))}", f"name={json.dumps(target.name)}"]
-    else:
-        recipe_path, where = target, []
-    recipe = load_recipe(recipe_path, [*where, *set_])
+    # a run is served where it lies, wherever the server is started from
+    recipe = load_run_recipe(target, set_) if target.is_dir() else load_recipe(target, set_)
     limits = Limits(max_body_bytes=max_body_bytes, max_messages=max_messages, max_n=max_n,
                     max_prompt_chars=max_prompt_chars, max_tokens=max_tokens, max_in_flight=max_in_flight,
                     rate_per_min=rate_limit, deadline_s=deadline, batch_window_s=batch_window_ms / 1000,
