@@ -12,6 +12,7 @@ import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import RecipeError
+from .layout import RunLayout
 from .recipe_lines import Locator, duplicate_keys
 from .trainer_fields import check_passthrough
 
@@ -362,12 +363,12 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None, check_trai
 
 def load_run_recipe(run_dir: str | Path, overrides: list[str] | None = None) -> Recipe:
     """The recipe a run folder's stages ran with (its config.yaml), its outputs placed where the folder lies."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise RecipeError(f"{run_dir}: no config.yaml; a run folder that `cowest run` or a stage command such as "
+    run_dir, path = Path(run_dir), RunLayout(run_dir).config
+    if not path.is_file():
+        raise RecipeError(f"{run_dir}: no {path.name}; a run folder that `cowest run` or a stage command such as "
                           "`cowest sft` made holds one")
     where = [f"output_dir={json.dumps(str(run_dir.parent))}", f"name={json.dumps(run_dir.name)}"]
-    return load_recipe(run_dir / "config.yaml", [*where, *(overrides or [])])
+    return load_recipe(path, [*where, *(overrides or [])])
 
 
 def dump_recipe(recipe: Recipe) -> str:
