@@ -109,13 +109,13 @@ def against(base: dict[str, dict], way: dict[str, dict]) -> dict:
     within the budget), or its drafts were other draws."""
     both = [k for k in base if k in way]
     alone = [k for k in both if way[k]["alone"] is not None and way[k]["alone"] != base[k]["alone"]]
-    fewer = [k for k in both if way[k]["pairs"] < base[k]["pairs"]]
-    early = [k for k in fewer if k not in alone and way[k]["refined"] < min(base[k]["refined"], way[k]["shown"])]
+    lost = [k for k in both if way[k]["pairs"] < base[k]["pairs"]]
+    early = [k for k in lost if k not in alone and way[k]["refined"] < min(base[k]["refined"], way[k]["shown"])]
     return {"alone_scored_differently": len(alone), "alone_asked_both": sum(way[k]["alone"] is not None for k in both),
-            "fewer_pairs": len(fewer), "pairs_lost": sum(base[k]["pairs"] - way[k]["pairs"] for k in fewer),
-            "fewer_alone_differs": sum(k in alone for k in fewer), "fewer_left_early": len(early),
+            "fewer_pairs": len(lost), "pairs_lost": sum(base[k]["pairs"] - way[k]["pairs"] for k in lost),
+            "fewer_alone_differs": sum(k in alone for k in lost), "fewer_left_early": len(early),
             "pairs_lost_left_early": sum(base[k]["pairs"] - way[k]["pairs"] for k in early),
-            "fewer_other": len(fewer) - sum(k in alone for k in fewer) - len(early),
+            "fewer_other": len(lost) - sum(k in alone for k in lost) - len(early),
             "more_pairs": sum(way[k]["pairs"] > base[k]["pairs"] for k in both),
             "pairs_gained": sum(max(way[k]["pairs"] - base[k]["pairs"], 0) for k in both),
             "left_after_give_up": sum(way[k]["refined"] == GIVE_UP < way[k]["shown"]
