@@ -14,6 +14,7 @@ from cowest.checks import (
     dpo_warnings,
     eval_warnings,
     fact_drop_warnings,
+    fact_gain_warnings,
     gate,
     mining_warnings,
     report,
@@ -293,3 +294,21 @@ def test_a_run_that_changes_nothing_says_so_in_its_manifests_report_and_comparis
     assert 'id="run-warnings"' in page and "eval, sft drafts: 4 of 4 (100.0%) weak drafts stopped at" in page
     cmp = compare_markdown(compare_runs([run.dir], n_boot=50))
     assert "**Warnings**" in cmp and f"- {run.dir.name}: round 1 mining: 0 preference pair(s)" in cmp
+
+
+def test_validation_where_stating_every_fact_would_gain_little_says_alignment_has_little_to_add():
+    # travel policy seed 0's held-out questions: 9 of 10 SFT drafts state their fact; with it refinement scores 66.7%
+    travel = {"sft": {"n": 10, "states_fact": 0.9, "scored_with_fact": 2 / 3, "scored_without_fact": 0.0,
+                      "fact_gain": 0.1 * 2 / 3}}
+    (w,) = fact_gain_warnings({"drafts": travel}, "eval_valid")
+    assert w["code"] == "little_fact_gain" and "90.0% of these 10 validation questions" in w["message"]
+    assert "66.7% where the draft states it, 0.0% where the draft lacks it" in w["message"]
+    assert "+6.7 points" in w["message"]
+    every = {"sft": {"n": 16, "states_fact": 1.0, "scored_with_fact": 0.75, "fact_gain": 0.0}}  # formulary seed 2
+    (w,) = fact_gain_warnings({"drafts": every}, "eval_valid")
+    assert "no draft lacks it" in w["message"] and "+0.0 points" in w["message"]
+    # formulary seed 0: 11 of 16 state it, 90.9% right with it, none without: +28.4 points, nothing to warn of
+    formulary = {"sft": {"n": 16, "states_fact": 11 / 16, "scored_with_fact": 10 / 11, "scored_without_fact": 0.0,
+                         "fact_gain": 5 / 16 * 10 / 11}}
+    assert fact_gain_warnings({"drafts": formulary}, "eval_valid") == []
+    assert fact_gain_warnings({"drafts": {"sft": {"n": 7, "states_fact": 0.5}}}, "eval_valid") == []  # not measured

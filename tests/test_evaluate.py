@@ -6,8 +6,8 @@ from fakes import ScriptedBackend
 from cowest.collab import Collaborator, Prompter
 from cowest.config import CollabConfig, EvalConfig
 from cowest.collab.recall import states_gold
-from cowest.evaluate import evaluate
-from cowest.report.tables import results_markdown
+from cowest.evaluate import evaluate, fact_gain
+from cowest.report.tables import draft_rows, results_markdown
 from cowest.systems import get_systems
 from cowest.tasks.base import Example
 from cowest.tasks.types import MultipleChoice
@@ -164,3 +164,31 @@ def test_draft_diagnostics_count_cuts_inside_the_shown_sections_apart_from_cuts_
     whole = Collaborator(None, strong, Prompter(MultipleChoice(), "knowledge"), CollabConfig())
     _, res = evaluate(examples, get_systems(["weak_sft", "refine"]), lambda v: weak, whole, EvalConfig(n_bootstrap=50))
     assert res.drafts["sft"].truncated_share == 0.75 and res.drafts["sft"].shown_cut_share is None
+
+
+def test_draft_diagnostics_score_refinement_with_and_without_the_fact_and_what_stating_every_fact_would_gain():
+    examples = [Example(id=str(i), question=f"Q{i}: the dose?", options=["yes", "no"], gold="A",
+                        metadata={"fact_value": "3.5 mg/kg"}) for i in range(4)]
+    # drafts 0-1 state the fact, 2-3 do not; the strong model is right only with the fact in front of it
+    drafts = ["Background: 3.5 mg/kg.\nAnswer: A", "Background: it is 3.5 mg/kg.\nAnswer: A",
+              "Background: 2 mg/kg.\nAnswer: A", "Background: none.\nAnswer: B"]
+    weak = ScriptedBackend(lambda c, i, s: drafts[int(c[-1]["content"].split("Question: Q")[1][0])])
+    strong = ScriptedBackend(lambda c, i, s: f"Final answer: {'A' if '3.5 mg/kg' in c[-1]['content'] else 'B'}")
+    collab = Collaborator(None, strong, Prompter(MultipleChoice(), "knowledge", draft_sections=["Background"]),
+                          CollabConfig())
+    _, res = evaluate(examples, get_systems(["strong", "refine"]), lambda v: weak, collab, EvalConfig(n_bootstrap=50))
+    d = res.drafts["sft"]
+    assert (d.states_fact, d.scored_with_fact, d.scored_without_fact) == (0.5, 1.0, 0.0)
+    assert d.fact_gain == pytest.approx(0.5)  # the two drafts without it, scored as those with it
+    head, rows = draft_rows(res)
+    assert rows[0][head.index("every draft with its fact (points)")] == "+50.0"
+    assert fact_gain(1.0, 0.75, None) == 0.0 and fact_gain(0.0, None, 0.5) is None  # all state it; none does
+
+
+def test_draft_diagnostics_leave_the_fact_scores_out_where_no_question_has_a_fact_to_check():
+    examples = [Example(id=str(i), question=f"Q{i}?", options=["yes", "no"], gold="A") for i in range(2)]
+    weak = ScriptedBackend(lambda c, i, s: "Background: yes.\nAnswer: A")
+    strong = ScriptedBackend(lambda c, i, s: "Final answer: A")
+    collab = Collaborator(None, strong, Prompter(MultipleChoice(), "knowledge"), CollabConfig())
+    _, res = evaluate(examples, get_systems(["strong", "refine"]), lambda v: weak, collab, EvalConfig(n_bootstrap=50))
+    assert not any(res.drafts["sft"].holds(k) for k in ("scored_with_fact", "scored_without_fact", "fact_gain"))

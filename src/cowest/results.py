@@ -18,8 +18,9 @@ ablations, `cowest serve` (through the validation's choice) and `cowest publish`
   permutation" else; files without it hold the share of bootstrap resamples <= 0, which tests no null),
   `best_single` (B is the fixed best single model).
 - `drafts`: weak variant -> draft diagnostics: `n`, `states_gold`, `mean_chars`, `truncated_share` and, when
-  known, `states_fact`, `changed_vs_sft`, `helped`, `hurt` and, with `collab.draft_sections`, `shown_cut_share`
-  (the share cut inside those sections) (fractions).
+  known, `states_fact`, `changed_vs_sft`, `helped`, `hurt`, `scored_with_fact`, `scored_without_fact`, `fact_gain`
+  (`evaluate.fact_gain`) and, with `collab.draft_sections`, `shown_cut_share` (the share cut inside those sections)
+  (fractions).
 - `alignment_skipped` (optional): the rounds whose alignment was skipped (too few pairs).
 - `best_single` (test split only): the single model to beat, `{system, rule, detail}` (`best_single()`).
 
@@ -120,6 +121,12 @@ class DraftDiagnostics(_Part):
     changed_vs_sft: float | None = Field(None, description="share that differ from the SFT model's drafts")
     helped: float | None = Field(None, description="share whose refinement beat the strong model alone")
     hurt: float | None = Field(None, description="share whose refinement lost to the strong model alone")
+    scored_with_fact: float | None = Field(
+        None, description="refinement's mean score on the questions whose draft states its fact")
+    scored_without_fact: float | None = Field(
+        None, description="refinement's mean score on the questions whose draft does not state it")
+    fact_gain: float | None = Field(
+        None, description="what refinement would gain if every draft stated its fact, at those two scores")
 
 
 class BestSingle(_Part):

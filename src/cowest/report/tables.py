@@ -145,7 +145,10 @@ def comparison_rows(results: Results) -> Table:
 DRAFT_COLUMNS = {"states_fact": "states the fact %", "states_gold": "states the gold %",
                  "helped": "refined: helped vs strong alone %", "hurt": "refined: hurt vs strong alone %",
                  "changed_vs_sft": "differs from SFT draft %", "truncated_share": "cut at token cap %",
-                 "shown_cut_share": "cut inside the shown sections %", "mean_chars": "mean length (chars)"}
+                 "shown_cut_share": "cut inside the shown sections %", "mean_chars": "mean length (chars)",
+                 "scored_with_fact": "refined: score with the fact %",
+                 "scored_without_fact": "refined: score without it %",
+                 "fact_gain": "every draft with its fact (points)"}
 
 
 def draft_rows(results: Results) -> Table:
@@ -154,9 +157,13 @@ def draft_rows(results: Results) -> Table:
     cols = [c for c in DRAFT_COLUMNS if any(d.holds(c) for d in drafts.values())]
     rows: list[list[Cell]] = []
     for variant, d in drafts.items():
-        rows.append([variant, *[(f"{getattr(d, c):.0f}" if c == "mean_chars" else pct(getattr(d, c)))
-                                if d.holds(c) else "" for c in cols]])
+        rows.append([variant, *[_draft_cell(c, getattr(d, c)) if d.holds(c) else "" for c in cols]])
     return ["weak drafts", *[DRAFT_COLUMNS[c] for c in cols]], rows
+
+
+def _draft_cell(column: str, v: float) -> str:
+    """One draft diagnostic as the table shows it: length in characters, the fact's gain in points, else percent."""
+    return f"{v:.0f}" if column == "mean_chars" else f"{100 * v:+.1f}" if column == "fact_gain" else pct(v)
 
 
 def headline(results: Results) -> str | None:

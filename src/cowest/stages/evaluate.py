@@ -63,6 +63,7 @@ def run_eval(ctx: RunContext, systems: list[str] | None = None, name: str = "eva
         extra = {}
         if split == "valid":  # validation decides what `cowest serve` answers as its default model
             warns += checks.collaboration_warnings(results, name) + checks.fact_drop_warnings(results, name)
+            warns += checks.fact_gain_warnings(results, name)
             extra["served_default"] = served_default(results)
         return dict(questions=len(examples), systems=len(systems_), warnings=checks.report(warns), **extra)
 
