@@ -181,7 +181,7 @@ def test_draft_diagnostics_score_refinement_with_and_without_the_fact_and_what_s
     assert (d.states_fact, d.scored_with_fact, d.scored_without_fact) == (0.5, 1.0, 0.0)
     assert d.fact_gain == pytest.approx(0.5)  # the two drafts without it, scored as those with it
     head, rows = draft_rows(res)
-    assert rows[0][head.index("every draft with its fact (points)")] == "+50.0"
+    assert rows[0][head.index("refined: gain if every draft stated it (points)")] == "+50.0"
     assert fact_gain(1.0, 0.75, None) == 0.0 and fact_gain(0.0, None, 0.5) is None  # all state it; none does
 
 

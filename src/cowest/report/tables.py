@@ -148,7 +148,7 @@ DRAFT_COLUMNS = {"states_fact": "states the fact %", "states_gold": "states the 
                  "shown_cut_share": "cut inside the shown sections %", "mean_chars": "mean length (chars)",
                  "scored_with_fact": "refined: score with the fact %",
                  "scored_without_fact": "refined: score without it %",
-                 "fact_gain": "every draft with its fact (points)"}
+                 "fact_gain": "refined: gain if every draft stated it (points)"}
 
 
 def draft_rows(results: Results) -> Table:
