@@ -46,3 +46,8 @@ def test_the_published_fact_shifts_are_the_scripts_own_and_read_the_runs_results
     # refinement scored 75.9% where the SFT draft stated its fact (22 of 29) and 0% where it did not (0 of 11)
     assert (seed0["sft_scored_with_fact"], seed0["sft_scored_without_fact"]) == pytest.approx((22 / 29, 0.0))
     assert seed0["fact_gain"] == pytest.approx((1 - seed0["sft_states_fact"]) * 22 / 29)
+    # a run evaluated since results store them: the script reads its predictions as the evaluation measured
+    stored = read_json(ROOT / "results/travel-policy-seed1-whole/eval_valid/results.json")["drafts"]["sft"]
+    got = published["travel-policy-seed1-whole"]["eval_valid"]
+    assert (got["sft_scored_with_fact"], got["sft_scored_without_fact"], got["fact_gain"]) == pytest.approx(
+        (stored["scored_with_fact"], stored["scored_without_fact"], stored["fact_gain"]))
