@@ -21,7 +21,6 @@ from pathlib import Path
 
 from openai import OpenAI
 
-from cowest import assets
 from cowest.config import load_run_recipe
 from cowest.errors import RecipeError
 from cowest.io import write_json
@@ -35,9 +34,7 @@ def once(run: Run, reuse: bool, n: int) -> dict:
     qs = run.questions.mining[:n]
     facts = [ln for ln in Path(recipe.task.corpus_path).read_text().splitlines() if ln.strip()] if (
         recipe.task.corpus_path) else [f"The answer to {q.question!r} needs care." for q in qs]
-    gguf = assets.resolve_model(recipe.strong.model, "gguf")
-    with LlamaCppServer(gguf, n_ctx=recipe.strong.n_ctx, n_parallel=1, n_threads=recipe.strong.n_threads,
-                        reuse_prefix=reuse) as srv, \
+    with LlamaCppServer.of(recipe.strong, n_parallel=1, alias=None, reuse_prefix=reuse) as srv, \
             OpenAI(base_url=srv.base_url, api_key=srv.api_key) as client:
         computed = 0
 

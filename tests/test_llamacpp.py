@@ -157,3 +157,13 @@ def test_a_prompt_longer_than_the_context_names_the_knob(strong_gguf: Path) -> N
             backend.generate([[{"role": "user", "content": long}]], n=1, sampling=Sampling(max_tokens=8))
     finally:
         backend.close()
+
+
+def test_a_server_made_of_a_model_config_takes_its_knobs_and_the_overrides(strong_gguf: Path) -> None:
+    cfg = ModelConfig(backend="llamacpp", model=str(strong_gguf), n_ctx=1024, n_parallel=2, n_threads=1,
+                      reuse_prefix=True)
+    srv = LlamaCppServer.of(cfg)
+    assert (srv.gguf_path, srv.n_ctx, srv.n_parallel, srv.n_threads, srv.alias, srv.reuse_prefix) == (
+        strong_gguf, 1024, 2, 1, str(strong_gguf), True)
+    one = LlamaCppServer.of(cfg, n_parallel=1, alias=None, reuse_prefix=False)  # as the prompt-cache bench asks
+    assert (one.n_parallel, one.alias, one.reuse_prefix, one.n_threads) == (1, None, False, 1) and not one.running

@@ -73,6 +73,15 @@ class LlamaCppServer:
         self.api_key: str | None = None  # the key of the running server
         self._server: xllamacpp.Server | None = None
 
+    @classmethod
+    def of(cls, cfg: ModelConfig, **override: Any) -> LlamaCppServer:
+        """A (not started) server for a model config's GGUF and its server knobs; `override` replaces some of them."""
+        from .. import assets
+
+        knobs = dict(n_ctx=cfg.n_ctx, n_parallel=cfg.n_parallel, n_threads=cfg.n_threads, alias=cfg.model,
+                     reuse_prefix=cfg.reuse_prefix)
+        return cls(assets.resolve_model(cfg.model, "gguf"), **{**knobs, **override})
+
     def _params(self, port: int) -> xllamacpp.CommonParams:
         import xllamacpp
 
@@ -178,12 +187,10 @@ class LlamaCppServer:
 
 def make_llamacpp_backend(cfg: ModelConfig, field: str = "model") -> Backend:
     """Start a llama.cpp server for `cfg.model` (GGUF path or asset name) and return an OpenAI backend on it."""
-    from .. import assets
     from .openai_compat import OpenAIBackend
 
-    gguf = assets.resolve_model(cfg.model, "gguf")
-    server = LlamaCppServer(gguf, n_ctx=cfg.n_ctx, n_parallel=cfg.n_parallel, n_threads=cfg.n_threads, alias=cfg.model,
-                            reuse_prefix=cfg.reuse_prefix)
+    server = LlamaCppServer.of(cfg)
+    gguf = server.gguf_path
     server.start()
     # No more requests in flight than slots: queued requests would reach the slots in whatever order the client's
     # tasks happen to run, and a slot's reused prompt prefix (so its arithmetic) would then vary from run to run.
