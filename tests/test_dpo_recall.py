@@ -137,3 +137,80 @@ def test_checkpoints_are_listed_in_step_order_and_dropped_alone(tmp_path):
     assert [c.name for c in folder.checkpoints()] == ["checkpoint-9", "checkpoint-10"]
     folder.drop_checkpoints()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter", "checkpoint-last"]
+
+
+HELD = {1.0: -0.1, 2.0: 0.2, 3.0: 0.3}  # held-out reward margins after each epoch
+
+
+def test_an_epoch_whose_held_out_margin_is_not_above_zero_is_never_kept(tmp_path, monkeypatch):
+    ctx = context(tmp_path, dpo_recall={"min_questions": 4})
+    checkpoints(ctx, 3)
+    scripted(monkeypatch, {None: 0.5, "checkpoint-3": 0.9, "checkpoint-6": 0.6, "checkpoint-9": 0.7})
+    got = dpo_recall.keep_epoch(ctx, 1, tmp_path / "m", pairs_of(ctx, 4), HELD, heldout_pairs=8)
+    # epoch 1 states facts most often, but does not prefer the held-out chosen drafts: of the others, epoch 3
+    assert got["kept_epoch"] == 3.0 and not got["undone"] and got["because"] is None
+    assert [e["heldout_margin"] for e in got["epochs"]] == [-0.1, 0.2, 0.3] and got["heldout_pairs"] == 8
+    assert (ctx.layout.round(1).adapter / "adapter_model.safetensors").read_text() == "epoch 3"
+
+
+def test_no_epoch_preferring_held_out_chosen_drafts_undoes_alignment_and_says_why(tmp_path, monkeypatch):
+    from cowest.results import EvalResults, SystemResult
+    from cowest.stages.evaluate import mark_skipped_alignment
+
+    ctx = context(tmp_path, dpo_recall={"min_questions": 4})
+    checkpoints(ctx, 2)
+    scripted(monkeypatch, {None: 0.5, "checkpoint-3": 0.9, "checkpoint-6": 0.9})
+    got = dpo_recall.keep_epoch(ctx, 1, tmp_path / "m", pairs_of(ctx, 4), {1.0: -0.04, 2.0: 0.0}, heldout_pairs=8)
+    assert got["undone"] and got["because"] == "heldout_margin"  # recall rose, yet nothing carried to held-out pairs
+    counts = {"pairs": 36, "steps": 27, "skipped": True, "skipped_because": "heldout_margin", "recall": got}
+    (w,) = dpo_warnings(counts, 1, ctx.recipe)
+    assert w["code"] == "alignment_undone" and "on its 8 held-out pairs no epoch's reward margin" in w["message"]
+    assert "-0.040, +0.000 after each epoch" in w["message"] and "min_heldout_margin: null" in w["message"]
+    assert stage_outcome("round_1/dpo", counts).startswith("undone: 36 pairs, 27 steps, but no epoch preferred")
+    manifest = ctx.layout.manifest("round_1/dpo")
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    manifest.write_text(json.dumps({"counts": counts}))
+    assert ctx.alignment_skipped(1) and ctx.alignment_undone(1) == "heldout_margin"
+    assert ctx.weak_config("aligned") == ctx.weak_config("sft")
+    res = EvalResults(n=1, systems={"cowest": SystemResult(label="CoWest")})
+    mark_skipped_alignment(ctx, res)
+    assert res.systems["cowest"].label.endswith("(alignment skipped: no epoch preferred the held-out chosen drafts)")
+
+
+@pytest.mark.parametrize("over, held", [({}, 3), ({"min_heldout_margin": None}, 8), ({"keep": "last"}, 8)])
+def test_the_margin_gate_is_off_with_few_held_out_pairs_or_when_disabled(tmp_path, monkeypatch, over, held):
+    ctx = context(tmp_path, dpo_recall={"min_questions": 4, **over})
+    checkpoints(ctx, 3)
+    scripted(monkeypatch, {None: 0.5, "checkpoint-3": 0.9, "checkpoint-6": 0.6, "checkpoint-9": 0.7})
+    got = dpo_recall.keep_epoch(ctx, 1, tmp_path / "m", pairs_of(ctx, 4), {1.0: -0.1, 2.0: -0.2, 3.0: -0.3}, held)
+    assert not got["undone"] and got["kept_epoch"] == (3.0 if over.get("keep") == "last" else 1.0)
+
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+def published_decision(run: str) -> str | None:
+    """What the check with its defaults decides from a published run's logged figures (None: alignment kept)."""
+    from cowest.config import DpoRecallConfig
+
+    counts = json.loads((RESULTS / run / "round_1/dpo.manifest.json").read_text())["counts"]
+    margins = {h["epoch"]: h["rewards/margins"] for h in counts["heldout"]}
+    recall = counts.get("recall") or {}
+    steer = bool(recall.get("steered"))
+    epochs = recall["epochs"] if recall.get("measured") else [{"epoch": e, "recall": 0.0} for e in margins]
+    epochs = [{**e, "heldout_margin": dpo_recall.margin_at(margins, e["epoch"])} for e in epochs]
+    held = len((RESULTS / run / "round_1/pairs_heldout.jsonl").read_text().splitlines())
+    return dpo_recall.choose_epoch(recall.get("start", 0.0), epochs, DpoRecallConfig(), steer, held)[1]
+
+
+def test_on_the_published_runs_the_gate_keeps_the_formularys_alignment_and_undoes_travels():
+    """Every published run with held-out pairs, replayed: the formulary's alignment (CoWest - refinement +0 to +35 on
+    the test) passes; on travel policy no epoch of any seed preferred the held-out chosen drafts."""
+    formulary = ["formulary-seed0", "formulary-seed0-check", "formulary-seed0-current", "formulary-seed1",
+                 "formulary-seed2"]
+    assert all(published_decision(r) is None for r in formulary)
+    travel = [f"travel-policy-seed{s}{v}" for s in range(3) for v in ("", "-whole")]
+    assert all(published_decision(r) == "heldout_margin" for r in travel)
+    assert [published_decision(f"rail-fares-seed{s}") for s in range(4)] == [None, "heldout_margin", None, None]
+    assert published_decision("rail-fares-seed1-check") == "heldout_margin"
+    assert published_decision("mmlu-nutrition-seed0") is None  # 3 held-out pairs: too few to undo on

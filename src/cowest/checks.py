@@ -168,20 +168,26 @@ def _against_fact(stats: Mapping) -> str | None:
 
 
 def dpo_warnings(counts: Mapping, round_: int, recipe: Recipe, mined: Mapping | None = None) -> list[StageWarning]:
-    """Alignment skipped for too few pairs; a reward margin that is not above zero (held-out last epoch, else the last
-    training step), whose advice looks at the round's mining statistics `mined` first."""
+    """Alignment skipped for too few pairs or undone by the DPO check; a reward margin that is not above zero (on the
+    held-out pairs at the kept epoch, else the last training step), whose advice looks at the round's mining
+    statistics `mined` first."""
     if counts.get("skipped_because") == "fact_recall":
         return [_warn("alignment_undone", _undone(counts["recall"], round_))]
+    if counts.get("skipped_because") == "heldout_margin":
+        return [_warn("alignment_undone", _undone_margin(counts["recall"], round_))]
     if counts.get("skipped"):
         return [_warn("alignment_skipped", (
             f"round {round_} alignment skipped: {counts.get('pairs', 0)} training pair(s), fewer than "
             f"checks.min_pairs {recipe.checks.min_pairs}; the round keeps the model it started from, so CoWest is "
             "standard refinement here and is reported as such"))]
     held = counts.get("heldout") or []
-    margin = held[-1].get("rewards/margins") if held else counts.get("final_margin")
+    kept = (counts.get("recall") or {}).get("kept_epoch")
+    at = next((h for h in held if h.get("epoch") == kept), held[-1] if held else None)
+    margin = at.get("rewards/margins") if at else counts.get("final_margin")
     if margin is None or margin > 0:
         return []
-    where = "on the held-out pairs (last epoch)" if held else "in training (last step; no held-out pairs)"
+    where = (f"on the held-out pairs (epoch {at.get('epoch', 0):g}, kept)" if at
+             else "in training (last step; no held-out pairs)")
     head = (f"round {round_} DPO: reward margin {margin:.4f} {where} is not above zero, so the aligned model does not "
             "prefer the chosen drafts")
     if luck := _against_fact(mined or {}):
@@ -281,6 +287,18 @@ def _undone(recall: Mapping, round_: int) -> str:
             "drafts); gentler DPO (learning rate 3e-5, beta 0.5, or the SFT loss alone) did not keep them on rail "
             "fares, so what can help is mined questions that cover more of the domain's facts (more training "
             "questions, mining.share); dpo_recall.keep: last keeps the aligned model anyway")
+
+
+def _undone_margin(recall: Mapping, round_: int) -> str:
+    """Why a round's alignment was undone for its held-out margins."""
+    margins = ", ".join(f"{e['heldout_margin']:+.3f}" for e in recall["epochs"] if e.get("heldout_margin") is not None)
+    return (f"round {round_} alignment undone: on its {recall['heldout_pairs']} held-out pairs no epoch's reward "
+            f"margin was above dpo_recall.min_heldout_margin {recall['min_heldout_margin']} ({margins} after each "
+            "epoch), so the aligned model does not prefer the chosen drafts of questions it did not train on and what "
+            "it learnt from its pairs does not carry; the round keeps the model it started from and CoWest is "
+            "standard refinement here, reported as such; more mined questions (a larger mining.strong_call_budget, "
+            "more training questions) give DPO more to generalise from, and dpo_recall.min_heldout_margin: null "
+            "keeps the aligned model anyway")
 
 
 def fact_drop_warnings(results: EvalResults | Mapping, name: str) -> list[StageWarning]:

@@ -172,12 +172,18 @@ class SftRecallConfig(_Strict):
 
 
 class DpoRecallConfig(_Strict):
-    """The DPO check: how often greedy drafts state their question's fact on the mining questions alignment did not
-    train on, for the model it started from and after each epoch (`stages/dpo_recall.py`)."""
+    """The DPO check: each epoch's reward margin on the held-out pairs, and how often greedy drafts state their
+    question's fact on the mining questions alignment did not train on, for the model it started from and after each
+    epoch (`stages/dpo_recall.py`)."""
 
-    # best: keep the epoch whose drafts state facts most often (the later on a tie), and undo alignment where the
-    # starting model beats every epoch; last: keep the last epoch whatever the check finds (measured, reported)
+    # best: keep, of the epochs whose held-out margin passes, the one whose drafts state facts most often (the later
+    # on a tie), and undo alignment where none passes or the starting model beats it; last: keep the last epoch
+    # whatever the check finds (measured, reported)
     keep: Literal["best", "last"] = "best"
+    # at or below this margin the aligned model does not prefer the chosen drafts of questions it did not train on:
+    # what it learnt from its pairs does not carry (None: not checked)
+    min_heldout_margin: float | None = 0.0
+    min_heldout_pairs: int = Field(4, ge=1)  # fewer held-out pairs measure the margin too noisily to undo on
     max_questions: int = Field(48, ge=1)  # a seeded sample beyond this: each epoch drafts once for each question
     # fewer questions cannot tell one epoch from another (on 4, one question is 25 points): measured, last kept
     min_questions: int = Field(8, ge=1)

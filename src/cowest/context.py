@@ -153,13 +153,14 @@ class RunContext:
         return self.ledger.timings
 
     def alignment_skipped(self, round_: int) -> bool:
-        """Whether round `round_`'s alignment was skipped (too few pairs) or undone (it lowered fact recall): its
-        weak model is the one it started from."""
+        """Whether round `round_`'s alignment was skipped (too few pairs) or undone (the DPO check): its weak model
+        is the one it started from."""
         return bool(self._dpo_counts(round_).get("skipped"))
 
-    def alignment_undone(self, round_: int) -> bool:
-        """Whether round `round_`'s alignment was trained and then undone by the DPO check."""
-        return self._dpo_counts(round_).get("skipped_because") == "fact_recall"
+    def alignment_undone(self, round_: int) -> str | None:
+        """Why the DPO check undid round `round_`'s trained alignment (`fact_recall`, `heldout_margin`; None: not)."""
+        why = self._dpo_counts(round_).get("skipped_because")
+        return why if why in ("fact_recall", "heldout_margin") else None
 
     def _dpo_counts(self, round_: int) -> dict:
         path = self.layout.manifest(f"round_{round_}/dpo")

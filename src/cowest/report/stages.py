@@ -30,6 +30,10 @@ def stage_outcome(name: str, counts: Mapping) -> str:
                          f"{c['pairs_against_fact']} against" + (f" ({dropped} more dropped)" if dropped else ""))
         return "; ".join([*parts, f"evaluator {c.get('evaluator', 'rule')}"])
     if name.endswith("/dpo"):
+        if c.get("skipped_because") == "heldout_margin":
+            return (f"undone: {c.get('pairs')} pairs, {c.get('steps')} steps, but no epoch preferred the chosen drafts "
+                    f"of the {(c.get('recall') or {}).get('heldout_pairs')} held-out pairs; the round keeps its start "
+                    "model")
         if c.get("skipped_because") == "fact_recall":
             return (f"undone: {c.get('pairs')} pairs, {c.get('steps')} steps, but every epoch's drafts stated their "
                     "facts less often than the start model's on questions it did not train on; the round keeps its "

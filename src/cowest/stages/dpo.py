@@ -1,8 +1,8 @@
 """Stage 3: preference alignment (DPO, IPO, +SFT term, or KTO per recipe) on the mined pairs; the reference is the
-round's starting model. With fewer than `checks.min_pairs` pairs nothing is trained, and where every epoch's drafts
-state their facts less often than the starting model's on mining questions it did not train on (`dpo_recall`)
-alignment is undone: either way the round keeps its starting model (so CoWest is refinement) and its manifest and
-warning say so."""
+round's starting model. With fewer than `checks.min_pairs` pairs nothing is trained, and where no epoch prefers the
+chosen drafts of the held-out pairs, or every epoch's drafts state their facts less often than the starting model's on
+mining questions it did not train on (`dpo_recall`), alignment is undone: either way the round keeps its starting
+model (so CoWest is refinement) and its manifest and warning say so."""
 
 from __future__ import annotations
 
@@ -37,18 +37,19 @@ def run_dpo(ctx: RunContext, round_: int) -> dict:
         drop_checkpoints(out.dir)
         adapter = train_dpo(str(start), pairs, out.dir, r.dpo, r.lora, seed=r.seed, log_path=log_path,
                             method=r.alignment, eval_pairs=heldout if heldout.exists() else None, every_epoch=True)
-        recall = keep_epoch(ctx, round_, start, rows)
-        # The next round starts from this round's merged model.
-        if round_ < r.rounds and not recall["undone"]:
-            merge_adapter(str(start), adapter, out.merged)
         steps = read_jsonl(log_path) if log_path.exists() else []
         margins = [s["rewards/margins"] for s in steps if "rewards/margins" in s]
         held_epochs = [{k.removeprefix("eval_"): s[k] for k in ("epoch", "eval_rewards/accuracies",
                                                                  "eval_rewards/margins", "eval_loss") if k in s}
                        for s in steps if "eval_rewards/margins" in s]
+        by_epoch = {h["epoch"]: h["rewards/margins"] for h in held_epochs if "epoch" in h}
+        recall = keep_epoch(ctx, round_, start, rows, by_epoch, len(read_jsonl(heldout)) if heldout.exists() else 0)
+        # The next round starts from this round's merged model.
+        if round_ < r.rounds and not recall["undone"]:
+            merge_adapter(str(start), adapter, out.merged)
         counts = dict(pairs=len(rows), steps=len(margins), final_margin=margins[-1] if margins else None,
                       heldout=held_epochs, adapter_hash=adapter_hash(adapter), recall=recall,
-                      **({"skipped": True, "skipped_because": "fact_recall"} if recall["undone"] else {}))
+                      **({"skipped": True, "skipped_because": recall["because"]} if recall["undone"] else {}))
         mined = read_json(out.mining_stats) if out.mining_stats.exists() else {}
         return {**counts, "warnings": checks.report(checks.dpo_warnings(counts, round_, r, mined))}
 

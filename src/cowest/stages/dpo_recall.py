@@ -1,10 +1,15 @@
-"""The DPO check: does alignment keep the facts the strong model needs? On the mining questions alignment did not
-train on (the held-out ones and those that gave no training pair), greedy drafts of the model alignment started from
-and of each epoch's adapter are checked for their question's fact (`collab.recall`, as the SFT check does). With
-`dpo_recall.keep: best` the epoch whose drafts state it most often is kept (the later on a tie); where the starting
-model states it more often than every epoch, alignment is undone: the round keeps its starting model, so CoWest is
-refinement, and the manifest and a warning say so. Pairs whose drafts differ in one value teach that value for their
-own question; where the rejected value is another question's fact, DPO can unlearn it there."""
+"""The DPO check: did alignment learn something that holds beyond its pairs, and keep the facts the strong model
+needs? Two measures of each epoch's adapter on what DPO did not train on:
+- its reward margin on the held-out pairs (TRL's evaluation after every epoch): at or below zero the aligned model does
+  not prefer the chosen drafts of questions it did not train on, so what it learnt from the pairs does not carry;
+- on the mining questions no training pair comes from, greedy drafts of the starting model and of the epoch are
+  checked for their question's fact (`collab.recall`, as the SFT check does).
+With `dpo_recall.keep: best` only epochs whose held-out margin is above `dpo_recall.min_heldout_margin` may be kept
+(when at least `min_heldout_pairs` held-out pairs measured it), and of those the one whose drafts state facts most often
+(the later on a tie). Where no epoch passes the margin, or the starting model states facts more often than the kept
+epoch, alignment is undone: the round keeps its starting model, so CoWest is refinement, and the manifest and a
+warning say which and why. Pairs whose drafts differ in one value teach that value for their own question; where the
+rejected value is another question's fact, DPO can unlearn it there."""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import shutil
 from pathlib import Path
 
 from .. import dist
+from ..config import DpoRecallConfig
 from ..context import RunContext
 from ..io import atomic_dir, read_json, write_jsonl
 from ..layout import TrainDir
@@ -39,9 +45,11 @@ def epoch_of(checkpoint: Path) -> float:
     return float(read_json(checkpoint / "trainer_state.json")["epoch"])
 
 
-def keep_epoch(ctx: RunContext, round_: int, start: Path, rows: list[dict]) -> dict:
+def keep_epoch(ctx: RunContext, round_: int, start: Path, rows: list[dict], margins: dict[float, float] | None = None,
+               heldout_pairs: int = 0) -> dict:
     """Measure the starting model and every epoch's adapter on the unseen questions, install the kept epoch's adapter
-    as the round's and drop the checkpoints; returns the manifest's `recall` block (`undone`: keep the start)."""
+    as the round's and drop the checkpoints; `margins` are the held-out reward margins by epoch (`heldout_pairs`
+    pairs). Returns the manifest's `recall` block (`undone`: keep the start, `because` says why)."""
     cfg, out = ctx.recipe.dpo_recall, ctx.layout.round(round_)
     examples = unseen_questions(ctx, rows)
     checkpoints = TrainDir(out.dir).checkpoints()
@@ -53,20 +61,41 @@ def keep_epoch(ctx: RunContext, round_: int, start: Path, rows: list[dict]) -> d
     history, rows_out = [], []
     for epoch, adapter in [(0.0, None), *((epoch_of(c), c) for c in checkpoints)]:
         m = measure_recall(ctx, adapter, examples, model=start)
-        history.append({"epoch": epoch, "recall": m["recall"], "accuracy": m["accuracy"]})
+        history.append({"epoch": epoch, "recall": m["recall"], "accuracy": m["accuracy"]}
+                       | ({} if adapter is None else {"heldout_margin": margin_at(margins or {}, epoch)}))
         rows_out += [{"epoch": epoch, **row} for row in m["rows"]]
         log.info("round %d DPO check, %s: drafts state their %s on %.1f%% of %d mining questions it did not train on",
                  round_, "start" if adapter is None else f"epoch {epoch:g}", m["measure"], 100 * m["recall"], m["n"])
     write_jsonl(out.recall, rows_out)
     start_recall, epochs = history[0]["recall"], history[1:]
     steer = cfg.keep == "best" and len(examples) >= cfg.min_questions
-    kept = max(range(len(epochs)), key=lambda i: (epochs[i]["recall"], i)) if steer else len(epochs) - 1
-    undone = steer and start_recall > epochs[kept]["recall"]
-    if not undone and kept != len(epochs) - 1:
+    kept, because = choose_epoch(start_recall, epochs, cfg, steer, heldout_pairs)
+    if not because and kept != len(epochs) - 1:
         dist.share(lambda: _install(checkpoints[kept], out.adapter))
     drop_checkpoints(out.dir)
     return {"questions": len(examples), "measured": True, "measure": m["measure"], "start": start_recall,
-            "epochs": epochs, "kept_epoch": epochs[kept]["epoch"], "steered": steer, "undone": undone}
+            "epochs": epochs, "kept_epoch": epochs[kept]["epoch"], "steered": steer, "heldout_pairs": heldout_pairs,
+            "min_heldout_margin": cfg.min_heldout_margin, "undone": bool(because), "because": because}
+
+
+def choose_epoch(start: float, epochs: list[dict], cfg: DpoRecallConfig, steer: bool,
+                 heldout_pairs: int) -> tuple[int, str | None]:
+    """The epoch to keep (its index in `epochs`) and why alignment is undone instead (None: kept): `heldout_margin`
+    when no epoch's held-out margin is above `cfg.min_heldout_margin`, `fact_recall` when the starting model's drafts
+    state facts more often than the kept epoch's (only when `steer`)."""
+    margins = [e.get("heldout_margin") for e in epochs]
+    gate = (cfg.keep == "best" and cfg.min_heldout_margin is not None and heldout_pairs >= cfg.min_heldout_pairs
+            and any(m is not None for m in margins))
+    eligible = [i for i, m in enumerate(margins) if not gate or (m is not None and m > cfg.min_heldout_margin)]
+    if not eligible:
+        return len(epochs) - 1, "heldout_margin"
+    kept = max(eligible, key=lambda i: (epochs[i]["recall"], i)) if steer else eligible[-1]
+    return kept, "fact_recall" if steer and start > epochs[kept]["recall"] else None
+
+
+def margin_at(margins: dict[float, float], epoch: float) -> float | None:
+    """The held-out reward margin logged at `epoch` (None: none logged there)."""
+    return next((m for e, m in margins.items() if abs(e - epoch) < 1e-3), None)
 
 
 TRAINER_STATE = ("trainer_state.json", "training_args.bin", "rng_state.pth")  # the trainer's, not the adapter's

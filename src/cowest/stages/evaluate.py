@@ -72,6 +72,9 @@ def run_eval(ctx: RunContext, systems: list[str] | None = None, name: str = "eva
     return manifest
 
 
+UNDONE_BECAUSE = {"fact_recall": "it lowered fact recall", "heldout_margin": "no epoch preferred the held-out chosen drafts"}
+
+
 def mark_skipped_alignment(ctx: RunContext, results: EvalResults) -> None:
     """Rows whose weak model is an aligned round that was skipped (too few pairs) or undone (the DPO check) say that
     they repeat the SFT rows."""
@@ -84,7 +87,7 @@ def mark_skipped_alignment(ctx: RunContext, results: EvalResults) -> None:
         k = round_of(variant, ctx.recipe.rounds)
         if k in skipped:
             same = "SFT model" if ctx.is_sft(variant) else "previous round's model"
-            why = "it lowered fact recall" if ctx.alignment_undone(k) else "too few pairs"
+            why = UNDONE_BECAUSE.get(ctx.alignment_undone(k) or "", "too few pairs")
             entry.label = f"{entry.label} = {same} (alignment skipped: {why})"
 
 
