@@ -214,3 +214,12 @@ def test_on_the_published_runs_the_gate_keeps_the_formularys_alignment_and_undoe
     assert [published_decision(f"rail-fares-seed{s}") for s in range(4)] == [None, "heldout_margin", None, None]
     assert published_decision("rail-fares-seed1-check") == "heldout_margin"
     assert published_decision("mmlu-nutrition-seed0") is None  # 3 held-out pairs: too few to undo on
+
+
+def test_held_out_pairs_without_a_logged_margin_are_said_not_to_check(tmp_path, monkeypatch, caplog):
+    ctx = context(tmp_path, dpo_recall={"min_questions": 4})
+    checkpoints(ctx, 2)
+    scripted(monkeypatch, {None: 0.5, "checkpoint-3": 0.6, "checkpoint-6": 0.7})
+    got = dpo_recall.keep_epoch(ctx, 1, tmp_path / "m", pairs_of(ctx, 4), {1.0: 0.2}, heldout_pairs=8)
+    assert got["kept_epoch"] == 1.0  # epoch 2 has no margin to pass
+    assert "no reward margin was logged for epoch(s) 2" in caplog.text

@@ -68,6 +68,10 @@ def keep_epoch(ctx: RunContext, round_: int, start: Path, rows: list[dict], marg
                  round_, "start" if adapter is None else f"epoch {epoch:g}", m["measure"], 100 * m["recall"], m["n"])
     write_jsonl(out.recall, rows_out)
     start_recall, epochs = history[0]["recall"], history[1:]
+    if heldout_pairs and any(e["heldout_margin"] is None for e in epochs):
+        log.warning("round %d DPO check: %d held-out pairs, but no reward margin was logged for epoch(s) %s (the "
+                    "recipe's dpo.eval_strategy?): those epochs are not checked on them", round_, heldout_pairs,
+                    ", ".join(f"{e['epoch']:g}" for e in epochs if e["heldout_margin"] is None))
     steer = cfg.keep == "best" and len(examples) >= cfg.min_questions
     kept, because = choose_epoch(start_recall, epochs, cfg, steer, heldout_pairs)
     if not because and kept != len(epochs) - 1:
