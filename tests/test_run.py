@@ -355,6 +355,9 @@ def test_validation_slices_heldout_pairs_and_draft_diagnostics(tmp_path, tiny_lm
     assert held <= unseen and dpo["recall"]["questions"] == len(unseen) < 8
     assert dpo["recall"]["measured"] and not dpo["recall"]["steered"] and not dpo["recall"]["undone"]
     assert [e["epoch"] for e in dpo["recall"]["epochs"]] == [1.0, 2.0] and dpo["recall"]["kept_epoch"] == 2.0
+    # each epoch carries the held-out margin TRL logged for it (too few held-out pairs to undo on: measured only)
+    assert [e["heldout_margin"] for e in dpo["recall"]["epochs"]] == [h["rewards/margins"] for h in dpo["heldout"]]
+    assert dpo["recall"]["heldout_pairs"] == len(held_pairs) < 4 and dpo["recall"]["because"] is None
     checked = read_jsonl(out / "round_1/recall.jsonl")
     assert {r["question_id"] for r in checked} == unseen and len(checked) == 3 * len(unseen)
     assert not list((out / "round_1").glob("checkpoint-*"))
