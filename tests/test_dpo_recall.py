@@ -223,3 +223,14 @@ def test_held_out_pairs_without_a_logged_margin_are_said_not_to_check(tmp_path, 
     got = dpo_recall.keep_epoch(ctx, 1, tmp_path / "m", pairs_of(ctx, 4), {1.0: 0.2}, heldout_pairs=8)
     assert got["kept_epoch"] == 1.0  # epoch 2 has no margin to pass
     assert "no reward margin was logged for epoch(s) 2" in caplog.text
+
+
+def test_recall_undoes_over_the_epochs_the_margin_let_through_and_says_so(tmp_path, monkeypatch):
+    ctx = context(tmp_path, dpo_recall={"min_questions": 4})
+    checkpoints(ctx, 2)
+    scripted(monkeypatch, {None: 0.7, "checkpoint-3": 0.9, "checkpoint-6": 0.6})
+    got = dpo_recall.keep_epoch(ctx, 1, tmp_path / "m", pairs_of(ctx, 4), {1.0: -0.1, 2.0: 0.2}, heldout_pairs=8)
+    assert got["undone"] and got["because"] == "fact_recall" and got["passed_epochs"] == [2.0]
+    counts = {"pairs": 20, "steps": 10, "skipped": True, "skipped_because": "fact_recall", "recall": got}
+    (w,) = dpo_warnings(counts, 1, ctx.recipe)  # epoch 1's 90% did not pass the margin: not offered as the best
+    assert "70.0% before DPO and on at most 60.0% after any epoch whose held-out margin passed" in w["message"]

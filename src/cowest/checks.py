@@ -182,7 +182,8 @@ def dpo_warnings(counts: Mapping, round_: int, recipe: Recipe, mined: Mapping | 
             "standard refinement here and is reported as such"))]
     held = counts.get("heldout") or []
     kept = (counts.get("recall") or {}).get("kept_epoch")
-    at = next((h for h in held if h.get("epoch") == kept), held[-1] if held else None)
+    at = next((h for h in held if kept is not None and abs(h.get("epoch", -1) - kept) < 1e-3),
+              held[-1] if held else None)
     margin = at.get("rewards/margins") if at else counts.get("final_margin")
     if margin is None or margin > 0:
         return []
@@ -277,11 +278,14 @@ def collaboration_warnings(results: EvalResults | Mapping, name: str) -> list[St
 
 
 def _undone(recall: Mapping, round_: int) -> str:
-    """Why a round's alignment was undone by the DPO check."""
-    best = max(e["recall"] for e in recall["epochs"])
+    """Why a round's alignment was undone by the DPO check's fact recall (over the epochs its margin let through)."""
+    passed = recall.get("passed_epochs")
+    best = max(e["recall"] for e in recall["epochs"] if passed is None or e["epoch"] in passed)
+    which = ("any epoch" if passed is None or len(passed) == len(recall["epochs"])
+             else "any epoch whose held-out margin passed")
     return (f"round {round_} alignment undone: on the {recall['questions']} mining questions it did not train on, the "
             f"drafts stated their {recall.get('measure', 'fact')} on {100 * recall['start']:.1f}% before DPO and on "
-            f"at most {100 * best:.1f}% after any epoch, so the round keeps the model it started from and CoWest is "
+            f"at most {100 * best:.1f}% after {which}, so the round keeps the model it started from and CoWest is "
             "standard refinement here, reported as such; pairs whose drafts differ in one value teach it for their own "
             f"question and can unlearn it where it is another question's fact (round_{round_}/recall.jsonl has the "
             "drafts); gentler DPO (learning rate 3e-5, beta 0.5, or the SFT loss alone) did not keep them on rail "

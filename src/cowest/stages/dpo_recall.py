@@ -73,28 +73,29 @@ def keep_epoch(ctx: RunContext, round_: int, start: Path, rows: list[dict], marg
                     "recipe's dpo.eval_strategy?): those epochs are not checked on them", round_, heldout_pairs,
                     ", ".join(f"{e['epoch']:g}" for e in epochs if e["heldout_margin"] is None))
     steer = cfg.keep == "best" and len(examples) >= cfg.min_questions
-    kept, because = choose_epoch(start_recall, epochs, cfg, steer, heldout_pairs)
+    kept, because, passed = choose_epoch(start_recall, epochs, cfg, steer, heldout_pairs)
     if not because and kept != len(epochs) - 1:
         dist.share(lambda: _install(checkpoints[kept], out.adapter))
     drop_checkpoints(out.dir)
     return {"questions": len(examples), "measured": True, "measure": m["measure"], "start": start_recall,
             "epochs": epochs, "kept_epoch": epochs[kept]["epoch"], "steered": steer, "heldout_pairs": heldout_pairs,
-            "min_heldout_margin": cfg.min_heldout_margin, "undone": bool(because), "because": because}
+            "min_heldout_margin": cfg.min_heldout_margin, "passed_epochs": [epochs[i]["epoch"] for i in passed],
+            "undone": bool(because), "because": because}
 
 
 def choose_epoch(start: float, epochs: list[dict], cfg: DpoRecallConfig, steer: bool,
-                 heldout_pairs: int) -> tuple[int, str | None]:
-    """The epoch to keep (its index in `epochs`) and why alignment is undone instead (None: kept): `heldout_margin`
-    when no epoch's held-out margin is above `cfg.min_heldout_margin`, `fact_recall` when the starting model's drafts
-    state facts more often than the kept epoch's (only when `steer`)."""
+                 heldout_pairs: int) -> tuple[int, str | None, list[int]]:
+    """The epoch to keep (its index in `epochs`), why alignment is undone instead (None: kept) and the epochs that
+    passed the margin: `heldout_margin` when no epoch's held-out margin is above `cfg.min_heldout_margin`,
+    `fact_recall` when the starting model's drafts state facts more often than the kept epoch's (only when `steer`)."""
     margins = [e.get("heldout_margin") for e in epochs]
     gate = (cfg.keep == "best" and cfg.min_heldout_margin is not None and heldout_pairs >= cfg.min_heldout_pairs
             and any(m is not None for m in margins))
     eligible = [i for i, m in enumerate(margins) if not gate or (m is not None and m > cfg.min_heldout_margin)]
     if not eligible:
-        return len(epochs) - 1, "heldout_margin"
+        return len(epochs) - 1, "heldout_margin", eligible
     kept = max(eligible, key=lambda i: (epochs[i]["recall"], i)) if steer else eligible[-1]
-    return kept, "fact_recall" if steer and start > epochs[kept]["recall"] else None
+    return kept, "fact_recall" if steer and start > epochs[kept]["recall"] else None, eligible
 
 
 def margin_at(margins: dict[float, float], epoch: float) -> float | None:

@@ -72,7 +72,8 @@ def run_eval(ctx: RunContext, systems: list[str] | None = None, name: str = "eva
     return manifest
 
 
-UNDONE_BECAUSE = {"fact_recall": "it lowered fact recall", "heldout_margin": "no epoch preferred the held-out chosen drafts"}
+UNDONE_BECAUSE = {"fact_recall": "it lowered fact recall",
+                  "heldout_margin": "no epoch preferred the held-out chosen drafts"}
 
 
 def mark_skipped_alignment(ctx: RunContext, results: EvalResults) -> None:
