@@ -166,6 +166,13 @@ def test_no_epoch_preferring_held_out_chosen_drafts_undoes_alignment_and_says_wh
     (w,) = dpo_warnings(counts, 1, ctx.recipe)
     assert w["code"] == "alignment_undone" and "on its 8 held-out pairs no epoch's reward margin" in w["message"]
     assert "-0.040, +0.000 after each epoch" in w["message"] and "min_heldout_margin: null" in w["message"]
+    assert "more mined questions would give DPO more pairs" in w["message"]  # no mining figures: general advice
+    budgeted = context(tmp_path / "b", mining={"where": {"kind": "reasoning"}, "share": 0.9, "strong_call_budget": 114})
+    (w,) = dpo_warnings(counts, 1, budgeted.recipe, {"stopped_by": "budget"})  # the advice fits why mining stopped
+    assert "mining stopped at its budget: a larger mining.strong_call_budget (114)" in w["message"]
+    (w,) = dpo_warnings(counts, 1, ctx.recipe, {"stopped_by": "exhausted"})
+    assert "ran out of candidate questions: more training questions like the test's, or a larger mining.share (0.9)" \
+        in w["message"]
     assert stage_outcome("round_1/dpo", counts).startswith("undone: 36 pairs, 27 steps, but no epoch preferred")
     manifest = ctx.layout.manifest("round_1/dpo")
     manifest.parent.mkdir(parents=True, exist_ok=True)

@@ -174,7 +174,7 @@ def dpo_warnings(counts: Mapping, round_: int, recipe: Recipe, mined: Mapping | 
     if counts.get("skipped_because") == "fact_recall":
         return [_warn("alignment_undone", _undone(counts["recall"], round_))]
     if counts.get("skipped_because") == "heldout_margin":
-        return [_warn("alignment_undone", _undone_margin(counts["recall"], round_))]
+        return [_warn("alignment_undone", _undone_margin(counts["recall"], round_, recipe, mined or {}))]
     if counts.get("skipped"):
         return [_warn("alignment_skipped", (
             f"round {round_} alignment skipped: {counts.get('pairs', 0)} training pair(s), fewer than "
@@ -293,16 +293,21 @@ def _undone(recall: Mapping, round_: int) -> str:
             "questions, mining.share); dpo_recall.keep: last keeps the aligned model anyway")
 
 
-def _undone_margin(recall: Mapping, round_: int) -> str:
-    """Why a round's alignment was undone for its held-out margins."""
+def _undone_margin(recall: Mapping, round_: int, recipe: Recipe, mined: Mapping) -> str:
+    """Why a round's alignment was undone for its held-out margins, with advice that fits why mining stopped."""
     margins = ", ".join(f"{e['heldout_margin']:+.3f}" for e in recall["epochs"] if e.get("heldout_margin") is not None)
+    m = recipe.mining
+    more = {"budget": f"mining stopped at its budget: a larger mining.strong_call_budget ({m.strong_call_budget})",
+            "pair_target": f"mining stopped at its target: a larger mining.pair_target ({m.pair_target})",
+            "exhausted": ("mining ran out of candidate questions: more training questions like the test's, or a "
+                          f"larger mining.share ({m.share})")}.get(mined.get("stopped_by", ""),
+                                                                   "more mined questions")
     return (f"round {round_} alignment undone: on its {recall['heldout_pairs']} held-out pairs no epoch's reward "
             f"margin was above dpo_recall.min_heldout_margin {recall['min_heldout_margin']} ({margins} after each "
             "epoch), so the aligned model does not prefer the chosen drafts of questions it did not train on and what "
             "it learnt from its pairs does not carry; the round keeps the model it started from and CoWest is "
-            "standard refinement here, reported as such; more mined questions (a larger mining.strong_call_budget, "
-            "more training questions) give DPO more to generalise from, and dpo_recall.min_heldout_margin: null "
-            "keeps the aligned model anyway")
+            f"standard refinement here, reported as such; {more} would give DPO more pairs to generalise from, and "
+            "dpo_recall.min_heldout_margin: null keeps the aligned model anyway")
 
 
 def fact_drop_warnings(results: EvalResults | Mapping, name: str) -> list[StageWarning]:
