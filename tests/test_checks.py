@@ -96,6 +96,13 @@ def test_dpo_margin_not_above_zero_on_held_out_pairs_else_in_training():
     assert w["code"] == "flat_margin" and "0.0000 on the held-out pairs" in w["message"]
     assert "dpo.learning_rate (5e-05)" in w["message"] and "dpo.num_train_epochs (the default)" in w["message"]
     assert dpo_warnings({"heldout": held[:1], "final_margin": -0.5}, 1, r) == []  # the held-out figure decides
+    # the DPO check kept epoch 1 (too few held-out pairs to undo on): its margin is the one read, not the last epoch's
+    epochs = [{"epoch": 1.0, "heldout_margin": -0.05}, {"epoch": 2.0, "heldout_margin": 0.3}]
+    recall = {"kept_epoch": 1.0, "epochs": epochs}
+    (w,) = dpo_warnings({"heldout": held, "recall": recall}, 1, r)
+    assert "-0.0500 on the held-out pairs (epoch 1, kept)" in w["message"]
+    recall["epochs"][0]["heldout_margin"] = 0.1
+    assert dpo_warnings({"heldout": held, "recall": recall}, 1, r) == []
     # where mining's pairs reward luck, more training is not the advice
     luck = {"pairs_for_fact": 12, "pairs_against_fact": 8}  # travel policy seed 2's mining
     (w,) = dpo_warnings({"heldout": held, "final_margin": 0.5}, 1, r, luck)

@@ -180,15 +180,19 @@ def dpo_warnings(counts: Mapping, round_: int, recipe: Recipe, mined: Mapping | 
             f"round {round_} alignment skipped: {counts.get('pairs', 0)} training pair(s), fewer than "
             f"checks.min_pairs {recipe.checks.min_pairs}; the round keeps the model it started from, so CoWest is "
             "standard refinement here and is reported as such"))]
-    held = counts.get("heldout") or []
-    kept = (counts.get("recall") or {}).get("kept_epoch")
-    at = next((h for h in held if kept is not None and abs(h.get("epoch", -1) - kept) < 1e-3),
-              held[-1] if held else None)
-    margin = at.get("rewards/margins") if at else counts.get("final_margin")
+    held, recall = counts.get("heldout") or [], counts.get("recall") or {}
+    # the DPO check already paired each epoch with its held-out margin: read the kept one's there
+    kept = next((e for e in recall.get("epochs", []) if e["epoch"] == recall.get("kept_epoch")
+                 and e.get("heldout_margin") is not None), None)
+    if kept:
+        margin, where = kept["heldout_margin"], f"on the held-out pairs (epoch {kept['epoch']:g}, kept)"
+    elif held:
+        last = held[-1]
+        margin, where = last.get("rewards/margins"), f"on the held-out pairs (epoch {last.get('epoch', 0):g}, kept)"
+    else:
+        margin, where = counts.get("final_margin"), "in training (last step; no held-out pairs)"
     if margin is None or margin > 0:
         return []
-    where = (f"on the held-out pairs (epoch {at.get('epoch', 0):g}, kept)" if at
-             else "in training (last step; no held-out pairs)")
     head = (f"round {round_} DPO: reward margin {margin:.4f} {where} is not above zero, so the aligned model does not "
             "prefer the chosen drafts")
     if luck := _against_fact(mined or {}):
