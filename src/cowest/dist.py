@@ -32,10 +32,18 @@ def _state() -> Any:
     return PartialState(cpu=not torch.cuda.is_available())
 
 
-def finish() -> None:
+def finish(ok: bool = True) -> None:
     """Close the process group (at the end of a command), so that every process exits cleanly."""
-    if active():
-        _state().destroy_process_group()
+    if not active():
+        return
+    import gc
+
+    # Trainers kept alive by reference cycles hold the group's pending work; freed at interpreter exit instead,
+    # that work aborts the process now and then ("terminate called without an active exception").
+    gc.collect()
+    if ok:  # after an error another process may never reach a barrier
+        barrier()
+    _state().destroy_process_group()
 
 
 def rank() -> int:

@@ -80,14 +80,17 @@ def command(*names: str, target: typer.Typer = app) -> Callable:
             from .. import dist
             from ..errors import CowestError, RecipeError
 
+            ok = False
             try:
-                return fn(*args, **kwargs)
+                result = fn(*args, **kwargs)
+                ok = True
+                return result
             except CowestError as e:  # the message says what to fix; a traceback (-v) would bury it
                 if _state["verbose"]:
                     raise
                 raise fail(str(e), 2 if isinstance(e, RecipeError) else 1) from None
             finally:
-                dist.finish()
+                dist.finish(ok)
 
         return target.command(*names)(inner)
 
