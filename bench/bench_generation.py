@@ -1,4 +1,5 @@
-"""Generation benchmark: batched vs one-by-one weak drafts, and strong calls through the SQLite cache.
+"""Generation benchmark: batched vs one-by-one weak drafts, a LoRA adapter folded into the weights vs kept as PEFT
+layers, and strong calls through the SQLite cache.
 
 Prints tokens/s of each and the ratios. Needs the offline assets (`cowest models install`).
 Usage: python bench/bench_generation.py [--prompts 64] [--max-tokens 48] [--strong-prompts 16]
@@ -31,6 +32,37 @@ def weak_drafts(convs, batch_size: int, sampling: Sampling) -> tuple[float, int,
     return wall, sum(c[0].completion_tokens for c in out), [c[0].text for c in out]
 
 
+def adapter_drafts(convs, batch_size: int, sampling: Sampling) -> None:
+    """Print sampled drafts' speed through a LoRA adapter: folded into the weights (what HFBackend does) vs unfolded."""
+    import torch
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    base = ModelConfig(backend="hf", model="smollm2-135m-instruct", batch_size=batch_size, cache="off")
+    with tempfile.TemporaryDirectory() as tmp:
+        inner = build_backend(base)  # cache "off": the HFBackend itself
+        torch.manual_seed(0)  # B != 0 (init_lora_weights=False): an adapter that changes the drafts, as a trained one
+        lora = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", init_lora_weights=False)
+        get_peft_model(inner.model, lora).save_pretrained(tmp)
+        runs = {}
+        for name in ("folded", "PEFT layers"):
+            if name == "folded":
+                backend = build_backend(base.model_copy(update={"adapter": tmp}))
+            else:  # the adapter loaded by hand: HFBackend sees a model, not an adapter, and leaves it unfolded
+                fresh = build_backend(base)
+                fresh.model = PeftModel.from_pretrained(fresh.model, tmp).eval()
+                backend = fresh
+            t0 = time.perf_counter()
+            out = backend.generate(convs, n=4, sampling=sampling)
+            runs[name] = (time.perf_counter() - t0, sum(c.completion_tokens for o in out for c in o),
+                          [c.text for o in out for c in o])
+    (t_f, tok_f, texts_f), (t_p, tok_p, texts_p) = runs["folded"], runs["PEFT layers"]
+    same = sum(a == b for a, b in zip(texts_f, texts_p))
+    print(f"\n== weak drafts through a LoRA adapter (r=16, all linear layers): {len(convs)} prompts x 4 samples")
+    print(f"folded into the weights: {t_f:7.1f} s  {tok_f:6d} tok  {tok_f / t_f:7.1f} tok/s")
+    print(f"PEFT layers            : {t_p:7.1f} s  {tok_p:6d} tok  {tok_p / t_p:7.1f} tok/s")
+    print(f"speed-up (tok/s ratio): {(tok_f / t_f) / (tok_p / t_p):.2f}x; identical sampled texts: {same}/{len(texts_f)}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--prompts", type=int, default=64)
@@ -52,6 +84,7 @@ def main() -> None:
     print(f"batched (batch {args.batch_size}): {t_b:7.1f} s  {tok_b:6d} tok  {tok_b / t_b:7.1f} tok/s")
     print(f"one-by-one         : {t_1:7.1f} s  {tok_1:6d} tok  {tok_1 / t_1:7.1f} tok/s")
     print(f"speed-up (tok/s ratio): {(tok_b / t_b) / (tok_1 / t_1):.2f}x; identical greedy texts: {same}/{len(convs)}")
+    adapter_drafts(convs[:16], 16, Sampling(temperature=1.0, max_tokens=args.max_tokens, seed=0))
 
     n = args.strong_prompts
     strong_convs = [prompter.strong_alone(e) for e in task.test[:n]]

@@ -141,6 +141,24 @@ def test_adapter_changes_identity(tiny_lm, tmp_path):
     assert HFBackend(cfg, model=copy.deepcopy(tiny_lm.model), tokenizer=tiny_lm.tokenizer).identity != ids[0]
 
 
+@pytest.mark.slow  # generation on the tiny model
+def test_an_fp32_adapter_is_folded_into_the_weights_and_drafts_as_its_peft_layers_do(tiny_lm, tmp_path):
+    from peft import PeftModel
+
+    _save_adapter(tiny_lm, tmp_path / "a", seed=1)
+    cfg = ModelConfig(backend="hf", model=str(tiny_lm.path), adapter=str(tmp_path / "a"))
+    folded = HFBackend(cfg, model=copy.deepcopy(tiny_lm.model), tokenizer=tiny_lm.tokenizer)
+    assert not isinstance(folded.model, PeftModel) and not any("lora" in n for n, _ in folded.model.named_parameters())
+    layered = HFBackend(cfg.model_copy(update={"adapter": None}), model=tiny_lm.model, tokenizer=tiny_lm.tokenizer)
+    layered.model = PeftModel.from_pretrained(copy.deepcopy(tiny_lm.model), str(tmp_path / "a")).eval()
+    for sampling in (Sampling(max_tokens=12), Sampling(temperature=1.0, max_tokens=12, seed=3)):
+        a, b = folded.generate(CONVS, 2, sampling), layered.generate(CONVS, 2, sampling)
+        assert [[c.text for c in o] for o in a] == [[c.text for c in o] for o in b]
+    # half-precision weights keep the adapter as layers: folding would round its small deltas away
+    half = HFBackend(cfg, model=copy.deepcopy(tiny_lm.model).to(torch.bfloat16), tokenizer=tiny_lm.tokenizer)
+    assert isinstance(half.model, PeftModel)
+
+
 def test_logprobs_of_options_match_unbatched_forward(tiny_lm):
     backend = _backend(tiny_lm, batch_size=4)
     options = ["A", " B", "the patient"]
