@@ -43,14 +43,11 @@ def adapter_drafts(convs, batch_size: int, sampling: Sampling) -> None:
         torch.manual_seed(0)  # B != 0 (init_lora_weights=False): an adapter that changes the drafts, as a trained one
         lora = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", init_lora_weights=False)
         get_peft_model(inner.model, lora).save_pretrained(tmp)
+        folded = build_backend(base.model_copy(update={"adapter": tmp}))
+        layered = build_backend(base)  # the adapter loaded by hand: HFBackend sees a model and leaves it unfolded
+        layered.model = PeftModel.from_pretrained(layered.model, tmp).eval()
         runs = {}
-        for name in ("folded", "PEFT layers"):
-            if name == "folded":
-                backend = build_backend(base.model_copy(update={"adapter": tmp}))
-            else:  # the adapter loaded by hand: HFBackend sees a model, not an adapter, and leaves it unfolded
-                fresh = build_backend(base)
-                fresh.model = PeftModel.from_pretrained(fresh.model, tmp).eval()
-                backend = fresh
+        for name, backend in (("folded", folded), ("PEFT layers", layered)):
             t0 = time.perf_counter()
             out = backend.generate(convs, n=4, sampling=sampling)
             runs[name] = (time.perf_counter() - t0, sum(c.completion_tokens for o in out for c in o),

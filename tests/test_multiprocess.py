@@ -51,9 +51,7 @@ def launch(tmp_path: Path, tiny_path: Path, server: FaultServer, processes: int)
     run_dir = load_recipe(recipe).run_dir
     task = load_task(load_recipe(recipe).task)
     server.golds.update({f"Question: {e.question}": e.gold for e in task.train + task.test})
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
-                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                "--main_process_port", str(free_port()), "-m"]
+    launcher = [*accelerate_launch(processes), "-m"]
     commands = [["run"]] if processes == 1 else [["sft"], ["mine"], ["dpo"], ["run"]]
     before = len(server.requests)
     env = {**os.environ, "OPENAI_API_KEY": "sk-local", "OMP_NUM_THREADS": "1"}
@@ -63,6 +61,13 @@ def launch(tmp_path: Path, tiny_path: Path, server: FaultServer, processes: int)
         (tmp_path / f"launch{processes}-{command[0]}.log").write_text(proc.stderr)
         assert proc.returncode == 0, proc.stderr[-4000:]
     return run_dir, len(server.requests) - before
+
+
+def accelerate_launch(processes: int) -> list[str]:
+    """`accelerate launch` of `processes` CPU processes on a free port, ready for a script or `-m module`."""
+    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+            "--main_process_port", str(free_port())]
 
 
 def adapter(path: Path) -> dict[str, torch.Tensor]:
@@ -145,8 +150,6 @@ def test_processes_exit_cleanly_after_data_parallel_training(tmp_path):
     script.write_text(EXIT_SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for i in range(8):
-        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "--main_process_port", str(free_port()), str(script)]
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        proc = subprocess.run([*accelerate_launch(2), str(script)], env=env, capture_output=True, text=True,
+                              timeout=300)
         assert proc.returncode == 0, f"launch {i}: {proc.stderr[-2000:]}"
