@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -56,7 +61,8 @@ def test_server_chat_usage_and_stop(strong_gguf: Path) -> None:
         assert srv.start_time_s is not None and srv.start_time_s < 30
         assert _status(f"{srv.base_url}/chat/completions") == 401  # no other local user can call it
         assert _status(f"{srv.base_url}/chat/completions", "sk-local") == 401
-        with OpenAI(base_url=srv.base_url, api_key=key) as client:
+        assert key not in Path(f"/proc/{srv.pid}/cmdline").read_text()  # no other local user can read it in `ps`
+        with OpenAI(base_url=srv.base_url, api_key=key, timeout=120, max_retries=0) as client:
             r = client.chat.completions.create(
                 model="anything",  # a single-model llama.cpp server ignores the name
                 messages=[{"role": "user", "content": "What is 2 + 2? Answer with the number only."}],
@@ -69,6 +75,50 @@ def test_server_chat_usage_and_stop(strong_gguf: Path) -> None:
     srv.stop()  # second stop is a no-op
     with srv:  # each start has its own key
         assert srv.api_key and srv.api_key != key
+
+
+def _gone(pid: int) -> bool:
+    """Whether process `pid` has exited (a zombie waiting for its reaper counts as exited)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.integration
+def test_a_server_that_hangs_is_killed_at_its_stop(strong_gguf: Path) -> None:
+    """A llama.cpp server that no longer runs (frozen here with SIGSTOP) cannot hang its owner's stop: after the
+    grace period the process is killed and its port freed."""
+    srv = LlamaCppServer(strong_gguf, n_ctx=512, n_parallel=1, stop_timeout_s=1.0).start()
+    pid, port = srv.pid, srv.port
+    assert pid is not None and pid != os.getpid() and not _refused(port)
+    os.kill(pid, signal.SIGSTOP)
+    srv.stop()
+    assert _gone(pid) and _refused(port) and not srv.running
+
+
+@pytest.mark.integration
+def test_a_killed_owner_takes_its_server_with_it(strong_gguf: Path, tmp_path: Path) -> None:
+    """A run killed with SIGKILL (no clean-up of its own) leaves no llama.cpp server behind holding a port and the
+    model's memory: the server's process ends when its owner's end of the pipe closes."""
+    owner = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from cowest.models.llamacpp import LlamaCppServer\n"
+        f"srv = LlamaCppServer({str(strong_gguf)!r}, n_ctx=512, n_parallel=1).start()\n"
+        "print(srv.pid, srv.port, flush=True)\n"
+        "time.sleep(600)\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout is not None
+        pid, port = map(int, owner.stdout.readline().split())
+        assert not _refused(port)
+    finally:
+        owner.kill()
+        owner.wait()
+    deadline = time.monotonic() + 30
+    # a leader thread shows as a zombie while its other threads still exit, holding the socket a little longer
+    while not (_gone(pid) and _refused(port)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _gone(pid) and _refused(port)
 
 
 def _status(url: str, key: str | None = None) -> int:

@@ -1,9 +1,9 @@
 """A managed local llama.cpp server (xllamacpp) for a GGUF file, spoken to as an OpenAI-compatible endpoint.
 
-xllamacpp runs llama.cpp's HTTP server inside this process, on native threads: `Server(params)` loads the model,
-binds the port and returns; dropping the last reference to it runs its destructor, which stops the main loop and
-frees the port and the model. Several servers can live in one process and a stopped one can be started again, so
-`stop()` simply releases the object. The embedded chat template is applied by llama.cpp (jinja is on by default).
+Each server runs in a process of its own (`llamacpp_process`), never inside this one: stopping it closes that
+process's stdin and kills it if it has not exited within `stop_timeout_s`, so a llama.cpp thread that hangs cannot
+hang the run or the test that stopped it, and a run that is killed takes its servers with it (their stdin closes).
+Its OpenMP threads never share a process with torch's either. The embedded chat template is applied by llama.cpp.
 """
 
 from __future__ import annotations
@@ -13,18 +13,19 @@ import json
 import logging
 import os
 import secrets
+import select
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..config import ModelConfig
 from ..net import free_port
 from .base import Backend, BackendError
-
-if TYPE_CHECKING:
-    import xllamacpp
+from .llamacpp_process import INIT_FAILED
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class LlamaCppServer:
         port: int | None = None,
         alias: str | None = None,
         startup_timeout_s: float = 120.0,
+        stop_timeout_s: float = 10.0,
         api_key: str | None = None,
         reuse_prefix: bool = False,
     ) -> None:
@@ -68,10 +70,11 @@ class LlamaCppServer:
         self.port = port
         self.alias = alias
         self.startup_timeout_s = startup_timeout_s
+        self.stop_timeout_s = stop_timeout_s
         self.start_time_s: float | None = None  # how long the last start() took
         self.fixed_key = api_key
         self.api_key: str | None = None  # the key of the running server
-        self._server: xllamacpp.Server | None = None
+        self._proc: subprocess.Popen[str] | None = None
 
     @classmethod
     def of(cls, cfg: ModelConfig, **override: Any) -> LlamaCppServer:
@@ -82,30 +85,20 @@ class LlamaCppServer:
                      reuse_prefix=cfg.reuse_prefix)
         return cls(assets.resolve_model(cfg.model, "gguf"), **{**knobs, **override})
 
-    def _params(self, port: int) -> xllamacpp.CommonParams:
-        import xllamacpp
-
-        p = xllamacpp.CommonParams()
-        p.model.path = str(self.gguf_path)
-        p.n_ctx = self.n_ctx * self.n_parallel
-        p.n_parallel = self.n_parallel
-        p.kv_unified = False  # fixed per-slot context: a long request cannot starve a concurrent one
-        p.cpuparams.n_threads = self.n_threads
-        p.cpuparams_batch.n_threads = self.n_threads
-        p.hostnames = [self.host]
-        p.port = port
-        p.use_jinja = True  # use the chat template embedded in the GGUF
-        p.cache_prompt = self.reuse_prefix  # off: every prompt computed whole, its answer whatever came before
-        p.verbosity = 1  # errors only; llama.cpp's info log is very chatty
-        p.api_keys = [self.api_key]
-        if self.alias:
-            p.model_alias = {self.alias}
-        return p
+    def _knobs(self, port: int) -> dict[str, Any]:
+        return dict(gguf_path=str(self.gguf_path), n_ctx=self.n_ctx, n_parallel=self.n_parallel,
+                    n_threads=self.n_threads, host=self.host, port=port, reuse_prefix=self.reuse_prefix,
+                    api_key=self.api_key, alias=self.alias)
 
     @property
     def running(self) -> bool:
-        """Whether the server object is alive."""
-        return self._server is not None
+        """Whether the server's process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        """The process id of the server's process, while it is started."""
+        return self._proc.pid if self._proc is not None else None
 
     @property
     def base_url(self) -> str:
@@ -115,29 +108,25 @@ class LlamaCppServer:
         return f"http://{self.host}:{self.port}/v1"
 
     def start(self) -> LlamaCppServer:
-        """Load the model, listen, and wait until /health answers OK."""
-        if self._server is not None:
+        """Start the server's process (it loads the model and listens) and wait until /health answers OK."""
+        if self.running:
             return self
+        self.stop()  # a process that died since its start leaves nothing to reuse
         if not self.gguf_path.is_file():
             raise BackendError(f"GGUF file not found: {self.gguf_path}")
-        import xllamacpp
-
         t0 = time.perf_counter()
         self.api_key = self.fixed_key or f"sk-cowest-{secrets.token_urlsafe(24)}"
         fixed = self.port is not None
-        last: Exception | None = None
         # a port picked by us may be taken by someone else before llama.cpp binds it: retry with another
         for _ in range(1 if fixed else 3):
             port = self.port if fixed else free_port(self.host)
-            try:
-                self._server = xllamacpp.Server(self._params(port))
-                self.port = port
+            proc = self._spawn(port)
+            if self._wait_listening(proc, t0):
+                self._proc, self.port = proc, port
                 break
-            except RuntimeError as e:  # xllamacpp reports only "Failed to init server"; details go to stderr
-                last = e
-        if self._server is None:
+        if self._proc is None:
             raise BackendError(
-                f"llama.cpp server failed to start for {self.gguf_path} (port {self.port or 'auto'}): {last}; "
+                f"llama.cpp server failed to start for {self.gguf_path} (port {self.port or 'auto'}); "
                 "see llama.cpp's error lines above (bad or truncated GGUF, port in use, out of memory)"
             )
         atexit.register(self.stop)
@@ -150,10 +139,40 @@ class LlamaCppServer:
         log.info("llama.cpp server for %s on %s (its key is required)", self.gguf_path.name, self.base_url)
         return self
 
+    def _spawn(self, port: int) -> subprocess.Popen[str]:
+        proc = subprocess.Popen([sys.executable, "-m", "cowest.models.llamacpp_process"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True)
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(json.dumps(self._knobs(port)) + "\n")  # on stdin: a key in argv would show in `ps`
+            proc.stdin.flush()
+        except BrokenPipeError:  # it died at once; _wait_listening reports how
+            pass
+        return proc
+
+    def _wait_listening(self, proc: subprocess.Popen[str], t0: float) -> bool:
+        """True once `proc` listens; False when llama.cpp refused its settings (it has exited)."""
+        assert proc.stdout is not None
+        remaining = self.startup_timeout_s - (time.perf_counter() - t0)
+        ready, _, _ = select.select([proc.stdout], [], [], max(remaining, 0.0))
+        line = proc.stdout.readline() if ready else None
+        if line and line.startswith("listening"):
+            return True
+        _end(proc, 0.0 if line is None else self.stop_timeout_s)
+        if line is None:
+            raise BackendError(f"llama.cpp server for {self.gguf_path} did not load within "
+                               f"{self.startup_timeout_s:.0f} s (startup_timeout_s)")
+        if proc.returncode == INIT_FAILED:
+            return False
+        raise BackendError(f"llama.cpp server process for {self.gguf_path} exited with code {proc.returncode} "
+                           "while loading; see its error lines above")
+
     def _wait_healthy(self, t0: float) -> None:
         url = f"http://{self.host}:{self.port}/health"
         last = "no answer"
         while time.perf_counter() - t0 < self.startup_timeout_s:
+            if not self.running:
+                raise BackendError(f"llama.cpp server process for {self.gguf_path} exited while starting")
             try:
                 with urllib.request.urlopen(url, timeout=2) as r:
                     if r.status == 200 and json.loads(r.read()).get("status") == "ok":
@@ -168,11 +187,11 @@ class LlamaCppServer:
         )
 
     def stop(self) -> None:
-        """Stop the server and free its port and model; safe to call twice."""
-        server, self._server = self._server, None
+        """Stop the server's process, which frees its port and model; bounded even if llama.cpp hangs; idempotent."""
+        proc, self._proc = self._proc, None
         atexit.unregister(self.stop)
-        if server is not None:
-            del server  # the last reference: the destructor joins llama.cpp's main loop and closes the socket
+        if proc is not None:
+            _end(proc, self.stop_timeout_s)
 
     def __enter__(self) -> LlamaCppServer:
         return self.start()
@@ -183,6 +202,22 @@ class LlamaCppServer:
     def __repr__(self) -> str:
         state = self.base_url if self.running else "stopped"
         return f"LlamaCppServer({str(self.gguf_path)!r}, {state})"
+
+
+def _end(proc: subprocess.Popen[str], grace_s: float) -> None:
+    """End a server process: close its stdin (it exits at once), and kill it if it has not gone after `grace_s`."""
+    for pipe in (proc.stdin, proc.stdout):
+        try:
+            if pipe is not None:
+                pipe.close()
+        except OSError:  # the process is gone and its pipe broken
+            pass
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        log.warning("llama.cpp server process %d did not exit within %.0f s of its stop; killed", proc.pid, grace_s)
+        proc.kill()
+        proc.wait()
 
 
 def make_llamacpp_backend(cfg: ModelConfig, field: str = "model") -> Backend:
