@@ -121,7 +121,12 @@ class LlamaCppServer:
         for _ in range(1 if fixed else 3):
             port = self.port if fixed else free_port(self.host)
             proc = self._spawn(port)
-            if self._wait_listening(proc, t0):
+            try:
+                listening = self._wait_listening(proc, t0)
+            except BaseException:  # Ctrl-C while it loads included: no server outlives the start that failed
+                _end(proc, 0.0)
+                raise
+            if listening:
                 self._proc, self.port = proc, port
                 break
         if self._proc is None:

@@ -50,9 +50,11 @@ def main() -> None:
     except RuntimeError as e:  # xllamacpp says only "Failed to init server"; llama.cpp's reasons went to stderr
         print(f"llama.cpp: {e}", file=sys.stderr, flush=True)
         os._exit(INIT_FAILED)
-    print(f"listening {server.listening_address}", flush=True)
-    sys.stdin.read()  # until the parent closes it, or dies
-    os._exit(0)  # skips the server's destructor, which joins llama.cpp's threads and could wait on them forever
+    try:
+        print(f"listening {server.listening_address}", flush=True)
+        sys.stdin.read()  # until the parent closes it, or dies
+    finally:  # whatever happened: skip the server's destructor, which joins llama.cpp's threads and could hang
+        os._exit(0)
 
 
 if __name__ == "__main__":
