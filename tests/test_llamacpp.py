@@ -98,6 +98,23 @@ def test_a_server_that_hangs_is_killed_at_its_stop(strong_gguf: Path) -> None:
 
 
 @pytest.mark.integration
+def test_a_start_interrupted_while_the_model_loads_leaves_no_process(strong_gguf: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while the model loads: the start raises it, and the half-started server's process is ended."""
+    spawned: list[int] = []
+
+    def interrupted(self: LlamaCppServer, proc: subprocess.Popen[str], t0: float) -> bool:
+        spawned.append(proc.pid)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(LlamaCppServer, "_wait_listening", interrupted)
+    srv = LlamaCppServer(strong_gguf, n_ctx=512, n_parallel=1)
+    with pytest.raises(KeyboardInterrupt):
+        srv.start()
+    assert len(spawned) == 1 and _gone(spawned[0]) and not srv.running
+
+
+@pytest.mark.integration
 def test_a_killed_owner_takes_its_server_with_it(strong_gguf: Path, tmp_path: Path) -> None:
     """A run killed with SIGKILL (no clean-up of its own) leaves no llama.cpp server behind holding a port and the
     model's memory: the server's process ends when its owner's end of the pipe closes."""
