@@ -1,9 +1,9 @@
 """The process that hosts one llama.cpp server for `LlamaCppServer`: `python -m cowest.models.llamacpp_process`.
 
 It reads the server's settings as one JSON line on stdin (never argv: the API key must not show in `ps`), builds
-xllamacpp's in-process server, prints `listening ADDRESS` and then blocks on stdin. End of stdin (the parent closed it, or
-died) ends the process at once with `os._exit`: no destructor runs, so a stuck llama.cpp thread cannot keep it
-alive, and the kernel frees the port and the model. Exit code 3: llama.cpp refused the settings (bad or truncated
+xllamacpp's in-process server, prints `listening ADDRESS` and then blocks on stdin. End of stdin (the parent closed
+it, or died) ends the process at once with `os._exit`: no destructor runs, so a stuck llama.cpp thread cannot keep
+it alive, and the kernel frees the port and the model. Exit code 3: llama.cpp refused the settings (bad or truncated
 GGUF, port in use, out of memory); its reasons are on stderr.
 """
 
