@@ -141,7 +141,22 @@ def mining_markdown(folder: Path) -> str:
     data = f"`{b['data']}` ({b['task']})" if b.get("data") else f"the `{b['task']}` task's own data"
     return (f"{table}\n\n{data}, the SFT model of `{b['run']}`, k = {b['k']} drafts a question "
             f"(adaptive: {b['extra_drafts']} more where a question splits), the strong model shown "
-            f"{', '.join(b['draft_sections'] or ['the whole draft'])}; " + _mining_caches(b) + f"; {b['machine']}.\n")
+            f"{', '.join(b['draft_sections'] or ['the whole draft'])}; " + _mining_caches(b) + f"; {b['machine']}.\n"
+            + _mining_oracle(b["rows"][0]))
+
+
+def _mining_oracle(base: dict) -> str:
+    """What choosing questions perfectly would reach: the exhaustive row's calls and pairs on only the questions that
+    gave a pair (known only afterwards), against its pairs per 100 calls; empty where the row lacks its questions."""
+    got = [q for q in base.get("by_question", {}).values() if q["pairs"]]
+    if not got or not base["pairs_per_100_calls"]:
+        return ""
+    calls, pairs = sum(1 + q["refined"] for q in got), sum(q["pairs"] for q in got)
+    rate = 100 * pairs / calls
+    return (f"\nSent only to the {len(got)} questions that gave the exhaustive way a pair (known only after it), "
+            f"the strong model alone and the same refinements would have cost {calls} calls for its {pairs} pairs: "
+            f"{rate:.1f} per 100, {rate / base['pairs_per_100_calls']:.2f}x; every other call went to questions that "
+            f"gave none.\n")
 
 
 def _mining_caches(b: dict) -> str:

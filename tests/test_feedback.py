@@ -399,3 +399,12 @@ def test_mining_bench_traces_per_question_where_adaptive_found_fewer_pairs_than_
     assert parted["fewer_pairs"] == 4 and parted["pairs_lost"] == 8 and parted["fewer_left_early"] == 4
     assert parted["pairs_lost_left_early"] == 8
     assert parted["alone_scored_differently"] == 0 and parted["more_pairs"] == 0
+    spec = importlib.util.spec_from_file_location("bench_render", ROOT / "bench/render.py")
+    render = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(render)
+    gave = [q for q in loop.values() if q["pairs"]]
+    calls, pairs = sum(1 + q["refined"] for q in gave), sum(q["pairs"] for q in gave)
+    line = render._mining_oracle({"by_question": loop, "pairs_per_100_calls": 10.0})
+    assert f"the {len(gave)} questions that gave" in line and f"cost {calls} calls for its {pairs} pairs" in line
+    assert f"{100 * pairs / calls / 10:.2f}x" in line and len(gave) < len(loop)
+    assert render._mining_oracle({"pairs_per_100_calls": 10.0}) == ""  # benches written before `by_question`
