@@ -47,7 +47,9 @@ def test_few_pairs_advice_fits_the_recipe_and_what_mining_saw():
     paper = recipe()
     (w,) = mining_warnings({"train_pairs": 2, "questions_alone_right": 5, "questions_identical_drafts": 9}, 1, paper)
     assert "mining.mode: rank" in w["message"] and "mining.temperature: 0.8, mining.k: 4" in w["message"]
-    assert "mining.share: 0.3" in w["message"]
+    assert "mining.share: 0.3" in w["message"] and "mining.redraws" not in w["message"]  # not why it stopped
+    (w,) = mining_warnings({"train_pairs": 2, "questions_identical_drafts": 9, "stopped_by": "exhausted"}, 1, paper)
+    assert "mining.k: 4, mining.redraws: 1)" in w["message"]  # candidates ran out: drawing again finds more
     rank = recipe(mining={"mode": "rank", "n_questions": 10, "strong_call_budget": 50})
     (w,) = mining_warnings({"train_pairs": 2, "questions_alone_right": 5, "stopped_by": "budget"}, 1, rank)
     assert "mining.mode" not in w["message"]  # never advise a recipe to switch to what it already uses

@@ -225,7 +225,7 @@ def test_adaptive_adds_drafts_where_a_question_splits_and_stops_at_the_target_or
 
 
 def test_adaptive_stops_refining_a_question_once_it_has_all_the_pairs_it_may_give():
-    res, strong = _mine("adaptive", extra_drafts=4, max_pairs_per_question=1)
+    res, strong = _mine("adaptive", extra_drafts=4, max_pairs_per_question=1, redraws=0)
     # 'split' questions: A and B refined (A helps, B does not) give the one pair allowed; C and D are never sent,
     # nor are extra drafts drawn
     assert res.stats["pairs"] == 4 and res.stats["strong_requests"] == len(strong.requests) == 4 + 4 * (1 + 2)
@@ -239,8 +239,44 @@ def _mine_own(weak_script, questions, **cfg):
     prompter = Prompter(MultipleChoice(), "knowledge", draft_sections=["Background"])
     strong = ScriptedBackend(_strong, "strong")
     collab = Collaborator(ScriptedBackend(weak_script, "weak"), strong, prompter, CollabConfig())
-    mcfg = MiningConfig(k=4, max_pairs_per_question=4, extra_drafts=0, **cfg)
+    mcfg = MiningConfig(**{"k": 4, "max_pairs_per_question": 4, "extra_drafts": 0, **cfg})
     return mine_adaptive(questions, collab, RuleEvaluator(prompter), mcfg, seed=0), strong
+
+
+def _shy(conv, i, s):
+    """'shy' questions: the first draw repeats one Background, a redraw (another seed) points to A, B, C, D; the
+    'split' one points to A, B, C, D from the start."""
+    if "(shy)" in conv[-1]["content"] and s.seed < 15485863:
+        return "Background: the facts point to B.\nAnswer: B"
+    return f"Background: the facts point to {'ABCD'[i]}.\nAnswer: {'ABCD'[i]}"
+
+
+def test_adaptive_redraws_questions_whose_drafts_all_showed_one_text_once_the_others_are_sent():
+    qs = _questions(["split", "shy", "shy"])
+    res, strong = _mine_own(_shy, qs)
+    s = res.stats
+    assert s["questions_identical_drafts"] == 2 and s["redraws"] == 1
+    assert s["questions_redrawn"] == 2 and s["questions_redrawn_differ"] == 2
+    assert {p["question_id"] for p in res.pairs} == {"q00", "q01", "q02"} and s["pairs"] == 9  # A helps: 1 x 3 each
+    assert s["stopped_by"] == "exhausted" and s["strong_requests"] == len(strong.requests) == 3 * (1 + 4)
+    assert len([d for d in res.drafts if d["question_id"] == "q01"]) == 8  # the first four kept with the redraw's
+    never, strong_never = _mine_own(_shy, qs, redraws=0)
+    assert {p["question_id"] for p in never.pairs} == {"q00"} and never.stats["questions_redrawn"] == 0
+    # no redraw once the target is met, nor where the budget cannot pay for a question's first calls
+    for stop in ({"pair_target": 3}, {"strong_call_budget": 7}):
+        held, _ = _mine_own(_shy, qs, **stop)
+        assert held.stats["redraws"] == 0 and {p["question_id"] for p in held.pairs} == {"q00"}, stop
+        assert len(held.drafts) == 3 * 4
+
+
+def test_the_budget_counts_the_requests_of_the_wave_being_mined():
+    # two drafts (A helps, B does not) split; extra drafts bring C and D, which the budget of 1 + 2 no longer pays for
+    weak = lambda conv, i, s: f"Background: the facts point to {('AB' if s.seed < 1000 else 'CD')[i % 2]}.\nAnswer: A"  # noqa: E731
+    qs = _questions(["split"])
+    res, strong = _mine_own(weak, qs, k=2, extra_drafts=2, strong_call_budget=3, redraws=0)
+    assert res.stats["strong_requests"] == len(strong.requests) == 3 and res.stats["pairs"] == 1
+    unbounded, strong = _mine_own(weak, qs, k=2, extra_drafts=2, redraws=0)
+    assert unbounded.stats["strong_requests"] == len(strong.requests) == 5 and unbounded.stats["pairs"] == 3
 
 
 def test_adaptive_gives_up_on_a_question_whose_refinements_all_land_on_one_side():

@@ -251,6 +251,10 @@ def test_stage_rows_say_what_each_stage_did_and_its_checks():
     mined = stage_outcome("round_1/mine", {"pairs": 40, "train_pairs": 30, "heldout_pairs": 10, "questions": 20,
                                            "strong_requests": 80, "pairs_per_100_requests": 50.0, "evaluator": "judge"})
     assert "80 strong requests, 50.0 pairs per 100" in mined and mined.endswith("evaluator judge")
+    assert "drew again" not in mined
+    redrawn = stage_outcome("round_1/mine", {"pairs": 40, "redraws": 1, "questions_redrawn": 30,
+                                             "questions_redrawn_differ": 9})
+    assert "30 questions with one shown draft drew again, 9 then differed" in redrawn
     split = stage_outcome("round_1/mine", {"pairs": 40, "pairs_for_fact": 18, "pairs_against_fact": 0,
                                            "pairs_dropped_against_fact": 16})
     assert "drafts split on the fact: 18 pairs for it, 0 against (16 more dropped)" in split

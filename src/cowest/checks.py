@@ -135,7 +135,9 @@ def mining_warnings(stats: Mapping, round_: int, recipe: Recipe) -> list[StageWa
         elif m.share < 0.5:
             tips.append(f"mine a larger share of the questions (mining.share: {m.share:g})")
         if stats.get("questions_identical_drafts"):
-            tips.append(f"vary the drafts more (mining.temperature: {m.temperature:g}, mining.k: {m.k})")
+            redraw = m.strategy == "adaptive" and stats.get("stopped_by") == "exhausted"  # they ran out: draw again
+            more = f", mining.redraws: {m.redraws}" if redraw else ""
+            tips.append(f"vary the drafts more (mining.temperature: {m.temperature:g}, mining.k: {m.k}{more})")
         if m.mode == "paper" and stats.get("questions_alone_right"):
             tips.append("also pair drafts whose refinements differ where the strong model alone was right "
                         "(mining.mode: rank)")

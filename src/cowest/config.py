@@ -137,6 +137,10 @@ class MiningConfig(_Strict):
     pair_target: int | None = Field(None, ge=1)  # None: no target, mine every question
     strong_call_budget: int | None = Field(None, ge=1)  # strong (and judge) requests; None: no budget
     extra_drafts: int = Field(4, ge=0)  # drafts added to a question whose first drafts split (adaptive)
+    # When every other question has been sent and neither stop is reached, the questions whose K drafts all showed
+    # the strong model one text draw K more, up to this many times, and those that now differ are sent (adaptive):
+    # the budget goes to pairs instead of being left unspent (a confident SFT model repeats one Background often).
+    redraws: int = Field(1, ge=0)
     # Leave out a pair whose chosen draft omits its question's checkable fact and whose rejected draft states it (the
     # strong model was right despite the chosen draft, as answers among few labels often are by chance): such pairs
     # can teach the weak model to drop facts. Off by default, as leaving them out did not help where it was measured

@@ -19,13 +19,15 @@ that wastes no strong call:
    weak model drafts `mining.extra_drafts` more, once, and the new distinct ones are refined the same way;
 6. questions go in waves of `WAVE`; mining stops after the wave that reaches `mining.pair_target` training pairs, or
    before a question whose calls `mining.strong_call_budget` (strong requests, judge included) no longer pays for;
-   only the short re-asks of answers that could not be read can go over it.
+   only the short re-asks of answers that could not be read can go over it;
+7. when every question has been sent and neither stop is reached, the questions whose drafts all showed one text draw
+   K more (`mining.redraws` times at most), and those whose drafts now differ are sent the same way.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from itertools import zip_longest
 from typing import Callable, Sequence
 
@@ -43,66 +45,106 @@ FIRST = 2  # refinements a question gets at once to begin with: the fewest that 
 GIVE_UP = 3  # refinements on one side after which a question is left (rail fares: 25 of 26 splits showed by then)
 
 
+@dataclass
+class _Budget:
+    """Strong requests spent so far, the judge's included, against `mining.strong_call_budget` (`limit`)."""
+
+    limit: int | None
+    evaluator: Evaluator
+    spent: int = 0  # strong requests: alone and refinements
+
+    def __post_init__(self) -> None:
+        self.judged0 = getattr(self.evaluator, "requests", 0)
+
+    def used(self) -> int:
+        """Every request so far, strong and judge."""
+        return self.spent + getattr(self.evaluator, "requests", 0) - self.judged0
+
+    def room(self) -> int | None:
+        """Requests the budget still pays for (None: no budget)."""
+        return None if self.limit is None else self.limit - self.used()
+
+
 def mine_adaptive(examples: Sequence[Example], collab: Collaborator, evaluator: Evaluator, cfg: MiningConfig,
                   seed: int = 0, round_: int = 1, heldout: frozenset[str] = frozenset()) -> MiningResult:
     """Mine pairs from `examples` in the order above; pairs of `heldout` questions do not count toward the target."""
     sampling = Sampling(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=collab.cfg.draft_max_tokens,
                         seed=seed)
+    shown, tiebreak = collab.prompter.shown_draft, f"adaptive:{seed}:{round_}"
     drafts = [list(cs) for cs in collab.drafts(examples, n=cfg.k, sampling=sampling)]  # 1.
-    distinct, todo = _order(examples, drafts, collab.prompter.shown_draft, f"adaptive:{seed}:{round_}")  # 2.
-    res, sent, stopped_by = MiningResult(), [], "exhausted"
-    spent = train_pairs = alone_right = waves = 0  # spent: strong requests (alone and refinements)
+    distinct, todo = _order(examples, drafts, shown, tiebreak)  # 2.
+    identical, redrawn, differ = len(examples) - len(todo), 0, 0  # redrawn: questions drawn for again (7.)
+    res, sent, stopped_by, budget = MiningResult(), [], "exhausted", _Budget(cfg.strong_call_budget, evaluator)
+    train_pairs = alone_right = waves = 0
     alone_from: int | None = 0 if cfg.alone == "last" else None  # questions sent before alone was asked last
-    judged0 = getattr(evaluator, "requests", 0)  # the judge's requests count against the budget too
 
-    def used() -> int:
-        return spent + getattr(evaluator, "requests", 0) - judged0
+    def reached() -> bool:
+        return cfg.pair_target is not None and train_pairs >= cfg.pair_target
 
-    def room() -> int | None:
-        return None if cfg.strong_call_budget is None else cfg.strong_call_budget - used()
-
-    pos, last = 0, cfg.alone == "last"
-    while pos < len(todo):  # 6.
-        if cfg.pair_target is not None and train_pairs >= cfg.pair_target:
+    pos, last, draws = 0, cfg.alone == "last", 0
+    while True:
+        if pos == len(todo):  # 7.
+            left = budget.room()
+            again = sorted(set(range(len(examples))) - set(sent))  # all their drafts showed one text
+            if not again or reached() or draws == cfg.redraws or (left is not None and left < 1 + FIRST):
+                break
+            draws += 1
+            fresh = replace(sampling, seed=seed + 15485863 * draws)
+            distinct, todo = _redraw(collab, examples, drafts, again, cfg.k, fresh, tiebreak)
+            pos, redrawn, differ = 0, redrawn + len(again), differ + len(todo)
+            continue
+        if reached():
             stopped_by = "pair_target"
             break
-        wave = _wave(todo[pos:], distinct, room())
+        wave = _wave(todo[pos:], distinct, budget.room())
         if not wave:
             stopped_by = "budget"
             break
         pos += len(wave)
-        alone: dict[int, Answered | None] = dict.fromkeys(wave)
-        s0: dict[int, float | None] = dict.fromkeys(wave)
-        if not last:
-            spent += _ask_alone(collab, evaluator, examples, wave, alone, s0)  # 3.
-        live = [i for i in wave if not (cfg.mode == "paper" and (s0[i] or 0.0) >= 1.0)]
-        refined: dict[int, dict[int, Answered]] = {i: {} for i in wave}
-        scores: dict[int, dict[int, float]] = {i: {} for i in wave}
         more = replace(sampling, seed=seed + 7919 * (waves + 1))
-        spent += _refine_wave(collab, evaluator, examples, drafts, live, alone, s0, refined, scores, cfg, more,
-                              room)  # 4.-5.
-        alone_right += sum(cfg.mode == "paper" and (s0[i] or 0.0) >= 1.0 for i in wave)  # asked first or last
-        for i in wave:
-            _share_copies(collab, drafts[i], refined[i], scores[i])
-            before = len(res.pairs)
-            record_question(res, collab, examples[i], alone[i], s0[i], drafts[i], refined[i], scores[i], cfg, seed,
-                            round_)
-            if examples[i].id not in heldout:
-                train_pairs += len(res.pairs) - before
-        if cfg.alone == "auto" and not waves and alone_last_pays(wave, live, s0, scores, cfg):
+        right, pairs, pays = _send(res, wave, examples, drafts, collab, evaluator, cfg, more, budget, last, heldout,
+                                   (seed, round_))  # 3.-5.
+        alone_right, train_pairs = alone_right + right, train_pairs + pairs
+        if cfg.alone == "auto" and not waves and pays:
             last, alone_from = True, len(wave)
         sent += wave
         waves += 1
-    if stopped_by == "exhausted" and cfg.pair_target is not None and train_pairs >= cfg.pair_target:
+    if stopped_by == "exhausted" and reached():
         stopped_by = "pair_target"
     _record_unsent(res, examples, drafts, set(sent))
     res.stats = mining_stats(res, len(sent), cfg.k, collab.prompter.draft_sections)
-    res.stats.update(candidates=len(examples), questions_identical_drafts=len(examples) - len(todo),
-                     questions_alone_right=alone_right, alone=cfg.alone, alone_last_after=alone_from,
+    res.stats.update(candidates=len(examples), questions_identical_drafts=identical, redraws=draws,
+                     questions_redrawn=redrawn, questions_redrawn_differ=differ, questions_alone_right=alone_right,
+                     alone=cfg.alone, alone_last_after=alone_from,
                      questions_alone_not_asked=sum(s["k"] is None and s["score"] is None for s in res.scores),
-                     waves=waves, stopped_by=stopped_by, strong_requests=used(),
-                     pairs_per_100_requests=100 * len(res.pairs) / used() if used() else 0.0)
+                     waves=waves, stopped_by=stopped_by, strong_requests=budget.used(),
+                     pairs_per_100_requests=100 * len(res.pairs) / budget.used() if budget.used() else 0.0)
     return res
+
+
+def _send(res: MiningResult, wave: list[int], examples: Sequence[Example], drafts: list[list[Completion]],
+          collab: Collaborator, evaluator: Evaluator, cfg: MiningConfig, sampling: Sampling,
+          budget: _Budget, last: bool, heldout: frozenset[str], at: tuple[int, int]) -> tuple[int, int, bool]:
+    """Steps 3-5 for one wave, each question recorded into `res` (`at`: the seed and round), its requests into
+    `budget`. Returns the questions the strong model alone got right (paper mode), the training pairs found, and
+    whether this wave's figures say asking alone last pays."""
+    alone: dict[int, Answered | None] = dict.fromkeys(wave)
+    s0: dict[int, float | None] = dict.fromkeys(wave)
+    if not last:
+        budget.spent += _ask_alone(collab, evaluator, examples, wave, alone, s0)  # 3.
+    live = [i for i in wave if not (cfg.mode == "paper" and (s0[i] or 0.0) >= 1.0)]
+    refined: dict[int, dict[int, Answered]] = {i: {} for i in wave}
+    scores: dict[int, dict[int, float]] = {i: {} for i in wave}
+    _refine_wave(collab, evaluator, examples, drafts, live, alone, s0, refined, scores, cfg, sampling, budget)  # 4.-5.
+    right = sum(cfg.mode == "paper" and (s0[i] or 0.0) >= 1.0 for i in wave)  # asked first or last
+    pairs = 0
+    for i in wave:
+        _share_copies(collab, drafts[i], refined[i], scores[i])
+        before = len(res.pairs)
+        record_question(res, collab, examples[i], alone[i], s0[i], drafts[i], refined[i], scores[i], cfg, *at)
+        if examples[i].id not in heldout:
+            pairs += len(res.pairs) - before
+    return right, pairs, not last and alone_last_pays(wave, live, s0, scores, cfg)
 
 
 def alone_last_pays(wave: Sequence[int], live: Sequence[int], s0: dict[int, float | None],
@@ -135,20 +177,20 @@ def _refine_wave(collab: Collaborator, evaluator: Evaluator, examples: Sequence[
                  drafts: list[list[Completion]], live: list[int], alone: dict[int, Answered | None],
                  s0: dict[int, float | None], refined: dict[int, dict[int, Answered]],
                  scores: dict[int, dict[int, float]], cfg: MiningConfig, sampling: Sampling,
-                 room: Callable[[], int | None]) -> int:
+                 budget: _Budget) -> None:
     """Steps 4-5 for one wave's questions: refine a few drafts of each at a time, in one batch per step, until each
-    question has its pairs, gives up or runs out of drafts; where the strong model alone was not asked yet, ask it
-    once a question's refinements differ. Returns the strong requests sent."""
+    question has its pairs, gives up or runs out of drafts or the budget does; where the strong model alone was not
+    asked yet, ask it once a question's refinements differ. Every request is added to `budget` as it is sent."""
     queues = {i: _queue(collab, examples[i], drafts[i], refined[i]) for i in live}
-    active, extended, spent = list(live), set(), 0
+    active, extended = list(live), set()
     while active:
         take = {i: queues[i][: FIRST if not refined[i] else 1] for i in active}
         for i in active:
             del queues[i][: len(take[i])]
-        spent += _refine(collab, evaluator, examples, drafts, take, refined, scores, room())
+        budget.spent += _refine(collab, evaluator, examples, drafts, take, refined, scores, budget.room())
         ask = [i for i in active if s0[i] is None and len(set(scores[i].values())) > 1]
-        left = room()
-        spent += _ask_alone(collab, evaluator, examples, ask if left is None else ask[: max(left, 0)], alone, s0)
+        left = budget.room()
+        budget.spent += _ask_alone(collab, evaluator, examples, ask if left is None else ask[: max(left, 0)], alone, s0)
         going = [i for i in active if _wants_more(scores[i], s0[i], cfg)]
         grow = [i for i in going if not queues[i] and cfg.extra_drafts and i not in extended
                 and _splits(scores[i], s0[i], cfg)]
@@ -159,22 +201,30 @@ def _refine_wave(collab: Collaborator, evaluator: Evaluator, examples: Sequence[
                 drafts[i].extend(cs)
                 queues[i] = _queue(collab, examples[i], drafts[i], refined[i])
             extended |= set(grow)
-        left = room()
+        left = budget.room()
         active = [i for i in going if queues[i]] if left is None or left > 0 else []
-    return spent
 
 
 def _order(examples: Sequence[Example], drafts: list[list[Completion]], shown: Callable[[str], str],
-           seed: str) -> tuple[list[int], list[int]]:
-    """Each question's number of distinct shown drafts, and the questions with more than one, those whose drafts
-    disagree on the fact first, then most distinct first (ties in a seeded random order)."""
+           seed: str, among: Sequence[int] | None = None) -> tuple[list[int], list[int]]:
+    """Each question's number of distinct shown drafts, and the questions (of `among`, default all) with more than
+    one, those whose drafts disagree on the fact first, then most distinct first (ties in a seeded random order)."""
     rng = random.Random(seed)
     tiebreak = {e.id: rng.random() for e in examples}
     texts = [{shown(c.text) for c in ds} for ds in drafts]
     distinct = [len(t) for t in texts]
     mixed = [len({_states(t, e) for t in ts}) > 1 for ts, e in zip(texts, examples)]
-    order = sorted(range(len(examples)), key=lambda i: (not mixed[i], -distinct[i], tiebreak[examples[i].id]))
+    order = sorted(range(len(examples)) if among is None else among,
+                   key=lambda i: (not mixed[i], -distinct[i], tiebreak[examples[i].id]))
     return distinct, [i for i in order if distinct[i] > 1]
+
+
+def _redraw(collab: Collaborator, examples: Sequence[Example], drafts: list[list[Completion]], again: list[int],
+            k: int, sampling: Sampling, tiebreak: str) -> tuple[list[int], list[int]]:
+    """Step 7: `k` more drafts for each question of `again`, and `_order`'s figures for those that now differ."""
+    for i, cs in zip(again, collab.drafts([examples[i] for i in again], n=k, sampling=sampling)):
+        drafts[i].extend(cs)
+    return _order(examples, drafts, collab.prompter.shown_draft, tiebreak, among=again)
 
 
 def _record_unsent(res: MiningResult, examples: Sequence[Example], drafts: list[list[Completion]],

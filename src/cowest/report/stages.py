@@ -24,6 +24,9 @@ def stage_outcome(name: str, counts: Mapping) -> str:
         if "strong_requests" in c:
             parts.append(f"{c['strong_requests']} strong requests, {c.get('pairs_per_100_requests', 0):.1f} pairs "
                          f"per 100")
+        if c.get("redraws"):
+            parts.append(f"{c.get('questions_redrawn')} questions with one shown draft drew again, "
+                         f"{c.get('questions_redrawn_differ')} then differed")
         if "pairs_against_fact" in c:  # runs from before the count have none
             dropped = c.get("pairs_dropped_against_fact")
             parts.append(f"drafts split on the fact: {c.get('pairs_for_fact')} pairs for it, "
