@@ -8,8 +8,9 @@ a pair, and adds drafts where a question splits. Each way runs with its own empt
 asks for is made; no pair target or budget stops either. Adaptive mining runs twice: asking the strong model alone
 first for every question (`mining.alone: first`, as it did before `auto`), and as a run does by default
 (`mining.alone: auto`: first for the first wave, then only where a question's refinements differ, when that wave
-says it costs fewer calls). A last row is the default as a run does it, stopped by the recipe's `pair_target` and
-`strong_call_budget`. Rows after the first adaptive one read a copy of its cache, and every adaptive row's calls are
+says it costs fewer calls). The last two rows are the default as a run does it, stopped by the recipe's `pair_target`
+and `strong_call_budget`: first without drawing again for the questions whose drafts all showed one text
+(`mining.redraws: 0`, the naive way for that step), then with the recipe's `mining.redraws`. Rows after the first adaptive one read a copy of its cache, and every adaptive row's calls are
 its requests (adaptive mining never sends one prompt twice, so on an empty cache it would make each of them); their
 wall times then time only the calls the cache could not answer. With `--cache FILE` (a run's `cache.sqlite`, whose
 mining asked most of the same prompts) the first adaptive row starts from a copy of it too: the call counts stay
@@ -37,11 +38,12 @@ from cowest.io import write_json
 from cowest.run import Run
 
 
-def once(recipe, strategy: str, n: int | None, cache: Path, stops: bool = False, alone: str = "auto") -> dict:
-    """Mine the first `n` mining questions one way (with the recipe's target and budget if `stops`); its calls, pairs,
-    time, and what each question gave (`by_question`)."""
+def once(recipe, strategy: str, n: int | None, cache: Path, stops: bool = False, alone: str = "auto",
+         redraws: int | None = None) -> dict:
+    """Mine the first `n` mining questions one way (with the recipe's target and budget if `stops`, with `redraws`
+    if given); its calls, pairs, time, and what each question gave (`by_question`)."""
     run = Run(recipe, cache_path=cache)
-    update = {"strategy": strategy, "alone": alone}
+    update = {"strategy": strategy, "alone": alone} | ({} if redraws is None else {"redraws": redraws})
     update |= {} if stops else {"pair_target": None, "strong_call_budget": None}
     cfg = run.recipe.mining.model_copy(update=update)
     examples = run.questions.mining[:n]
@@ -61,7 +63,9 @@ def once(recipe, strategy: str, n: int | None, cache: Path, stops: bool = False,
         weak.close()
         run.release()
     name = strategy if strategy == "exhaustive" else f"adaptive, alone {alone}" + (", recipe's stops" if stops else "")
+    name += ", no redraw" if redraws == 0 else ""
     return {"strategy": name, "questions": len(examples), "alone_last_after": s.get("alone_last_after"),
+            "questions_sent": s.get("questions"), "redraws": s.get("redraws"),
             "wall_s": round(time.perf_counter() - t0, 1),
             "strong_requests": s["strong_requests"], "strong_calls_made": made, "pairs": s["pairs"],
             "questions_with_pair": s["questions_with_pair"],
@@ -144,11 +148,11 @@ def main() -> None:
         adaptive = Path(tmp) / "adaptive.sqlite"
         if args.cache:
             shutil.copyfile(args.cache, adaptive)
-        ways = (("exhaustive", False, "first"), ("adaptive", False, "first"), ("adaptive", False, "auto"),
-                ("adaptive", True, "auto"))
-        for strategy, stops, alone in ways:
+        ways = (("exhaustive", False, "first", None), ("adaptive", False, "first", None),
+                ("adaptive", False, "auto", None), ("adaptive", True, "auto", 0), ("adaptive", True, "auto", None))
+        for strategy, stops, alone, redraws in ways:
             cache = Path(tmp) / "exhaustive.sqlite" if strategy == "exhaustive" else adaptive
-            rows.append(r := once(recipe, strategy, args.questions, cache, stops, alone))
+            rows.append(r := once(recipe, strategy, args.questions, cache, stops, alone, redraws))
             print(f"{r['strategy']:<26} {r['questions']} questions  {r['strong_calls_made']:4d} strong calls  "
                   f"{r['pairs']:3d} pairs  {r['pairs_per_100_calls']:6.2f} pairs / 100 calls  {r['wall_s']:7.1f} s",
                   flush=True)
@@ -165,6 +169,7 @@ def main() -> None:
            "task": recipe.task.name, "data": recipe.task.path, "k": recipe.mining.k,
            "extra_drafts": recipe.mining.extra_drafts, "draft_sections": recipe.collab.draft_sections,
            "pair_target": recipe.mining.pair_target, "strong_call_budget": recipe.mining.strong_call_budget,
+           "redraws": recipe.mining.redraws,
            "adaptive_cache": "a copy of the run's call cache" if args.cache else "empty", "rows": rows}
     if args.out:
         write_json(args.out, out)
