@@ -1,20 +1,20 @@
 """Pairs per 100 strong calls: adaptive mining against the exhaustive way, on the same questions and SFT model.
 
-The naive baseline is the paper's loop as it was: for every question, the strong model alone and a refinement of
-each of its K sampled drafts (`mining.strategy: exhaustive`). Adaptive mining (`collab/adaptive.py`) drafts first,
-skips questions whose drafts all show the strong model the same text, skips the drafts of questions the strong model
-already answers perfectly, refines each distinct shown draft at most once and only while its question may still give
-a pair, and adds drafts where a question splits. Each way runs with its own empty call cache, so every strong call it
-asks for is made; no pair target or budget stops either. Adaptive mining runs twice: asking the strong model alone
-first for every question (`mining.alone: first`, as it did before `auto`), and as a run does by default
-(`mining.alone: auto`: first for the first wave, then only where a question's refinements differ, when that wave
-says it costs fewer calls). The last two rows are the default as a run does it, stopped by the recipe's `pair_target`
-and `strong_call_budget`: first without drawing again for the questions whose drafts all showed one text
-(`mining.redraws: 0`, the naive way for that step), then with the recipe's `mining.redraws`. Rows after the first adaptive one read a copy of its cache, and every adaptive row's calls are
-its requests (adaptive mining never sends one prompt twice, so on an empty cache it would make each of them); their
-wall times then time only the calls the cache could not answer. With `--cache FILE` (a run's `cache.sqlite`, whose
-mining asked most of the same prompts) the first adaptive row starts from a copy of it too: the call counts stay
-exact, and only the exhaustive row's wall time is comparable.
+The naive baseline is the paper's loop as it was: for every question, the strong model alone and a refinement of each of
+its K sampled drafts (`mining.strategy: exhaustive`). Adaptive mining (`collab/adaptive.py`) drafts first, skips
+questions whose drafts all show the strong model the same text, skips the drafts of questions the strong model already
+answers perfectly, refines each distinct shown draft at most once and only while its question may still give a pair, and
+adds drafts where a question splits. Each way runs with its own empty call cache, so every strong call it asks for is
+made; no pair target or budget stops either. Adaptive mining runs twice: asking the strong model alone first for every
+question (`mining.alone: first`, as it did before `auto`), and as a run does by default (`mining.alone: auto`: first for
+the first wave, then only where a question's refinements differ, when that wave says it costs fewer calls). The last two
+rows are the default as a run does it, stopped by the recipe's `pair_target` and `strong_call_budget`: first without
+drawing again for the questions whose drafts all showed one text (`mining.redraws: 0`, the naive way for that step),
+then with the recipe's `mining.redraws`. Rows after the first adaptive one read a copy of its cache, and every adaptive
+row's calls are its requests (adaptive mining never sends one prompt twice, so on an empty cache it would make each of
+them); their wall times then time only the calls the cache could not answer. With `--cache FILE` (a run's
+`cache.sqlite`, whose mining asked most of the same prompts) the first adaptive row starts from a copy of it too: the
+call counts stay exact, and only the exhaustive row's wall time is comparable.
 Usage: python bench/bench_mining.py RUN_DIR [--questions N] [--cache FILE] [--keep DIR] [--out FILE.json]
 (RUN_DIR: a run with an SFT model; N: the first N mining questions, all of them by default)
 """

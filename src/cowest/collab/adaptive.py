@@ -89,7 +89,7 @@ def mine_adaptive(examples: Sequence[Example], collab: Collaborator, evaluator: 
             if not again or reached() or draws == cfg.redraws or (left is not None and left < 1 + FIRST):
                 break
             draws += 1
-            fresh = replace(sampling, seed=seed + 15485863 * draws)
+            fresh = replace(sampling, seed=seed + 15485863 * draws)  # a prime apart from the waves' and extensions
             distinct, todo = _redraw(collab, examples, drafts, again, cfg.k, fresh, tiebreak)
             pos, redrawn, differ = 0, redrawn + len(again), differ + len(todo)
             continue
