@@ -260,7 +260,7 @@ def test_adaptive_redraws_questions_whose_drafts_all_showed_one_text_once_the_ot
     assert {p["question_id"] for p in res.pairs} == {"q00", "q01", "q02"} and s["pairs"] == 9  # A helps: 1 x 3 each
     assert s["stopped_by"] == "exhausted" and s["strong_requests"] == len(strong.requests) == 3 * (1 + 4)
     assert len([d for d in res.drafts if d["question_id"] == "q01"]) == 8  # the first four kept with the redraw's
-    never, strong_never = _mine_own(_shy, qs, redraws=0)
+    never, _ = _mine_own(_shy, qs, redraws=0)
     assert {p["question_id"] for p in never.pairs} == {"q00"} and never.stats["questions_redrawn"] == 0
     # no redraw once the target is met, nor where the budget cannot pay for a question's first calls
     for stop in ({"pair_target": 3}, {"strong_call_budget": 7}):
