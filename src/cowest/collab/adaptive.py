@@ -102,10 +102,11 @@ def mine_adaptive(examples: Sequence[Example], collab: Collaborator, evaluator: 
             break
         pos += len(wave)
         more = replace(sampling, seed=seed + 7919 * (waves + 1))
-        right, pairs, pays = _send(res, wave, examples, drafts, collab, evaluator, cfg, more, budget, last, heldout,
-                                   (seed, round_))  # 3.-5.
+        weigh = cfg.alone == "auto" and not waves  # auto: the first wave's figures decide when alone is asked
+        right, pairs, pays = _send(res, wave, examples, drafts, collab, evaluator, cfg, more, budget, last, weigh,
+                                   heldout, (seed, round_))  # 3.-5.
         alone_right, train_pairs = alone_right + right, train_pairs + pairs
-        if cfg.alone == "auto" and not waves and pays:
+        if pays:
             last, alone_from = True, len(wave)
         sent += wave
         waves += 1
@@ -124,10 +125,11 @@ def mine_adaptive(examples: Sequence[Example], collab: Collaborator, evaluator: 
 
 def _send(res: MiningResult, wave: list[int], examples: Sequence[Example], drafts: list[list[Completion]],
           collab: Collaborator, evaluator: Evaluator, cfg: MiningConfig, sampling: Sampling,
-          budget: _Budget, last: bool, heldout: frozenset[str], at: tuple[int, int]) -> tuple[int, int, bool]:
+          budget: _Budget, last: bool, weigh: bool, heldout: frozenset[str],
+          at: tuple[int, int]) -> tuple[int, int, bool]:
     """Steps 3-5 for one wave, each question recorded into `res` (`at`: the seed and round), its requests into
     `budget`. Returns the questions the strong model alone got right (paper mode), the training pairs found, and
-    whether this wave's figures say asking alone last pays."""
+    (only if `weigh`) whether this wave's figures say asking alone last pays."""
     alone: dict[int, Answered | None] = dict.fromkeys(wave)
     s0: dict[int, float | None] = dict.fromkeys(wave)
     if not last:
@@ -144,7 +146,7 @@ def _send(res: MiningResult, wave: list[int], examples: Sequence[Example], draft
         record_question(res, collab, examples[i], alone[i], s0[i], drafts[i], refined[i], scores[i], cfg, *at)
         if examples[i].id not in heldout:
             pairs += len(res.pairs) - before
-    return right, pairs, not last and alone_last_pays(wave, live, s0, scores, cfg)
+    return right, pairs, weigh and alone_last_pays(wave, live, s0, scores, cfg)
 
 
 def alone_last_pays(wave: Sequence[int], live: Sequence[int], s0: dict[int, float | None],
