@@ -32,6 +32,7 @@ from pathlib import Path
 
 from cowest.collab import RuleEvaluator, mine
 from cowest.collab.adaptive import GIVE_UP, _states, mine_adaptive
+from cowest.collab.recall import FactSheet
 from cowest.config import load_run_recipe
 from cowest.errors import RecipeError
 from cowest.io import write_json
@@ -53,10 +54,11 @@ def once(recipe, strategy: str, n: int | None, cache: Path, stops: bool = False,
     try:
         collab = run.collaborator(weak)
         evaluator = RuleEvaluator(run.prompter)
+        sheet = FactSheet(run.task.facts) if run.task.facts else None  # as the mining stage leaves pairs out
         if strategy == "adaptive":
-            res = mine_adaptive(examples, collab, evaluator, cfg, seed=run.recipe.seed)
+            res = mine_adaptive(examples, collab, evaluator, cfg, seed=run.recipe.seed, sheet=sheet)
         else:
-            res = mine(examples, collab, evaluator, cfg, seed=run.recipe.seed)
+            res = mine(examples, collab, evaluator, cfg, seed=run.recipe.seed, sheet=sheet)
         s = res.stats
         made = s["strong_requests"] if strategy == "adaptive" else run.strong.usage.calls
     finally:

@@ -28,7 +28,8 @@ def count(run_dir: Path) -> dict:
         ex = questions[p["question_id"]]
         for side in ("chosen", "rejected"):
             p[f"{side}_states_fact"] = states_fact(shown(p[side][-1]["content"]), ex)
-    out = fact_split(MiningResult(pairs=pairs))
+    split = fact_split(MiningResult(pairs=pairs))
+    out = {k: split[k] for k in ("pairs_for_fact", "pairs_against_fact", "pairs_dropped_against_fact")}
     split = out["pairs_for_fact"] + out["pairs_against_fact"]
     return {"pairs": len(pairs), **out, "share_against": out["pairs_against_fact"] / split if split else None}
 

@@ -139,3 +139,11 @@ def test_reask_budget_keeps_reading_its_old_name(tmp_path):
 def test_numeric_knobs_out_of_range_are_named(tmp_path, override, field):
     with pytest.raises(RecipeError, match=rf"field {field}: "):
         load_recipe(write(tmp_path, RECIPE), [override], check_trainers=False)
+
+
+def test_rehearsal_without_the_sft_term_of_the_dpo_loss_names_its_line(tmp_path):
+    with pytest.raises(RecipeError) as e:
+        load_recipe(write(tmp_path, RECIPE + "dpo_rehearsal: 1.0\n"))
+    assert re.search(r"r\.yaml:14: field dpo_rehearsal: .*dpo\.loss_type: \[sigmoid, sft\]", str(e.value)), e.value
+    ok = RECIPE.replace("  beta: 0.1", "  beta: 0.1\n  loss_type: [sigmoid, sft]") + "dpo_rehearsal: 1.0\n"
+    assert load_recipe(write(tmp_path, ok)).dpo_rehearsal == 1.0

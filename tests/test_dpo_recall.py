@@ -241,3 +241,22 @@ def test_recall_undoes_over_the_epochs_the_margin_let_through_and_says_so(tmp_pa
     counts = {"pairs": 20, "steps": 10, "skipped": True, "skipped_because": "fact_recall", "recall": got}
     (w,) = dpo_warnings(counts, 1, ctx.recipe)  # epoch 1's 90% did not pass the margin: not offered as the best
     assert "70.0% before DPO and on at most 60.0% after any epoch whose held-out margin passed" in w["message"]
+
+
+def test_rehearsal_rows_are_sft_targets_on_both_sides_never_a_mined_question(tmp_path):
+    from cowest.collab.targets import rehearsal_rows
+
+    ctx = context(tmp_path, dpo={"loss_type": ["sigmoid", "sft"]}, dpo_rehearsal=1.0)
+
+    def rows(n: int) -> list[dict]:
+        return rehearsal_rows(ctx.prompter, ctx.questions.sft, ctx.task, n, seed=0)
+
+    assert len(rows(6)) == 6 and rows(6) == rows(6)  # a seeded sample
+    assert all(r["chosen"] == r["rejected"] and r["chosen"][0]["role"] == "assistant" for r in rows(6))
+    sft_prompts = [ctx.prompter.draft_prompt(e) for e in ctx.questions.sft]
+    corpus = ctx.prompter.corpus_row("")["prompt"]
+    assert all(r["prompt"] in sft_prompts or r["prompt"] == corpus for r in rows(6))
+    mined = [ctx.prompter.draft_prompt(e) for e in ctx.questions.mining]
+    assert not any(r["prompt"] in mined for r in rows(40))  # never a mined question's prompt
+    more = len(ctx.questions.sft) + len(ctx.task.corpus) + 5
+    assert len(rows(more)) == more and rows(0) == []  # more than there are: drawn again

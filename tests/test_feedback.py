@@ -7,7 +7,9 @@ import pytest
 from fakes import ScriptedBackend
 
 from cowest.collab import Collaborator, JudgeEvaluator, Prompter, RuleEvaluator, mine, parse_judge_score, select_pairs
+from cowest.collab.adaptive import mine_adaptive
 from cowest.collab.prompter import cut_in_shown
+from cowest.collab.recall import FactSheet
 from cowest.config import CollabConfig, MiningConfig
 from cowest.tasks.base import Example
 from cowest.tasks.types import MultipleChoice
@@ -408,6 +410,48 @@ def test_pairs_record_the_fact_and_drop_against_fact_leaves_out_pairs_that_prefe
     dropped = _against_fact(drop=True)
     assert [(p["chosen_states_fact"], p["rejected_states_fact"]) for p in dropped.pairs] == [(True, True)]
     assert dropped.stats["pairs_against_fact"] == 0 and dropped.stats["pairs_dropped_against_fact"] == 1
+
+
+def _misstated(drop: bool, strategy: str = "exhaustive"):
+    # Strong alone is wrong (B). A draft that misstates the file's limit still leads to A (chosen), as does one that
+    # states it; one that states it but points to B is rejected.
+    weak = lambda conv, i, s: [  # noqa: E731
+        "Background: The return limit for Alpha orders is 9 days.\nAnswer: A",
+        "Background: The return limit for Alpha orders is 7 days.\nAnswer: A",
+        "Background: The return limit for Alpha orders is 7 days.\nAnswer: B"][i % 3]
+    prompter = Prompter(MultipleChoice(), "cot")
+    collab = Collaborator(ScriptedBackend(weak, "weak"), ScriptedBackend(strong_script, "strong"), prompter,
+                          CollabConfig())
+    ex = Example(id="m1", question="Which is first?", options=OPTS, gold="A")
+    sheet = FactSheet(["The return limit for Alpha orders is 7 days.", "The return limit for Beta orders is 9 days."])
+    cfg = MiningConfig(k=3, max_pairs_per_question=4, drop_misstated=drop, strategy=strategy, extra_drafts=0)
+    if strategy == "adaptive":
+        return mine_adaptive([ex], collab, RuleEvaluator(prompter), cfg, seed=0, sheet=sheet)
+    return mine([ex], collab, RuleEvaluator(prompter), cfg, seed=0, sheet=sheet)
+
+
+@pytest.mark.parametrize("strategy", ["exhaustive", "adaptive"])
+def test_a_chosen_draft_that_misstates_the_fact_file_is_left_out_of_the_pairs(strategy):
+    kept = _misstated(drop=False, strategy=strategy)
+    assert len(kept.pairs) == 2 and kept.stats["pairs_dropped_misstated"] == 0
+    dropped = _misstated(drop=True, strategy=strategy)
+    assert [p["chosen"][0]["content"] for p in dropped.pairs] == [
+        "Background: The return limit for Alpha orders is 7 days.\nAnswer: A"]
+    assert dropped.stats["pairs_dropped_misstated"] == 1
+
+
+def test_a_fact_sheet_finds_the_line_a_sentence_misstates_and_nothing_else():
+    sheet = FactSheet(["On the Heron Line, the journey from Zellbrook to Tollerby takes 98 minutes.",
+                       "On the Heron Line, the journey from Pellingrove to Tollerby takes 71 minutes.",
+                       "The fare rose to 5 crowns in 2020.", "The fare rose to 6 crowns in 2021."])
+    wrong = "Background: On the Heron Line, the journey from Zellbrook to Tollerby takes 71 minutes.\nAnswer: 142"
+    assert sheet.misstated(wrong) == "On the Heron Line, the journey from Zellbrook to Tollerby takes 98 minutes."
+    assert sheet.misstated(wrong.replace("71", "98")) is None  # stated as the file has it
+    assert sheet.misstated("The fare rose to 6 crowns in 2021.") is None  # one of two equally close lines
+    assert sheet.misstated("The fare rose to 6 crowns in 2020.") == "The fare rose to 5 crowns in 2020."
+    assert sheet.misstated("Heron Line: 71 minutes.") is None  # too few words to read as a line
+    assert sheet.misstated("The Heron Line's trains from Zellbrook run every 71 minutes.") is None  # another claim
+    assert sheet.misstated("On the Heron Line, the journey from Zellbrook to Tollerby is short.") is None  # no number
 
 
 def test_mining_bench_traces_per_question_where_adaptive_found_fewer_pairs_than_the_loop():

@@ -51,3 +51,12 @@ def test_the_published_fact_shifts_are_the_scripts_own_and_read_the_runs_results
     got = published["travel-policy-seed1-whole"]["eval_valid"]
     assert (got["sft_scored_with_fact"], got["sft_scored_without_fact"], got["fact_gain"]) == pytest.approx(
         (stored["scored_with_fact"], stored["scored_without_fact"], stored["fact_gain"]))
+
+
+def test_the_published_misstated_counts_are_the_scripts_own_and_the_miners_rule(monkeypatch):
+    monkeypatch.chdir(ROOT)  # the runs' data paths are relative to the repository
+    count = _script("misstated_pairs").count
+    published = read_json(ROOT / "results/misstated-pairs.json")
+    for name in ("rail-fares-seed2", "travel-policy-seed0", "demo"):
+        assert count(Path("results") / name) == published[name]
+    assert published["rail-fares-seed2"]["chosen_misstated"] > 0 and published["travel-policy-seed0"]["facts"] > 0

@@ -21,7 +21,7 @@ BASE = Recipe.model_validate({
     "task": {"name": "formulary"}, "weak": MODEL, "strong": {"backend": "llamacpp", "model": "s"},
     "judge": {"backend": "openai", "model": "j"}, "ablations": {"strong": MODEL},
     "eval": {"systems": SYSTEMS, "price": {"prompt_per_million": 1.0, "completion_per_million": 2.0}},
-    "sft": {"learning_rate": 1e-3}, "dpo": {"beta": 0.1}, "lora": {"r": 8},
+    "sft": {"learning_rate": 1e-3}, "dpo": {"beta": 0.1, "loss_type": ["sigmoid", "sft"]}, "lora": {"r": 8},
 })
 # A changed value for fields whose generic change would not validate.
 CHANGED: dict[str, Any] = {
@@ -46,7 +46,7 @@ EXPECTED: dict[str, set[str]] = {
     "weak": ALL - {"sft"},  # generation settings: every stage that runs the weak model
     "collab": ALL - {"sft"},
     **{f: ALL - {"sft", "eval_sft_valid"} for f in ("strong", "judge", "mining", "checks")},  # the SFT-only probe never sees them
-    "alignment": ALIGNED, "dpo": ALIGNED, "dpo_recall": ALIGNED,
+    "alignment": ALIGNED, "dpo": ALIGNED, "dpo_recall": ALIGNED, "dpo_rehearsal": ALIGNED,
     "grpo": set(),  # read by on-policy alignment only (alignment: grpo), which BASE does not use
     "rounds": ALIGNED | {"round_2/mine", "round_2/dpo"},  # round 1 now merges; round 2 is new
     "eval": EVALS_,

@@ -293,3 +293,25 @@ def test_dpo_keeps_each_epochs_adapter_when_asked_and_the_last_equals_the_final_
     first, last, final = (load_file(d / "adapter_model.safetensors") for d in (*ckpts, adapter))
     assert all(torch.equal(last[k], final[k]) for k in final)
     assert any(not torch.equal(first[k], final[k]) for k in final)
+
+
+@pytest.mark.parametrize("loss", [["sigmoid"], ["sigmoid", "sft"]], ids=["preference", "preference+sft"])
+def test_a_pair_whose_two_sides_are_the_same_teaches_only_through_the_sft_term(merged, tmp_path, loss):
+    rows = [{"prompt": r["prompt"], "chosen": r["completion"], "rejected": r["completion"]} for r in SFT_ROWS]
+    reset = [{**r, "completion": [{"role": "assistant", "content": "Answer: H"}]} for r in SFT_ROWS]
+    tok = AutoTokenizer.from_pretrained(merged)
+    before = _completion_loss(AutoModelForCausalLM.from_pretrained(merged), tok, reset)
+    args = FAST | {"loss_type": loss, "num_train_epochs": 8, "per_device_train_batch_size": 4, "learning_rate": 1e-2}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a zero margin is what these pairs must give
+        adapter = train_dpo(str(merged), [{**r, "chosen": c["completion"], "rejected": c["completion"]}
+                                          for r, c in zip(rows, reset)], tmp_path, args, {},
+                            log_path=tmp_path / "log.jsonl")
+    after = _completion_loss(PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(merged), adapter), tok,
+                             reset)
+    margins = [r["rewards/margins"] for r in load_log(tmp_path / "log.jsonl") if "rewards/margins" in r]
+    assert margins and all(abs(m) < 1e-4 for m in margins)  # the preference term sees no difference
+    if loss == ["sigmoid"]:
+        assert after == pytest.approx(before, rel=1e-6), (before, after)  # so alone it learns nothing
+    else:
+        assert after < before - 0.1, (before, after)  # the SFT term learns the shared side

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from .errors import RecipeError
 from .layout import RunLayout
@@ -146,6 +146,8 @@ class MiningConfig(_Strict):
     # can teach the weak model to drop facts. Off by default, as leaving them out did not help where it was measured
     # (ablations.at_budget); mining counts them and warns when they are many.
     drop_against_fact: bool = False
+    # Leave out a pair whose chosen draft misstates a fact-file line (`collab.recall`): DPO would teach the wrong value.
+    drop_misstated: bool = True
     # When adaptive mining asks the strong model alone: first (before any refinement, so a question it already
     # answers perfectly costs one call; the paper's order), last (only once a question's refinements score
     # differently: refinements that all agree give no pair whatever it scores), or auto: first for the first wave,
@@ -289,8 +291,20 @@ class Recipe(_Strict):
     checks: ChecksConfig = Field(default_factory=ChecksConfig)
     dpo: dict[str, Any] = Field(default_factory=dict)
     dpo_recall: DpoRecallConfig = Field(default_factory=DpoRecallConfig)
+    # SFT rows mixed into DPO per training pair as pairs with two equal sides: only the SFT term of `loss_type:
+    # [sigmoid, sft]` learns from them, rehearsing the facts a few dozen pairs would overwrite (0: none)
+    dpo_rehearsal: float = Field(0.0, ge=0.0)
     grpo: dict[str, Any] = Field(default_factory=dict)
     lora: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("dpo_rehearsal")
+    @classmethod
+    def _rehearsal(cls, v: float, info: ValidationInfo) -> float:
+        loss = (info.data.get("dpo") or {}).get("loss_type", ["sigmoid"])
+        if v > 0 and (info.data.get("alignment") != "dpo" or "sft" not in loss):
+            raise ValueError("rehearsal learns through the SFT term of the DPO loss: set dpo.loss_type: [sigmoid, sft] "
+                             "(alignment: dpo), or dpo_rehearsal: 0")
+        return v
 
     @property
     def eval_collab(self) -> CollabConfig:

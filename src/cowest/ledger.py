@@ -31,7 +31,7 @@ READS: dict[str, tuple[str, ...]] = {
     "mine": ("seed", "task", "weak", "strong", "judge", "collab", "mining", "checks.min_judge_auc",
              "checks.judge_questions", "checks.min_pairs"),
     # its check drafts on mining's questions with mining's prompts: those fields are in the mining key it follows
-    "dpo": ("seed", "alignment", "dpo", "dpo_recall", "lora", "checks.min_pairs"),
+    "dpo": ("seed", "alignment", "dpo", "dpo_recall", "dpo_rehearsal", "lora", "checks.min_pairs"),
     # on-policy alignment samples drafts and asks the strong model as it trains: mining's settings and the models
     "grpo": ("seed", "task", "alignment", "grpo", "lora", "weak", "strong", "judge", "collab", "mining",
              "checks.min_judge_auc", "checks.judge_questions"),

@@ -38,7 +38,7 @@ from .evaluators import Evaluator
 from .feedback import record_question, requests
 from .mining_stats import MiningResult, mining_stats
 from .pipeline import Answered, Collaborator
-from .recall import states_fact, states_gold
+from .recall import FactSheet, states_fact, states_gold
 
 WAVE = 16  # questions sent together: enough to keep a concurrent endpoint busy, few enough to stop near the target
 FIRST = 2  # refinements a question gets at once to begin with: the fewest that can split
@@ -66,8 +66,10 @@ class _Budget:
 
 
 def mine_adaptive(examples: Sequence[Example], collab: Collaborator, evaluator: Evaluator, cfg: MiningConfig,
-                  seed: int = 0, round_: int = 1, heldout: frozenset[str] = frozenset()) -> MiningResult:
-    """Mine pairs from `examples` in the order above; pairs of `heldout` questions do not count toward the target."""
+                  seed: int = 0, round_: int = 1, heldout: frozenset[str] = frozenset(),
+                  sheet: FactSheet | None = None) -> MiningResult:
+    """Mine pairs from `examples` in the order above; pairs of `heldout` questions do not count toward the target
+    (`sheet`: the fact file, for `mining.drop_misstated`)."""
     sampling = Sampling(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=collab.cfg.draft_max_tokens,
                         seed=seed)
     shown, tiebreak = collab.prompter.shown_draft, f"adaptive:{seed}:{round_}"
@@ -104,7 +106,7 @@ def mine_adaptive(examples: Sequence[Example], collab: Collaborator, evaluator: 
         more = replace(sampling, seed=seed + 7919 * (waves + 1))
         weigh = cfg.alone == "auto" and not waves  # auto: the first wave's figures decide when alone is asked
         right, pairs, pays = _send(res, wave, examples, drafts, collab, evaluator, cfg, more, budget, last, weigh,
-                                   heldout, (seed, round_))  # 3.-5.
+                                   heldout, (seed, round_, sheet))  # 3.-5.
         alone_right, train_pairs = alone_right + right, train_pairs + pairs
         if pays:
             last, alone_from = True, len(wave)
@@ -126,8 +128,8 @@ def mine_adaptive(examples: Sequence[Example], collab: Collaborator, evaluator: 
 def _send(res: MiningResult, wave: list[int], examples: Sequence[Example], drafts: list[list[Completion]],
           collab: Collaborator, evaluator: Evaluator, cfg: MiningConfig, sampling: Sampling,
           budget: _Budget, last: bool, weigh: bool, heldout: frozenset[str],
-          at: tuple[int, int]) -> tuple[int, int, bool]:
-    """Steps 3-5 for one wave, each question recorded into `res` (`at`: the seed and round), its requests into
+          at: tuple[int, int, FactSheet | None]) -> tuple[int, int, bool]:
+    """Steps 3-5 for one wave, each question recorded into `res` (`at`: the seed, round and fact sheet), its requests into
     `budget`. Returns the questions the strong model alone got right (paper mode), the training pairs found, and
     (only if `weigh`) whether this wave's figures say asking alone last pays."""
     alone: dict[int, Answered | None] = dict.fromkeys(wave)

@@ -5,8 +5,8 @@ For each training question x with gold g (docs/method.md, stage 2):
   y_1..y_K ~ weak(x)             (temperature T)
   r_k = strong(x, y_k);          s_k = E(r_k, x, g);    delta_k = s_k - s0
   delta_k > 0: y_k is chosen, else rejected; pairs = chosen x rejected of the same x, capped per question.
-Each pair records whether its drafts state the question's fact (`collab.recall`); `mining.drop_against_fact` leaves
-out those whose chosen draft omits the fact its rejected draft states.
+Each pair records whether its drafts state the question's fact (`collab.recall`). Left out: pairs whose chosen draft
+misstates a fact-file line (`mining.drop_misstated`) or omits the fact its rejected one states (`drop_against_fact`).
 
 `mine` does exactly that for every draft of every question (`mining.strategy: exhaustive`); `collab.adaptive`
 spends the strong calls where pairs are. Both record each question with `record_question`.
@@ -24,7 +24,7 @@ from ..tasks.base import Example
 from .evaluators import Evaluator
 from .mining_stats import MiningResult, mining_stats
 from .pipeline import Answered, Collaborator
-from .recall import states_fact
+from .recall import FactSheet, states_fact
 
 
 def select_pairs(
@@ -52,6 +52,7 @@ def mine(
     cfg: MiningConfig,
     seed: int = 0,
     round_: int = 1,
+    sheet: FactSheet | None = None,
 ) -> MiningResult:
     """Run collaborative feedback on every draft of every question: drafts, refinements, scores, pairs, statistics."""
     k = cfg.k
@@ -74,7 +75,7 @@ def mine(
     for qi, ex in enumerate(examples):
         span = range(qi * k, (qi + 1) * k)
         record_question(res, collab, ex, alone[qi], s0[qi], sampled[qi], {j: refined[i] for j, i in enumerate(span)},
-                        {j: sk[i] for j, i in enumerate(span)}, cfg, seed, round_)
+                        {j: sk[i] for j, i in enumerate(span)}, cfg, seed, round_, sheet)
     res.stats = mining_stats(res, len(examples), k, collab.prompter.draft_sections)
     used = requests(alone) + requests(refined) + getattr(evaluator, "requests", 0)
     res.stats.update(strong_requests=used, pairs_per_100_requests=100 * len(res.pairs) / used if used else 0.0)
@@ -88,10 +89,10 @@ def requests(answers: Sequence[Answered]) -> int:
 
 def record_question(res: MiningResult, collab: Collaborator, ex: Example, alone: Answered | None, s0: float | None,
                     drafts: Sequence[Completion], refined: dict[int, Answered], scores: dict[int, float],
-                    cfg: MiningConfig, seed: int, round_: int) -> None:
+                    cfg: MiningConfig, seed: int, round_: int, sheet: FactSheet | None = None) -> None:
     """Add one question's rows to `res`: its drafts, the strong answers, each scored draft's delta and label, and
-    its pairs (drafts that show the strong model the same text never pair: their score gap is noise; with
-    `mining.drop_against_fact`, nor do a chosen draft that omits the question's fact and a rejected one that states it).
+    its pairs (drafts that show the strong model the same text never pair: their score gap is noise; nor do those
+    the module docstring leaves out, `mining.drop_misstated` reading the fact file's lines from `sheet`).
     Where the strong model alone was not asked (`mining.alone: last`, refinements that all scored the same), the
     drafts have no delta or label and the question no pair."""
     res.scores.append(dict(question_id=ex.id, k=None, score=s0, delta=None if alone is None else 0.0,
@@ -115,15 +116,16 @@ def record_question(res: MiningResult, collab: Collaborator, ex: Example, alone:
     texts = [drafts[j].text for j in scored]
     facts = [states_fact(shown(t), ex) for t in texts]  # None: the question has no checkable fact
     seen: set[tuple[str, str]] = set()
-    dropped: set[tuple[str, str]] = set()
+    left_out: dict[str, set[tuple[str, str]]] = {"against_fact": set(), "misstated": set()}
     for c, r in select_pairs([scores[j] for j in scored], [scores[j] - s0 for j in scored], cfg.mode,
                              len(scored) ** 2, rng):
         if shown(texts[c]) == shown(texts[r]) or (texts[c], texts[r]) in seen:
             continue  # the same shown text (a score gap that is noise), or a pair already taken
         if len(seen) == cfg.max_pairs_per_question:
             break
-        if cfg.drop_against_fact and facts[c] is False and facts[r] is True:
-            dropped.add((texts[c], texts[r]))
+        why = "against_fact" if cfg.drop_against_fact and facts[c] is False and facts[r] is True else None
+        if why or (sheet and cfg.drop_misstated and sheet.misstated(shown(texts[c]))):
+            left_out[why or "misstated"].add((texts[c], texts[r]))
             continue
         seen.add((texts[c], texts[r]))
         res.pairs.append(dict(
@@ -137,7 +139,8 @@ def record_question(res: MiningResult, collab: Collaborator, ex: Example, alone:
             round=round_, weak_model=getattr(collab.weak, "identity", "?"),
             strong_model=collab.strong.identity,
         ))
-    res.dropped_against_fact += len(dropped)
+    res.dropped_against_fact += len(left_out["against_fact"])
+    res.dropped_misstated += len(left_out["misstated"])
 
 
 def _answer_row(question_id: str, k: int | None, a: Answered) -> dict:

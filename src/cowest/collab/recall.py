@@ -8,6 +8,10 @@ at least half of the fact's numbers (times and decimals as one number, thousands
 question does not already hold, or, for a fact without such numbers, at least half of its content words that the
 question does not hold (lower case, a plural 's' dropped, common words ignored). A fact that adds nothing to its
 question cannot be checked (None).
+
+A draft misstates the fact file (`FactSheet`) when one of its sentences reads as a fact line, at least 90% of their
+words shared (numbers aside, Jaccard), no other line closer, yet gives a number none of those closest lines holds:
+"the journey from Zellbrook to Tollerby takes 71 minutes" where the file says 98.
 """
 
 from __future__ import annotations
@@ -56,6 +60,36 @@ def mentions(text: str, phrases: Sequence[str]) -> bool:
     """Whether `text` contains one of `phrases` as whole words, both normalised as answers are ("1,250" = "1250")."""
     norm = f" {normalize_answer(text)} "
     return any(normalize_answer(p) and f" {normalize_answer(p)} " in norm for p in phrases)
+
+
+_SENTENCE = re.compile(r"(?<=[.!?;])\s+|\n+")
+_LABEL = re.compile(r"^\s*[A-Za-z][\w ]{0,24}:\s+")  # a draft section's name ("Background: ...")
+
+
+def _words_numbers(text: str) -> tuple[frozenset[str], frozenset[str]]:
+    tokens = _tokens(_LABEL.sub("", text))
+    return frozenset(t for t in tokens if t.isalpha()), frozenset(t for t in tokens if t[0].isdigit())
+
+
+class FactSheet:
+    """The fact file's lines, to find the line a draft misstates (module docstring)."""
+
+    def __init__(self, facts: Sequence[str], overlap: float = 0.9, min_words: int = 4):
+        self.lines = [(f, *_words_numbers(f)) for f in facts]
+        self.overlap, self.min_words = overlap, min_words
+
+    def misstated(self, text: str) -> str | None:
+        """The first fact line a sentence of `text` misstates, else None."""
+        for sentence in _SENTENCE.split(text):
+            words, numbers = _words_numbers(sentence)
+            if not numbers or len(words) < self.min_words:
+                continue
+            near = [(len(words & w) / len(words | w), line, n) for line, w, n in self.lines]
+            best = max((j for j, _, _ in near), default=0.0)
+            closest = [(line, n) for j, line, n in near if j == best]
+            if best >= self.overlap and not any(numbers <= n for _, n in closest):
+                return closest[0][0]
+        return None
 
 
 def states_fact(draft: str, example: Example) -> bool | None:

@@ -15,7 +15,7 @@ import re
 from collections import Counter
 from typing import Sequence
 
-from ..tasks.base import Example
+from ..tasks.base import Example, TaskData
 from .baselines import BM25Retriever
 from .prompter import Prompter
 from .prompts import SECTIONS
@@ -132,3 +132,14 @@ def corpus_rows(prompter: Prompter, passages: Sequence[str], repeats: int, seed:
         if chunk:
             rows.append(prompter.corpus_row("\n".join(chunk)))
     return rows
+
+
+def rehearsal_rows(prompter: Prompter, examples: Sequence[Example], task: TaskData, n: int, seed: int = 0) -> list[dict]:
+    """`n` DPO pairs whose chosen and rejected drafts are both an SFT target (of `examples`, or the task's corpus
+    taught once), a seeded sample: only the SFT term of the DPO loss learns from them (`dpo_rehearsal`)."""
+    if n < 1:
+        return []
+    pool = sft_rows(prompter, examples, task.facts, "DPO rehearsal")[0] + corpus_rows(prompter, task.corpus, 1, seed)
+    rng = random.Random(f"rehearsal:{seed}")
+    picked = rng.sample(pool, n) if n <= len(pool) else [rng.choice(pool) for _ in range(n)]
+    return [{"prompt": row["prompt"], "chosen": row["completion"], "rejected": row["completion"]} for row in picked]

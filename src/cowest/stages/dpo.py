@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import checks
+from ..collab.targets import rehearsal_rows
 from ..context import RunContext
 from ..io import adapter_hash, read_json, read_jsonl, write_json, write_jsonl
 from ..ledger import file_hashes, round_decls
@@ -33,11 +34,12 @@ def run_dpo(ctx: RunContext, round_: int) -> dict:
         if len(rows) < r.checks.min_pairs:  # nothing measurable to learn: keep the starting model, say so
             counts = dict(pairs=len(rows), skipped=True, skipped_because="pairs", steps=0)
             return {**counts, "warnings": checks.report(checks.dpo_warnings(counts, round_, r))}
-        log_path = out.train_log
         drop_checkpoints(out.dir)
-        adapter = train_dpo(str(start), pairs, out.dir, r.dpo, r.lora, seed=r.seed, log_path=log_path,
-                            method=r.alignment, eval_pairs=heldout if heldout.exists() else None, every_epoch=True)
-        steps = read_jsonl(log_path) if log_path.exists() else []
+        rehearsed = rehearsal_rows(ctx.prompter, ctx.questions.sft, ctx.task, round(len(rows) * r.dpo_rehearsal), r.seed)
+        adapter = train_dpo(str(start), rows + rehearsed if rehearsed else pairs, out.dir, r.dpo, r.lora, seed=r.seed,
+                            log_path=out.train_log, method=r.alignment, every_epoch=True,
+                            eval_pairs=heldout if heldout.exists() else None)
+        steps = read_jsonl(out.train_log) if out.train_log.exists() else []
         margins = [s["rewards/margins"] for s in steps if "rewards/margins" in s]
         held_epochs = [{k.removeprefix("eval_"): s[k] for k in ("epoch", "eval_rewards/accuracies",
                                                                  "eval_rewards/margins", "eval_loss") if k in s}
@@ -47,8 +49,9 @@ def run_dpo(ctx: RunContext, round_: int) -> dict:
         # The next round starts from this round's merged model.
         if round_ < r.rounds and not recall["undone"]:
             merge_adapter(str(start), adapter, out.merged)
-        counts = dict(pairs=len(rows), steps=len(margins), final_margin=margins[-1] if margins else None,
-                      heldout=held_epochs, adapter_hash=adapter_hash(adapter), recall=recall,
+        counts = dict(pairs=len(rows), rehearsal_rows=len(rehearsed), steps=len(margins),
+                      final_margin=margins[-1] if margins else None, heldout=held_epochs,
+                      adapter_hash=adapter_hash(adapter), recall=recall,
                       **({"skipped": True, "skipped_because": recall["because"]} if recall["undone"] else {}))
         mined = read_json(out.mining_stats) if out.mining_stats.exists() else {}
         return {**counts, "warnings": checks.report(checks.dpo_warnings(counts, round_, r, mined))}

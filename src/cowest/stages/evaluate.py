@@ -41,10 +41,8 @@ def run_eval(ctx: RunContext, systems: list[str] | None = None, name: str = "eva
     out = ctx.layout.eval(name)
 
     def run() -> dict:
-        if any(s.kind != "weak" for s in systems_):
-            collab = ctx.collaborator(None, evaluation=True)
-        else:
-            collab = ctx.weak_only()
+        strong = any(s.kind != "weak" for s in systems_)
+        collab = ctx.collaborator(None, evaluation=True) if strong else ctx.weak_only()
         rows, results = evaluate(examples, systems_, ctx.weak, collab, r.eval, seed=r.seed, corpus=ctx.task.corpus,
                                  best_single=best["system"] if best else None)
         results.task, results.split, results.recipe = r.task.name, split, r.name
@@ -62,8 +60,8 @@ def run_eval(ctx: RunContext, systems: list[str] | None = None, name: str = "eva
         warns += checks.shown_draft_warnings(rows, r.collab.draft_sections, name)
         extra = {}
         if split == "valid":  # validation decides what `cowest serve` answers as its default model
-            warns += checks.collaboration_warnings(results, name) + checks.fact_drop_warnings(results, name)
-            warns += checks.fact_gain_warnings(results, name)
+            warns += [*checks.collaboration_warnings(results, name), *checks.fact_drop_warnings(results, name),
+                      *checks.fact_gain_warnings(results, name)]
             extra["served_default"] = served_default(results)
         return dict(questions=len(examples), systems=len(systems_), warnings=checks.report(warns), **extra)
 

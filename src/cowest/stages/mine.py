@@ -11,6 +11,7 @@ from .. import checks
 from ..collab import JudgeEvaluator, RuleEvaluator, heldout_questions, mine
 from ..collab.adaptive import mine_adaptive
 from ..collab.evaluators import Evaluator, calibrate_judge
+from ..collab.recall import FactSheet
 from ..context import RunContext, weak_key
 from ..io import write_json, write_jsonl
 from ..ledger import round_decls
@@ -33,10 +34,11 @@ def run_mine(ctx: RunContext, round_: int) -> dict:
         try:
             collab = ctx.collaborator(weak)
             evaluator, chosen = choose_evaluator(ctx, examples)
+            at = dict(seed=r.seed, round_=round_, sheet=FactSheet(ctx.task.facts))  # pairs never teach a misstated fact
             if r.mining.strategy == "adaptive":
-                res = mine_adaptive(examples, collab, evaluator, r.mining, seed=r.seed, round_=round_, heldout=held)
+                res = mine_adaptive(examples, collab, evaluator, r.mining, heldout=held, **at)
             else:
-                res = mine(examples, collab, evaluator, r.mining, seed=r.seed, round_=round_)
+                res = mine(examples, collab, evaluator, r.mining, **at)
         finally:
             weak.close()
         for name in ("drafts", "refinements", "scores"):
