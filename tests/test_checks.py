@@ -55,10 +55,10 @@ def test_few_pairs_advice_fits_the_recipe_and_what_mining_saw():
     assert "mining.mode" not in w["message"]  # never advise a recipe to switch to what it already uses
     assert "mining.strong_call_budget (50)" in w["message"] and "mining.n_questions: 10" in w["message"]
     assert "mining.temperature" not in w["message"]  # its drafts did differ
-    assert "misstates" not in w["message"]
-    (w,) = mining_warnings({"train_pairs": 2, "pairs_dropped_misstated": 6}, 1, paper)
-    assert "6 pair(s) were left out because their chosen draft misstates a fact line" in w["message"]
-    assert "mining.drop_misstated: false" in w["message"]
+    assert "fact file" not in w["message"]
+    (w,) = mining_warnings({"train_pairs": 2, "pairs_dropped_against_file": 6}, 1, paper)
+    assert "6 pair(s) were left out for teaching against the fact file" in w["message"]
+    assert "mining.drop_against_file: false" in w["message"]
 
 
 def test_mining_drafts_cut_by_the_cap_say_count_share_and_cap():

@@ -412,19 +412,25 @@ def test_pairs_record_the_fact_and_drop_against_fact_leaves_out_pairs_that_prefe
     assert dropped.stats["pairs_against_fact"] == 0 and dropped.stats["pairs_dropped_against_fact"] == 1
 
 
-def _misstated(drop: bool, strategy: str = "exhaustive"):
-    # Strong alone is wrong (B). A draft that misstates the file's limit still leads to A (chosen), as does one that
-    # states it; one that states it but points to B is rejected.
-    weak = lambda conv, i, s: [  # noqa: E731
-        "Background: The return limit for Alpha orders is 9 days.\nAnswer: A",
-        "Background: The return limit for Alpha orders is 7 days.\nAnswer: A",
-        "Background: The return limit for Alpha orders is 7 days.\nAnswer: B"][i % 3]
+MISSTATED = ["Background: The return limit for Alpha orders is 9 days.\nAnswer: A",
+             "Background: The return limit for Alpha orders is 7 days.\nAnswer: A",
+             "Background: The return limit for Alpha orders is 7 days.\nAnswer: B"]
+UNSAID = ["Background: The return limit for Alpha orders is 7 days.\nAnswer: A",
+          "Background: The return limit for Alpha orders is 7 days. The return limit for Beta orders is 9 days.\n"
+          "Answer: B", "Background: The return limit for Alpha orders is 8 days.\nAnswer: B"]
+
+
+def _misstated(drop: bool, strategy: str = "exhaustive", texts: list[str] = MISSTATED):
+    # Strong alone is wrong (B); a draft whose answer is A is chosen. MISSTATED: a draft that misstates the file's
+    # limit, one that states it (both chosen) and one that states it but points to B. UNSAID: one chosen draft, a
+    # rejected one that also states another true line, and a rejected one that misstates the limit.
+    weak = lambda conv, i, s: texts[i % 3]  # noqa: E731
     prompter = Prompter(MultipleChoice(), "cot")
     collab = Collaborator(ScriptedBackend(weak, "weak"), ScriptedBackend(strong_script, "strong"), prompter,
                           CollabConfig())
     ex = Example(id="m1", question="Which is first?", options=OPTS, gold="A")
     sheet = FactSheet(["The return limit for Alpha orders is 7 days.", "The return limit for Beta orders is 9 days."])
-    cfg = MiningConfig(k=3, max_pairs_per_question=4, drop_misstated=drop, strategy=strategy, extra_drafts=0)
+    cfg = MiningConfig(k=3, max_pairs_per_question=4, drop_against_file=drop, strategy=strategy, extra_drafts=0)
     if strategy == "adaptive":
         return mine_adaptive([ex], collab, RuleEvaluator(prompter), cfg, seed=0, sheet=sheet)
     return mine([ex], collab, RuleEvaluator(prompter), cfg, seed=0, sheet=sheet)
@@ -433,11 +439,18 @@ def _misstated(drop: bool, strategy: str = "exhaustive"):
 @pytest.mark.parametrize("strategy", ["exhaustive", "adaptive"])
 def test_a_chosen_draft_that_misstates_the_fact_file_is_left_out_of_the_pairs(strategy):
     kept = _misstated(drop=False, strategy=strategy)
-    assert len(kept.pairs) == 2 and kept.stats["pairs_dropped_misstated"] == 0
+    assert len(kept.pairs) == 2 and kept.stats["pairs_dropped_against_file"] == 0
     dropped = _misstated(drop=True, strategy=strategy)
     assert [p["chosen"][0]["content"] for p in dropped.pairs] == [
         "Background: The return limit for Alpha orders is 7 days.\nAnswer: A"]
-    assert dropped.stats["pairs_dropped_misstated"] == 1
+    assert dropped.stats["pairs_dropped_against_file"] == 1
+
+
+def test_a_pair_whose_rejected_draft_alone_states_a_true_fact_line_is_left_out_too():
+    assert len(_misstated(drop=False, texts=UNSAID).pairs) == 2
+    dropped = _misstated(drop=True, texts=UNSAID)
+    assert [p["rejected"][0]["content"] for p in dropped.pairs] == [UNSAID[2]]  # DPO may push a wrong value down
+    assert dropped.stats["pairs_dropped_against_file"] == 1
 
 
 def test_a_fact_sheet_finds_the_line_a_sentence_misstates_and_nothing_else():
@@ -452,6 +465,10 @@ def test_a_fact_sheet_finds_the_line_a_sentence_misstates_and_nothing_else():
     assert sheet.misstated("Heron Line: 71 minutes.") is None  # too few words to read as a line
     assert sheet.misstated("The Heron Line's trains from Zellbrook run every 71 minutes.") is None  # another claim
     assert sheet.misstated("On the Heron Line, the journey from Zellbrook to Tollerby is short.") is None  # no number
+    assert sheet.read("On the Heron Line, the journey from Zellbrook to Tollerby takes 98 minutes. The fare rose to 6 "
+                      "crowns in 2021.") == (
+        {"On the Heron Line, the journey from Zellbrook to Tollerby takes 98 minutes.",
+         "The fare rose to 6 crowns in 2021."}, None)
 
 
 def test_mining_bench_traces_per_question_where_adaptive_found_fewer_pairs_than_the_loop():

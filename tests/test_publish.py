@@ -258,9 +258,9 @@ def test_stage_rows_say_what_each_stage_did_and_its_checks():
     split = stage_outcome("round_1/mine", {"pairs": 40, "pairs_for_fact": 18, "pairs_against_fact": 0,
                                            "pairs_dropped_against_fact": 16})
     assert "drafts split on the fact: 18 pairs for it, 0 against (16 more dropped)" in split
-    assert "misstates" not in split
-    wrong = stage_outcome("round_1/mine", {"pairs": 40, "pairs_dropped_misstated": 7})
-    assert "7 pairs left out: their chosen draft misstates a fact line" in wrong
+    assert "fact file" not in split
+    wrong = stage_outcome("round_1/mine", {"pairs": 40, "pairs_dropped_against_file": 7})
+    assert "7 pairs left out for teaching against the fact file" in wrong
     table = render_block("results/formulary-seed0", "stages", ROOT)  # a published run: one row per stage
     assert "| round_1/dpo |" in table and "| eval |" in table
 

@@ -141,9 +141,10 @@ def mining_warnings(stats: Mapping, round_: int, recipe: Recipe) -> list[StageWa
         if m.mode == "paper" and stats.get("questions_alone_right"):
             tips.append("also pair drafts whose refinements differ where the strong model alone was right "
                         "(mining.mode: rank)")
-        if wrong := int(stats.get("pairs_dropped_misstated", 0)):
-            tips.append(f"{wrong} pair(s) were left out because their chosen draft misstates a fact line: teach the "
-                        "facts better (sft_recall.target) or keep them anyway (mining.drop_misstated: false)")
+        if wrong := int(stats.get("pairs_dropped_against_file", 0)):
+            tips.append(f"{wrong} pair(s) were left out for teaching against the fact file (a chosen draft that "
+                        "misstates a line, or a rejected one alone stating it): teach the facts better "
+                        "(sft_recall.target) or keep them anyway (mining.drop_against_file: false)")
         tips = tips or ["bring more training questions"]
         out.append(_warn("few_pairs", (
             f"round {round_} mining: {pairs} preference pair(s) to train on (fewer than checks.min_pairs "

@@ -146,8 +146,8 @@ class MiningConfig(_Strict):
     # can teach the weak model to drop facts. Off by default, as leaving them out did not help where it was measured
     # (ablations.at_budget); mining counts them and warns when they are many.
     drop_against_fact: bool = False
-    # Leave out a pair whose chosen draft misstates a fact-file line (`collab.recall`): DPO would teach the wrong value.
-    drop_misstated: bool = True
+    # Leave out a pair whose chosen draft misstates a fact-file line, or whose rejected draft alone states one
+    drop_against_file: bool = True
     # When adaptive mining asks the strong model alone: first (before any refinement, so a question it already
     # answers perfectly costs one call; the paper's order), last (only once a question's refinements score
     # differently: refinements that all agree give no pair whatever it scores), or auto: first for the first wave,

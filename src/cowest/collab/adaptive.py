@@ -69,7 +69,7 @@ def mine_adaptive(examples: Sequence[Example], collab: Collaborator, evaluator: 
                   seed: int = 0, round_: int = 1, heldout: frozenset[str] = frozenset(),
                   sheet: FactSheet | None = None) -> MiningResult:
     """Mine pairs from `examples` in the order above; pairs of `heldout` questions do not count toward the target
-    (`sheet`: the fact file, for `mining.drop_misstated`)."""
+    (`sheet`: the fact file, for `mining.drop_against_file`)."""
     sampling = Sampling(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=collab.cfg.draft_max_tokens,
                         seed=seed)
     shown, tiebreak = collab.prompter.shown_draft, f"adaptive:{seed}:{round_}"

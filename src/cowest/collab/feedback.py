@@ -5,8 +5,9 @@ For each training question x with gold g (docs/method.md, stage 2):
   y_1..y_K ~ weak(x)             (temperature T)
   r_k = strong(x, y_k);          s_k = E(r_k, x, g);    delta_k = s_k - s0
   delta_k > 0: y_k is chosen, else rejected; pairs = chosen x rejected of the same x, capped per question.
-Each pair records whether its drafts state the question's fact (`collab.recall`). Left out: pairs whose chosen draft
-misstates a fact-file line (`mining.drop_misstated`) or omits the fact its rejected one states (`drop_against_fact`).
+Each pair records whether its drafts state the question's fact (`collab.recall`). Left out: pairs that teach against
+the fact file (`mining.drop_against_file`: the chosen draft misstates a line, or only the rejected one states a line)
+and pairs whose chosen draft omits the fact its rejected one states (`mining.drop_against_fact`).
 
 `mine` does exactly that for every draft of every question (`mining.strategy: exhaustive`); `collab.adaptive`
 spends the strong calls where pairs are. Both record each question with `record_question`.
@@ -92,7 +93,7 @@ def record_question(res: MiningResult, collab: Collaborator, ex: Example, alone:
                     cfg: MiningConfig, seed: int, round_: int, sheet: FactSheet | None = None) -> None:
     """Add one question's rows to `res`: its drafts, the strong answers, each scored draft's delta and label, and
     its pairs (drafts that show the strong model the same text never pair: their score gap is noise; nor do those
-    the module docstring leaves out, `mining.drop_misstated` reading the fact file's lines from `sheet`).
+    the module docstring leaves out, `mining.drop_against_file` reading the fact file's lines from `sheet`).
     Where the strong model alone was not asked (`mining.alone: last`, refinements that all scored the same), the
     drafts have no delta or label and the question no pair."""
     res.scores.append(dict(question_id=ex.id, k=None, score=s0, delta=None if alone is None else 0.0,
@@ -111,12 +112,12 @@ def record_question(res: MiningResult, collab: Collaborator, ex: Example, alone:
         d = scores[j] - s0
         res.scores.append(dict(question_id=ex.id, k=j, score=scores[j], delta=d, label="chosen" if d > 0 else "rejected"))
     rng = random.Random(f"{seed}:{round_}:{ex.id}")
-    prompt = collab.prompter.draft_prompt(ex)
-    shown = collab.prompter.shown_draft
+    prompt, shown = collab.prompter.draft_prompt(ex), collab.prompter.shown_draft
     texts = [drafts[j].text for j in scored]
     facts = [states_fact(shown(t), ex) for t in texts]  # None: the question has no checkable fact
+    lines = [sheet.read(shown(t)) for t in texts] if sheet and cfg.drop_against_file else None
     seen: set[tuple[str, str]] = set()
-    left_out: dict[str, set[tuple[str, str]]] = {"against_fact": set(), "misstated": set()}
+    left_out: dict[str, set[tuple[str, str]]] = {"against_fact": set(), "against_file": set()}
     for c, r in select_pairs([scores[j] for j in scored], [scores[j] - s0 for j in scored], cfg.mode,
                              len(scored) ** 2, rng):
         if shown(texts[c]) == shown(texts[r]) or (texts[c], texts[r]) in seen:
@@ -124,8 +125,8 @@ def record_question(res: MiningResult, collab: Collaborator, ex: Example, alone:
         if len(seen) == cfg.max_pairs_per_question:
             break
         why = "against_fact" if cfg.drop_against_fact and facts[c] is False and facts[r] is True else None
-        if why or (sheet and cfg.drop_misstated and sheet.misstated(shown(texts[c]))):
-            left_out[why or "misstated"].add((texts[c], texts[r]))
+        if why or (lines and (lines[c][1] or lines[r][0] - lines[c][0])):
+            left_out[why or "against_file"].add((texts[c], texts[r]))
             continue
         seen.add((texts[c], texts[r]))
         res.pairs.append(dict(
@@ -136,11 +137,10 @@ def record_question(res: MiningResult, collab: Collaborator, ex: Example, alone:
             chosen_score=scores[scored[c]], rejected_score=scores[scored[r]],
             chosen_delta=scores[scored[c]] - s0, rejected_delta=scores[scored[r]] - s0,
             baseline_score=s0, chosen_states_fact=facts[c], rejected_states_fact=facts[r],
-            round=round_, weak_model=getattr(collab.weak, "identity", "?"),
-            strong_model=collab.strong.identity,
+            round=round_, weak_model=getattr(collab.weak, "identity", "?"), strong_model=collab.strong.identity,
         ))
     res.dropped_against_fact += len(left_out["against_fact"])
-    res.dropped_misstated += len(left_out["misstated"])
+    res.dropped_against_file += len(left_out["against_file"])
 
 
 def _answer_row(question_id: str, k: int | None, a: Answered) -> dict:

@@ -21,7 +21,7 @@ class MiningResult:
     pairs: list[dict] = field(default_factory=list)
     stats: dict = field(default_factory=dict)
     dropped_against_fact: int = 0  # pairs left out by `mining.drop_against_fact`
-    dropped_misstated: int = 0  # pairs left out by `mining.drop_misstated`
+    dropped_against_file: int = 0  # pairs left out by `mining.drop_against_file`
 
 
 def heldout_questions(question_ids: Sequence[str], fraction: float, seed: int) -> list[str]:
@@ -73,4 +73,4 @@ def fact_split(res: MiningResult) -> dict:
     facts = [(p.get("chosen_states_fact"), p.get("rejected_states_fact")) for p in res.pairs]
     return dict(pairs_for_fact=sum(c is True and r is False for c, r in facts),
                 pairs_against_fact=sum(c is False and r is True for c, r in facts),
-                pairs_dropped_against_fact=res.dropped_against_fact, pairs_dropped_misstated=res.dropped_misstated)
+                pairs_dropped_against_fact=res.dropped_against_fact, pairs_dropped_against_file=res.dropped_against_file)

@@ -72,24 +72,30 @@ def _words_numbers(text: str) -> tuple[frozenset[str], frozenset[str]]:
 
 
 class FactSheet:
-    """The fact file's lines, to find the line a draft misstates (module docstring)."""
+    """The fact file's lines, to find those a draft states or misstates (module docstring)."""
 
     def __init__(self, facts: Sequence[str], overlap: float = 0.9, min_words: int = 4):
         self.lines = [(f, *_words_numbers(f)) for f in facts]
         self.overlap, self.min_words = overlap, min_words
 
-    def misstated(self, text: str) -> str | None:
-        """The first fact line a sentence of `text` misstates, else None."""
+    def read(self, text: str) -> tuple[set[str], str | None]:
+        """The fact lines `text` states as the file has them, and the first one it misstates (None: none)."""
+        stated, wrong = set(), None
         for sentence in _SENTENCE.split(text):
             words, numbers = _words_numbers(sentence)
             if not numbers or len(words) < self.min_words:
                 continue
             near = [(len(words & w) / len(words | w), line, n) for line, w, n in self.lines]
             best = max((j for j, _, _ in near), default=0.0)
-            closest = [(line, n) for j, line, n in near if j == best]
-            if best >= self.overlap and not any(numbers <= n for _, n in closest):
-                return closest[0][0]
-        return None
+            closest = [(line, n) for j, line, n in near if j == best and best >= self.overlap]
+            right = {line for line, n in closest if numbers <= n}
+            stated |= right
+            wrong = wrong or (closest[0][0] if closest and not right else None)
+        return stated, wrong
+
+    def misstated(self, text: str) -> str | None:
+        """The first fact line a sentence of `text` misstates, else None."""
+        return self.read(text)[1]
 
 
 def states_fact(draft: str, example: Example) -> bool | None:

@@ -31,8 +31,8 @@ def stage_outcome(name: str, counts: Mapping) -> str:
             dropped = c.get("pairs_dropped_against_fact")
             parts.append(f"drafts split on the fact: {c.get('pairs_for_fact')} pairs for it, "
                          f"{c['pairs_against_fact']} against" + (f" ({dropped} more dropped)" if dropped else ""))
-        if c.get("pairs_dropped_misstated"):
-            parts.append(f"{c['pairs_dropped_misstated']} pairs left out: their chosen draft misstates a fact line")
+        if c.get("pairs_dropped_against_file"):
+            parts.append(f"{c['pairs_dropped_against_file']} pairs left out for teaching against the fact file")
         return "; ".join([*parts, f"evaluator {c.get('evaluator', 'rule')}"])
     if name.endswith("/dpo"):
         if c.get("skipped_because") == "heldout_margin":
