@@ -129,8 +129,8 @@ def _send(res: MiningResult, wave: list[int], examples: Sequence[Example], draft
           collab: Collaborator, evaluator: Evaluator, cfg: MiningConfig, sampling: Sampling,
           budget: _Budget, last: bool, weigh: bool, heldout: frozenset[str],
           at: tuple[int, int, FactSheet | None]) -> tuple[int, int, bool]:
-    """Steps 3-5 for one wave, each question recorded into `res` (`at`: the seed, round and fact sheet), its requests into
-    `budget`. Returns the questions the strong model alone got right (paper mode), the training pairs found, and
+    """Steps 3-5 for one wave, each question recorded into `res` (`at`: the seed, round and fact sheet), its requests
+    into `budget`. Returns the questions the strong model alone got right (paper mode), the training pairs found, and
     (only if `weigh`) whether this wave's figures say asking alone last pays."""
     alone: dict[int, Answered | None] = dict.fromkeys(wave)
     s0: dict[int, float | None] = dict.fromkeys(wave)

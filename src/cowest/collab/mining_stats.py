@@ -73,4 +73,5 @@ def fact_split(res: MiningResult) -> dict:
     facts = [(p.get("chosen_states_fact"), p.get("rejected_states_fact")) for p in res.pairs]
     return dict(pairs_for_fact=sum(c is True and r is False for c, r in facts),
                 pairs_against_fact=sum(c is False and r is True for c, r in facts),
-                pairs_dropped_against_fact=res.dropped_against_fact, pairs_dropped_against_file=res.dropped_against_file)
+                pairs_dropped_against_fact=res.dropped_against_fact,
+                pairs_dropped_against_file=res.dropped_against_file)

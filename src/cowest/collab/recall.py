@@ -9,9 +9,10 @@ question does not already hold, or, for a fact without such numbers, at least ha
 question does not hold (lower case, a plural 's' dropped, common words ignored). A fact that adds nothing to its
 question cannot be checked (None).
 
-A draft misstates the fact file (`FactSheet`) when one of its sentences reads as a fact line, at least 90% of their
-words shared (numbers aside, Jaccard), no other line closer, yet gives a number none of those closest lines holds:
-"the journey from Zellbrook to Tollerby takes 71 minutes" where the file says 98.
+A draft sentence reads as a line of the fact file (`FactSheet`) when at least 90% of their words are shared (numbers
+aside, Jaccard) and no other line is closer. It states the line when its numbers are among the line's, and misstates
+it when they are among none of the closest lines': "the journey from Zellbrook to Tollerby takes 71 minutes" where the
+file says 98.
 """
 
 from __future__ import annotations

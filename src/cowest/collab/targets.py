@@ -134,7 +134,8 @@ def corpus_rows(prompter: Prompter, passages: Sequence[str], repeats: int, seed:
     return rows
 
 
-def rehearsal_rows(prompter: Prompter, examples: Sequence[Example], task: TaskData, n: int, seed: int = 0) -> list[dict]:
+def rehearsal_rows(prompter: Prompter, examples: Sequence[Example], task: TaskData, n: int,
+                   seed: int = 0) -> list[dict]:
     """`n` DPO pairs whose chosen and rejected drafts are both an SFT target (of `examples`, or the task's corpus
     taught once), a seeded sample: only the SFT term of the DPO loss learns from them (`dpo_rehearsal`)."""
     if n < 1:

@@ -35,8 +35,8 @@ def run_dpo(ctx: RunContext, round_: int) -> dict:
             counts = dict(pairs=len(rows), skipped=True, skipped_because="pairs", steps=0)
             return {**counts, "warnings": checks.report(checks.dpo_warnings(counts, round_, r))}
         drop_checkpoints(out.dir)
-        rehearsed = rehearsal_rows(ctx.prompter, ctx.questions.sft, ctx.task, round(len(rows) * r.dpo_rehearsal), r.seed)
-        adapter = train_dpo(str(start), rows + rehearsed if rehearsed else pairs, out.dir, r.dpo, r.lora, seed=r.seed,
+        extra = rehearsal_rows(ctx.prompter, ctx.questions.sft, ctx.task, round(len(rows) * r.dpo_rehearsal), r.seed)
+        adapter = train_dpo(str(start), rows + extra if extra else pairs, out.dir, r.dpo, r.lora, seed=r.seed,
                             log_path=out.train_log, method=r.alignment, every_epoch=True,
                             eval_pairs=heldout if heldout.exists() else None)
         steps = read_jsonl(out.train_log) if out.train_log.exists() else []
@@ -49,7 +49,7 @@ def run_dpo(ctx: RunContext, round_: int) -> dict:
         # The next round starts from this round's merged model.
         if round_ < r.rounds and not recall["undone"]:
             merge_adapter(str(start), adapter, out.merged)
-        counts = dict(pairs=len(rows), rehearsal_rows=len(rehearsed), steps=len(margins),
+        counts = dict(pairs=len(rows), rehearsal_rows=len(extra), steps=len(margins),
                       final_margin=margins[-1] if margins else None, heldout=held_epochs,
                       adapter_hash=adapter_hash(adapter), recall=recall,
                       **({"skipped": True, "skipped_because": recall["because"]} if recall["undone"] else {}))
