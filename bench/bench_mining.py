@@ -54,7 +54,7 @@ def once(recipe, strategy: str, n: int | None, cache: Path, stops: bool = False,
     try:
         collab = run.collaborator(weak)
         evaluator = RuleEvaluator(run.prompter)
-        sheet = FactSheet(run.task.facts) if run.task.facts else None  # as the mining stage leaves pairs out
+        sheet = FactSheet(run.task.facts)  # as the mining stage leaves pairs out
         if strategy == "adaptive":
             res = mine_adaptive(examples, collab, evaluator, cfg, seed=run.recipe.seed, sheet=sheet)
         else:

@@ -458,13 +458,13 @@ def test_a_fact_sheet_finds_the_line_a_sentence_misstates_and_nothing_else():
                        "On the Heron Line, the journey from Pellingrove to Tollerby takes 71 minutes.",
                        "The fare rose to 5 crowns in 2020.", "The fare rose to 6 crowns in 2021."])
     wrong = "Background: On the Heron Line, the journey from Zellbrook to Tollerby takes 71 minutes.\nAnswer: 142"
-    assert sheet.misstated(wrong) == "On the Heron Line, the journey from Zellbrook to Tollerby takes 98 minutes."
-    assert sheet.misstated(wrong.replace("71", "98")) is None  # stated as the file has it
-    assert sheet.misstated("The fare rose to 6 crowns in 2021.") is None  # one of two equally close lines
-    assert sheet.misstated("The fare rose to 6 crowns in 2020.") == "The fare rose to 5 crowns in 2020."
-    assert sheet.misstated("Heron Line: 71 minutes.") is None  # too few words to read as a line
-    assert sheet.misstated("The Heron Line's trains from Zellbrook run every 71 minutes.") is None  # another claim
-    assert sheet.misstated("On the Heron Line, the journey from Zellbrook to Tollerby is short.") is None  # no number
+    assert sheet.read(wrong)[1] == "On the Heron Line, the journey from Zellbrook to Tollerby takes 98 minutes."
+    assert sheet.read(wrong.replace("71", "98"))[1] is None  # stated as the file has it
+    assert sheet.read("The fare rose to 6 crowns in 2021.")[1] is None  # one of two equally close lines
+    assert sheet.read("The fare rose to 6 crowns in 2020.")[1] == "The fare rose to 5 crowns in 2020."
+    assert sheet.read("Heron Line: 71 minutes.")[1] is None  # too few words to read as a line
+    assert sheet.read("The Heron Line's trains from Zellbrook run every 71 minutes.")[1] is None  # another claim
+    assert sheet.read("On the Heron Line, the journey from Zellbrook to Tollerby is short.")[1] is None  # no number
     assert sheet.read("On the Heron Line, the journey from Zellbrook to Tollerby takes 98 minutes. The fare rose to 6 "
                       "crowns in 2021.") == (
         {"On the Heron Line, the journey from Zellbrook to Tollerby takes 98 minutes.",

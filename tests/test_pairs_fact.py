@@ -55,7 +55,7 @@ def test_the_published_fact_shifts_are_the_scripts_own_and_read_the_runs_results
 
 def test_the_published_counts_of_pairs_against_the_fact_file_are_the_scripts_own(monkeypatch):
     monkeypatch.chdir(ROOT)  # the runs' data paths are relative to the repository
-    count = _script("fact_file_pairs").count
+    count = _script().count_against_file
     published = read_json(ROOT / "results/fact-file-pairs.json")
     for name in ("rail-fares-seed2", "travel-policy-seed0", "demo"):
         assert count(Path("results") / name) == published[name]

@@ -25,7 +25,7 @@ from ..tasks.base import Example
 from .evaluators import Evaluator
 from .mining_stats import MiningResult, mining_stats
 from .pipeline import Answered, Collaborator
-from .recall import FactSheet, states_fact
+from .recall import FactSheet, against_file, states_fact
 
 
 def select_pairs(
@@ -125,7 +125,7 @@ def record_question(res: MiningResult, collab: Collaborator, ex: Example, alone:
         if len(seen) == cfg.max_pairs_per_question:
             break
         why = "against_fact" if cfg.drop_against_fact and facts[c] is False and facts[r] is True else None
-        if why or (lines and (lines[c][1] or lines[r][0] - lines[c][0])):
+        if why or (lines and any(against_file(lines[c], lines[r]))):
             left_out[why or "against_file"].add((texts[c], texts[r]))
             continue
         seen.add((texts[c], texts[r]))

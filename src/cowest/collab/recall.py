@@ -94,9 +94,11 @@ class FactSheet:
             wrong = wrong or (closest[0][0] if closest and not right else None)
         return stated, wrong
 
-    def misstated(self, text: str) -> str | None:
-        """The first fact line a sentence of `text` misstates, else None."""
-        return self.read(text)[1]
+
+def against_file(chosen: tuple[set[str], str | None], rejected: tuple[set[str], str | None]) -> tuple[bool, bool]:
+    """How a pair whose drafts `FactSheet.read` gave `chosen` and `rejected` teaches against the fact file: (its chosen
+    draft misstates a line, its rejected draft states a line the chosen one does not)."""
+    return chosen[1] is not None, bool(rejected[0] - chosen[0])
 
 
 def states_fact(draft: str, example: Example) -> bool | None:
