@@ -34,7 +34,7 @@ def run_mine(ctx: RunContext, round_: int) -> dict:
         try:
             collab = ctx.collaborator(weak)
             evaluator, chosen = choose_evaluator(ctx, examples)
-            at = dict(seed=r.seed, round_=round_, sheet=FactSheet(ctx.task.facts))  # pairs never teach against the fact file
+            at = dict(seed=r.seed, round_=round_, sheet=FactSheet(ctx.task.facts))  # no pair against the fact file
             if r.mining.strategy == "adaptive":
                 res = mine_adaptive(examples, collab, evaluator, r.mining, heldout=held, **at)
             else:
