@@ -59,6 +59,8 @@ def test_few_pairs_advice_fits_the_recipe_and_what_mining_saw():
     (w,) = mining_warnings({"train_pairs": 2, "pairs_dropped_against_file": 6}, 1, paper)
     assert "6 pair(s) were left out for teaching against the fact file" in w["message"]
     assert "mining.drop_against_file: false" in w["message"]
+    (w,) = mining_warnings({"train_pairs": 2, "pairs_capped_per_fact": 5}, 1, paper)
+    assert "5 training pair(s) were over the cap" in w["message"] and "max_pairs_per_fact: 6" in w["message"]
 
 
 def test_mining_drafts_cut_by_the_cap_say_count_share_and_cap():

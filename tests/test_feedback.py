@@ -9,7 +9,7 @@ from fakes import ScriptedBackend
 from cowest.collab import Collaborator, JudgeEvaluator, Prompter, RuleEvaluator, mine, parse_judge_score, select_pairs
 from cowest.collab.adaptive import mine_adaptive
 from cowest.collab.prompter import cut_in_shown
-from cowest.collab.recall import FactSheet
+from cowest.collab.recall import FactSheet, cap_per_line
 from cowest.config import CollabConfig, MiningConfig
 from cowest.tasks.base import Example
 from cowest.tasks.types import MultipleChoice
@@ -469,6 +469,40 @@ def test_a_fact_sheet_finds_the_line_a_sentence_misstates_and_nothing_else():
                       "crowns in 2021.") == (
         {"On the Heron Line, the journey from Zellbrook to Tollerby takes 98 minutes.",
          "The fare rose to 6 crowns in 2021."}, None)
+
+
+def test_pairs_over_the_cap_per_fact_line_are_left_out_in_mining_order():
+    sheet = FactSheet(["The return limit for Alpha orders is 7 days.", "The return limit for Beta orders is 9 days."])
+    alpha, beta = "The return limit for Alpha orders is 7 days.", "The return limit for Beta orders is 9 days."
+    texts = [f"Background: {alpha}\nAnswer: A", f"Background: {beta}\nAnswer: B", f"Background: {alpha}\nAnswer: C",
+             f"Background: {alpha} {beta}\nAnswer: D", "Background: Alpha is first.\nAnswer: A",
+             f"Background: {beta}\nAnswer: E"]
+    pairs = [{"id": i, "chosen": [{"role": "assistant", "content": t}]} for i, t in enumerate(texts)]
+    shown = Prompter(MultipleChoice(), "cot", draft_sections=["Background"]).shown_draft
+    # two per line: the 4th states Alpha, already stated twice; a draft stating no line is never capped
+    assert [p["id"] for p in cap_per_line(pairs, sheet, shown, 2)] == [0, 1, 2, 4, 5]
+    assert [p["id"] for p in cap_per_line(pairs, sheet, shown, 1)] == [0, 1, 4]
+    assert cap_per_line(pairs, sheet, shown, 0) == pairs  # 0: no cap
+    assert cap_per_line(pairs, FactSheet([]), shown, 1) == pairs  # no fact file: nothing to count
+
+
+def test_adaptive_mining_counts_toward_its_target_only_the_pairs_the_cap_per_fact_keeps():
+    from cowest.collab.adaptive import mine_adaptive
+
+    def alpha(conv, i, s):  # every draft states the one fact line; A helps, B, C, D do not
+        return f"Background: The return limit for Alpha orders is 7 days. The facts point to {'ABCD'[i]}.\nAnswer: A"
+
+    def run(cap: int):
+        prompter = Prompter(MultipleChoice(), "knowledge", draft_sections=["Background"])
+        collab = Collaborator(ScriptedBackend(alpha, "weak"), ScriptedBackend(_strong, "strong"), prompter,
+                              CollabConfig())
+        cfg = MiningConfig(k=4, max_pairs_per_question=4, extra_drafts=0, pair_target=6, max_pairs_per_fact=cap)
+        sheet = FactSheet(["The return limit for Alpha orders is 7 days."])
+        return mine_adaptive(_domain(24), collab, RuleEvaluator(prompter), cfg, seed=0, sheet=sheet).stats
+
+    uncapped, capped = run(0), run(3)  # 16 of the 24 questions give 3 pairs each; a wave sends 16 questions
+    assert uncapped["stopped_by"] == "pair_target" and uncapped["waves"] == 1 and uncapped["pairs"] < 48
+    assert capped["stopped_by"] == "exhausted" and capped["pairs"] == 48  # 3 kept never reach 6: every question sent
 
 
 def test_mining_bench_traces_per_question_where_adaptive_found_fewer_pairs_than_the_loop():

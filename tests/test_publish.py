@@ -261,6 +261,8 @@ def test_stage_rows_say_what_each_stage_did_and_its_checks():
     assert "fact file" not in split
     wrong = stage_outcome("round_1/mine", {"pairs": 40, "pairs_dropped_against_file": 7})
     assert "7 pairs left out for teaching against the fact file" in wrong
+    capped = stage_outcome("round_1/mine", {"pairs": 40, "pairs_capped_per_fact": 12})
+    assert "12 training pairs over the cap of pairs per fact line left out" in capped
     table = render_block("results/formulary-seed0", "stages", ROOT)  # a published run: one row per stage
     assert "| round_1/dpo |" in table and "| eval |" in table
 

@@ -135,6 +135,7 @@ def test_whole_run_on_tiny_models_then_skip(tmp_path, tiny_lm, strong_knows_gold
     stats = read_json(d / "round_1/mining_stats.json")
     pairs = read_jsonl(d / "round_1/pairs.jsonl")
     assert stats["candidates"] == 6 and stats["drafts_sampled"] >= 18 and stats["pairs"] == len(pairs) > 0
+    assert stats["train_pairs"] == len(pairs) and stats["pairs_capped_per_fact"] == 0  # no draft states a fact line
     assert all(p["chosen_delta"] > 0 >= p["rejected_delta"] for p in pairs)
     results = read_json(d / "eval/results.json")
     assert set(results["systems"]) == {"weak_sft", "weak_aligned", "strong", "refine", "cowest"}

@@ -145,6 +145,9 @@ def mining_warnings(stats: Mapping, round_: int, recipe: Recipe) -> list[StageWa
             tips.append(f"{wrong} pair(s) were left out for teaching against the fact file (a chosen draft that "
                         "misstates a line, or a rejected one alone stating it): teach the facts better "
                         "(sft_recall.target) or keep them anyway (mining.drop_against_file: false)")
+        if capped := int(stats.get("pairs_capped_per_fact", 0)):
+            tips.append(f"{capped} training pair(s) were over the cap of pairs whose chosen draft states one fact line "
+                        f"(mining.max_pairs_per_fact: {m.max_pairs_per_fact}): mine questions on more of the facts")
         tips = tips or ["bring more training questions"]
         out.append(_warn("few_pairs", (
             f"round {round_} mining: {pairs} preference pair(s) to train on (fewer than checks.min_pairs "

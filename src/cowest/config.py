@@ -105,8 +105,7 @@ class CollabConfig(_Strict):
     draft_sections: list[str] | None = None
     draft_max_tokens: int = Field(160, ge=1)
     strong_max_tokens: int = Field(256, ge=1)
-    # Token cap of the strong model's follow-up when its answer had no final-answer line ("answer only, please").
-    # The old name `weak_answer_max_tokens` (which it never was) is still read.
+    # Token cap of the strong model's follow-up when its answer had no final-answer line (old name still read).
     reask_max_tokens: int = Field(64, ge=1, validation_alias=AliasChoices("reask_max_tokens", "weak_answer_max_tokens"))
 
 
@@ -142,12 +141,13 @@ class MiningConfig(_Strict):
     # the budget goes to pairs instead of being left unspent (a confident SFT model repeats one Background often).
     redraws: int = Field(1, ge=0)
     # Leave out a pair whose chosen draft omits its question's checkable fact and whose rejected draft states it (the
-    # strong model was right despite the chosen draft, as answers among few labels often are by chance): such pairs
-    # can teach the weak model to drop facts. Off by default, as leaving them out did not help where it was measured
-    # (ablations.at_budget); mining counts them and warns when they are many.
+    # strong model was right despite the chosen draft, as answers among few labels often are by chance). Off, as
+    # leaving them out did not help where measured (ablations.at_budget); mining counts them and warns when many.
     drop_against_fact: bool = False
     # Leave out a pair whose chosen draft misstates a fact-file line, or whose rejected draft alone states one
     drop_against_file: bool = True
+    # Train on at most this many pairs whose chosen draft states one fact-file line (0: no cap, held-out pairs never)
+    max_pairs_per_fact: int = Field(6, ge=0)
     # When adaptive mining asks the strong model alone: first (before any refinement, so a question it already
     # answers perfectly costs one call; the paper's order), last (only once a question's refinements score
     # differently: refinements that all agree give no pair whatever it scores), or auto: first for the first wave,

@@ -17,9 +17,10 @@ that wastes no strong call:
    refinements have all landed on one side;
 5. where a question's drafts split (some help, some do not) and it still wants pairs when its drafts run out, the
    weak model drafts `mining.extra_drafts` more, once, and the new distinct ones are refined the same way;
-6. questions go in waves of `WAVE`; mining stops after the wave that reaches `mining.pair_target` training pairs, or
-   before a question whose calls `mining.strong_call_budget` (strong requests, judge included) no longer pays for;
-   only the short re-asks of answers that could not be read can go over it;
+6. questions go in waves of `WAVE`; mining stops after the wave that reaches `mining.pair_target` training pairs (as
+   `mining.max_pairs_per_fact` keeps them), or before a question whose calls `mining.strong_call_budget` (strong
+   requests, judge included) no longer pays for; only the short re-asks of answers that could not be read can go over
+   it;
 7. when every question has been sent and neither stop is reached, the questions whose drafts all showed one text draw
    K more (`mining.redraws` times at most), and those whose drafts now differ are sent the same way.
 """
@@ -38,7 +39,7 @@ from .evaluators import Evaluator
 from .feedback import record_question, requests
 from .mining_stats import MiningResult, mining_stats
 from .pipeline import Answered, Collaborator
-from .recall import FactSheet, states_fact, states_gold
+from .recall import FactSheet, cap_per_line, states_fact, states_gold
 
 WAVE = 16  # questions sent together: enough to keep a concurrent endpoint busy, few enough to stop near the target
 FIRST = 2  # refinements a question gets at once to begin with: the fewest that can split
@@ -77,11 +78,13 @@ def mine_adaptive(examples: Sequence[Example], collab: Collaborator, evaluator: 
     distinct, todo = _order(examples, drafts, shown, tiebreak)  # 2.
     identical, redrawn, differ = len(examples) - len(todo), 0, 0  # redrawn: questions drawn for again (7.)
     res, sent, stopped_by, budget = MiningResult(), [], "exhausted", _Budget(cfg.strong_call_budget, evaluator)
-    train_pairs = alone_right = waves = 0
+    alone_right = waves = 0
     alone_from: int | None = 0 if cfg.alone == "last" else None  # questions sent before alone was asked last
 
-    def reached() -> bool:
-        return cfg.pair_target is not None and train_pairs >= cfg.pair_target
+    def reached() -> bool:  # counts the training pairs DPO will keep (`mining.max_pairs_per_fact`)
+        train = [p for p in res.pairs if p["question_id"] not in heldout]
+        kept = cap_per_line(train, sheet or FactSheet([]), shown, cfg.max_pairs_per_fact)
+        return cfg.pair_target is not None and len(kept) >= cfg.pair_target
 
     pos, last, draws = 0, cfg.alone == "last", 0
     while True:
@@ -105,9 +108,9 @@ def mine_adaptive(examples: Sequence[Example], collab: Collaborator, evaluator: 
         pos += len(wave)
         more = replace(sampling, seed=seed + 7919 * (waves + 1))
         weigh = cfg.alone == "auto" and not waves  # auto: the first wave's figures decide when alone is asked
-        right, pairs, pays = _send(res, wave, examples, drafts, collab, evaluator, cfg, more, budget, last, weigh,
-                                   heldout, (seed, round_, sheet))  # 3.-5.
-        alone_right, train_pairs = alone_right + right, train_pairs + pairs
+        right, pays = _send(res, wave, examples, drafts, collab, evaluator, cfg, more, budget, last, weigh,
+                            (seed, round_, sheet))  # 3.-5.
+        alone_right += right
         if pays:
             last, alone_from = True, len(wave)
         sent += wave
@@ -127,11 +130,10 @@ def mine_adaptive(examples: Sequence[Example], collab: Collaborator, evaluator: 
 
 def _send(res: MiningResult, wave: list[int], examples: Sequence[Example], drafts: list[list[Completion]],
           collab: Collaborator, evaluator: Evaluator, cfg: MiningConfig, sampling: Sampling,
-          budget: _Budget, last: bool, weigh: bool, heldout: frozenset[str],
-          at: tuple[int, int, FactSheet | None]) -> tuple[int, int, bool]:
+          budget: _Budget, last: bool, weigh: bool, at: tuple[int, int, FactSheet | None]) -> tuple[int, bool]:
     """Steps 3-5 for one wave, each question recorded into `res` (`at`: the seed, round and fact sheet), its requests
-    into `budget`. Returns the questions the strong model alone got right (paper mode), the training pairs found, and
-    (only if `weigh`) whether this wave's figures say asking alone last pays."""
+    into `budget`. Returns the questions the strong model alone got right (paper mode) and (only if `weigh`) whether
+    this wave's figures say asking alone last pays."""
     alone: dict[int, Answered | None] = dict.fromkeys(wave)
     s0: dict[int, float | None] = dict.fromkeys(wave)
     if not last:
@@ -141,14 +143,10 @@ def _send(res: MiningResult, wave: list[int], examples: Sequence[Example], draft
     scores: dict[int, dict[int, float]] = {i: {} for i in wave}
     _refine_wave(collab, evaluator, examples, drafts, live, alone, s0, refined, scores, cfg, sampling, budget)  # 4.-5.
     right = sum(cfg.mode == "paper" and (s0[i] or 0.0) >= 1.0 for i in wave)  # asked first or last
-    pairs = 0
     for i in wave:
         _share_copies(collab, drafts[i], refined[i], scores[i])
-        before = len(res.pairs)
         record_question(res, collab, examples[i], alone[i], s0[i], drafts[i], refined[i], scores[i], cfg, *at)
-        if examples[i].id not in heldout:
-            pairs += len(res.pairs) - before
-    return right, pairs, weigh and alone_last_pays(wave, live, s0, scores, cfg)
+    return right, weigh and alone_last_pays(wave, live, s0, scores, cfg)
 
 
 def alone_last_pays(wave: Sequence[int], live: Sequence[int], s0: dict[int, float | None],

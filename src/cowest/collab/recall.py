@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Sequence
+from collections import Counter
+from typing import Callable, Sequence
 
 from ..tasks.base import LETTERS, Example, TaskType
 from ..tasks.metrics import normalize_answer
@@ -99,6 +100,18 @@ def against_file(chosen: tuple[set[str], str | None], rejected: tuple[set[str], 
     """How a pair whose drafts `FactSheet.read` gave `chosen` and `rejected` teaches against the fact file: (its chosen
     draft misstates a line, its rejected draft states a line the chosen one does not)."""
     return chosen[1] is not None, bool(rejected[0] - chosen[0])
+
+
+def cap_per_line(pairs: Sequence[dict], sheet: FactSheet, shown: Callable[[str], str], cap: int) -> list[dict]:
+    """`pairs` in order, less each whose chosen draft (as `shown` to the strong model) states a fact line that the
+    chosen drafts of `cap` pairs kept before it state: so DPO does not carry one line's value to other questions."""
+    kept, count = [], Counter[str]()
+    for p in pairs:
+        lines = sheet.read(shown(p["chosen"][-1]["content"]))[0]
+        if not cap or all(count[line] < cap for line in lines):
+            kept.append(p)
+            count.update(lines)
+    return kept
 
 
 def states_fact(draft: str, example: Example) -> bool | None:

@@ -33,6 +33,8 @@ def stage_outcome(name: str, counts: Mapping) -> str:
                          f"{c['pairs_against_fact']} against" + (f" ({dropped} more dropped)" if dropped else ""))
         if c.get("pairs_dropped_against_file"):
             parts.append(f"{c['pairs_dropped_against_file']} pairs left out for teaching against the fact file")
+        if c.get("pairs_capped_per_fact"):
+            parts.append(f"{c['pairs_capped_per_fact']} training pairs over the cap of pairs per fact line left out")
         return "; ".join([*parts, f"evaluator {c.get('evaluator', 'rule')}"])
     if name.endswith("/dpo"):
         if c.get("skipped_because") == "heldout_margin":

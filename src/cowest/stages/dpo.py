@@ -46,8 +46,7 @@ def run_dpo(ctx: RunContext, round_: int) -> dict:
                        for s in steps if "eval_rewards/margins" in s]
         by_epoch = {h["epoch"]: h["rewards/margins"] for h in held_epochs if "epoch" in h}
         recall = keep_epoch(ctx, round_, start, rows, by_epoch, len(read_jsonl(heldout)) if heldout.exists() else 0)
-        # The next round starts from this round's merged model.
-        if round_ < r.rounds and not recall["undone"]:
+        if round_ < r.rounds and not recall["undone"]:  # the next round starts from this round's merged model
             merge_adapter(str(start), adapter, out.merged)
         counts = dict(pairs=len(rows), rehearsal_rows=len(extra), steps=len(margins),
                       final_margin=margins[-1] if margins else None, heldout=held_epochs,

@@ -11,7 +11,7 @@ from .. import checks
 from ..collab import JudgeEvaluator, RuleEvaluator, heldout_questions, mine
 from ..collab.adaptive import mine_adaptive
 from ..collab.evaluators import Evaluator, calibrate_judge
-from ..collab.recall import FactSheet
+from ..collab.recall import FactSheet, cap_per_line
 from ..context import RunContext, weak_key
 from ..io import write_json, write_jsonl
 from ..ledger import round_decls
@@ -43,11 +43,12 @@ def run_mine(ctx: RunContext, round_: int) -> dict:
             weak.close()
         for name in ("drafts", "refinements", "scores"):
             write_jsonl(out.mined(name), getattr(res, name))
-        write_jsonl(out.pairs, [p for p in res.pairs if p["question_id"] not in held])
+        train = [p for p in res.pairs if p["question_id"] not in held]
+        kept = cap_per_line(train, at["sheet"], ctx.prompter.shown_draft, r.mining.max_pairs_per_fact)
+        write_jsonl(out.pairs, kept)
         write_jsonl(out.pairs_heldout, [p for p in res.pairs if p["question_id"] in held])
-        res.stats.update(heldout_questions=len(held), heldout_pairs=sum(p["question_id"] in held for p in res.pairs),
-                         strategy=r.mining.strategy, **chosen)
-        res.stats["train_pairs"] = res.stats["pairs"] - res.stats["heldout_pairs"]
+        res.stats.update(heldout_questions=len(held), heldout_pairs=len(res.pairs) - len(train), train_pairs=len(kept),
+                         pairs_capped_per_fact=len(train) - len(kept), strategy=r.mining.strategy, **chosen)
         write_json(out.heldout, sorted(held))
         write_json(out.mining_stats, res.stats)
         log.info("mining round %d: %s", round_, ", ".join(f"{k}={_fmt(v)}" for k, v in res.stats.items()
