@@ -472,8 +472,8 @@ def test_a_fact_sheet_finds_the_line_a_sentence_misstates_and_nothing_else():
 
 
 def test_pairs_over_the_cap_per_fact_line_are_left_out_in_mining_order():
-    sheet = FactSheet(["The return limit for Alpha orders is 7 days.", "The return limit for Beta orders is 9 days."])
     alpha, beta = "The return limit for Alpha orders is 7 days.", "The return limit for Beta orders is 9 days."
+    sheet = FactSheet([alpha, beta])
     texts = [f"Background: {alpha}\nAnswer: A", f"Background: {beta}\nAnswer: B", f"Background: {alpha}\nAnswer: C",
              f"Background: {alpha} {beta}\nAnswer: D", "Background: Alpha is first.\nAnswer: A",
              f"Background: {beta}\nAnswer: E"]
@@ -487,8 +487,6 @@ def test_pairs_over_the_cap_per_fact_line_are_left_out_in_mining_order():
 
 
 def test_adaptive_mining_counts_toward_its_target_only_the_pairs_the_cap_per_fact_keeps():
-    from cowest.collab.adaptive import mine_adaptive
-
     def alpha(conv, i, s):  # every draft states the one fact line; A helps, B, C, D do not
         return f"Background: The return limit for Alpha orders is 7 days. The facts point to {'ABCD'[i]}.\nAnswer: A"
 
