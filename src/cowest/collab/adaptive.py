@@ -81,10 +81,10 @@ def mine_adaptive(examples: Sequence[Example], collab: Collaborator, evaluator: 
     alone_right = waves = 0
     alone_from: int | None = 0 if cfg.alone == "last" else None  # questions sent before alone was asked last
 
-    def reached() -> bool:  # counts the training pairs DPO will keep (`mining.max_pairs_per_fact`)
-        train = [p for p in res.pairs if p["question_id"] not in heldout]
-        kept = cap_per_line(train, sheet or FactSheet([]), shown, cfg.max_pairs_per_fact)
-        return cfg.pair_target is not None and len(kept) >= cfg.pair_target
+    def reached() -> bool:  # the training pairs DPO will keep (`mining.max_pairs_per_fact`), read only with a target
+        return cfg.pair_target is not None and len(cap_per_line(
+            [p for p in res.pairs if p["question_id"] not in heldout], sheet or FactSheet([]), shown,
+            cfg.max_pairs_per_fact)) >= cfg.pair_target
 
     pos, last, draws = 0, cfg.alone == "last", 0
     while True:
