@@ -201,6 +201,24 @@ def test_the_real_data_example_is_what_init_and_make_data_write(tmp_path, monkey
     assert all((tmp_path / p).read_bytes() == (d / p).read_bytes() for p in ("nut_train.jsonl", "nut_test.jsonl"))
 
 
+def test_the_rail_fares_files_are_what_make_data_and_init_write(tmp_path, monkeypatch):
+    d = ROOT / "examples" / "rail-fares"
+    subprocess.run([sys.executable, str(d / "make_data.py"), str(tmp_path)], check=True, capture_output=True)
+    files = ("facts.txt", "train.jsonl", "test.jsonl", "train_more.jsonl")
+    assert all((tmp_path / p).read_bytes() == (d / p).read_bytes() for p in files)
+    train, more, test = ([json.loads(x) for x in (d / f).read_text().splitlines()]
+                         for f in ("train.jsonl", "train_more.jsonl", "test.jsonl"))
+    assert more[:len(train)] == train and len(more) == len(train) + 72  # the older file's rows, then 3 per route
+    assert not {r["question"] for r in more} & {r["question"] for r in test}
+    monkeypatch.chdir(ROOT)
+    res = CliRunner().invoke(app, ["init", "examples/rail-fares/train_more.jsonl", "--test",
+                                   "examples/rail-fares/test.jsonl", "--facts", "examples/rail-fares/facts.txt",
+                                   "--name", "rail-fares-more", "--minutes", "75", "--out", str(tmp_path / "r.yaml")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "r.yaml").read_text() == (d / "recipe_more.yaml").read_text()
+    assert "60 candidate questions" in res.stderr  # train.jsonl has 36; its recipe's note asks for about 60
+
+
 @pytest.mark.parametrize("cell,kind", [
     ("reimbursable|not reimbursable", "classification"),  # one label set in a CSV cell, golds as labels
     ('["reimbursable", "not reimbursable"]', "classification"),

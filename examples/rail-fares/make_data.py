@@ -2,17 +2,19 @@
 
 Standard library only, fixed seed: running it again rewrites the same bytes.
 
-    python examples/rail-fares/make_data.py
+    python examples/rail-fares/make_data.py [OUT_DIR]
 
 Writes facts.txt (a fare and a journey time per route, one fact a line), train.jsonl (one fact question per fact
-plus N_TRAIN_REASONING reasoning questions) and test.jsonl (TEST_PER_ROUTE reasoning questions per route) beside this
-script.
+plus N_TRAIN_REASONING reasoning questions), test.jsonl (TEST_PER_ROUTE reasoning questions per route) and
+train_more.jsonl (train.jsonl plus MORE_PER_ROUTE reasoning questions per route, drawn after the others so the first
+three files stay as they were) beside this script.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import sys
 from pathlib import Path
 
 SEED = 20240611
@@ -21,6 +23,7 @@ ROUTES_PER_LINE = 4      # 6 lines x 4 = 24 routes, 48 fact lines (a fare and a 
 TOWNS_PER_LINE = 7       # each line's routes join towns drawn from 7 of the towns below
 N_TRAIN_REASONING = 60   # 24 routes get 2 reasoning questions in train, 12 of them a third one
 TEST_PER_ROUTE = 4       # 24 routes x 4 = 96 test questions, the templates in turn
+MORE_PER_ROUTE = 3       # train_more.jsonl: train.jsonl plus 24 x 3 = 72 reasoning questions, for 60+ candidates
 
 LINES = ["Kestrel Line", "Heron Line", "Curlew Line", "Plover Line", "Merlin Line", "Siskin Line"]
 TOWNS = [
@@ -126,7 +129,27 @@ def reasoning_row(rng: random.Random, route: dict, template: str, param: int) ->
             "template": template}
 
 
-def main() -> None:
+def more_reasoning(rng: random.Random, routes: list[dict], used: dict[int, tuple[set[int], set[int]]]) -> list[dict]:
+    """MORE_PER_ROUTE more reasoning questions per route, each with a multiplier or departure no question of the route
+    has yet (a multiplier question becomes an arrival one when the route's 8 multipliers are spent)."""
+    rows = []
+    for i, r in enumerate(routes):
+        taken_n, taken_dep = used[i]
+        free_n = [n for n in range(2, 10) if n not in taken_n]
+        latest = min(21 * 60, 24 * 60 - 1 - r["minutes"])
+        free_dep = [d for d in range(5 * 60, latest + 1, 5) if d not in taken_dep]
+        for k in range(MORE_PER_ROUTE):
+            t = TEMPLATES[(i + 2 + k) % 3]
+            if t != "arrival" and not free_n:
+                t = "arrival"
+            pool = free_dep if t == "arrival" else free_n
+            param = pool.pop(rng.randrange(len(pool)))
+            rows.append(reasoning_row(rng, r, t, param))
+    rng.shuffle(rows)
+    return [{"id": f"rf-more-{k:03d}", **row} for k, row in enumerate(rows, 1)]
+
+
+def main(out: Path = HERE) -> None:
     rng = random.Random(SEED)
     routes = build_network(rng)
 
@@ -153,18 +176,21 @@ def main() -> None:
         rng.shuffle(members)
     interleaved = [i for group in zip(*classes) for i in group]
     extra_in_train = set(interleaved[:extra])
+    used: dict[int, tuple[set[int], set[int]]] = {}
     for i, r in enumerate(routes):
         test_templates = [TEMPLATES[(i + k) % 3] for k in range(TEST_PER_ROUTE)]
         n_train = base + (i in extra_in_train)
         train_templates = [TEMPLATES[(i + 1 + k) % 3] for k in range(n_train)]
         needed = train_templates + test_templates
         n_arrival = needed.count("arrival")
-        multipliers = iter(rng.sample(range(2, 10), len(needed) - n_arrival))
+        multipliers = rng.sample(range(2, 10), len(needed) - n_arrival)
         latest = 24 * 60 - 1 - r["minutes"]
-        departures = iter(rng.sample(range(5 * 60, min(21 * 60, latest) + 1, 5), n_arrival))
+        departures = rng.sample(range(5 * 60, min(21 * 60, latest) + 1, 5), n_arrival)
+        used[i] = set(multipliers), set(departures)
+        params = {"multiplier": iter(multipliers), "arrival": iter(departures)}
         for split, templates in ((train, train_templates), (test, test_templates)):
             for t in templates:
-                param = next(departures) if t == "arrival" else next(multipliers)
+                param = next(params["arrival" if t == "arrival" else "multiplier"])
                 split.append(reasoning_row(rng, r, t, param))
 
     rng.shuffle(test)
@@ -177,12 +203,14 @@ def main() -> None:
     assert len(routes) == len(LINES) * ROUTES_PER_LINE and len(facts) == 2 * len(routes)
     assert sum(r["kind"] == "reasoning" for r in train) == N_TRAIN_REASONING
     assert len(test) == TEST_PER_ROUTE * len(routes)
+    more = train + more_reasoning(rng, routes, used)
+    assert not {r["question"] for r in more} & {r["question"] for r in test}
 
-    (HERE / "facts.txt").write_text("".join(f + "\n" for f in facts), encoding="utf-8")
-    for name, rows in (("train.jsonl", train), ("test.jsonl", test)):
-        (HERE / name).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    print(f"facts.txt {len(facts)}  train.jsonl {len(train)}  test.jsonl {len(test)}")
+    (out / "facts.txt").write_text("".join(f + "\n" for f in facts), encoding="utf-8")
+    for name, rows in (("train.jsonl", train), ("test.jsonl", test), ("train_more.jsonl", more)):
+        (out / name).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    print(f"facts.txt {len(facts)}  train.jsonl {len(train)}  test.jsonl {len(test)}  train_more.jsonl {len(more)}")
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE)
