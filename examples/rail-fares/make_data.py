@@ -23,7 +23,7 @@ ROUTES_PER_LINE = 4      # 6 lines x 4 = 24 routes, 48 fact lines (a fare and a 
 TOWNS_PER_LINE = 7       # each line's routes join towns drawn from 7 of the towns below
 N_TRAIN_REASONING = 60   # 24 routes get 2 reasoning questions in train, 12 of them a third one
 TEST_PER_ROUTE = 4       # 24 routes x 4 = 96 test questions, the templates in turn
-MORE_PER_ROUTE = 3       # train_more.jsonl: train.jsonl plus 24 x 3 = 72 reasoning questions, for 60+ candidates
+MORE_PER_ROUTE = 3       # train_more.jsonl: train.jsonl plus 24 x 3 = 72 reasoning questions (~60 mining candidates)
 
 LINES = ["Kestrel Line", "Heron Line", "Curlew Line", "Plover Line", "Merlin Line", "Siskin Line"]
 TOWNS = [
