@@ -129,6 +129,11 @@ def reasoning_row(rng: random.Random, route: dict, template: str, param: int) ->
             "template": template}
 
 
+def departure_slots(route: dict) -> range:
+    """Departures from 05:00 to 21:00 every 5 minutes whose arrival is still the same day."""
+    return range(5 * 60, min(21 * 60, 24 * 60 - 1 - route["minutes"]) + 1, 5)
+
+
 def more_reasoning(rng: random.Random, routes: list[dict], used: dict[int, tuple[set[int], set[int]]]) -> list[dict]:
     """MORE_PER_ROUTE more reasoning questions per route, each with a multiplier or departure no question of the route
     has yet (a multiplier question becomes an arrival one when the route's 8 multipliers are spent)."""
@@ -136,8 +141,7 @@ def more_reasoning(rng: random.Random, routes: list[dict], used: dict[int, tuple
     for i, r in enumerate(routes):
         taken_n, taken_dep = used[i]
         free_n = [n for n in range(2, 10) if n not in taken_n]
-        latest = min(21 * 60, 24 * 60 - 1 - r["minutes"])
-        free_dep = [d for d in range(5 * 60, latest + 1, 5) if d not in taken_dep]
+        free_dep = [d for d in departure_slots(r) if d not in taken_dep]
         for k in range(MORE_PER_ROUTE):
             t = TEMPLATES[(i + 2 + k) % 3]
             if t != "arrival" and not free_n:
@@ -184,8 +188,7 @@ def main(out: Path = HERE) -> None:
         needed = train_templates + test_templates
         n_arrival = needed.count("arrival")
         multipliers = rng.sample(range(2, 10), len(needed) - n_arrival)
-        latest = 24 * 60 - 1 - r["minutes"]
-        departures = rng.sample(range(5 * 60, min(21 * 60, latest) + 1, 5), n_arrival)
+        departures = rng.sample(departure_slots(r), n_arrival)
         used[i] = set(multipliers), set(departures)
         params = {"multiplier": iter(multipliers), "arrival": iter(departures)}
         for split, templates in ((train, train_templates), (test, test_templates)):
